@@ -1,0 +1,1 @@
+"""Before-the-model reducers: which tubelets of a clip become tokens (dense, RLT, random masking)."""

@@ -1,0 +1,96 @@
+"""RLT's static-tubelet rule: which tubelets repeat the one before them (spec rlt §1.3-1.5).
+
+For every temporal slot k >= 1 of a clip cut into tubelets of `tubelet` frames, the release compares exactly two
+frames: the *last* frame of slot k, (k+1)·tubelet - 1, against the *first* frame of slot k-1, (k-1)·tubelet. It
+averages |A - B| over the patch's pixels and the 3 channels of the ImageNet-normalised clip and keeps the tubelet
+when that mean is strictly greater than tau. Slot 0 is always kept. The middle frames of each 2-slot window are
+never looked at, and slot k is compared with slot k-1 whether or not k-1 was kept: both are the release's
+behaviour, kept here on purpose, because the paper's numbers come from it.
+
+Because normalisation is a per-channel affine map, the same score can be computed on uint8 frames with per-channel
+weights 1 / (255·std_c) (spec §1.4); `keep_mask_uint8` does that so the mask can be built in the data loader,
+before normalisation, on integer data.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+from torch import Tensor
+
+#: ImageNet per-channel standard deviation, the normalisation RLT's mask is defined on
+IMAGENET_STD = (0.229, 0.224, 0.225)
+
+
+def _check_grid(frames: int, height: int, width: int, tubelet: int, patch: int) -> tuple[int, int, int]:
+    if tubelet < 1 or patch < 1:
+        raise ValueError(f"tubelet and patch must be >= 1, got tubelet={tubelet}, patch={patch}")
+    if frames % tubelet or height % patch or width % patch:
+        raise ValueError(
+            f"a clip of {frames} frames of {height}x{width} does not split into {tubelet}x{patch}x{patch} "
+            f"tubelets; sample a multiple of {tubelet} frames and resize/crop to a multiple of {patch} pixels"
+        )
+    return frames // tubelet, height // patch, width // patch
+
+
+def _compared_frames(frames: Tensor, tubelet: int, time_dim: int) -> tuple[Tensor, Tensor]:
+    """(A, B) frame stacks for slots k = 1..T'-1: A = last frame of slot k, B = first frame of slot k-1."""
+    k = torch.arange(1, frames.shape[time_dim] // tubelet, device=frames.device)
+    later = frames.index_select(time_dim, (k + 1) * tubelet - 1)
+    earlier = frames.index_select(time_dim, (k - 1) * tubelet)
+    return later, earlier
+
+
+def _slot_scores_to_mask(score: Tensor, tau: float) -> Tensor:
+    """Scores [B, T'-1, H', W'] -> keep mask [B, T', H', W'] with slot 0 always kept; strict >."""
+    b, _, h, w = score.shape
+    first = torch.ones(b, 1, h, w, dtype=torch.bool, device=score.device)
+    return torch.cat([first, score > tau], dim=1)
+
+
+def _patch_mean(diff: Tensor, patch: int) -> Tensor:
+    """Mean over non-overlapping patch x patch windows of [B, S, H, W] -> [B, S, H/p, W/p]."""
+    b, s, h, w = diff.shape
+    return diff.view(b, s, h // patch, patch, w // patch, patch).mean(dim=(3, 5))
+
+
+def slot_scores(x: Tensor, tubelet: int = 2, patch: int = 16) -> Tensor:
+    """RLT's difference score of every slot k >= 1: float [B, T'-1, H', W'] from a normalised [B, C, T, H, W] clip."""
+    if x.dim() != 5:
+        raise ValueError(f"expected a normalised video [B, C, T, H, W], got shape {tuple(x.shape)}")
+    _check_grid(x.shape[2], x.shape[3], x.shape[4], tubelet, patch)
+    a, b = _compared_frames(x.float(), tubelet, time_dim=2)
+    diff = (a - b).abs().mean(dim=1)  # mean over channels: [B, T'-1, H, W]
+    return _patch_mean(diff, patch)
+
+
+def keep_mask(x: Tensor, tau: float = 0.1, tubelet: int = 2, patch: int = 16) -> Tensor:
+    """Bool keep mask [B, T', H', W'] of a normalised video [B, C, T, H, W] (True = the tubelet is a token)."""
+    return _slot_scores_to_mask(slot_scores(x, tubelet, patch), tau)
+
+
+def keep_mask_uint8(
+    frames: Tensor,
+    tau: float = 0.1,
+    tubelet: int = 2,
+    patch: int = 16,
+    std: Sequence[float] = IMAGENET_STD,
+) -> Tensor:
+    """The same mask computed on raw uint8 frames [B, T, H, W, C] (channels last, as decoded), before normalisation.
+
+    |norm(a) - norm(b)| = |a - b| / (255·std_c), so the score is a weighted mean of integer differences. The sums
+    are exact integers and the weights are applied in float64, so this is, if anything, closer to the exact score
+    than the float32 path; the two agree except for scores within float32 rounding of tau.
+    """
+    if frames.dim() != 5 or frames.dtype != torch.uint8:
+        raise ValueError(f"expected uint8 frames [B, T, H, W, C], got {frames.dtype} {tuple(frames.shape)}")
+    _, t, h, w, c = frames.shape
+    if c != len(std):
+        raise ValueError(f"frames have {c} channels but std has {len(std)} values")
+    _check_grid(t, h, w, tubelet, patch)
+    a, b = _compared_frames(frames, tubelet, time_dim=1)
+    diff = (a.to(torch.int16) - b.to(torch.int16)).abs()  # [B, T'-1, H, W, C], exact
+    weights = 1.0 / (255.0 * torch.tensor(std, dtype=torch.float64, device=frames.device))
+    per_pixel = (diff.to(torch.float64) * weights).mean(dim=-1)  # mean over channels
+    return _slot_scores_to_mask(_patch_mean(per_pixel, patch), tau)
