@@ -47,3 +47,43 @@ class CheckpointError(VidslimError):
 
 class ConfigError(VidslimError, ValueError):
     """A model, reducer or run configuration is invalid."""
+
+
+class SamplingError(VidslimError, ValueError):
+    """A video read asked for frames that cannot be given: a bad time window, frame count, size or mode.
+
+    The message names the argument (and the file, when the video itself decides, e.g. a start past its end).
+    """
+
+
+class TokenLayoutError(VidslimError, ValueError):
+    """Token tensors do not fit their layout: a wrong shape, seqlens that do not sum to the token count,
+    a video whose size does not divide into patches.
+
+    The message names the argument, the shape it got and the shape it needs.
+    """
+
+
+class AttentionBackendError(VidslimError, RuntimeError):
+    """An attention backend was asked for something it cannot do here (an unknown name, FlexAttention
+    without a C++ compiler, FlexAttention backward on CPU); the message names the backend to use instead.
+    """
+
+
+class AnnotationError(VidslimError, ValueError):
+    """An annotation file (captions, labels, split lists) is missing or malformed.
+
+    The message names the file, the line or entry when there is one, what was expected and how to fix it.
+    """
+
+
+class DataLoadError(VidslimError, RuntimeError):
+    """A dataset could not produce an item: too many videos in a row failed to load (a wrong video root,
+    usually), or every video failed. Single broken videos are skipped and counted, never this error.
+    """
+
+
+class TrainingError(VidslimError, RuntimeError):
+    """Training cannot go on: the loss became NaN or infinite. The message names the step and the folder of
+    the last good checkpoint to resume from after changing the learning rate, the precision or the data.
+    """

@@ -1,0 +1,119 @@
+"""Small videos written with PyAV for the io tests, each frame carrying its own index as a barcode.
+
+Frame i is split into `BITS` horizontal bands; band b is white when bit b of i is set, black otherwise. The
+bands are gray (no chroma) and several pixels tall, so the index survives lossy coding, resizing and
+cropping (crops of landscape frames keep the full height): `frame_ids(frames)` reads it back.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from fractions import Fraction
+from pathlib import Path
+
+import av
+import numpy as np
+import pytest
+import torch
+
+BITS = 10  # frame indices up to 1023
+
+
+def pattern(index: int, height: int, width: int) -> np.ndarray:
+    """RGB uint8 [height, width, 3] frame whose horizontal bands spell `index` in binary (bit 0 on top)."""
+    frame = np.zeros((height, width, 3), dtype=np.uint8)
+    edges = [b * height // BITS for b in range(BITS + 1)]
+    for bit in range(BITS):
+        if index >> bit & 1:
+            frame[edges[bit] : edges[bit + 1]] = 255
+    return frame
+
+
+def frame_ids(frames: torch.Tensor | np.ndarray) -> list[int]:
+    """Indices spelled by `pattern` frames [T, H, W, 3], read at the middle row of each band."""
+    array = frames.numpy() if isinstance(frames, torch.Tensor) else np.asarray(frames)
+    height = array.shape[1]
+    rows = [int((b + 0.5) * height / BITS) for b in range(BITS)]
+    bits = array[:, rows].astype(np.float64).mean(axis=(2, 3)) > 127
+    return [int(sum(int(v) << b for b, v in enumerate(row))) for row in bits]
+
+
+def write_video(
+    path: Path,
+    num_frames: int = 50,
+    fps: int = 25,
+    width: int = 80,
+    height: int = 64,
+    codec: str = "libx264",
+    pix_fmt: str = "yuv420p",
+    gop: int = 10,
+    rotation: int | None = None,
+    options: dict[str, str] | None = None,
+    frame: Callable[[int, int, int], np.ndarray] = pattern,
+    container_options: dict[str, str] | None = None,
+) -> Path:
+    """Write `num_frames` frames `frame(i, height, width)` at `fps` and return `path`."""
+    # veryfast keeps B-frames (presentation order != decode order), as real files have
+    opts = {"crf": "12", "preset": "veryfast"} if codec == "libx264" else {}
+    opts.update(options or {})
+    with av.open(str(path), "w", options=container_options or {}) as container:
+        stream = container.add_stream(codec, rate=Fraction(fps), options=opts)
+        stream.width, stream.height, stream.pix_fmt = width, height, pix_fmt
+        stream.gop_size = gop
+        if rotation is not None:
+            stream.set_display_rotation(rotation)
+        for i in range(num_frames):
+            image = av.VideoFrame.from_ndarray(frame(i, height, width), format="rgb24")
+            container.mux(stream.encode(image))
+        container.mux(stream.encode(None))
+    return path
+
+
+def write_vfr_video(path: Path, times_ms: list[int], width: int = 80, height: int = 64) -> Path:
+    """Variable frame rate H.264: frame i (a `pattern`) shown at `times_ms[i]` milliseconds."""
+    tick = Fraction(1, 1000)
+    with av.open(str(path), "w") as container:
+        stream = container.add_stream("libx264", rate=25, options={"crf": "12", "preset": "veryfast"})
+        stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
+        stream.time_base = stream.codec_context.time_base = tick
+        stream.gop_size = 3  # keyframes at frames 0, 3, 6, 9: a window read seeks past frames it must count
+        for i, t in enumerate(times_ms):
+            image = av.VideoFrame.from_ndarray(pattern(i, height, width), format="rgb24")
+            image.pts, image.time_base = t, tick
+            container.mux(stream.encode(image))
+        container.mux(stream.encode(None))
+    return path
+
+
+@pytest.fixture
+def make_video(tmp_path: Path) -> Callable[..., Path]:
+    """Factory: make_video("name.mp4", **write_video options) writes into the test's tmp_path."""
+
+    def make(name: str, **kwargs) -> Path:
+        return write_video(tmp_path / name, **kwargs)
+
+    return make
+
+
+@pytest.fixture
+def make_vfr_video(tmp_path: Path) -> Callable[[str, list[int]], Path]:
+    """Factory: make_vfr_video("name.mp4", times_ms) writes a variable frame rate video into tmp_path."""
+    return lambda name, times_ms: write_vfr_video(tmp_path / name, times_ms)
+
+
+@pytest.fixture
+def mp4(make_video: Callable[..., Path]) -> Path:
+    """2 s of H.264 (with B-frames) at 25 fps, 80x64, a keyframe every 10 frames: 50 frames."""
+    return make_video("clip.mp4")
+
+
+@pytest.fixture(scope="session")
+def long_mp4(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """20 s of H.264 at 25 fps (500 frames), 80x64, a keyframe every second: for seeking tests."""
+    return write_video(tmp_path_factory.mktemp("long") / "long.mp4", num_frames=500, gop=25)
+
+
+@pytest.fixture
+def ids() -> Callable[[torch.Tensor], list[int]]:
+    """The barcode reader `frame_ids`, as a fixture."""
+    return frame_ids
