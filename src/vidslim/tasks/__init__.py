@@ -1,0 +1,38 @@
+"""Tasks: what a model is trained and evaluated for (retrieval, classification) and how it is scored.
+
+`vidslim.tasks.metrics` holds the metrics as pure tensor functions: retrieval R@K / MdR / MnR / R-Sum for
+text-to-video and video-to-text (several captions per video, tie handling, optional dual softmax) and
+classification top-k with multi-view averaging. Names load lazily.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+# public name -> module that defines it
+_EXPORTS: dict[str, str] = {
+    "retrieval_metrics": "vidslim.tasks.metrics",
+    "t2v_ranks": "vidslim.tasks.metrics",
+    "v2t_ranks": "vidslim.tasks.metrics",
+    "rank_metrics": "vidslim.tasks.metrics",
+    "dual_softmax": "vidslim.tasks.metrics",
+    "average_views": "vidslim.tasks.metrics",
+    "topk_accuracy": "vidslim.tasks.metrics",
+    "classification_metrics": "vidslim.tasks.metrics",
+}
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'vidslim.tasks' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_EXPORTS))
