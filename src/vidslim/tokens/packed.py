@@ -12,14 +12,21 @@ as [B, N, D] with no copy: models take the plain dense fast path with no mask.
 from __future__ import annotations
 
 import dataclasses
+import itertools
 from collections.abc import Sequence
 from functools import cached_property
 
 import torch
 from torch import Tensor
 
+from vidslim.errors import TokenLayoutError
+
 #: position value of a token with no place on the (t, h, w) grid, such as a CLS token
 NO_POSITION = -1
+
+
+def _shape(t: Tensor) -> tuple[int, ...]:
+    return tuple(t.shape)
 
 
 @dataclasses.dataclass(frozen=True, eq=False)
@@ -28,7 +35,7 @@ class Tokens:
 
     x:        [total, D] features, the tokens of video 0 first, then video 1, ...
     seqlens:  tokens per video, as Python ints (sum == total)
-    pos:      [total, 3] int64 grid position (t, h, w) of each token, NO_POSITION for CLS-like tokens, or None
+    pos:      [total, 3] integer grid position (t, h, w) of each token, NO_POSITION for CLS-like tokens, or None
     size:     [total] float, how many original patches each token stands for, or None (all ones)
     """
 
@@ -39,17 +46,26 @@ class Tokens:
 
     def __post_init__(self) -> None:
         if self.x.dim() != 2:
-            raise ValueError(f"Tokens.x must be [total, D], got shape {tuple(self.x.shape)}")
+            raise TokenLayoutError(
+                f"Tokens.x must be [total, D], got shape {_shape(self.x)}; "
+                "use Tokens.from_dense for a [B, N, D] batch"
+            )
         object.__setattr__(self, "seqlens", tuple(int(n) for n in self.seqlens))
+        if any(n < 0 for n in self.seqlens):
+            raise TokenLayoutError(f"Tokens.seqlens must be non-negative, got {self.seqlens}")
         total = sum(self.seqlens)
         if total != self.x.shape[0]:
-            raise ValueError(f"seqlens sum to {total} but x holds {self.x.shape[0]} tokens")
-        if any(n < 0 for n in self.seqlens):
-            raise ValueError(f"seqlens must be non-negative, got {self.seqlens}")
-        if self.pos is not None and tuple(self.pos.shape) != (total, 3):
-            raise ValueError(f"pos must be [{total}, 3], got {tuple(self.pos.shape)}")
-        if self.size is not None and tuple(self.size.shape) != (total,):
-            raise ValueError(f"size must be [{total}], got {tuple(self.size.shape)}")
+            raise TokenLayoutError(
+                f"Tokens.seqlens sum to {total} but x holds {self.x.shape[0]} tokens; "
+                "seqlens must count the tokens of each video in x"
+            )
+        if self.pos is not None:
+            if _shape(self.pos) != (total, 3):
+                raise TokenLayoutError(f"Tokens.pos must be [{total}, 3] (t, h, w), got {_shape(self.pos)}")
+            if self.pos.is_floating_point() or self.pos.is_complex():
+                raise TokenLayoutError(f"Tokens.pos must be an integer tensor, got {self.pos.dtype}")
+        if self.size is not None and _shape(self.size) != (total,):
+            raise TokenLayoutError(f"Tokens.size must be [{total}], got {_shape(self.size)}")
 
     # ----------------------------------------------------------------- construction
     @classmethod
@@ -59,11 +75,15 @@ class Tokens:
         pos may be [B, N, 3] or [N, 3] (shared by every video); size may be [B, N] or [N].
         """
         if x.dim() != 3:
-            raise ValueError(f"from_dense expects [B, N, D], got shape {tuple(x.shape)}")
+            raise TokenLayoutError(f"from_dense expects x of shape [B, N, D], got {_shape(x)}")
         b, n, d = x.shape
         if pos is not None:
+            if _shape(pos) not in ((b, n, 3), (n, 3)):
+                raise TokenLayoutError(f"from_dense: pos must be [{b}, {n}, 3] or [{n}, 3], got {_shape(pos)}")
             pos = pos.expand(b, n, 3).reshape(b * n, 3)
         if size is not None:
+            if _shape(size) not in ((b, n), (n,)):
+                raise TokenLayoutError(f"from_dense: size must be [{b}, {n}] or [{n}], got {_shape(size)}")
             size = size.expand(b, n).reshape(b * n)
         return cls(x.reshape(b * n, d), (n,) * b, pos, size)
 
@@ -76,10 +96,23 @@ class Tokens:
     ) -> Tokens:
         """Pack per-video tensors [N_i, D] (with optional per-video pos [N_i, 3] and size [N_i])."""
         if len(xs) == 0:
-            raise ValueError("from_list needs at least one video")
+            raise TokenLayoutError("from_list needs at least one video, got an empty list")
+        if any(t.dim() != 2 for t in xs) or len({t.shape[1] for t in xs}) != 1:
+            raise TokenLayoutError(
+                f"from_list expects [N_i, D] tensors of one width D, got shapes {[_shape(t) for t in xs]}"
+            )
+        seqlens = tuple(t.shape[0] for t in xs)
+        for name, parts in (("pos", pos), ("size", size)):
+            if parts is not None and (
+                len(parts) != len(xs) or any(p.shape[0] != n for p, n in zip(parts, seqlens, strict=True))
+            ):
+                raise TokenLayoutError(
+                    f"from_list: {name} must hold one tensor per video with N_i rows {list(seqlens)}, "
+                    f"got {[_shape(p) for p in parts]}"
+                )
         return cls(
             torch.cat(list(xs)),
-            tuple(t.shape[0] for t in xs),
+            seqlens,
             torch.cat(list(pos)) if pos is not None else None,
             torch.cat(list(size)) if size is not None else None,
         )
@@ -94,12 +127,21 @@ class Tokens:
     ) -> Tokens:
         """Inverse of `pad`: keep the first lengths[i] rows of padded[i] ([B, L, D], pos [B, L, 3], size [B, L])."""
         lengths = [int(n) for n in lengths]
+        if padded.dim() != 3:
+            raise TokenLayoutError(f"unpad expects a padded batch [B, L, D], got {_shape(padded)}")
         b, width = padded.shape[:2]
-        if len(lengths) != b or max(lengths, default=0) > width:
-            raise ValueError(f"lengths {lengths} do not fit a padded batch of shape {tuple(padded.shape)}")
+        if len(lengths) != b or max(lengths, default=0) > width or min(lengths, default=0) < 0:
+            raise TokenLayoutError(
+                f"unpad: lengths {lengths} do not fit a padded batch of shape {_shape(padded)}; "
+                f"give {b} lengths between 0 and {width}"
+            )
+        if pos is not None and _shape(pos) != (b, width, 3):
+            raise TokenLayoutError(f"unpad: pos must be [{b}, {width}, 3], got {_shape(pos)}")
+        if size is not None and _shape(size) != (b, width):
+            raise TokenLayoutError(f"unpad: size must be [{b}, {width}], got {_shape(size)}")
         if all(n == width for n in lengths):
             return cls.from_dense(padded, pos, size)
-        keep = torch.arange(width, device=padded.device)[None, :] < torch.tensor(lengths, device=padded.device)[:, None]
+        keep = _valid_mask(lengths, width, padded.device)
         return cls(
             padded[keep],
             tuple(lengths),
@@ -110,18 +152,22 @@ class Tokens:
     # ----------------------------------------------------------------- layout
     @property
     def batch_size(self) -> int:
+        """Number of videos."""
         return len(self.seqlens)
 
     @property
     def total(self) -> int:
+        """Number of tokens of all videos together."""
         return self.x.shape[0]
 
     @property
     def dim(self) -> int:
+        """Feature width D."""
         return self.x.shape[1]
 
     @property
     def max_seqlen(self) -> int:
+        """Tokens of the longest video."""
         return max(self.seqlens, default=0)
 
     @property
@@ -130,12 +176,14 @@ class Tokens:
         return len(set(self.seqlens)) <= 1
 
     @cached_property
+    def offsets(self) -> tuple[int, ...]:
+        """[B + 1] Python ints: where each video starts in x, then `total` (cu_seqlens without a device)."""
+        return (0, *itertools.accumulate(self.seqlens))
+
+    @cached_property
     def cu_seqlens(self) -> Tensor:
         """[B + 1] int32 offsets where each video starts, on x's device (the flash-attention convention)."""
-        offsets = [0]
-        for n in self.seqlens:
-            offsets.append(offsets[-1] + n)
-        return torch.tensor(offsets, dtype=torch.int32, device=self.x.device)
+        return torch.tensor(self.offsets, dtype=torch.int32, device=self.x.device)
 
     @cached_property
     def lengths(self) -> Tensor:
@@ -145,7 +193,9 @@ class Tokens:
     @cached_property
     def batch_index(self) -> Tensor:
         """[total] int64: which video each token belongs to."""
-        return torch.repeat_interleave(torch.arange(self.batch_size, device=self.x.device), self.lengths)
+        return torch.repeat_interleave(
+            torch.arange(self.batch_size, device=self.x.device), self.lengths, output_size=self.total
+        )
 
     def sizes(self) -> Tensor:
         """Per-token size, ones when the container does not track sizes."""
@@ -155,25 +205,37 @@ class Tokens:
 
     # ----------------------------------------------------------------- views
     def dense(self) -> Tensor:
-        """[B, N, D] view of an equal-length batch, with no copy."""
+        """[B, N, D] view of an equal-length batch, with no copy when x is contiguous."""
         if not self.is_uniform:
-            raise ValueError(f"dense() needs equal lengths, got {self.seqlens}; use pad() instead")
-        return self.x.view(self.batch_size, self.max_seqlen, self.dim)
+            raise TokenLayoutError(f"dense() needs equal lengths, got seqlens {self.seqlens}; use pad() instead")
+        return self.x.reshape(self.batch_size, self.max_seqlen, self.dim)
 
     def split(self) -> list[Tensor]:
         """Per-video views [N_i, D]."""
         return list(torch.split(self.x, list(self.seqlens)))
 
     def pad(self, value: float = 0.0) -> tuple[Tensor, Tensor]:
-        """Pad to the longest video: ([B, L, D] tensor, [B, L] bool mask that is True on real tokens)."""
+        """Pad to the longest video: ([B, L, D] tensor, [B, L] bool mask that is True on real tokens).
+
+        An equal-length batch returns the `dense()` view itself (no copy) and an all-True mask.
+        """
         b, width = self.batch_size, self.max_seqlen
         if self.is_uniform:
-            mask = torch.ones(b, width, dtype=torch.bool, device=self.x.device)
-            return self.dense(), mask
-        mask = torch.arange(width, device=self.x.device)[None, :] < self.lengths[:, None]
-        padded = self.x.new_full((b, width, self.dim), value)
-        padded[mask] = self.x
-        return padded, mask
+            return self.dense(), torch.ones(b, width, dtype=torch.bool, device=self.x.device)
+        return self.pad_values(self.x, value), _valid_mask(self.seqlens, width, self.x.device)
+
+    def pad_values(self, values: Tensor, value: float = 0.0) -> Tensor:
+        """Pad any per-token tensor [total, ...] (x, pos, size, ...) to [B, L, ...], filling with `value`."""
+        if values.shape[0] != self.total:
+            raise TokenLayoutError(
+                f"pad_values: values must have {self.total} rows (one per token), got {_shape(values)}"
+            )
+        b, width = self.batch_size, self.max_seqlen
+        if self.is_uniform:
+            return values.reshape(b, width, *values.shape[1:])
+        padded = values.new_full((b, width, *values.shape[1:]), value)
+        padded[_valid_mask(self.seqlens, width, values.device)] = values
+        return padded
 
     def replace(self, **changes: object) -> Tokens:
         """A copy with some fields replaced, such as new features of the same layout: `t.replace(x=y)`."""
@@ -186,3 +248,9 @@ class Tokens:
             f"pos={'yes' if self.pos is not None else 'no'}, size={'yes' if self.size is not None else 'no'}, "
             f"dtype={self.x.dtype}, device={self.x.device})"
         )
+
+
+def _valid_mask(lengths: Sequence[int], width: int, device: torch.device) -> Tensor:
+    """[B, width] bool, True on the first lengths[i] slots of row i."""
+    lengths_t = torch.tensor(list(lengths), dtype=torch.int64, device=device)
+    return torch.arange(width, device=device)[None, :] < lengths_t[:, None]
