@@ -1,0 +1,324 @@
+"""Pre-LN transformer blocks over packed tokens, with the reducer hooks of `vidslim.models.hooks`.
+
+    x = x + attn(ln1(x))        (hooks: before_attention, after_attention)
+    x = x + mlp(ln2(x))         (hook: after_mlp)
+
+LayerNorms, Linears and MLPs run on the packed [total, D] tensor with no padding. The attention computes q, k, v
+with one fused projection, reshapes to [total, H, d] and calls `vidslim.attention.attend`, which takes the plain
+dense path when every sequence has the same length.
+
+Two families share the code and keep their checkpoints' parameter names, so weights load with no renaming:
+- CLIP (OpenAI names): `ln_1`, `attn.in_proj_weight`, `attn.in_proj_bias`, `attn.out_proj`, `ln_2`,
+  `mlp.c_fc`, `mlp.c_proj`; QuickGELU; LayerNorm eps 1e-5.
+- VideoMAE v2: `norm1`, `attn.qkv.weight` (no bias) + `attn.q_bias` + `attn.v_bias` (the key bias is zero),
+  `attn.proj`, `norm2`, `mlp.fc1`, `mlp.fc2`; GELU; LayerNorm eps 1e-6.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from vidslim.attention import AttentionPattern, attend, size_bias
+from vidslim.models.hooks import AttentionInfo, HookContext, ReducerHooks, check_tokens
+from vidslim.tokens import Tokens
+
+
+class QuickGELU(nn.Module):
+    """x * sigmoid(1.702 x), the activation OpenAI CLIP was trained with."""
+
+    def forward(self, x: Tensor) -> Tensor:
+        if x.requires_grad and torch.is_grad_enabled():
+            return x * torch.sigmoid(1.702 * x)
+        return (x * 1.702).sigmoid_().mul_(x)  # one buffer instead of three when no graph is recorded
+
+
+def activation(name: str) -> nn.Module:
+    """The MLP activation by name: 'quick_gelu' (CLIP) or 'gelu' (exact, VideoMAE)."""
+    if name == "quick_gelu":
+        return QuickGELU()
+    if name == "gelu":
+        return nn.GELU()
+    raise ValueError(f"unknown activation {name!r}; use 'quick_gelu' or 'gelu'")
+
+
+# --------------------------------------------------------------------------------------------- attention
+class Attention(nn.Module):
+    """Multi-head self-attention over packed tokens. Subclasses hold the parameters under their names."""
+
+    def __init__(self, dim: int, heads: int, causal: bool = False) -> None:
+        super().__init__()
+        if dim % heads:
+            raise ValueError(f"width {dim} is not divisible by {heads} heads")
+        self.dim, self.heads, self.head_dim = dim, heads, dim // heads
+        self.scale = self.head_dim**-0.5
+        self.causal = causal
+
+    def qkv_weight_bias(self) -> tuple[Tensor, Tensor | None]:
+        """The fused [3D, D] projection weight and its [3D] bias (or None)."""
+        raise NotImplementedError
+
+    def project_out(self, x: Tensor) -> Tensor:
+        """The output projection [total, D] -> [total, D]."""
+        raise NotImplementedError
+
+    def forward(
+        self,
+        x: Tensor,
+        seqlens: Sequence[int],
+        key_bias: Tensor | None = None,
+        want_info: bool = False,
+        pattern: AttentionPattern | None = None,
+    ) -> tuple[Tensor, AttentionInfo | None]:
+        """[total, D] -> ([total, D], info). `info` is built only when `want_info` (a hook will read it);
+        `pattern` restricts which keys each query sees inside its sequence (block-sparse attention)."""
+        total = x.shape[0]
+        weight, bias = self.qkv_weight_bias()
+        q, k, v = F.linear(x, weight, bias).view(total, 3, self.heads, self.head_dim).unbind(1)
+        if self.causal:  # the text tower: always an equal-length batch, never reduced
+            b, n = len(seqlens), total // max(len(seqlens), 1)
+            qd, kd, vd = (t.reshape(b, n, self.heads, self.head_dim).transpose(1, 2) for t in (q, k, v))
+            out = F.scaled_dot_product_attention(qd, kd, vd, is_causal=True, scale=self.scale)
+            out = out.transpose(1, 2).reshape(total, self.dim)
+        else:
+            out = attend(q, k, v, seqlens, key_bias=key_bias, scale=self.scale, pattern=pattern)
+            out = out.reshape(total, self.dim)
+        info = AttentionInfo(q, k, seqlens, self.scale, key_bias) if want_info else None
+        return self.project_out(out), info
+
+
+class ClipAttention(Attention):
+    """CLIP's attention with nn.MultiheadAttention's parameter names: in_proj_weight/bias, out_proj."""
+
+    def __init__(self, dim: int, heads: int, causal: bool = False) -> None:
+        super().__init__(dim, heads, causal)
+        self.in_proj_weight = nn.Parameter(torch.empty(3 * dim, dim))
+        self.in_proj_bias = nn.Parameter(torch.zeros(3 * dim))
+        self.out_proj = nn.Linear(dim, dim)
+        nn.init.normal_(self.in_proj_weight, std=dim**-0.5)
+
+    def qkv_weight_bias(self) -> tuple[Tensor, Tensor | None]:
+        return self.in_proj_weight, self.in_proj_bias
+
+    def project_out(self, x: Tensor) -> Tensor:
+        return self.out_proj(x)
+
+
+class VideoMAEAttention(Attention):
+    """VideoMAE v2 / BEiT attention: qkv Linear without bias, learned q_bias and v_bias, zero key bias."""
+
+    def __init__(self, dim: int, heads: int, qkv_bias: bool = True) -> None:
+        super().__init__(dim, heads)
+        self.qkv = nn.Linear(dim, 3 * dim, bias=False)
+        self.q_bias = nn.Parameter(torch.zeros(dim)) if qkv_bias else None
+        self.v_bias = nn.Parameter(torch.zeros(dim)) if qkv_bias else None
+        self.proj = nn.Linear(dim, dim)
+
+    def qkv_weight_bias(self) -> tuple[Tensor, Tensor | None]:
+        if self.q_bias is None or self.v_bias is None:
+            return self.qkv.weight, None
+        zeros = torch.zeros_like(self.v_bias, requires_grad=False)
+        return self.qkv.weight, torch.cat((self.q_bias, zeros, self.v_bias))
+
+    def project_out(self, x: Tensor) -> Tensor:
+        return self.proj(x)
+
+
+# --------------------------------------------------------------------------------------------- MLPs
+class ClipMLP(nn.Module):
+    """c_fc -> QuickGELU -> c_proj (OpenAI names)."""
+
+    def __init__(self, dim: int, hidden: int, act: str = "quick_gelu") -> None:
+        super().__init__()
+        self.c_fc = nn.Linear(dim, hidden)
+        self.gelu = activation(act)
+        self.c_proj = nn.Linear(hidden, dim)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.c_proj(self.gelu(self.c_fc(x)))
+
+
+class VideoMAEMLP(nn.Module):
+    """fc1 -> GELU -> fc2 (timm / VideoMAE v2 names)."""
+
+    def __init__(self, dim: int, hidden: int, act: str = "gelu") -> None:
+        super().__init__()
+        self.fc1 = nn.Linear(dim, hidden)
+        self.act = activation(act)
+        self.fc2 = nn.Linear(hidden, dim)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.fc2(self.act(self.fc1(x)))
+
+
+# --------------------------------------------------------------------------------------------- blocks
+def drop_path(x: Tensor, tokens: Tokens, rate: float, training: bool) -> Tensor:
+    """Stochastic depth per sequence on packed tokens: zero a whole sequence's branch with probability `rate`."""
+    if rate <= 0.0 or not training:
+        return x
+    keep = torch.rand(tokens.batch_size, device=x.device) >= rate
+    scale = keep.to(x.dtype) / (1.0 - rate)
+    if tokens.is_uniform:
+        return (x.view(tokens.batch_size, -1, x.shape[-1]) * scale[:, None, None]).view_as(x)
+    return x * scale[tokens.batch_index][:, None]
+
+
+class Block(nn.Module):
+    """A pre-LN block on `Tokens`. Subclasses create the parts under their checkpoint names and expose them
+    through the four properties below."""
+
+    drop_path_rate: float = 0.0
+
+    @property
+    def norm_a(self) -> nn.Module:
+        raise NotImplementedError
+
+    @property
+    def attention(self) -> Attention:
+        raise NotImplementedError
+
+    @property
+    def norm_b(self) -> nn.Module:
+        raise NotImplementedError
+
+    @property
+    def feedforward(self) -> nn.Module:
+        raise NotImplementedError
+
+    def forward(self, tokens: Tokens, ctx: HookContext | None = None, hooks: ReducerHooks | None = None) -> Tokens:
+        """Run the block; with `hooks` (and their `ctx`) call the reducers at the three hook points."""
+        if hooks is None or ctx is None:  # dense: no context, no info, no bias
+            a, _ = self.attention(self.norm_a(tokens.x), tokens.seqlens)
+            x = self.residual(tokens.x, a, tokens)
+            return tokens.replace(x=self.residual(x, self.feedforward(self.norm_b(x)), tokens))
+
+        for hook in hooks.before_attention:
+            tokens = check_tokens(hook(tokens, ctx), hook)
+        key_bias = size_bias(tokens.size) if ctx.proportional_attention else None
+        pattern = None
+        for hook in hooks.attention_pattern:
+            pattern = hook(tokens, ctx)
+            if pattern is not None:
+                break
+        a, info = self.attention(
+            self.norm_a(tokens.x), tokens.seqlens, key_bias, want_info=bool(hooks.after_attention), pattern=pattern
+        )
+        tokens = tokens.replace(x=self.residual(tokens.x, a, tokens))
+        for hook in hooks.after_attention:
+            tokens = check_tokens(hook(tokens, info, ctx), hook)
+        tokens = tokens.replace(x=self.residual(tokens.x, self.feedforward(self.norm_b(tokens.x)), tokens))
+        for hook in hooks.after_mlp:
+            tokens = check_tokens(hook(tokens, ctx), hook)
+        return tokens
+
+    def residual(self, x: Tensor, branch: Tensor, tokens: Tokens) -> Tensor:
+        """x + branch (with stochastic depth when training). `branch` is a fresh Linear output that nothing else
+        holds (autograd does not keep a Linear's output), so the sum is written into it in place."""
+        if self.training and self.drop_path_rate > 0:
+            return x + drop_path(branch, tokens, self.drop_path_rate, True)
+        return branch.add_(x)
+
+
+class ClipBlock(Block):
+    """OpenAI CLIP's ResidualAttentionBlock: ln_1, attn, ln_2, mlp (c_fc, c_proj); QuickGELU."""
+
+    def __init__(
+        self,
+        dim: int,
+        heads: int,
+        mlp_dim: int,
+        eps: float = 1e-5,
+        act: str = "quick_gelu",
+        causal: bool = False,
+        drop_path_rate: float = 0.0,
+    ) -> None:
+        super().__init__()
+        self.ln_1 = nn.LayerNorm(dim, eps=eps)
+        self.attn = ClipAttention(dim, heads, causal)
+        self.ln_2 = nn.LayerNorm(dim, eps=eps)
+        self.mlp = ClipMLP(dim, mlp_dim, act)
+        self.drop_path_rate = drop_path_rate
+
+    @property
+    def norm_a(self) -> nn.Module:
+        return self.ln_1
+
+    @property
+    def attention(self) -> Attention:
+        return self.attn
+
+    @property
+    def norm_b(self) -> nn.Module:
+        return self.ln_2
+
+    @property
+    def feedforward(self) -> nn.Module:
+        return self.mlp
+
+
+class VideoMAEBlock(Block):
+    """VideoMAE v2's Block: norm1, attn (qkv, q_bias, v_bias, proj), norm2, mlp (fc1, fc2); GELU."""
+
+    def __init__(
+        self,
+        dim: int,
+        heads: int,
+        mlp_dim: int,
+        eps: float = 1e-6,
+        qkv_bias: bool = True,
+        act: str = "gelu",
+        drop_path_rate: float = 0.0,
+    ) -> None:
+        super().__init__()
+        self.norm1 = nn.LayerNorm(dim, eps=eps)
+        self.attn = VideoMAEAttention(dim, heads, qkv_bias)
+        self.norm2 = nn.LayerNorm(dim, eps=eps)
+        self.mlp = VideoMAEMLP(dim, mlp_dim, act)
+        self.drop_path_rate = drop_path_rate
+
+    @property
+    def norm_a(self) -> nn.Module:
+        return self.norm1
+
+    @property
+    def attention(self) -> Attention:
+        return self.attn
+
+    @property
+    def norm_b(self) -> nn.Module:
+        return self.norm2
+
+    @property
+    def feedforward(self) -> nn.Module:
+        return self.mlp
+
+
+def drop_path_rates(rate: float, depth: int) -> list[float]:
+    """Stochastic-depth rate of each block, rising linearly from 0 to `rate` (timm's schedule)."""
+    if depth <= 1:
+        return [0.0] * depth
+    return [rate * i / (depth - 1) for i in range(depth)]
+
+
+def run_blocks(blocks: Sequence[Block], tokens: Tokens, ctx: HookContext | None, hooks: ReducerHooks | None) -> Tokens:
+    """Run `blocks` in order, setting `ctx.layer` before each one when hooks are active."""
+    for i, block in enumerate(blocks):
+        if ctx is not None:
+            ctx.layer = i
+        tokens = block(tokens, ctx, hooks)
+    return tokens
+
+
+def init_linear_(module: nn.Module, std: float = 0.02) -> None:
+    """Truncated-normal init of Linear weights and zero biases, LayerNorms to identity (timm's ViT init)."""
+    for m in module.modules():
+        if isinstance(m, nn.Linear):
+            nn.init.trunc_normal_(m.weight, std=std)
+            if m.bias is not None:
+                nn.init.zeros_(m.bias)
+        elif isinstance(m, nn.LayerNorm):
+            nn.init.ones_(m.weight)
+            nn.init.zeros_(m.bias)

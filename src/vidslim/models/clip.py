@@ -1,0 +1,290 @@
+"""CLIP as CLIP4Clip and TempMe use it for video: the image tower applied to every frame, plus the text tower.
+
+Parameter names are OpenAI CLIP's (`visual.conv1`, `visual.transformer.resblocks.{i}.attn.in_proj_weight`,
+`token_embedding`, `ln_final`, `text_projection`, `logit_scale`, ...), so an OpenAI checkpoint loads as is.
+
+Video input: float frames [B, T, C, H, W] (time before channels), normalised with CLIP's mean/std.
+- `encode_frames(video) -> [B, T, E]`: per-frame embeddings (CLS -> ln_post -> proj), not normalised.
+- `encode_video(video) -> [B, E]`: the mean over frames of the L2-normalised frame embeddings (the CLIP4Clip /
+  TempMe convention, spec tempme §1.8; not renormalised).
+- `encode_text(ids or strings) -> [N, E]`: the end-of-text token's feature after ln_final, projected
+  (not normalised, as in CLIP). Strings need a tokenizer attached to the model (`load_model` attaches one when
+  the checkpoint folder has the vocabulary, or set `model.tokenizer`).
+
+Reducers act in the vision tower, where every frame starts as its own sequence [CLS, patches]. They may merge,
+drop or regroup tokens (TempMe joins neighbouring frames into one sequence) but must keep every frame's CLS
+token, at the head of its sequence, in frame order: the readout takes those CLS tokens.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from collections.abc import Sequence
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from vidslim.errors import ConfigError
+from vidslim.models.base import ReducibleModel
+from vidslim.models.blocks import ClipBlock, drop_path_rates, run_blocks
+from vidslim.models.hooks import HookContext, ReducerHooks
+from vidslim.models.positions import frame_positions
+from vidslim.tokens import NO_POSITION, Tokens
+
+
+@dataclasses.dataclass
+class ClipConfig:
+    """Shape of a CLIP ViT (vision + text). `eot_token_id=None` pools at argmax(ids) (OpenAI's rule)."""
+
+    embed_dim: int = 512
+    image_size: int = 224
+    patch_size: int = 32
+    vision_width: int = 768
+    vision_layers: int = 12
+    vision_heads: int = 12
+    vision_mlp_dim: int = 3072
+    context_length: int = 77
+    vocab_size: int = 49408
+    text_width: int = 512
+    text_heads: int = 8
+    text_layers: int = 12
+    text_mlp_dim: int = 2048
+    norm_eps: float = 1e-5
+    act: str = "quick_gelu"
+    eot_token_id: int | None = 49407
+    in_chans: int = 3
+    num_frames: int = 12
+    num_classes: int = 0
+    drop_path: float = 0.0
+    logit_scale_init: float = math.log(1 / 0.07)
+
+    @property
+    def grid(self) -> tuple[int, int]:
+        side = self.image_size // self.patch_size
+        return (side, side)
+
+    def validate(self) -> None:
+        """Raise ConfigError when the sizes do not fit together."""
+        if self.image_size % self.patch_size:
+            raise ConfigError(f"image_size={self.image_size} must be a multiple of patch_size={self.patch_size}")
+        if self.vision_width % self.vision_heads or self.text_width % self.text_heads:
+            raise ConfigError(
+                f"vision_width={self.vision_width} / text_width={self.text_width} must be divisible by "
+                f"vision_heads={self.vision_heads} / text_heads={self.text_heads}"
+            )
+
+
+class Transformer(nn.Module):
+    """A stack of CLIP blocks under OpenAI's name `resblocks`."""
+
+    def __init__(
+        self, width: int, layers: int, heads: int, mlp_dim: int, eps: float, act: str, causal: bool, drop_path: float
+    ) -> None:
+        super().__init__()
+        rates = drop_path_rates(drop_path, layers)
+        self.resblocks = nn.ModuleList(
+            ClipBlock(width, heads, mlp_dim, eps, act, causal, rates[i]) for i in range(layers)
+        )
+
+    def forward(self, tokens: Tokens, ctx: HookContext | None = None, hooks: ReducerHooks | None = None) -> Tokens:
+        return run_blocks(self.resblocks, tokens, ctx, hooks)
+
+
+class VisionTransformer(nn.Module):
+    """CLIP's image tower, run on every frame: conv1 -> [CLS; patches] + positions -> ln_pre -> blocks."""
+
+    def __init__(self, c: ClipConfig) -> None:
+        super().__init__()
+        self.config = c
+        width, scale = c.vision_width, c.vision_width**-0.5
+        self.conv1 = nn.Conv2d(c.in_chans, width, kernel_size=c.patch_size, stride=c.patch_size, bias=False)
+        self.class_embedding = nn.Parameter(scale * torch.randn(width))
+        self.positional_embedding = nn.Parameter(scale * torch.randn(1 + c.grid[0] * c.grid[1], width))
+        self.ln_pre = nn.LayerNorm(width, eps=c.norm_eps)
+        self.transformer = Transformer(
+            width, c.vision_layers, c.vision_heads, c.vision_mlp_dim, c.norm_eps, c.act, False, c.drop_path
+        )
+        self.ln_post = nn.LayerNorm(width, eps=c.norm_eps)
+        self.proj = nn.Parameter(scale * torch.randn(width, c.embed_dim))
+        self._positions: dict[tuple[int, torch.device], Tensor] = {}
+
+    def check_video(self, video: Tensor) -> tuple[int, int]:
+        """(B, T) of a [B, T, C, H, W] video; a clear error for a wrong layout, size or dtype."""
+        c = self.config
+        if video.dim() != 5 or video.shape[2] != c.in_chans:
+            hint = ""
+            if video.dim() == 5 and video.shape[1] == c.in_chans:
+                hint = "; it looks like [B, C, T, H, W]: pass video.permute(0, 2, 1, 3, 4)"
+            elif video.dim() == 4:
+                hint = "; for images use encode_image, or video.unsqueeze(1) for one-frame videos"
+            raise ConfigError(f"CLIP takes frames [B, T, C={c.in_chans}, H, W], got shape {tuple(video.shape)}{hint}")
+        if tuple(video.shape[-2:]) != (c.image_size, c.image_size):
+            raise ConfigError(
+                f"this CLIP was built for {c.image_size}x{c.image_size} frames, got {tuple(video.shape[-2:])}: resize "
+                f"the frames, or load with vs.load_model(path, image_size={video.shape[-1]}) to resize its positions"
+            )
+        if not video.is_floating_point():
+            raise ConfigError(f"CLIP takes float frames (normalised), got dtype {video.dtype}")
+        return video.shape[0], video.shape[1]
+
+    def frame_positions(self, frames: int, device: torch.device) -> Tensor:
+        """[T, 1 + g·g, 3] token coordinates (cached): CLS rows NO_POSITION, patches (frame, row, col)."""
+        key = (frames, torch.device(device))
+        if key not in self._positions:
+            self._positions[key] = frame_positions(frames, *self.config.grid, cls_tokens=1, device=device)
+        return self._positions[key]
+
+    def embed(self, video: Tensor) -> Tokens:
+        """[B, T, C, H, W] -> Tokens with one sequence [CLS, patches] per frame (B·T sequences), after ln_pre."""
+        b, t = self.check_video(video)
+        frames = video.reshape(b * t, *video.shape[2:]).to(self.conv1.weight.dtype)
+        x = self.conv1(frames).flatten(2).transpose(1, 2)  # [BT, g·g, W]
+        cls = self.class_embedding.to(x.dtype).expand(b * t, 1, -1)
+        x = torch.cat((cls, x), dim=1) + self.positional_embedding.to(x.dtype)
+        x = self.ln_pre(x)
+        pos = self.frame_positions(t, x.device).unsqueeze(0).expand(b, -1, -1, -1).reshape(b * t, -1, 3)
+        return Tokens.from_dense(x, pos=pos)
+
+    def frame_cls(self, tokens: Tokens, batch: int, frames: int) -> Tensor:
+        """The per-frame CLS features [B, T, W] from the final tokens (see the module docstring)."""
+        if tokens.batch_size == batch * frames:  # still one sequence per frame: CLS heads each sequence
+            cls = tokens.dense()[:, 0] if tokens.is_uniform else tokens.x[tokens.cu_seqlens[:-1].long()]
+            return cls.reshape(batch, frames, -1)
+        if tokens.pos is None:
+            raise ValueError("a reducer regrouped frames but dropped Tokens.pos: the CLS tokens cannot be found")
+        is_cls = tokens.pos[:, 1] == NO_POSITION
+        cls = tokens.x[is_cls]
+        if cls.shape[0] != batch * frames:
+            raise ValueError(
+                f"expected {batch * frames} CLS tokens (one per frame) after the blocks, found {cls.shape[0]}"
+            )
+        return cls.reshape(batch, frames, -1)
+
+    def project(self, cls: Tensor) -> Tensor:
+        """ln_post then the projection: [..., W] -> [..., E]."""
+        return self.ln_post(cls) @ self.proj
+
+
+class CLIP(ReducibleModel):
+    """CLIP ViT for video retrieval: per-frame image tower + text tower (see the module docstring)."""
+
+    family = "clip"
+
+    def __init__(self, config: ClipConfig, reduction: list[object] | None = None) -> None:
+        config.validate()
+        super().__init__(config)
+        c = config
+        self.visual = VisionTransformer(c)
+        self.transformer = Transformer(
+            c.text_width, c.text_layers, c.text_heads, c.text_mlp_dim, c.norm_eps, c.act, True, 0.0
+        )
+        self.token_embedding = nn.Embedding(c.vocab_size, c.text_width)
+        self.positional_embedding = nn.Parameter(torch.empty(c.context_length, c.text_width))
+        self.ln_final = nn.LayerNorm(c.text_width, eps=c.norm_eps)
+        self.text_projection = nn.Parameter(torch.empty(c.text_width, c.embed_dim))
+        self.logit_scale = nn.Parameter(torch.tensor(c.logit_scale_init))
+        if c.num_classes > 0:
+            self.head = nn.Linear(c.embed_dim, c.num_classes)
+        self.tokenizer: Any = None
+        self._init_text()
+        self.set_reduction(reduction)
+
+    def _init_text(self) -> None:
+        """OpenAI's initialisation of the text tower and the attention/MLP weights of both towers."""
+        c = self.config
+        nn.init.normal_(self.token_embedding.weight, std=0.02)
+        nn.init.normal_(self.positional_embedding, std=0.01)
+        nn.init.normal_(self.text_projection, std=c.text_width**-0.5)
+        for tower, width, layers in (
+            (self.transformer, c.text_width, c.text_layers),
+            (self.visual.transformer, c.vision_width, c.vision_layers),
+        ):
+            proj_std, attn_std, fc_std = (
+                (width**-0.5) * ((2 * max(layers, 1)) ** -0.5),
+                width**-0.5,
+                (2 * width) ** -0.5,
+            )
+            for block in tower.resblocks:
+                nn.init.normal_(block.attn.in_proj_weight, std=attn_std)
+                nn.init.normal_(block.attn.out_proj.weight, std=proj_std)
+                nn.init.normal_(block.mlp.c_fc.weight, std=fc_std)
+                nn.init.normal_(block.mlp.c_proj.weight, std=proj_std)
+
+    # ------------------------------------------------------------------------------------------ vision
+    def encode_frames(self, video: Tensor) -> Tensor:
+        """[B, T, C, H, W] -> per-frame embeddings [B, T, E] (projected, not normalised)."""
+        b, t = self.visual.check_video(video)
+        tokens = self.visual.embed(video)
+        ctx = None
+        if self.hooks is not None:
+            g = self.config.grid
+            ctx = self.hook_context(len(self.visual.transformer.resblocks), b, t, 1, (t, g[0], g[1]), self.visual)
+        tokens = self.visual.transformer(tokens, ctx, self.hooks)
+        return self.visual.project(self.visual.frame_cls(tokens, b, t))
+
+    def encode_video(self, video: Tensor, frame_mask: Tensor | None = None) -> Tensor:
+        """[B, T, C, H, W] -> [B, E]: mean of the L2-normalised frame embeddings over the valid frames.
+
+        frame_mask: optional [B, T] bool/0-1 tensor, True on real frames (padding frames are left out).
+        """
+        frames = F.normalize(self.encode_frames(video), dim=-1)
+        if frame_mask is None:
+            return frames.mean(dim=1)
+        weights = frame_mask.to(frames.dtype)[..., None]
+        return (frames * weights).sum(dim=1) / weights.sum(dim=1).clamp_min(1.0)
+
+    def encode_image(self, images: Tensor) -> Tensor:
+        """[B, C, H, W] -> [B, E] image embeddings (projected, not normalised), as CLIP's encode_image."""
+        if images.dim() != 4:
+            raise ConfigError(f"encode_image takes images [B, C, H, W], got shape {tuple(images.shape)}")
+        return self.encode_frames(images.unsqueeze(1))[:, 0]
+
+    # ------------------------------------------------------------------------------------------ text
+    def tokenize(self, texts: str | Sequence[str]) -> Tensor:
+        """Strings -> token ids [N, context] with the attached tokenizer (a clear error when there is none)."""
+        if self.tokenizer is None:
+            raise ConfigError(
+                "this CLIP has no tokenizer attached, so it cannot encode strings: pass token ids [N, L], load "
+                "with vs.load_model(path, tokenizer=FOLDER) where FOLDER holds the CLIP vocabulary, or set "
+                "model.tokenizer = ClipTokenizer.from_folder(FOLDER) (vidslim.models.clip_tokenizer)"
+            )
+        return self.tokenizer([texts] if isinstance(texts, str) else list(texts))
+
+    def eot_positions(self, ids: Tensor) -> Tensor:
+        """[N] index of the end-of-text token of each row: the first `eot_token_id`, else argmax(ids)."""
+        last = ids.argmax(dim=-1)
+        eot = self.config.eot_token_id
+        if eot is None:
+            return last
+        is_eot = ids == eot
+        return torch.where(is_eot.any(dim=-1), is_eot.int().argmax(dim=-1), last)
+
+    def encode_text(self, text: Tensor | str | Sequence[str]) -> Tensor:
+        """Token ids [N, L] (L <= context_length) or strings -> text embeddings [N, E] (not normalised)."""
+        ids = text if isinstance(text, Tensor) else self.tokenize(text)  # type: ignore[arg-type]
+        if ids.dim() == 1:
+            ids = ids.unsqueeze(0)
+        ids = ids.to(self.token_embedding.weight.device).long()
+        if ids.shape[1] > self.config.context_length:
+            raise ConfigError(f"text of {ids.shape[1]} tokens exceeds context_length={self.config.context_length}")
+        at = self.eot_positions(ids)
+        # causal attention: tokens after the last end-of-text never reach the pooled ones, so skip them
+        length = int(at.max()) + 1 if ids.numel() else 0
+        x = self.token_embedding(ids[:, :length]) + self.positional_embedding[:length]
+        tokens = self.transformer(Tokens.from_dense(x))
+        pooled = tokens.dense()[torch.arange(ids.shape[0], device=ids.device), at]
+        return self.ln_final(pooled) @ self.text_projection
+
+    # ------------------------------------------------------------------------------------------ heads
+    def similarity(self, video_emb: Tensor, text_emb: Tensor) -> Tensor:
+        """logit_scale.exp() · cos(text, video): [N_text, N_video] retrieval logits."""
+        return self.logit_scale.exp() * F.normalize(text_emb, dim=-1) @ F.normalize(video_emb, dim=-1).t()
+
+    def forward(self, video: Tensor) -> Tensor:
+        """[B, T, C, H, W] -> video embeddings [B, E], or logits [B, num_classes] when built with num_classes."""
+        emb = self.encode_video(video)
+        head = getattr(self, "head", None)
+        return head(emb) if head is not None else emb

@@ -1,0 +1,231 @@
+"""Hugging Face transformers checkpoints -> vidslim configs and parameter names.
+
+Two architectures are read, from a local folder written by `save_pretrained` (config.json + weights):
+- `CLIPModel` (model_type "clip"): separate q/k/v projections are fused into OpenAI's `in_proj_weight/bias`,
+  `visual_projection` / `text_projection` (Linear, [E, W]) become OpenAI's [W, E] matrices.
+- `VideoMAEForVideoClassification` (model_type "videomae"): query/key/value weights are fused into `qkv.weight`;
+  the q and v biases (stored as `q_bias`/`v_bias` in older checkpoints, `query.bias`/`value.bias` in newer)
+  become `q_bias`/`v_bias`.
+
+Names that have no counterpart are passed through unchanged, so strict loading reports them by their HF name.
+Config fields missing from config.json take transformers' defaults (save_pretrained writes only the fields
+that differ from them).
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+import torch
+from torch import Tensor
+
+from vidslim.errors import CheckpointError
+from vidslim.models.clip import ClipConfig
+from vidslim.models.video_vit import VideoViTConfig
+
+_CLIP_TEXT_DEFAULTS: dict[str, Any] = dict(
+    vocab_size=49408,
+    hidden_size=512,
+    intermediate_size=2048,
+    num_hidden_layers=12,
+    num_attention_heads=8,
+    max_position_embeddings=77,
+    hidden_act="quick_gelu",
+    layer_norm_eps=1e-5,
+    eos_token_id=49407,
+)
+_CLIP_VISION_DEFAULTS: dict[str, Any] = dict(
+    hidden_size=768,
+    intermediate_size=3072,
+    num_hidden_layers=12,
+    num_attention_heads=12,
+    num_channels=3,
+    image_size=224,
+    patch_size=32,
+    hidden_act="quick_gelu",
+    layer_norm_eps=1e-5,
+)
+_VIDEOMAE_DEFAULTS: dict[str, Any] = dict(
+    image_size=224,
+    patch_size=16,
+    num_channels=3,
+    num_frames=16,
+    tubelet_size=2,
+    hidden_size=768,
+    num_hidden_layers=12,
+    num_attention_heads=12,
+    intermediate_size=3072,
+    hidden_act="gelu",
+    layer_norm_eps=1e-12,
+    qv_bias=True,
+    use_mean_pooling=True,
+)
+
+
+def _square(value: Any, what: str, where: str) -> int:
+    """An int size from an int or a [h, w] pair with h == w."""
+    if isinstance(value, (list, tuple)):
+        if len(value) != 2 or value[0] != value[1]:
+            raise CheckpointError(f"{where}: non-square {what} {value} is not supported")
+        value = value[0]
+    return int(value)
+
+
+def _act(name: str, where: str) -> str:
+    if name in ("quick_gelu", "gelu"):
+        return name
+    raise CheckpointError(f"{where}: activation {name!r} is not supported (quick_gelu or gelu)")
+
+
+# -------------------------------------------------------------------------------------------------- CLIP
+def clip_config_from_hf(cfg: dict[str, Any], where: str = "config.json") -> ClipConfig:
+    """ClipConfig from a CLIPModel config.json dict."""
+    text = {**_CLIP_TEXT_DEFAULTS, **(cfg.get("text_config") or {})}
+    vision = {**_CLIP_VISION_DEFAULTS, **(cfg.get("vision_config") or {})}
+    if text["hidden_act"] != vision["hidden_act"] or text["layer_norm_eps"] != vision["layer_norm_eps"]:
+        raise CheckpointError(f"{where}: text and vision towers with different activations or LayerNorm eps")
+    eos = text.get("eos_token_id")
+    return ClipConfig(
+        embed_dim=int(cfg.get("projection_dim", 512)),
+        image_size=_square(vision["image_size"], "image_size", where),
+        patch_size=_square(vision["patch_size"], "patch_size", where),
+        vision_width=int(vision["hidden_size"]),
+        vision_layers=int(vision["num_hidden_layers"]),
+        vision_heads=int(vision["num_attention_heads"]),
+        vision_mlp_dim=int(vision["intermediate_size"]),
+        context_length=int(text["max_position_embeddings"]),
+        vocab_size=int(text["vocab_size"]),
+        text_width=int(text["hidden_size"]),
+        text_heads=int(text["num_attention_heads"]),
+        text_layers=int(text["num_hidden_layers"]),
+        text_mlp_dim=int(text["intermediate_size"]),
+        norm_eps=float(vision["layer_norm_eps"]),
+        act=_act(vision["hidden_act"], where),
+        # transformers pools at argmax(ids) for the legacy eos_token_id == 2 (as OpenAI does), else at the first eos
+        eot_token_id=None if eos in (None, 2) or isinstance(eos, list) else int(eos),
+        in_chans=int(vision["num_channels"]),
+        logit_scale_init=float(cfg.get("logit_scale_init_value", 2.6592)),
+    )
+
+
+_CLIP_RENAMES: list[tuple[str, str]] = [
+    (r"^text_model\.embeddings\.token_embedding\.", "token_embedding."),
+    (r"^text_model\.embeddings\.position_embedding\.weight$", "positional_embedding"),
+    (r"^text_model\.encoder\.layers\.", "transformer.resblocks."),
+    (r"^text_model\.final_layer_norm\.", "ln_final."),
+    (r"^vision_model\.embeddings\.class_embedding$", "visual.class_embedding"),
+    (r"^vision_model\.embeddings\.patch_embedding\.", "visual.conv1."),
+    (r"^vision_model\.embeddings\.position_embedding\.weight$", "visual.positional_embedding"),
+    (r"^vision_model\.pre_layrnorm\.", "visual.ln_pre."),
+    (r"^vision_model\.encoder\.layers\.", "visual.transformer.resblocks."),
+    (r"^vision_model\.post_layernorm\.", "visual.ln_post."),
+    (r"\.self_attn\.out_proj\.", ".attn.out_proj."),
+    (r"\.layer_norm1\.", ".ln_1."),
+    (r"\.layer_norm2\.", ".ln_2."),
+    (r"\.mlp\.fc1\.", ".mlp.c_fc."),
+    (r"\.mlp\.fc2\.", ".mlp.c_proj."),
+]
+
+
+def _rename(key: str, rules: list[tuple[str, str]]) -> str:
+    for pattern, repl in rules:
+        key = re.sub(pattern, repl, key)
+    return key
+
+
+def _fuse(
+    parts: dict[str, dict[str, tuple[str, Tensor]]], names: tuple[str, ...], fused: str, out: dict[str, Tensor]
+) -> None:
+    """Concatenate per-prefix q/k/v tensors into `prefix + fused`; incomplete groups keep their original keys."""
+    for prefix, group in parts.items():
+        if all(n in group for n in names):
+            out[prefix + fused] = torch.cat([group[n][1] for n in names], dim=0)
+        else:
+            out.update(dict(group.values()))
+
+
+def clip_state_dict_from_hf(state: dict[str, Tensor]) -> dict[str, Tensor]:
+    """Rename a CLIPModel state dict to OpenAI names (fusing q/k/v, transposing the projections)."""
+    out: dict[str, Tensor] = {}
+    weights: dict[str, dict[str, tuple[str, Tensor]]] = {}
+    biases: dict[str, dict[str, tuple[str, Tensor]]] = {}
+    for key, value in state.items():
+        if key.endswith("position_ids"):
+            continue
+        if key in ("visual_projection.weight", "text_projection.weight"):
+            out["visual.proj" if key.startswith("visual") else "text_projection"] = value.t().contiguous()
+            continue
+        name = _rename(key, _CLIP_RENAMES)
+        m = re.match(r"^(.*\.)self_attn\.([qkv])_proj\.(weight|bias)$", name)
+        if m:
+            prefix = m.group(1) + "attn."
+            (weights if m.group(3) == "weight" else biases).setdefault(prefix, {})[m.group(2)] = (key, value)
+            continue
+        out[name] = value
+    _fuse(weights, ("q", "k", "v"), "in_proj_weight", out)
+    _fuse(biases, ("q", "k", "v"), "in_proj_bias", out)
+    return out
+
+
+# -------------------------------------------------------------------------------------------------- VideoMAE
+def videomae_config_from_hf(cfg: dict[str, Any], where: str = "config.json") -> VideoViTConfig:
+    """VideoViTConfig from a VideoMAEForVideoClassification config.json dict."""
+    c = {**_VIDEOMAE_DEFAULTS, **cfg}
+    if "qkv_bias" in cfg and "qv_bias" not in cfg:
+        c["qv_bias"] = cfg["qkv_bias"]
+    if not c["use_mean_pooling"]:
+        raise CheckpointError(f"{where}: use_mean_pooling=false (no fc_norm) is not supported; vidslim pools by mean")
+    labels = cfg.get("id2label")
+    num_classes = int(cfg.get("num_labels", len(labels) if labels else 2))
+    patch = _square(c["patch_size"], "patch_size", where)
+    return VideoViTConfig(
+        embed_dim=int(c["hidden_size"]),
+        depth=int(c["num_hidden_layers"]),
+        num_heads=int(c["num_attention_heads"]),
+        mlp_dim=int(c["intermediate_size"]),
+        image_size=_square(c["image_size"], "image_size", where),
+        patch_size=patch,
+        num_frames=int(c["num_frames"]),
+        tubelet_size=int(c["tubelet_size"]),
+        in_chans=int(c["num_channels"]),
+        num_classes=num_classes,
+        qkv_bias=bool(c["qv_bias"]),
+        norm_eps=float(c["layer_norm_eps"]),
+        fc_norm_eps=1e-5,  # transformers builds fc_norm with nn.LayerNorm's default eps
+        act=_act(c["hidden_act"], where),
+    )
+
+
+_VIDEOMAE_RENAMES: list[tuple[str, str]] = [
+    (r"^videomae\.", ""),
+    (r"^embeddings\.patch_embeddings\.projection\.", "patch_embed.proj."),
+    (r"^encoder\.layer\.", "blocks."),
+    (r"\.attention\.attention\.q_bias$", ".attn.q_bias"),
+    (r"\.attention\.attention\.v_bias$", ".attn.v_bias"),
+    (r"\.attention\.attention\.query\.bias$", ".attn.q_bias"),
+    (r"\.attention\.attention\.value\.bias$", ".attn.v_bias"),
+    (r"\.attention\.output\.dense\.", ".attn.proj."),
+    (r"\.intermediate\.dense\.", ".mlp.fc1."),
+    (r"\.output\.dense\.", ".mlp.fc2."),
+    (r"\.layernorm_before\.", ".norm1."),
+    (r"\.layernorm_after\.", ".norm2."),
+    (r"^classifier\.", "head."),
+]
+
+
+def videomae_state_dict_from_hf(state: dict[str, Tensor]) -> dict[str, Tensor]:
+    """Rename a VideoMAEForVideoClassification state dict to VideoMAE v2 names (fusing q/k/v weights)."""
+    out: dict[str, Tensor] = {}
+    weights: dict[str, dict[str, tuple[str, Tensor]]] = {}
+    for key, value in state.items():
+        if key.endswith("position_embeddings"):
+            continue  # the fixed sinusoid table, when a checkpoint carries it: rebuilt by the model
+        name = _rename(key, _VIDEOMAE_RENAMES)
+        m = re.match(r"^(blocks\.\d+\.)attention\.attention\.(query|key|value)\.weight$", name)
+        if m:
+            weights.setdefault(m.group(1) + "attn.", {})[m.group(2)] = (key, value)
+            continue
+        out[name] = value
+    _fuse(weights, ("query", "key", "value"), "qkv.weight", out)
+    return out

@@ -1,0 +1,185 @@
+"""Where a reducer acts inside a transformer, and what it sees there.
+
+A *reducer* is any object passed in a model's `reduction=[...]` list (ToMe, TempMe, SViTT node pruning, ...).
+Every hook is optional: a reducer defines only the methods it needs, and the encoder calls them at three
+points of every block, in list order:
+
+    tokens = reducer.before_attention(tokens, ctx)        # e.g. TempMe's cross-clip merge (ClipMe, step 1)
+    x = x + attn(ln1(x))
+    tokens = reducer.after_attention(tokens, info, ctx)   # e.g. ToMe / ImgMe merge on info.keys_mean
+    x = x + mlp(ln2(x))
+    tokens = reducer.after_mlp(tokens, ctx)               # e.g. SViTT pruning on the CLS attention row
+
+Each hook receives and returns a `vidslim.tokens.Tokens` (possibly with fewer tokens, or regrouped into fewer,
+longer sequences). `ctx.layer` says which block is running, so a reducer carries its own schedule.
+
+`info` (an `AttentionInfo`) exposes what the attention computed, lazily: `keys_mean` (keys averaged over heads)
+and `cls_attention` (the first query's attention row per sequence). Nothing is computed unless a hook reads
+it, and with no reducers the model builds no `info` and no context at all, so the dense model pays nothing.
+
+Token bookkeeping a reducer must keep: each sequence's CLS tokens (pos == NO_POSITION) stay at its head, are
+never dropped or merged, and keep their order (CLIP reads one CLS per frame after the last block); `pos` and
+`size` follow the tokens they describe. With no CLS (the video ViT) `cls_attention` is the first token's row.
+
+Optional attributes and methods a reducer may also have:
+    proportional_attention: bool   when any reducer sets it, attention adds log(size) to every key's logit
+                                   (ToMe's proportional attention), for tokens whose `size` is set
+    attention_pattern(tokens, ctx) -> AttentionPattern | None
+                                   edge sparsity (SViTT): which keys each query may see inside its sequence
+                                   in this block (`vidslim.attention.sparse`); the first reducer that returns
+                                   a pattern decides, None leaves attention full
+    attach(model) -> None          called once when the reducer is attached to a model: check compatibility
+                                   (raise `vidslim.errors.ConfigError`) or create per-layer parameters
+A reducer that is an `nn.Module` is registered under the model (`model.reduction_modules`), so its
+parameters move with `.to()`, train with the model and are saved by `save_model`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable, Sequence
+from functools import cached_property
+from typing import Any, Protocol, runtime_checkable
+
+import torch
+from torch import Tensor, nn
+
+from vidslim.tokens import Tokens
+
+
+@dataclasses.dataclass
+class HookContext:
+    """What a hook knows about the forward pass it runs in (one per forward, `layer` updated per block).
+
+    layer:        index of the running block, 0-based
+    num_layers:   blocks in this encoder
+    batch_size:   videos in the batch (sequences may be more: CLIP starts with one sequence per frame)
+    num_frames:   frames per video at the input (CLIP) or temporal tubelet slots (video ViT)
+    cls_tokens:   leading CLS tokens per input sequence (1 for CLIP's vision tower, 0 for the video ViT)
+    grid:         (t, h, w) token grid of one video at the input
+    model:        the encoder running the hooks (read its config, never mutate it here)
+    state:        scratch space for this forward; each reducer keeps its own key (e.g. its class name) to
+                  carry things from one hook or layer to the next (SViTT stores the CLS row after attention
+                  and prunes after the MLP)
+    proportional_attention: add log(size) to attention logits (set from the reducers' attributes)
+    """
+
+    layer: int
+    num_layers: int
+    batch_size: int
+    num_frames: int
+    cls_tokens: int
+    grid: tuple[int, int, int]
+    model: nn.Module
+    state: dict[str, Any] = dataclasses.field(default_factory=dict)
+    proportional_attention: bool = False
+
+
+class AttentionInfo:
+    """What one attention layer computed, exposed lazily to `after_attention` hooks.
+
+    q, k are the packed projections [total, H, d] (with their biases; q not yet scaled), `seqlens` the layout
+    they were computed on, `scale` the softmax scale and `key_bias` the additive per-key bias used ([total]
+    or None). Both properties are computed on first access and cached.
+    """
+
+    def __init__(self, q: Tensor, k: Tensor, seqlens: Sequence[int], scale: float, key_bias: Tensor | None) -> None:
+        self.q, self.k, self.seqlens, self.scale, self.key_bias = q, k, tuple(seqlens), scale, key_bias
+
+    @cached_property
+    def keys_mean(self) -> Tensor:
+        """[total, d]: the keys averaged over heads (ToMe's and TempMe's similarity metric)."""
+        return self.k.mean(dim=1)
+
+    @cached_property
+    def cls_attention(self) -> Tensor:
+        """[total] float: softmax attention of each sequence's first query (its CLS) over that sequence's keys,
+        averaged over heads. Each sequence's entries sum to 1; entry 0 of a sequence is the CLS key itself."""
+        return cls_attention_row(self.q, self.k, self.seqlens, self.scale, self.key_bias)
+
+
+def cls_attention_row(
+    q: Tensor, k: Tensor, seqlens: Sequence[int], scale: float, key_bias: Tensor | None = None
+) -> Tensor:
+    """Attention probabilities of the first query of each packed sequence, averaged over heads: [total].
+
+    Only the one query row per sequence is computed (O(total·H·d)), never the full attention matrix.
+    Every sequence must hold at least one token.
+    """
+    seqlens = tuple(int(n) for n in seqlens)
+    total, heads, _ = k.shape
+    if len(set(seqlens)) <= 1:  # equal lengths: plain batched views
+        s, n = len(seqlens), seqlens[0] if seqlens else 0
+        kd = k.reshape(s, n, heads, -1)
+        logits = torch.einsum("shd,snhd->snh", q.reshape(s, n, heads, -1)[:, 0].float(), kd.float()) * scale
+        if key_bias is not None:
+            logits = logits + key_bias.reshape(s, n, 1).float()
+        return logits.softmax(dim=1).mean(dim=-1).reshape(total).to(q.dtype)
+    lengths = torch.tensor(seqlens, device=q.device)
+    starts = torch.cumsum(lengths, 0) - lengths
+    seq = torch.repeat_interleave(torch.arange(len(seqlens), device=q.device), lengths)  # [total]
+    logits = (q[starts].float()[seq] * k.float()).sum(-1) * scale  # [total, H]
+    if key_bias is not None:
+        logits = logits + key_bias.float()[:, None]
+    peak = logits.new_full((len(seqlens), heads), float("-inf")).scatter_reduce(
+        0, seq[:, None].expand(-1, heads), logits, reduce="amax"
+    )
+    weights = (logits - peak[seq]).exp()
+    norm = weights.new_zeros(len(seqlens), heads).index_add_(0, seq, weights)
+    return (weights / norm[seq]).mean(dim=-1).to(q.dtype)
+
+
+@runtime_checkable
+class Reducer(Protocol):
+    """The (structural) type of a reducer. Every method is optional; see the module docstring."""
+
+    def before_attention(self, tokens: Tokens, ctx: HookContext) -> Tokens:  # pragma: no cover - protocol
+        """Shrink or regroup the tokens entering a block (before its first LayerNorm)."""
+        ...
+
+    def after_attention(self, tokens: Tokens, info: AttentionInfo, ctx: HookContext) -> Tokens:  # pragma: no cover
+        """Shrink the tokens after the attention residual, with the attention's keys at hand."""
+        ...
+
+    def after_mlp(self, tokens: Tokens, ctx: HookContext) -> Tokens:  # pragma: no cover - protocol
+        """Shrink the tokens leaving a block (after its MLP residual)."""
+        ...
+
+
+HookFn = Callable[..., Tokens]
+
+
+@dataclasses.dataclass(frozen=True)
+class ReducerHooks:
+    """The hooks of a reducer list, gathered once when the list is attached (so no per-block lookups)."""
+
+    before_attention: tuple[HookFn, ...] = ()
+    after_attention: tuple[HookFn, ...] = ()
+    after_mlp: tuple[HookFn, ...] = ()
+    attention_pattern: tuple[Callable[..., Any], ...] = ()
+    proportional_attention: bool = False
+
+    @classmethod
+    def gather(cls, reducers: Sequence[object]) -> ReducerHooks | None:
+        """Collect the bound hook methods of `reducers`; None when no reducer has any hook or flag."""
+
+        def bound(name: str) -> tuple[HookFn, ...]:
+            return tuple(getattr(r, name) for r in reducers if callable(getattr(r, name, None)))
+
+        hooks = cls(
+            bound("before_attention"),
+            bound("after_attention"),
+            bound("after_mlp"),
+            bound("attention_pattern"),
+            any(bool(getattr(r, "proportional_attention", False)) for r in reducers),
+        )
+        empty = not (hooks.before_attention or hooks.after_attention or hooks.after_mlp or hooks.attention_pattern)
+        return None if empty and not hooks.proportional_attention else hooks
+
+
+def check_tokens(result: object, hook: HookFn) -> Tokens:
+    """Make sure a hook returned Tokens (a common slip is returning None from an in-place edit)."""
+    if not isinstance(result, Tokens):
+        owner = type(getattr(hook, "__self__", hook)).__name__
+        raise TypeError(f"{owner}.{getattr(hook, '__name__', 'hook')} must return Tokens, got {type(result).__name__}")
+    return result

@@ -1,0 +1,401 @@
+"""Load pretrained weights from local files, never from the network; save vidslim's own checkpoints.
+
+`load_model(path)` accepts:
+- a Hugging Face folder of `CLIPModel` or `VideoMAEForVideoClassification` (config.json + model.safetensors,
+  sharded safetensors, or pytorch_model.bin read with `torch.load(weights_only=True)`);
+- an OpenAI CLIP checkpoint file (`ViT-B-16.pt`, a TorchScript archive whose tensors are read through
+  `torch.jit.load(...).state_dict()`), or any state-dict file with OpenAI CLIP or VideoMAE v2 names
+  (`.pt`/`.pth`/`.bin` via `torch.load(weights_only=True)`, or `.safetensors`);
+- a folder written by `save_model` (model.safetensors + vidslim.json).
+
+Loading is strict: a tensor the model lacks, a tensor the checkpoint lacks, or a shape that differs is a
+`CheckpointError` that lists them. Position tables follow the requested input: CLIP's learned table is resized
+bicubically (CLS row kept) for another `image_size`; a video ViT's fixed sinusoid table is rebuilt for another
+`num_frames` / `image_size` (a learned one is resized in 3-D). Each resize logs a warning.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+import shutil
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import torch
+from safetensors.torch import load_file, save_file
+from torch import Tensor
+
+from vidslim import __version__
+from vidslim.errors import CheckpointError, ConfigError
+from vidslim.models.base import ReducibleModel, config_from_dict
+from vidslim.models.clip import CLIP, ClipConfig
+from vidslim.models.convert_hf import (
+    clip_config_from_hf,
+    clip_state_dict_from_hf,
+    videomae_config_from_hf,
+    videomae_state_dict_from_hf,
+)
+from vidslim.models.convert_openai import (
+    clip_config_from_openai,
+    clip_state_dict_from_openai,
+    is_openai_clip,
+    is_torchscript,
+    read_torchscript,
+)
+from vidslim.models.convert_videomae2 import is_videomae2, strip_prefixes, videomae2_config, videomae2_state_dict
+from vidslim.models.positions import interpolate_2d, interpolate_3d
+from vidslim.models.registry import FAMILIES, build_model
+from vidslim.models.video_vit import VideoViTConfig
+
+logger = logging.getLogger(__name__)
+
+CONFIG_NAME = "vidslim.json"
+WEIGHTS_NAME = "model.safetensors"
+_REDUCERS = "reduction_modules."
+_WHAT_TO_PASS = (
+    "pass a local Hugging Face folder of CLIPModel or VideoMAEForVideoClassification (config.json + "
+    "model.safetensors), an OpenAI CLIP .pt file, a VideoMAE v2 .pth file, or a folder written by "
+    "vidslim.models.save_model. vidslim never downloads weights: fetch them first (for example "
+    "`huggingface-cli download openai/clip-vit-base-patch16 --local-dir DIR`)"
+)
+
+
+@dataclasses.dataclass
+class Checkpoint:
+    """What `read_checkpoint` found: the config, the state dict in vidslim names, and where it came from."""
+
+    config: Any
+    state: dict[str, Tensor]
+    source: str  # "vidslim", "hf-clip", "hf-videomae", "openai-clip" or "videomae2"
+    folder: Path  # the folder holding the weights (where a tokenizer vocabulary may be)
+
+
+# ---------------------------------------------------------------------------------------------- reading
+def _torch_load(path: Path) -> dict[str, Any]:
+    try:
+        obj = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as error:  # pickle errors come in many types
+        raise CheckpointError(
+            f"{path}: cannot be read as weights only ({type(error).__name__}: {str(error)[:200]}). vidslim never "
+            "unpickles arbitrary objects: re-save it with torch.save(model.state_dict(), path) or as safetensors"
+        ) from error
+    if not isinstance(obj, dict):
+        raise CheckpointError(f"{path}: holds a {type(obj).__name__}, not a state dict")
+    return obj
+
+
+def _unwrap(obj: dict[str, Any]) -> dict[str, Tensor]:
+    """The tensor dict inside common wrappers ({'module': ...}, {'model': ...}, {'state_dict': ...})."""
+    for key in ("module", "model", "state_dict"):
+        inner = obj.get(key)
+        if isinstance(inner, dict) and any(isinstance(v, Tensor) for v in inner.values()):
+            obj = inner
+            break
+    return {k: v for k, v in obj.items() if isinstance(v, Tensor)}
+
+
+def _read_weights_file(path: Path) -> dict[str, Tensor]:
+    """Tensors of one weights file (safetensors, TorchScript archive or weights-only torch pickle)."""
+    if path.suffix == ".safetensors":
+        try:
+            return load_file(str(path))
+        except Exception as error:
+            raise CheckpointError(f"{path}: not a readable safetensors file ({error})") from error
+    if is_torchscript(path):
+        return read_torchscript(path)
+    return _unwrap(_torch_load(path))
+
+
+def _read_sharded(folder: Path, index: Path) -> dict[str, Tensor]:
+    files = sorted(set(json.loads(index.read_text())["weight_map"].values()))
+    state: dict[str, Tensor] = {}
+    for name in files:
+        state.update(_read_weights_file(folder / name))
+    return state
+
+
+def _read_hf_weights(folder: Path) -> dict[str, Tensor]:
+    for name in ("model.safetensors", "pytorch_model.bin"):
+        if (folder / name).is_file():
+            return _read_weights_file(folder / name)
+    for index in ("model.safetensors.index.json", "pytorch_model.bin.index.json"):
+        if (folder / index).is_file():
+            return _read_sharded(folder, folder / index)
+    raise CheckpointError(f"{folder}: config.json but no model.safetensors or pytorch_model.bin beside it")
+
+
+def _from_state(state: dict[str, Tensor], where: str, folder: Path) -> Checkpoint:
+    """Recognise a bare state dict by its names (OpenAI CLIP, VideoMAE v2 / vidslim video ViT)."""
+    state = strip_prefixes(state)
+    if is_openai_clip(state):
+        return Checkpoint(
+            clip_config_from_openai(state, where), clip_state_dict_from_openai(state), "openai-clip", folder
+        )
+    if is_videomae2(state):
+        state = videomae2_state_dict(state)
+        return Checkpoint(videomae2_config(state, where), state, "videomae2", folder)
+    if any(k.startswith(("vision_model.", "text_model.", "videomae.")) for k in state):
+        raise CheckpointError(
+            f"{where}: a Hugging Face state dict without its config: pass the folder with config.json"
+        )
+    sample = ", ".join(list(state)[:5])
+    raise CheckpointError(f"{where}: unrecognised checkpoint (first tensors: {sample}); {_WHAT_TO_PASS}")
+
+
+def _read_hf(folder: Path) -> Checkpoint:
+    where = str(folder / "config.json")
+    try:
+        cfg = json.loads((folder / "config.json").read_text())
+    except json.JSONDecodeError as error:
+        raise CheckpointError(f"{where}: not valid JSON ({error})") from error
+    kind, arch = cfg.get("model_type"), cfg.get("architectures") or []
+    if kind == "clip" and (not arch or "CLIPModel" in arch):
+        return Checkpoint(
+            clip_config_from_hf(cfg, where), clip_state_dict_from_hf(_read_hf_weights(folder)), "hf-clip", folder
+        )
+    if kind == "videomae" and (not arch or "VideoMAEForVideoClassification" in arch):
+        state = videomae_state_dict_from_hf(_read_hf_weights(folder))
+        return Checkpoint(videomae_config_from_hf(cfg, where), state, "hf-videomae", folder)
+    raise CheckpointError(
+        f"{where}: model_type={kind!r}, architectures={arch}: vidslim loads Hugging Face CLIPModel and "
+        "VideoMAEForVideoClassification folders"
+    )
+
+
+def _read_vidslim(folder: Path) -> Checkpoint:
+    where = folder / CONFIG_NAME
+    meta = json.loads(where.read_text())
+    family = meta.get("family")
+    if family not in FAMILIES:
+        raise CheckpointError(f"{where}: unknown model family {family!r} (known: {sorted(FAMILIES)})")
+    config = config_from_dict(FAMILIES[family][1], meta.get("config", {}), where=str(where))
+    if not (folder / WEIGHTS_NAME).is_file():
+        raise CheckpointError(f"{folder}: {CONFIG_NAME} but no {WEIGHTS_NAME} beside it")
+    return Checkpoint(config, _read_weights_file(folder / WEIGHTS_NAME), "vidslim", folder)
+
+
+def read_checkpoint(path: str | Path) -> Checkpoint:
+    """Find out what `path` holds and read it into vidslim names (no model is built)."""
+    path = Path(path).expanduser()
+    if not path.exists():
+        from vidslim.models.registry import list_models
+
+        hint = (
+            f" To build a randomly initialised {path} use vs.create_model({str(path)!r})."
+            if str(path) in list_models()
+            else ""
+        )
+        raise CheckpointError(f"{path}: no such file or folder.{hint} {_WHAT_TO_PASS}")
+    if path.is_dir():
+        if (path / CONFIG_NAME).is_file():
+            return _read_vidslim(path)
+        if (path / "config.json").is_file():
+            return _read_hf(path)
+        for name in (WEIGHTS_NAME, "pytorch_model.bin"):
+            if (path / name).is_file():
+                return _from_state(_read_weights_file(path / name), str(path / name), path)
+        raise CheckpointError(f"{path}: a folder without {CONFIG_NAME}, config.json or {WEIGHTS_NAME}; {_WHAT_TO_PASS}")
+    return _from_state(_read_weights_file(path), str(path), path.parent)
+
+
+# ---------------------------------------------------------------------------------------------- adapting
+def _apply_overrides(config: Any, overrides: dict[str, Any], where: str) -> Any:
+    values = {**dataclasses.asdict(config), **{k: v for k, v in overrides.items() if v is not None}}
+    return config_from_dict(type(config), values, where=f"load_model({where})")
+
+
+def _resize_positions(old: Any, new: Any, state: dict[str, Tensor], where: str) -> None:
+    """Fit position tables to the new input size, in place, logging what changed."""
+    if isinstance(new, ClipConfig) and old.grid != new.grid and "visual.positional_embedding" in state:
+        state["visual.positional_embedding"] = interpolate_2d(state["visual.positional_embedding"], new.grid)
+        logger.warning(
+            "%s: resized CLIP's position table from a %dx%d to a %dx%d grid (bicubic, CLS row kept) for %d px input",
+            where,
+            *old.grid,
+            *new.grid,
+            new.image_size,
+        )
+    if isinstance(new, VideoViTConfig) and old.grid != new.grid:
+        if "pos_embed" in state:
+            table = interpolate_3d(state["pos_embed"][0], old.grid, new.grid)
+            state["pos_embed"] = table[None]
+            logger.warning(
+                "%s: resized the learned position table from grid %s to %s (trilinear)", where, old.grid, new.grid
+            )
+        else:
+            logger.warning(
+                "%s: the checkpoint was trained on a %s token grid; the fixed sinusoid position table is rebuilt "
+                "for %s "
+                "(%d frames of %d px)",
+                where,
+                old.grid,
+                new.grid,
+                new.num_frames,
+                new.image_size,
+            )
+
+
+def _check_fit(
+    model: ReducibleModel, state: dict[str, Tensor], where: str, may_miss: set[str], prefix: str = ""
+) -> None:
+    """Raise CheckpointError listing missing, unexpected and mis-shaped tensors (restricted to `prefix`)."""
+    own = {
+        k: v for k, v in model.state_dict().items() if k.startswith(prefix) and (prefix or not k.startswith(_REDUCERS))
+    }
+    missing = sorted(set(own) - set(state) - may_miss)
+    unexpected = sorted(set(state) - set(own))
+    shapes = sorted(
+        f"{k} (checkpoint {tuple(state[k].shape)}, model {tuple(own[k].shape)})"
+        for k in set(own) & set(state)
+        if tuple(own[k].shape) != tuple(state[k].shape)
+    )
+    if not (missing or unexpected or shapes):
+        return
+
+    def listed(names: Sequence[str]) -> str:
+        more = f" ... and {len(names) - 12} more" if len(names) > 12 else ""
+        return ", ".join(names[:12]) + more
+
+    parts = [
+        f"{len(missing)} missing: {listed(missing)}" if missing else "",
+        f"{len(unexpected)} unexpected: {listed(unexpected)}" if unexpected else "",
+        f"{len(shapes)} of another shape: {listed(shapes)}" if shapes else "",
+    ]
+    raise CheckpointError(
+        f"{where} does not fit the {type(model).__name__} it describes: "
+        + "; ".join(p for p in parts if p)
+        + ". Check that the file is the model you mean; num_classes= replaces a classifier head, image_size= and "
+        "num_frames= resize position tables"
+    )
+
+
+def _attach_tokenizer(model: ReducibleModel, tokenizer: Any, folder: Path) -> None:
+    """Attach a CLIP tokenizer: an object, a folder path, or (None) the checkpoint's folder if it has one."""
+    if not isinstance(model, CLIP) or tokenizer is False:
+        return
+    if tokenizer is not None and not isinstance(tokenizer, (str, Path)):
+        model.tokenizer = tokenizer
+        return
+    try:
+        from vidslim.models.clip_tokenizer import ClipTokenizer
+    except ImportError as error:
+        if tokenizer is not None:
+            raise ConfigError(f"tokenizer={tokenizer!s}: the CLIP tokenizer is unavailable ({error})") from error
+        return
+    if tokenizer is not None:
+        model.tokenizer = ClipTokenizer.from_folder(tokenizer)
+        return
+    try:  # best effort: the checkpoint's folder may hold the vocabulary
+        model.tokenizer = ClipTokenizer.from_folder(folder)
+    except Exception as error:
+        logger.debug("no CLIP tokenizer in %s (%s); encode_text takes token ids", folder, error)
+
+
+# ---------------------------------------------------------------------------------------------- public
+def load_model(
+    path: str | Path,
+    reduction: Sequence[object] | object | None = None,
+    *,
+    num_classes: int | None = None,
+    num_frames: int | None = None,
+    image_size: int | None = None,
+    tokenizer: Any = None,
+    device: torch.device | str | None = None,
+    **overrides: Any,
+) -> ReducibleModel:
+    """Load a model from a local checkpoint (see the module docstring), in eval mode.
+
+    reduction: reducer objects whose hooks run inside the model (None: dense).
+    num_classes: replace the classifier head with a new, randomly initialised one of this size (0: no head).
+    num_frames / image_size: run on another input size (position tables are resized or rebuilt, with a warning).
+    tokenizer: CLIP only: a tokenizer object or a folder with the CLIP vocabulary; by default the checkpoint's
+        folder is tried; False attaches none.
+    overrides: other config fields (e.g. drop_path=0.1).
+    """
+    ckpt = read_checkpoint(path)
+    where = str(path)
+    state = dict(ckpt.state)
+    old = ckpt.config
+    config = _apply_overrides(
+        old, {"num_frames": num_frames, "image_size": image_size, "num_classes": num_classes, **overrides}, where
+    )
+    may_miss: set[str] = set()
+    if num_classes is not None and num_classes != old.num_classes:
+        dropped = [k for k in state if k.startswith("head.")]
+        for k in dropped:
+            del state[k]
+        may_miss = {"head.weight", "head.bias"}
+        if num_classes > 0:
+            logger.warning(
+                "%s: new classifier head with %d outputs, randomly initialised: fine-tune it", where, num_classes
+            )
+    _resize_positions(old, config, state, where)
+    model = build_model(config)
+    backbone = {k: v for k, v in state.items() if not k.startswith(_REDUCERS)}
+    _check_fit(model, backbone, where, may_miss)
+    model.load_state_dict(backbone, strict=False)
+    _attach_tokenizer(model, tokenizer, ckpt.folder)
+    model.set_reduction(reduction)
+    reducer_state = {k: v for k, v in state.items() if k.startswith(_REDUCERS)}
+    if reducer_state:
+        if not model.reduction_modules:
+            raise CheckpointError(
+                f"{where} holds parameters of reducers ({', '.join(sorted(reducer_state)[:3])} ...): pass the same "
+                "reduction=[...] the model was saved with"
+            )
+        _check_fit(model, reducer_state, where, set(), prefix=_REDUCERS)
+        model.load_state_dict({**model.state_dict(), **reducer_state})
+    if device is not None:
+        model.to(device)
+    return model.eval()
+
+
+def save_model(model: ReducibleModel, directory: str | Path) -> Path:
+    """Write `model` as a vidslim checkpoint folder: model.safetensors + vidslim.json (config). Returns the folder.
+
+    Parameters of reducers that are nn.Modules are saved too; load them back with the same `reduction=`. The
+    vocabulary files of an attached CLIP tokenizer are copied beside the weights.
+    """
+    if not isinstance(model, ReducibleModel) or not model.family:
+        raise ConfigError(
+            f"save_model takes a vidslim model (from create_model or load_model), got {type(model).__name__}"
+        )
+    folder = Path(directory).expanduser()
+    if folder.exists() and not folder.is_dir():
+        raise CheckpointError(f"{folder}: exists and is not a folder; pass a folder path to save_model")
+    folder.mkdir(parents=True, exist_ok=True)
+    state = {k: v.detach().to("cpu").contiguous() for k, v in model.state_dict().items()}
+    save_file(state, str(folder / WEIGHTS_NAME), metadata={"format": "pt"})
+    meta = {
+        "format": "vidslim",
+        "format_version": 1,
+        "vidslim_version": __version__,
+        "family": model.family,
+        "config": dataclasses.asdict(model.config),
+        "reduction": [type(r).__name__ for r in model.reduction],
+    }
+    (folder / CONFIG_NAME).write_text(json.dumps(meta, indent=2) + "\n")
+    _copy_tokenizer_files(getattr(model, "tokenizer", None), folder)
+    return folder
+
+
+def _copy_tokenizer_files(tokenizer: Any, folder: Path) -> None:
+    """Copy the vocabulary files an attached CLIP tokenizer was read from, so `load_model` finds them again."""
+    source = getattr(tokenizer, "source", None)
+    if not source:
+        return
+    from vidslim.models.clip_tokenizer import MERGES_TXT, OPENAI_BPE, TOKENIZER_JSON, VOCAB_JSON
+
+    origin = Path(source)
+    origin = origin if origin.is_dir() else origin.parent
+    if origin.resolve() == folder.resolve():
+        return
+    for name in (TOKENIZER_JSON, VOCAB_JSON, MERGES_TXT, *OPENAI_BPE):
+        if (origin / name).is_file():
+            shutil.copyfile(origin / name, folder / name)
+
+
+__all__ = ["Checkpoint", "load_model", "read_checkpoint", "save_model"]

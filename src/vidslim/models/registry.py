@@ -1,0 +1,149 @@
+"""Named model configs and `create_model` (randomly initialised; use `load_model` for pretrained weights).
+
+vs.list_models()                          -> ['clip-b16', 'clip-b32', ..., 'videomae-tiny']
+vs.create_model("videomae-b16", num_classes=400, reduction=[...], drop_path=0.1)
+vs.create_model("clip-b16", vision_layers=2)     # any config field can be overridden by keyword
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from vidslim.errors import ConfigError
+from vidslim.models.base import ReducibleModel, config_from_dict
+from vidslim.models.clip import CLIP, ClipConfig
+from vidslim.models.video_vit import VideoViT, VideoViTConfig
+
+#: name -> (model class, config class, config fields, one-line description)
+_REGISTRY: dict[str, tuple[type[ReducibleModel], type, dict[str, Any], str]] = {
+    "clip-b32": (CLIP, ClipConfig, dict(patch_size=32), "OpenAI CLIP ViT-B/32, 224 px, per-frame video encoder"),
+    "clip-b16": (CLIP, ClipConfig, dict(patch_size=16), "OpenAI CLIP ViT-B/16, 224 px, per-frame video encoder"),
+    "clip-l14": (
+        CLIP,
+        ClipConfig,
+        dict(
+            embed_dim=768,
+            patch_size=14,
+            vision_width=1024,
+            vision_layers=24,
+            vision_heads=16,
+            vision_mlp_dim=4096,
+            text_width=768,
+            text_heads=12,
+            text_mlp_dim=3072,
+        ),
+        "OpenAI CLIP ViT-L/14, 224 px, per-frame video encoder",
+    ),
+    "clip-tiny": (
+        CLIP,
+        ClipConfig,
+        dict(
+            embed_dim=32,
+            image_size=32,
+            patch_size=8,
+            vision_width=64,
+            vision_layers=2,
+            vision_heads=2,
+            vision_mlp_dim=256,
+            text_width=64,
+            text_heads=2,
+            text_layers=2,
+            text_mlp_dim=256,
+            num_frames=4,
+        ),
+        "tiny random CLIP for tests: 32 px frames, 8 px patches, width 64, 2 layers (real 49408 vocabulary)",
+    ),
+    "videomae-s16": (
+        VideoViT,
+        VideoViTConfig,
+        dict(embed_dim=384, depth=12, num_heads=6, mlp_dim=1536),
+        "VideoMAE v2 ViT-S/16, 16x224x224, tubelet 2",
+    ),
+    "videomae-b16": (
+        VideoViT,
+        VideoViTConfig,
+        dict(embed_dim=768, depth=12, num_heads=12, mlp_dim=3072),
+        "VideoMAE v2 ViT-B/16, 16x224x224, tubelet 2",
+    ),
+    "videomae-l16": (
+        VideoViT,
+        VideoViTConfig,
+        dict(embed_dim=1024, depth=24, num_heads=16, mlp_dim=4096),
+        "VideoMAE v2 ViT-L/16, 16x224x224, tubelet 2",
+    ),
+    "videomae-h16": (
+        VideoViT,
+        VideoViTConfig,
+        dict(embed_dim=1280, depth=32, num_heads=16, mlp_dim=5120),
+        "VideoMAE v2 ViT-H/16, 16x224x224, tubelet 2",
+    ),
+    "videomae-tiny": (
+        VideoViT,
+        VideoViTConfig,
+        dict(embed_dim=64, depth=2, num_heads=2, mlp_dim=256, image_size=32, num_frames=4, num_classes=10),
+        "tiny random video ViT for tests: 4x32x32 input, width 64, 2 layers, 10 classes",
+    ),
+}
+
+#: model family (ReducibleModel.family) -> (model class, config class)
+FAMILIES: dict[str, tuple[Callable[..., ReducibleModel], type]] = {
+    "clip": (CLIP, ClipConfig),
+    "video_vit": (VideoViT, VideoViTConfig),
+}
+
+
+def list_models() -> list[str]:
+    """Names `create_model` accepts, sorted."""
+    return sorted(_REGISTRY)
+
+
+def describe_models() -> dict[str, str]:
+    """name -> one-line description, for `--help` texts and docs."""
+    return {name: entry[3] for name, entry in sorted(_REGISTRY.items())}
+
+
+def get_config(name: str, **overrides: Any) -> Any:
+    """The config dataclass of a named model with `overrides` applied (unknown fields are a ConfigError)."""
+    entry = _REGISTRY.get(name)
+    if entry is None:
+        close = difflib.get_close_matches(name, list(_REGISTRY), n=3)
+        hint = f"; did you mean {' or '.join(close)}?" if close else ""
+        raise ConfigError(f"unknown model {name!r}{hint} Known models: {', '.join(list_models())}")
+    _, config_cls, fields, _ = entry
+    return config_from_dict(config_cls, {**fields, **overrides}, where=f"create_model({name!r})")
+
+
+def build_model(config: Any, reduction: Sequence[object] | object | None = None) -> ReducibleModel:
+    """Instantiate the model class that goes with a config dataclass."""
+    for model_cls, config_cls in FAMILIES.values():
+        if isinstance(config, config_cls):
+            model = model_cls(config)
+            model.set_reduction(reduction)
+            return model
+    raise ConfigError(f"no model family for config {type(config).__name__}")
+
+
+def create_model(
+    name: str,
+    num_classes: int | None = None,
+    reduction: Sequence[object] | object | None = None,
+    **overrides: Any,
+) -> ReducibleModel:
+    """A randomly initialised model by name (see `list_models()`), in training mode.
+
+    num_classes: classifier outputs (video ViT: default 400; CLIP: default none, it returns embeddings, and a
+    value adds a linear head on the video embedding). reduction: reducer objects whose hooks run inside the
+    model (None: the plain dense model). overrides: any config field, e.g. `vision_layers=2`, `num_frames=8`.
+    """
+    if num_classes is not None:
+        overrides["num_classes"] = int(num_classes)
+    config = get_config(name, **overrides)
+    return build_model(config, reduction)
+
+
+def config_dict(config: Any) -> dict[str, Any]:
+    """A JSON-ready dict of a config dataclass."""
+    return dataclasses.asdict(config)
