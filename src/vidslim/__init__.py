@@ -20,6 +20,9 @@ _EXPORTS: dict[str, str] = {
     "create_model": "vidslim.models.registry",
     "load_model": "vidslim.models.loading",
     "list_models": "vidslim.models.registry",
+    "save_model": "vidslim.models.loading",
+    "RLT": "vidslim.tokenize.rlt",
+    "RandomMask": "vidslim.tokenize.rlt",
 }
 
 __all__ = ["__version__", *sorted(_EXPORTS)]

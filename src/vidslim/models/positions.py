@@ -1,5 +1,7 @@
 """Position tables: VideoMAE's fixed sinusoid table, token grid coordinates, and resizing learned tables.
 
+Grid coordinates themselves come from `vidslim.tokens.grid_positions`.
+
 - `sinusoid_table(n, dim)`: the 1-D table over flattened (t, h, w) indices that VideoMAE (and RLT, spec rlt §2.1)
   use: for dimension j the angle is pos / 10000^(2·floor(j/2)/dim), sin on even j and cos on odd j, computed in
   float64 and cast to float32. Being fixed, it is simply rebuilt for another grid.
@@ -14,7 +16,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from vidslim.tokens import NO_POSITION
+from vidslim.tokens import NO_POSITION, grid_positions
 
 
 def sinusoid_table(n: int, dim: int, base: float = 10000.0) -> Tensor:
@@ -26,14 +28,6 @@ def sinusoid_table(n: int, dim: int, base: float = 10000.0) -> Tensor:
     table[:, 0::2] = torch.sin(angle[:, 0::2])
     table[:, 1::2] = torch.cos(angle[:, 1::2])
     return table.float()
-
-
-def grid_positions(t: int, h: int, w: int, device: torch.device | str | None = None) -> Tensor:
-    """[t·h·w, 3] int64 (t, h, w) coordinates in row-major (t, then h, then w) order."""
-    tt, hh, ww = torch.meshgrid(
-        torch.arange(t, device=device), torch.arange(h, device=device), torch.arange(w, device=device), indexing="ij"
-    )
-    return torch.stack((tt, hh, ww), dim=-1).reshape(-1, 3)
 
 
 def frame_positions(

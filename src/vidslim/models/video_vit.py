@@ -25,8 +25,8 @@ from torch import Tensor, nn
 from vidslim.errors import ConfigError
 from vidslim.models.base import ReducibleModel
 from vidslim.models.blocks import VideoMAEBlock, drop_path_rates, init_linear_, run_blocks
-from vidslim.models.positions import grid_positions, interpolate_3d, sinusoid_table
-from vidslim.tokens import Tokens
+from vidslim.models.positions import interpolate_3d, sinusoid_table
+from vidslim.tokens import Tokens, grid_positions
 
 logger = logging.getLogger(__name__)
 
@@ -169,35 +169,69 @@ class VideoViT(ReducibleModel):
         return Tokens.from_dense(x, pos=grid_positions(*grid, device=x.device))
 
     # ------------------------------------------------------------------------------------------ encoder
-    def forward_tokens(self, video: Tensor) -> Tokens:
-        """Tokens after the last block (reducers applied)."""
-        tokens = self.embed(video)
+    def video_tokenizer(self) -> object | None:
+        """The attached before-the-model reducer (one with `embed_video`, such as RLT), or None for `embed`."""
+        return next((r for r in self.reduction if callable(getattr(r, "embed_video", None))), None)
+
+    def forward_tokens(self, video: Tensor, token_mask: Tensor | None = None) -> Tokens:
+        """Tokens after the last block (reducers applied).
+
+        token_mask: an optional precomputed keep mask [B, T', H', W'] for the attached tokenizer (RLT's mask built
+        in the data loader, say); an error without a tokenizer that takes one.
+        """
+        tokenizer = self.video_tokenizer()
+        if tokenizer is not None:
+            tokens = tokenizer.embed_video(self, video, token_mask)  # type: ignore[attr-defined]
+        elif token_mask is not None:
+            raise ConfigError("token_mask= needs a tokenizing reducer such as vs.RLT() in the model's reduction")
+        else:
+            tokens = self.embed(video)
         ctx = None
         if self.hooks is not None:
             grid = self.grid_of(video)
             ctx = self.hook_context(len(self.blocks), video.shape[0], grid[0], 0, grid, self)
         return run_blocks(self.blocks, tokens, ctx, self._hooks)
 
-    def pool(self, tokens: Tokens, batch_size: int) -> Tensor:
-        """Unweighted mean over each video's tokens -> [B, D] (a video may span several consecutive sequences)."""
-        if tokens.is_uniform and tokens.batch_size == batch_size:
+    def pool(self, tokens: Tokens, batch_size: int, weighted: bool = False) -> Tensor:
+        """Mean over each video's tokens -> [B, D] (a video may span several consecutive sequences).
+
+        weighted: weight each token by its size (the run length under RLT, the merged count under ToMe), so
+        every original tubelet counts once, as in the dense model; the release's RLT pools unweighted.
+        """
+        if not weighted and tokens.is_uniform and tokens.batch_size == batch_size:
             return tokens.dense().mean(dim=1)
         per_video = tokens.batch_size // batch_size
         if per_video * batch_size != tokens.batch_size:
             raise ValueError(f"{tokens.batch_size} sequences do not split evenly over {batch_size} videos")
         video = torch.div(tokens.batch_index, per_video, rounding_mode="floor")
-        sums = tokens.x.new_zeros(batch_size, tokens.dim).index_add_(0, video, tokens.x)
-        counts = torch.bincount(video, minlength=batch_size).clamp_min(1).to(tokens.x.dtype)
-        return sums / counts[:, None]
+        weight = tokens.sizes().to(tokens.x.dtype) if weighted else torch.ones_like(tokens.x[:, 0])
+        sums = tokens.x.new_zeros(batch_size, tokens.dim).index_add_(0, video, tokens.x * weight[:, None])
+        totals = tokens.x.new_zeros(batch_size).index_add_(0, video, weight).clamp_min(1e-6)
+        return sums / totals[:, None]
 
-    def forward_features(self, video: Tensor) -> Tensor:
+    def pools_by_size(self) -> bool:
+        """True when an attached reducer asks for size-weighted pooling (e.g. vs.RLT(pool="length"))."""
+        return any(getattr(r, "pool", "mean") == "length" for r in self.reduction)
+
+    def forward_features(self, video: Tensor, token_mask: Tensor | None = None) -> Tensor:
         """[B, C, T, H, W] -> pooled, normalised features [B, D] (before the head)."""
-        return self.fc_norm(self.pool(self.forward_tokens(video), video.shape[0]))
+        tokens = self.forward_tokens(video, token_mask)
+        return self.fc_norm(self.pool(tokens, video.shape[0], weighted=self.pools_by_size()))
 
-    def encode_video(self, video: Tensor) -> Tensor:
+    def encode_video(self, video: Tensor, token_mask: Tensor | None = None) -> Tensor:
         """[B, C, T, H, W] -> video features [B, D] (pooled, fc_norm), the name CLIP uses for the same idea."""
-        return self.forward_features(video)
+        return self.forward_features(video, token_mask)
 
-    def forward(self, video: Tensor) -> Tensor:
+    def forward(self, video: Tensor, token_mask: Tensor | None = None) -> Tensor:
         """[B, C, T, H, W] -> logits [B, num_classes] (features [B, D] when num_classes == 0)."""
-        return self.head(self.forward_features(video))
+        return self.head(self.forward_features(video, token_mask))
+
+    def predict_views(self, views: Tensor, token_mask: Tensor | None = None) -> Tensor:
+        """Multi-view testing: [B, V, C, T, H, W] -> class probabilities [B, num_classes], the softmax averaged over
+        the V views (the RLT release's test step). All B·V clips run as one packed batch."""
+        if views.dim() != 6:
+            raise ConfigError(f"predict_views takes [B, V, C, T, H, W], got shape {tuple(views.shape)}")
+        b, v = views.shape[:2]
+        mask = token_mask.flatten(0, 1) if token_mask is not None else None
+        logits = self.forward(views.flatten(0, 1), mask)
+        return logits.float().softmax(dim=-1).view(b, v, -1).mean(dim=1)

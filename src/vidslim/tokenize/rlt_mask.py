@@ -19,8 +19,7 @@ from collections.abc import Sequence
 import torch
 from torch import Tensor
 
-#: ImageNet per-channel standard deviation, the normalisation RLT's mask is defined on
-IMAGENET_STD = (0.229, 0.224, 0.225)
+from vidslim.io.transforms import IMAGENET_STD  # RLT's mask is defined on ImageNet-normalised frames
 
 
 def _check_grid(frames: int, height: int, width: int, tubelet: int, patch: int) -> tuple[int, int, int]:
