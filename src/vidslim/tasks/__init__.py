@@ -2,7 +2,8 @@
 
 `vidslim.tasks.metrics` holds the metrics as pure tensor functions: retrieval R@K / MdR / MnR / R-Sum for
 text-to-video and video-to-text (several captions per video, tie handling, optional dual softmax) and
-classification top-k with multi-view averaging. Names load lazily.
+classification top-k with multi-view averaging. `retrieval` and `classification` hold the losses and the task
+objects the training loop drives. Names load lazily.
 """
 
 from __future__ import annotations
@@ -20,6 +21,13 @@ _EXPORTS: dict[str, str] = {
     "average_views": "vidslim.tasks.metrics",
     "topk_accuracy": "vidslim.tasks.metrics",
     "classification_metrics": "vidslim.tasks.metrics",
+    "RetrievalTask": "vidslim.tasks.retrieval",
+    "contrastive_loss": "vidslim.tasks.retrieval",
+    "gather_with_grad": "vidslim.tasks.retrieval",
+    "gather_no_grad": "vidslim.tasks.retrieval",
+    "LN100": "vidslim.tasks.retrieval",
+    "ClassificationTask": "vidslim.tasks.classification",
+    "classification_loss": "vidslim.tasks.classification",
 }
 
 __all__ = sorted(_EXPORTS)
