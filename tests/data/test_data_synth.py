@@ -91,8 +91,12 @@ def test_make_synthetic_writes_readable_deterministic_data(synth_dir: Path, tmp_
     # the same seed writes the same data; another seed does not
     again = make_synthetic(tmp_path / "again", num_videos=3, fps=8, seconds=1, size=32, seed=3)
     assert again.read_text() == (synth_dir / "annotations.jsonl").read_text()
-    assert torch.equal(read_video(again.parent / "video_0001.mp4").frames,
-                       read_video(synth_dir / "video_0001.mp4").frames)
+    # the pictures are a pure function of the seed; the encoded bytes may differ in the last bits (x264 was seen
+    # to pick other modes once torch's compile workers had run in the same process), so compare decoded frames
+    # up to codec noise
+    first = read_video(again.parent / "video_0001.mp4").frames.float()
+    second = read_video(synth_dir / "video_0001.mp4").frames.float()
+    assert (first - second).abs().mean() < 2.0
     other = make_synthetic(tmp_path / "other", num_videos=3, fps=8, seconds=1, size=32, seed=4)
     assert other.read_text() != again.read_text()
 
