@@ -17,7 +17,7 @@ import av
 import pytest
 from PIL import Image
 
-import vidslim.cli.tokens as tokens_cli
+import vidslim.tokenize.counting as counting
 
 TOKENS_PER_WINDOW = 8 * 4 * 4
 KEPT_PER_WINDOW = 16 + 6 * 2
@@ -90,7 +90,7 @@ def test_chunked_reading_gives_the_same_windows(
         video = make_square_video(frames)
         whole = as_json(vidslim, video, "--method", "rlt")
         with monkeypatch.context() as patch:
-            patch.setattr(tokens_cli, "CHUNK_WINDOWS", 1)
+            patch.setattr(counting, "CHUNK_WINDOWS", 1)
             chunked = as_json(vidslim, video, "--method", "rlt")
         assert chunked["clips"] == whole["clips"]
         assert chunked["frames_left_out"] == whole["frames_left_out"] == frames - 32
