@@ -22,6 +22,16 @@ _EXPORTS: dict[str, str] = {
     "save_model": "vidslim.models.loading",
     "RLT": "vidslim.tokenize.rlt",
     "RandomMask": "vidslim.tokenize.rlt",
+    "SparseAttention": "vidslim.attention.svitt",
+    "attention_density": "vidslim.attention.svitt_pattern",
+    "TokenPrune": "vidslim.reduce.svitt_prune",
+    "TextGuidedPrune": "vidslim.reduce.svitt_prune",
+    "CrossModalEncoder": "vidslim.models.cross_modal",
+    "CrossModalConfig": "vidslim.models.cross_modal",
+    "Curriculum": "vidslim.reduce.curriculum",
+    "CurriculumStage": "vidslim.reduce.curriculum",
+    "apply_stage": "vidslim.reduce.curriculum",
+    "load_curriculum": "vidslim.reduce.curriculum",
 }
 
 __all__ = ["__version__", *sorted(_EXPORTS)]

@@ -77,7 +77,8 @@ def attend(
     key_bias: optional additive bias per key, [total] (e.g. `size_bias(tokens.size)`, ToMe's proportional
               attention); cast to q's dtype.
     scale:    softmax scale, head_dim**-0.5 when None.
-    pattern:  optional block-sparse pattern applied inside each video (`vidslim.attention.sparse`).
+    pattern:  optional block-sparse pattern applied inside each video (`vidslim.attention.sparse`); on "auto"
+              and "sdpa" a pattern with its own kernel (`sparse_attend`) runs it, else masks apply.
     backend:  "auto", "sdpa", "padded" or "flex" (see the module docstring); None uses `use_backend`'s.
     """
     seqlens = [int(n) for n in seqlens]
@@ -85,6 +86,10 @@ def attend(
     name = _check_backend(backend) if backend is not None else _default_backend.get()
     if q.shape[0] == 0:
         return v.new_empty(0, *v.shape[1:])
+    if pattern is not None and name in ("auto", "sdpa"):
+        out = pattern.sparse_attend(q, k, v, seqlens, key_bias, scale)
+        if out is not None:  # the pattern brought its own block-sparse kernel (SViTT's gathered blocks)
+            return out
     if name == "flex":
         return flex_attend(q, k, v, seqlens, key_bias, scale, pattern)
     if len(set(seqlens)) <= 1:

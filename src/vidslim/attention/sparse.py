@@ -19,6 +19,7 @@ Every query must be allowed at least one key (its own, say): a row with no key g
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Sequence
 
 import torch
 from torch import Tensor
@@ -36,6 +37,22 @@ class AttentionPattern:
         FlexAttention mask_mod under torch.compile.
         """
         raise NotImplementedError
+
+    def sparse_attend(
+        self,
+        q: Tensor,
+        k: Tensor,
+        v: Tensor,
+        seqlens: Sequence[int],
+        key_bias: Tensor | None = None,
+        scale: float | None = None,
+    ) -> Tensor | None:
+        """The pattern's own block-sparse kernel over packed [total, H, d] tensors, or None (the default).
+
+        `attend` calls it on the "auto" and "sdpa" backends; None makes the backend apply `allowed` as a mask
+        (which is exact but computes every pair). "padded" and "flex" always use `allowed`.
+        """
+        return None
 
     def dense_mask(self, seqlen: int, device: torch.device | str | None = None) -> Tensor:
         """[seqlen, seqlen] bool mask of one video, True where the query (row) may see the key (column)."""
