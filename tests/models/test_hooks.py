@@ -158,6 +158,8 @@ def test_clip_readout_finds_cls_after_frames_are_regrouped() -> None:
     after the last block leaves the embeddings unchanged: the readout finds the CLS tokens by position."""
 
     class JoinPairs:
+        joined_at: list[int] = []  # noqa: RUF012
+
         def after_mlp(self, tokens: Tokens, ctx: HookContext) -> Tokens:
             if ctx.layer != ctx.num_layers - 1:
                 return tokens
@@ -166,15 +168,18 @@ def test_clip_readout_finds_cls_after_frames_are_regrouped() -> None:
             pos = tokens.pos.view(-1, 2, n, 3)
             x = torch.cat((x[:, :, :1].flatten(1, 2), x[:, :, 1:].flatten(1, 2)), dim=1)
             pos = torch.cat((pos[:, :, :1].flatten(1, 2), pos[:, :, 1:].flatten(1, 2)), dim=1)
+            self.joined_at.append(ctx.layer)
             return Tokens.from_dense(x, pos=pos)
 
     torch.manual_seed(0)
     dense = vs.create_model("clip-tiny").eval()
     joined = vs.create_model("clip-tiny", reduction=[JoinPairs()]).eval()
     joined.load_state_dict(dense.state_dict())
+    joined.visual.cls_readout = False  # run the last block in full, so its after_mlp hook really regroups
     video = torch.randn(2, 4, 3, 32, 32)
     with torch.inference_mode():
         torch.testing.assert_close(joined.encode_frames(video), dense.encode_frames(video))
+    assert JoinPairs.joined_at == [dense.config.vision_layers - 1]  # the hook really regrouped the last block
     tokens = dense.visual.embed(video)
     assert (tokens.pos.view(8, 17, 3)[:, 0] == NO_POSITION).all()
     assert tokens.pos.view(2, 4, 17, 3)[1, 3, 1:, 0].eq(3).all()  # patches carry their frame index

@@ -79,8 +79,11 @@ class ReducibleModel(nn.Module):
         cls_tokens: int,
         grid: tuple[int, int, int],
         encoder: nn.Module,
+        input_sequences: int | None = None,
     ) -> HookContext | None:
-        """A fresh context for one forward, or None when no reducer has hooks (the dense path)."""
+        """A fresh context for one forward, or None when no reducer has hooks (the dense path).
+
+        input_sequences: sequences entering the first block when not one per video (CLIP: one per frame)."""
         if self._hooks is None:
             return None
         return HookContext(
@@ -92,6 +95,7 @@ class ReducibleModel(nn.Module):
             grid=grid,
             model=encoder,
             proportional_attention=self._hooks.proportional_attention,
+            input_sequences=batch_size if input_sequences is None else input_sequences,
         )
 
     @property

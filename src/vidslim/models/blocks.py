@@ -5,7 +5,12 @@
 
 LayerNorms, Linears and MLPs run on the packed [total, D] tensor with no padding. The attention computes q, k, v
 with one fused projection, reshapes to [total, H, d] and calls `vidslim.attention.attend`, which takes the plain
-dense path when every sequence has the same length.
+dense path when every sequence has the same length. A LoRA adapter (`vidslim.models.lora`) on the fused projection
+sits in `Attention.lora` (None without one) and adds its low-rank delta to q, k and v before q is scaled.
+
+CLS readout (`cls_readout=`, spec tempme §6.3-6): when the caller reads only the CLS tokens of the last block
+(CLIP's per-frame embeddings), that block computes the queries, the attention rows and the MLP of the CLS tokens
+only; keys and values still come from every token, so the CLS outputs are exactly those of the full block.
 
 Two families share the code and keep their checkpoints' parameter names, so weights load with no renaming:
 - CLIP (OpenAI names): `ln_1`, `attn.in_proj_weight`, `attn.in_proj_bias`, `attn.out_proj`, `ln_2`,
@@ -22,7 +27,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from vidslim.attention import AttentionPattern, attend, size_bias
+from vidslim.attention import AttentionPattern, additive_mask, attend, size_bias
 from vidslim.models.hooks import AttentionInfo, HookContext, ReducerHooks, check_tokens
 from vidslim.tokens import Tokens
 
@@ -56,6 +61,7 @@ class Attention(nn.Module):
         self.dim, self.heads, self.head_dim = dim, heads, dim // heads
         self.scale = self.head_dim**-0.5
         self.causal = causal
+        self.lora: nn.Module | None = None  # a LoRA adapter on the fused QKV projection (vidslim.models.lora)
 
     def qkv_weight_bias(self) -> tuple[Tensor, Tensor | None]:
         """The fused [3D, D] projection weight and its [3D] bias (or None)."""
@@ -65,6 +71,17 @@ class Attention(nn.Module):
         """The output projection [total, D] -> [total, D]."""
         raise NotImplementedError
 
+    def project_qkv(self, x: Tensor, rows: slice | None = None) -> Tensor:
+        """The fused projection (plus the LoRA delta) [.., D] -> [.., 3D], or only its output `rows` (a slice of
+        the 3D outputs: q is 0:D, k D:2D, v 2D:3D)."""
+        weight, bias = self.qkv_weight_bias()
+        if rows is not None:
+            weight, bias = weight[rows], (bias[rows] if bias is not None else None)
+        out = F.linear(x, weight, bias)
+        if self.lora is not None:
+            out = out + self.lora(x, rows)
+        return out
+
     def forward(
         self,
         x: Tensor,
@@ -72,12 +89,17 @@ class Attention(nn.Module):
         key_bias: Tensor | None = None,
         want_info: bool = False,
         pattern: AttentionPattern | None = None,
+        queries: int = 0,
     ) -> tuple[Tensor, AttentionInfo | None]:
         """[total, D] -> ([total, D], info). `info` is built only when `want_info` (a hook will read it);
-        `pattern` restricts which keys each query sees inside its sequence (block-sparse attention)."""
+        `pattern` restricts which keys each query sees inside its sequence (block-sparse attention).
+
+        queries > 0: only the first `queries` tokens of each sequence ask (equal lengths only); the result is
+        their outputs [S·queries, D] and no info. Keys and values are still every token's."""
+        if queries:
+            return self._first_queries(x, seqlens, key_bias, pattern, queries), None
         total = x.shape[0]
-        weight, bias = self.qkv_weight_bias()
-        q, k, v = F.linear(x, weight, bias).view(total, 3, self.heads, self.head_dim).unbind(1)
+        q, k, v = self.project_qkv(x).view(total, 3, self.heads, self.head_dim).unbind(1)
         if self.causal:  # the text tower: always an equal-length batch, never reduced
             b, n = len(seqlens), total // max(len(seqlens), 1)
             qd, kd, vd = (t.reshape(b, n, self.heads, self.head_dim).transpose(1, 2) for t in (q, k, v))
@@ -88,6 +110,25 @@ class Attention(nn.Module):
             out = out.reshape(total, self.dim)
         info = AttentionInfo(q, k, seqlens, self.scale, key_bias) if want_info else None
         return self.project_out(out), info
+
+    def _first_queries(
+        self, x: Tensor, seqlens: Sequence[int], key_bias: Tensor | None, pattern: AttentionPattern | None, c: int
+    ) -> Tensor:
+        """Attention outputs [S·c, D] of the first c tokens of each of S equal-length sequences."""
+        s = len(seqlens)
+        n = seqlens[0] if s else 0
+        if self.causal or any(m != n for m in seqlens) or not 0 < c <= n:
+            raise ValueError(f"query subsets need equal-length, non-causal sequences of at least {c} tokens")
+        d, h, hd = self.dim, self.heads, self.head_dim
+        q = self.project_qkv(x.view(s, n, d)[:, :c], slice(0, d))  # [S, c, D]
+        kv = self.project_qkv(x, slice(d, 3 * d)).view(s, n, 2, h, hd)
+        q = q.view(s, c, h, hd).transpose(1, 2)
+        k, v = kv[:, :, 0].transpose(1, 2), kv[:, :, 1].transpose(1, 2)
+        allowed = pattern.dense_mask(n, x.device)[:c][None, None] if pattern is not None else None
+        bias = key_bias.view(s, 1, 1, n) if key_bias is not None else None
+        mask = additive_mask(allowed, bias, q.dtype)
+        out = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, scale=self.scale)
+        return self.project_out(out.transpose(1, 2).reshape(s * c, d))
 
 
 class ClipAttention(Attention):
@@ -188,9 +229,23 @@ class Block(nn.Module):
     def feedforward(self) -> nn.Module:
         raise NotImplementedError
 
-    def forward(self, tokens: Tokens, ctx: HookContext | None = None, hooks: ReducerHooks | None = None) -> Tokens:
-        """Run the block; with `hooks` (and their `ctx`) call the reducers at the three hook points."""
+    def forward(
+        self,
+        tokens: Tokens,
+        ctx: HookContext | None = None,
+        hooks: ReducerHooks | None = None,
+        cls_readout: int | None = None,
+    ) -> Tokens:
+        """Run the block; with `hooks` (and their `ctx`) call the reducers at the three hook points.
+
+        cls_readout: the number of CLS tokens in the batch when only they are read after this block (see the
+        module docstring). The block then returns just those tokens, c per sequence (c = cls_readout / number of
+        sequences), and skips the after_attention and after_mlp hooks: reducers never change CLS tokens, so
+        their work could not reach the output. Sequences of unequal lengths take the full path.
+        """
         if hooks is None or ctx is None:  # dense: no context, no info, no bias
+            if cls_readout is not None and (readout := self._cls_only(tokens, None, None, cls_readout)) is not None:
+                return readout
             a, _ = self.attention(self.norm_a(tokens.x), tokens.seqlens)
             x = self.residual(tokens.x, a, tokens)
             return tokens.replace(x=self.residual(x, self.feedforward(self.norm_b(x)), tokens))
@@ -203,6 +258,8 @@ class Block(nn.Module):
             pattern = hook(tokens, ctx)
             if pattern is not None:
                 break
+        if cls_readout is not None and (readout := self._cls_only(tokens, key_bias, pattern, cls_readout)) is not None:
+            return readout
         a, info = self.attention(
             self.norm_a(tokens.x), tokens.seqlens, key_bias, want_info=bool(hooks.after_attention), pattern=pattern
         )
@@ -213,6 +270,24 @@ class Block(nn.Module):
         for hook in hooks.after_mlp:
             tokens = check_tokens(hook(tokens, ctx), hook)
         return tokens
+
+    def _cls_only(
+        self, tokens: Tokens, key_bias: Tensor | None, pattern: AttentionPattern | None, cls_total: int
+    ) -> Tokens | None:
+        """The block's output for the first c = cls_total / S tokens of each sequence only, or None when the
+        layout does not allow it (unequal lengths, or CLS tokens that do not spread evenly)."""
+        s = tokens.batch_size
+        if s == 0 or cls_total % s or not tokens.is_uniform or cls_total // s > tokens.max_seqlen:
+            return None
+        c, n = cls_total // s, tokens.max_seqlen
+        a, _ = self.attention(self.norm_a(tokens.x), tokens.seqlens, key_bias, pattern=pattern, queries=c)
+
+        def head(t: Tensor | None) -> Tensor | None:
+            return None if t is None else t.view(s, n, *t.shape[1:])[:, :c].reshape(s * c, *t.shape[1:])
+
+        cls = Tokens(head(tokens.x), (c,) * s, head(tokens.pos), head(tokens.size))  # type: ignore[arg-type]
+        x = self.residual(cls.x, a, cls)
+        return cls.replace(x=self.residual(x, self.feedforward(self.norm_b(x)), cls))
 
     def residual(self, x: Tensor, branch: Tensor, tokens: Tokens) -> Tensor:
         """x + branch (with stochastic depth when training). `branch` is a fresh Linear output that nothing else
@@ -303,12 +378,20 @@ def drop_path_rates(rate: float, depth: int) -> list[float]:
     return [rate * i / (depth - 1) for i in range(depth)]
 
 
-def run_blocks(blocks: Sequence[Block], tokens: Tokens, ctx: HookContext | None, hooks: ReducerHooks | None) -> Tokens:
-    """Run `blocks` in order, setting `ctx.layer` before each one when hooks are active."""
+def run_blocks(
+    blocks: Sequence[Block],
+    tokens: Tokens,
+    ctx: HookContext | None,
+    hooks: ReducerHooks | None,
+    cls_readout: int | None = None,
+) -> Tokens:
+    """Run `blocks` in order, setting `ctx.layer` before each one when hooks are active. `cls_readout` (the CLS
+    count of the batch) makes the last block compute its CLS tokens only (see `Block.forward`)."""
+    last = len(blocks) - 1
     for i, block in enumerate(blocks):
         if ctx is not None:
             ctx.layer = i
-        tokens = block(tokens, ctx, hooks)
+        tokens = block(tokens, ctx, hooks, cls_readout) if i == last and cls_readout else block(tokens, ctx, hooks)
     return tokens
 
 

@@ -13,7 +13,9 @@ Video input: float frames [B, T, C, H, W] (time before channels), normalised wit
 
 Reducers act in the vision tower, where every frame starts as its own sequence [CLS, patches]. They may merge,
 drop or regroup tokens (TempMe joins neighbouring frames into one sequence) but must keep every frame's CLS
-token, at the head of its sequence, in frame order: the readout takes those CLS tokens.
+token, at the head of its sequence, in frame order: the readout takes those CLS tokens. After TempMe's last
+regrouping one sequence holds a whole video as [CLS of frame 0, ..., CLS of frame T-1, merged patches], so the CLS
+of frame t sits at index t. The last block computes only the CLS tokens (`VisionTransformer.cls_readout`).
 """
 
 from __future__ import annotations
@@ -89,12 +91,26 @@ class Transformer(nn.Module):
             ClipBlock(width, heads, mlp_dim, eps, act, causal, rates[i]) for i in range(layers)
         )
 
-    def forward(self, tokens: Tokens, ctx: HookContext | None = None, hooks: ReducerHooks | None = None) -> Tokens:
-        return run_blocks(self.resblocks, tokens, ctx, hooks)
+    def forward(
+        self,
+        tokens: Tokens,
+        ctx: HookContext | None = None,
+        hooks: ReducerHooks | None = None,
+        cls_readout: int | None = None,
+    ) -> Tokens:
+        """Run the blocks; `cls_readout` (CLS tokens in the batch) makes the last one compute only those."""
+        return run_blocks(self.resblocks, tokens, ctx, hooks, cls_readout)
 
 
 class VisionTransformer(nn.Module):
-    """CLIP's image tower, run on every frame: conv1 -> [CLS; patches] + positions -> ln_pre -> blocks."""
+    """CLIP's image tower, run on every frame: conv1 -> [CLS; patches] + positions -> ln_pre -> blocks.
+
+    `cls_readout` (default True): the last block computes the per-frame CLS tokens only, the one thing the readout
+    takes (spec tempme §6.3-6): the same embeddings, for a fraction of the last block's cost. Set it to False to
+    run the last block on every token (e.g. to look at its output tokens).
+    """
+
+    cls_readout: bool = True
 
     def __init__(self, c: ClipConfig) -> None:
         super().__init__()
@@ -221,8 +237,10 @@ class CLIP(ReducibleModel):
         ctx = None
         if self.hooks is not None:
             g = self.config.grid
-            ctx = self.hook_context(len(self.visual.transformer.resblocks), b, t, 1, (t, g[0], g[1]), self.visual)
-        tokens = self.visual.transformer(tokens, ctx, self.hooks)
+            blocks = len(self.visual.transformer.resblocks)
+            ctx = self.hook_context(blocks, b, t, 1, (t, g[0], g[1]), self.visual, input_sequences=b * t)
+        readout = b * t if self.visual.cls_readout else None
+        tokens = self.visual.transformer(tokens, ctx, self.hooks, readout)
         return self.visual.project(self.visual.frame_cls(tokens, b, t))
 
     def encode_video(self, video: Tensor, frame_mask: Tensor | None = None) -> Tensor:

@@ -20,6 +20,12 @@ it, and with no reducers the model builds no `info` and no context at all, so th
 Token bookkeeping a reducer must keep: each sequence's CLS tokens (pos == NO_POSITION) stay at its head, are
 never dropped or merged, and keep their order (CLIP reads one CLS per frame after the last block); `pos` and
 `size` follow the tokens they describe. With no CLS (the video ViT) `cls_attention` is the first token's row.
+`ctx.cls_per_sequence(tokens)` says how many CLS tokens head each sequence now (the protected count of a merge;
+more than `ctx.cls_tokens` once sequences were joined).
+
+CLIP's vision tower computes only the CLS tokens in its last block (`VisionTransformer.cls_readout`): there the
+before_attention hooks run, the after_attention and after_mlp hooks do not (their work could not reach a CLS
+token), and the block returns the CLS tokens alone.
 
 Optional attributes and methods a reducer may also have:
     proportional_attention: bool   when any reducer sets it, attention adds log(size) to every key's logit
@@ -62,6 +68,8 @@ class HookContext:
                   carry things from one hook or layer to the next (SViTT stores the CLS row after attention
                   and prunes after the MLP)
     proportional_attention: add log(size) to attention logits (set from the reducers' attributes)
+    input_sequences: sequences entering the first block (CLIP: batch_size · num_frames, one per frame; the video
+                  ViT: batch_size); 0 means batch_size
     """
 
     layer: int
@@ -73,6 +81,23 @@ class HookContext:
     model: nn.Module
     state: dict[str, Any] = dataclasses.field(default_factory=dict)
     proportional_attention: bool = False
+    input_sequences: int = 0
+
+    @property
+    def cls_total(self) -> int:
+        """CLS tokens in the whole batch (they are never dropped or merged, so this never changes)."""
+        return self.cls_tokens * (self.input_sequences or self.batch_size)
+
+    def cls_per_sequence(self, tokens: Tokens) -> int:
+        """How many CLS tokens head each sequence of `tokens` now: the protected count of a merge. Sequences that
+        were joined (TempMe's ClipMe) hold the CLS tokens of all their parts."""
+        total, sequences = self.cls_total, tokens.batch_size
+        if sequences == 0 or total % sequences:
+            raise ValueError(
+                f"{total} CLS tokens do not spread evenly over {sequences} sequences: a reducer regrouped frames "
+                "into sequences of different origins; join the same number of frames into every sequence"
+            )
+        return total // sequences
 
 
 class AttentionInfo:

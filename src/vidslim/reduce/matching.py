@@ -15,10 +15,15 @@ no protected token ToMe leaves the unmerged A tokens in descending order of thei
 The functions here are pure: `bipartite_soft_matching` returns a `Merge` that can be applied to the features, the
 sizes and the source map of the same sequences. All sequences of a call have the same length and the same r, as
 they do per layer in ToMe and TempMe; there is no Python loop over sequences or tokens.
+
+Precision: the scores are computed in float32 with autocast switched off, whatever the model runs in, so that
+bf16/fp16 rounding cannot create ties that reorder the merges; the weighted average is computed in float32 too
+(merged sizes reach thousands, and size·x overflows fp16, spec §6.2-6).
 """
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 
 import torch
@@ -74,6 +79,14 @@ def _split(x: Tensor, protected: int) -> tuple[Tensor, Tensor, Tensor]:
     return x[:, :protected], patches[:, first_a::2], patches[:, 1 - first_a :: 2]
 
 
+def no_autocast(t: Tensor) -> contextlib.AbstractContextManager[object]:
+    """Switch autocast off for t's device (so float32 scores stay float32); a no-op where autocast is off."""
+    kind = t.device.type
+    if kind in ("cpu", "cuda", "xpu", "mps") and torch.is_autocast_enabled(kind):
+        return torch.autocast(kind, enabled=False)
+    return contextlib.nullcontext()
+
+
 def max_merges(num_tokens: int, protected: int) -> int:
     """The most merges one matching can make: half the patches, rounded down (ToMe's clamp)."""
     return max(num_tokens - protected, 0) // 2
@@ -89,7 +102,8 @@ def bipartite_soft_matching(metric: Tensor, r: int, protected: int = 1) -> Merge
     if protected < 0 or protected > metric.shape[1]:
         raise ValueError(f"protected={protected} does not fit sequences of {metric.shape[1]} tokens")
     r = max(0, min(int(r), max_merges(metric.shape[1], protected)))
-    with torch.no_grad():
+    with torch.no_grad(), no_autocast(metric):
+        metric = metric.float()
         metric = metric / metric.norm(dim=-1, keepdim=True)
         _, a, b = _split(metric, protected)
         if a.shape[1] == 0 or b.shape[1] == 0:

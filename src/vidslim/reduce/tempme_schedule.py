@@ -41,6 +41,21 @@ class LayerPlan:
     merge_after_attn: int  # merged after attention: r (ImgMe), M1 (ClipMe) or M (intra)
 
 
+def proportional_merges(tokens: int, cls_tokens: int, fraction: float) -> int:
+    """min(int(tokens·fraction), (tokens - cls_tokens) // 2): the merges of a proportional step (§1.6).
+
+    `tokens` counts the CLS tokens too (the percentage is of all tokens); the clamp is half the patches. This is
+    M0 of a ClipMe layer (on the joined sequence, fraction rc), M1 (on the tokens after the cross-clip merge,
+    fraction ri) and M of an intra-clip layer (fraction ri), with float-then-truncate arithmetic.
+    """
+    return max(0, min(int(tokens * fraction), (tokens - cls_tokens) // 2))
+
+
+def imgme_merges(tokens: int, cls_tokens: int, r: int) -> int:
+    """r, clamped to half the patches (the release does not clamp and fails where this clamps)."""
+    return max(0, min(int(r), (tokens - cls_tokens) // 2))
+
+
 def merge_fraction_from_percent(percent: float) -> float:
     """int(percent) / 100 as the official flags compute it, for a percentage such as 30."""
     return int(percent) / 100
@@ -78,19 +93,19 @@ def tempme_schedule(
     for layer in range(num_layers):
         if layer in merge_layers:
             k = groups[merge_layers.index(layer)]
-            m0 = min(int(n * k * rc), (n - c) * k // 2)
             joint, joint_cls = n * k, c * k
-            m1 = min(int((joint - m0) * ri), ((n - c) * k - m0) // 2)
+            m0 = proportional_merges(joint, joint_cls, rc)
             attn = joint - m0
+            m1 = proportional_merges(attn, joint_cls, ri)
             plan.append(LayerPlan(layer, "clipme", k, sequences // k, joint_cls, joint, attn, attn - m1, m0, m1))
             sequences, n, c = sequences // k, attn - m1, joint_cls
             continue
         if layer < first_merge:
             kind: LayerKind = "imgme"
-            m = min(r, (n - c) // 2)
+            m = imgme_merges(n, c, r)
         else:
             kind = "intra"
-            m = min(int(n * ri), (n - c) // 2)
+            m = proportional_merges(n, c, ri)
         plan.append(LayerPlan(layer, kind, 1, sequences, c, n, n, n - m, 0, m))
         n -= m
     return plan

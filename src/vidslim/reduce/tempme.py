@@ -1,0 +1,250 @@
+"""TempMe, temporal token merging (Shen et al., ICLR 2025), as a reducer for CLIP's vision tower (spec tempme §1).
+
+CLIP runs every frame of a video as its own sequence [CLS, patches]. TempMe merges progressively:
+
+* ImgMe layers (before the first merge layer): ToMe inside each frame, r tokens per frame after attention, on
+  the mean keys (§1.4).
+* ClipMe layers (`merge_layers`, group factor k): k neighbouring sequences of a video are joined into one,
+  CLS tokens first (clip 0's CLS, clip 1's CLS, ..., then clip 0's patches, clip 1's patches, ...). A learned
+  temporal position embedding ([1, F_cur, 1, D], zero-init, one entry per sequence before joining, trainable)
+  is added to every token, then M0 tokens are merged *across* the joined clips on the hidden states (before
+  attention); after attention M1 tokens are merged *within* the clip on the mean keys (§1.5).
+* Intra-clip layers (after the first merge layer, not merge layers): M tokens merged after attention (§1.3).
+
+Merge counts follow §1.6 exactly (`vidslim.reduce.tempme_schedule`): M0 = min(int(n·k·rc), (n-c)·k // 2),
+M1 and M = min(int(n'·ri), (n'-c')//2), with float-then-truncate arithmetic; `rc` and `ri` are *merge* fractions
+(the paper's keep ratios are R_C = 1 - rc, R_I = 1 - ri). Every merge is size-weighted, sizes add up, and
+attention is proportional (log size per key). The CLS tokens are never merged; after the last join the CLS of
+frame t sits at index t of the video's sequence, which is where `CLIP.encode_video` reads it (§1.8).
+
+    model = vs.create_model("clip-b32", reduction=[vs.TempMe.paper("clip-b32")])   # r 2, R_C 70 %, R_I 90 %
+    model = vs.create_model("clip-b16", reduction=[vs.TempMe.paper("clip-b16")])   # r 10, R_C 60 %, R_I 80 %
+    vs.TempMe(r=2, merge_layers=(6, 8, 10), groups=(2, 3, 2), rc=0.3, ri=0.1)
+
+Differences from the release, on purpose:
+* source tracing works through ClipMe layers (`trace_source=True`; the release crashes at the first ClipMe layer,
+  §6.2-1): `self.sources` is a `SourceMap` after each forward;
+* ImgMe's r is clamped to half the patches (the release fails there instead);
+* matching scores and sizes are float32 and the weighted average never forms size·x, so bf16/fp16 are safe
+  (§6.2-6);
+* the last layer computes the CLS tokens only (CLIP's `cls_readout`), which skips its intra-clip merge: that
+  merge cannot change the embedding (§6.3-6).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+
+from vidslim.errors import ConfigError
+from vidslim.models.hooks import AttentionInfo, HookContext
+from vidslim.reduce.sources import SourceMap
+from vidslim.reduce.tempme_schedule import LayerPlan, imgme_merges, proportional_merges, tempme_schedule
+from vidslim.reduce.token_merge import merge_tokens
+from vidslim.tokens import Tokens
+
+#: the paper's settings per backbone (§1.7, §1.7b): ImgMe r, merge layers (0-indexed), group factors, rc, ri
+PAPER: dict[str, dict[str, Any]] = {
+    "clip-b32": dict(r=2, merge_layers=(8, 9, 10), groups=(2, 2, 3), rc=0.3, ri=0.1),
+    "clip-b16": dict(r=10, merge_layers=(8, 9, 10), groups=(2, 2, 3), rc=0.4, ri=0.2),
+}
+
+
+def regroup_clips(t: Tensor, k: int, cls_tokens: int) -> Tensor:
+    """Join every k consecutive sequences of t [S, N, C] into one [S/k, k·N, C]: the k·c CLS tokens first (clip
+    by clip), then the patches of clip 0, clip 1, ... (§1.5 step 2)."""
+    s, n, ch = t.shape
+    g = t.view(s // k, k, n, ch)
+    cls = g[:, :, :cls_tokens].reshape(s // k, k * cls_tokens, ch)
+    patches = g[:, :, cls_tokens:].reshape(s // k, k * (n - cls_tokens), ch)
+    return torch.cat((cls, patches), dim=1)
+
+
+class TempMe(nn.Module):
+    """Temporal token merging in CLIP's vision tower (see the module docstring).
+
+    r: ImgMe merges per frame and layer; merge_layers: ClipMe layers (0-indexed, increasing); groups: sequences
+    joined at each of them (their product must divide the frame count); rc, ri: cross-clip and intra-clip merge
+    fractions; temporal_pos: learned temporal position embeddings at the ClipMe layers; proportional_attention:
+    log(size) key bias; trace_source: keep `self.sources`; num_frames: frames per video (default: the model's
+    config), which fixes the embedding tables' shapes.
+    """
+
+    def __init__(
+        self,
+        r: int = 2,
+        merge_layers: Sequence[int] = (8, 9, 10),
+        groups: Sequence[int] = (2, 2, 3),
+        rc: float = 0.3,
+        ri: float = 0.1,
+        *,
+        temporal_pos: bool = True,
+        proportional_attention: bool = True,
+        trace_source: bool = False,
+        num_frames: int | None = None,
+    ) -> None:
+        super().__init__()
+        if int(r) < 0:
+            raise ConfigError(f"TempMe r={r}: the ImgMe merges per layer must be >= 0")
+        for name, value in (("rc", rc), ("ri", ri)):
+            if not 0.0 <= float(value) < 1.0:
+                raise ConfigError(
+                    f"TempMe {name}={value} must be a merge fraction in [0, 1), e.g. 0.3 for the paper's keep "
+                    f"ratio of 70 %"
+                )
+        self.r, self.rc, self.ri = int(r), float(rc), float(ri)
+        self.merge_layers, self.groups = tuple(int(m) for m in merge_layers), tuple(int(k) for k in groups)
+        try:  # validates the layers and the group factors
+            tempme_schedule(
+                max(self.merge_layers, default=0) + 1,
+                math.prod(self.groups),
+                2,
+                0,
+                self.merge_layers,
+                self.groups,
+                0.0,
+                0.0,
+            )
+        except ValueError as error:
+            raise ConfigError(f"TempMe: {error}") from error
+        self.temporal_pos = bool(temporal_pos)
+        self.proportional_attention = bool(proportional_attention)
+        self.trace_source = bool(trace_source)
+        self.num_frames = num_frames
+        self.first_merge = self.merge_layers[0] if self.merge_layers else None
+        self.group_at = dict(zip(self.merge_layers, self.groups, strict=True))
+        self.temporal_embeddings = nn.ParameterDict()
+        self.sources: SourceMap | None = None
+
+    @classmethod
+    def paper(cls, backbone: str, **overrides: Any) -> TempMe:
+        """The paper's settings for "clip-b32" (r 2, R_C 70 %, R_I 90 %) or "clip-b16" (r 10, 60 %, 80 %)."""
+        if backbone not in PAPER:
+            raise ConfigError(f"TempMe.paper({backbone!r}): no paper settings; use one of {sorted(PAPER)}")
+        return cls(**{**PAPER[backbone], **overrides})
+
+    # ------------------------------------------------------------------------------------------ setup
+    def attach(self, model: nn.Module) -> None:
+        """Check the model is a CLIP deep enough for the merge layers; create the temporal embedding tables."""
+        visual = getattr(model, "visual", None)
+        if getattr(model, "family", "") != "clip" or visual is None:
+            raise ConfigError(
+                f"TempMe merges CLIP's per-frame sequences; {type(model).__name__} has none. Use it with a CLIP "
+                "model (vs.create_model('clip-b32', ...)), or vs.ToMe for the video ViT"
+            )
+        config = model.config  # type: ignore[union-attr]
+        layers = len(visual.transformer.resblocks)
+        frames = int(self.num_frames or config.num_frames)
+        if any(m >= layers for m in self.merge_layers):
+            raise ConfigError(f"TempMe merge_layers {list(self.merge_layers)} do not fit a model of {layers} layers")
+        if frames % math.prod(self.groups):
+            raise ConfigError(
+                f"TempMe groups {list(self.groups)} (product {math.prod(self.groups)}) do not divide {frames} frames: "
+                "change groups, or num_frames (TempMe(num_frames=...) or the model's config)"
+            )
+        self.num_frames = frames
+        if not self.temporal_pos:
+            return
+        ref = visual.class_embedding
+        sequences = frames
+        for layer, k in zip(self.merge_layers, self.groups, strict=True):
+            shape = (1, sequences, 1, config.vision_width)
+            old = self.temporal_embeddings.get(str(layer))
+            if old is None or tuple(old.shape) != shape:
+                self.temporal_embeddings[str(layer)] = nn.Parameter(
+                    torch.zeros(shape, device=ref.device, dtype=ref.dtype)
+                )
+            sequences //= k
+
+    def schedule(self, num_layers: int, num_frames: int, tokens_per_frame: int) -> list[LayerPlan]:
+        """The static per-layer plan for videos of `num_frames` frames of `tokens_per_frame` tokens (incl. CLS)."""
+        return tempme_schedule(
+            num_layers, num_frames, tokens_per_frame, self.r, self.merge_layers, self.groups, self.rc, self.ri
+        )
+
+    # ------------------------------------------------------------------------------------------ hooks
+    def _start(self, tokens: Tokens, ctx: HookContext) -> None:
+        """Once per forward: reset the source map."""
+        key = f"tempme:{id(self)}"
+        if key not in ctx.state:
+            ctx.state[key] = True
+            self.sources = SourceMap.identity(tokens.seqlens, tokens.x.device) if self.trace_source else None
+
+    def _layout(self, tokens: Tokens, ctx: HookContext) -> tuple[int, int, int]:
+        """(sequences, tokens per sequence, CLS per sequence); TempMe keeps every sequence the same length."""
+        if not tokens.is_uniform:
+            raise ConfigError(
+                f"TempMe needs sequences of equal length at layer {ctx.layer}, got {tokens.seqlens[:6]}...: put "
+                "reducers that drop tokens unevenly after it, or use vs.ToMe, which takes unequal lengths"
+            )
+        return tokens.batch_size, tokens.max_seqlen, ctx.cls_per_sequence(tokens)
+
+    def before_attention(self, tokens: Tokens, ctx: HookContext) -> Tokens:
+        """ClipMe step 1 at a merge layer: join k clips, add the temporal embedding, merge M0 across clips."""
+        self._start(tokens, ctx)
+        k = self.group_at.get(ctx.layer)
+        if k is None:
+            return tokens
+        s, n, c = self._layout(tokens, ctx)
+        per_video = s // max(ctx.batch_size, 1)
+        if per_video * ctx.batch_size != s or per_video % k:
+            raise ConfigError(
+                f"TempMe layer {ctx.layer} joins {k} sequences but a video holds {per_video} here: the group "
+                f"factors {list(self.groups)} must divide the frame count {ctx.num_frames}"
+            )
+        d = tokens.dim
+        x = tokens.x.view(s, n, d)
+        m0 = proportional_merges(n * k, c * k, self.rc)
+        metric = regroup_clips(x.detach(), k, c)  # the hidden states, before the embedding is added (§1.5-1)
+        if m0 > 0 and self.temporal_pos:
+            table = self.temporal_embeddings[str(ctx.layer)]
+            if table.shape[1] != per_video:
+                raise ConfigError(
+                    f"TempMe was built for {self.num_frames} frames (a table of {table.shape[1]} sequences at layer "
+                    f"{ctx.layer}), got {ctx.num_frames}: create it with TempMe(num_frames={ctx.num_frames}, ...)"
+                )
+            x = (x.view(ctx.batch_size, per_video, n, d) + table.to(x.dtype)).view(s, n, d)
+        joined = Tokens(
+            regroup_clips(x, k, c).reshape(-1, d),
+            (n * k,) * (s // k),
+            regroup_clips(tokens.pos.view(s, n, 3), k, c).reshape(-1, 3) if tokens.pos is not None else None,
+            regroup_clips(tokens.size.view(s, n, 1), k, c).reshape(-1) if tokens.size is not None else None,
+        )
+        if self.sources is not None:
+            new_from_old = regroup_clips(torch.arange(tokens.total, device=x.device).view(s, n, 1), k, c).reshape(-1)
+            old_to_new = torch.empty_like(new_from_old).scatter_(
+                0, new_from_old, torch.arange(tokens.total, device=x.device)
+            )
+            self.sources = self.sources.moved(old_to_new)
+        return self._merge(joined, metric.reshape(-1, d), m0, c * k)
+
+    def after_attention(self, tokens: Tokens, info: AttentionInfo, ctx: HookContext) -> Tokens:
+        """ImgMe (r per frame) before the first merge layer, else the intra-clip merge (M1 or M), on the keys."""
+        self._start(tokens, ctx)
+        _, n, c = self._layout(tokens, ctx)
+        if self.first_merge is None or ctx.layer < self.first_merge:
+            m = imgme_merges(n, c, self.r)
+        else:
+            m = proportional_merges(n, c, self.ri)
+        return self._merge(tokens, info.keys_mean, m, c)
+
+    def _merge(self, tokens: Tokens, metric: Tensor, m: int, cls_tokens: int) -> Tokens:
+        if m <= 0:
+            return tokens
+        merged, moved = merge_tokens(tokens, metric, m, cls_tokens, self.sources is not None)
+        if self.sources is not None and moved is not None:
+            self.sources = self.sources.moved(moved)
+        return merged
+
+    def extra_repr(self) -> str:
+        return (
+            f"r={self.r}, merge_layers={list(self.merge_layers)}, groups={list(self.groups)}, rc={self.rc}, "
+            f"ri={self.ri}, temporal_pos={self.temporal_pos}"
+        )
+
+    def __repr__(self) -> str:  # one line: the settings (the tables are listed by named_parameters)
+        return f"TempMe({self.extra_repr()})"

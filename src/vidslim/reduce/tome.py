@@ -1,0 +1,110 @@
+"""ToMe, token merging (Bolya et al., ICLR 2023), as a reducer for any vidslim encoder (spec tempme §5.1).
+
+In every block, after the attention residual and before the MLP, r tokens of every sequence are merged into
+their most similar partners by bipartite soft matching on the attention keys averaged over heads
+(`AttentionInfo.keys_mean`). Merged features are size-weighted averages, sizes add up (`Tokens.size`), and
+proportional attention adds log(size) to every key's logit so a merged token weighs as the tokens it stands for.
+
+    model = vs.create_model("clip-b16", reduction=[vs.ToMe(r=8)])
+    model = vs.create_model("videomae-b16", reduction=[vs.ToMe(r=16, schedule="decreasing")])
+    model = vs.create_model("clip-b32", reduction=[vs.ToMe(schedule=[4, 4, 2, 2])])   # r per layer, then 0
+
+Protected tokens: the CLS tokens (`HookContext.cls_per_sequence`: one per frame for CLIP, none for the video
+ViT) are never merged and stay at the head in order; the A/B split and the output order follow the official
+code (`vidslim.reduce.matching`), so merges match it token for token.
+
+Sequences of unequal lengths (a packed batch after RLT on the video ViT) are merged in one pass: the metric is
+padded with rows that can never match, and each sequence merges min(r, half its patches) tokens
+(`vidslim.reduce.token_merge`). The official release handles equal lengths only (spec rlt §4.6).
+
+Schedules (ToMe's `parse_r`): "constant" merges r in every layer; "decreasing" ramps linearly from 1.5·r in the
+first layer to 0.5·r in the last (the same total), "increasing" the other way; or give r per layer as a list.
+
+Source tracing (`trace_source=True`): after each forward `reducer.sources` is a `SourceMap` giving, for every
+input token, the output token that covers it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from vidslim.errors import ConfigError
+from vidslim.models.hooks import AttentionInfo, HookContext
+from vidslim.reduce.sources import SourceMap
+from vidslim.reduce.token_merge import merge_tokens
+from vidslim.tokens import Tokens
+
+SCHEDULES = {"constant": 0.0, "decreasing": -0.5, "increasing": 0.5}
+
+
+def tome_schedule(num_layers: int, r: int, schedule: str = "constant") -> list[int]:
+    """r per layer: constant, or a linear ramp around r (ToMe's inflection ±0.5) with about the same total."""
+    if schedule not in SCHEDULES:
+        raise ConfigError(f"ToMe schedule={schedule!r} is unknown; use one of {sorted(SCHEDULES)} or a list of r")
+    inflect = SCHEDULES[schedule]
+    if num_layers <= 1 or inflect == 0:
+        return [int(r)] * num_layers
+    start = int(r * (1.0 - inflect))  # decreasing: int(1.5 r) down to 2r - int(1.5 r)
+    end = 2 * r - start
+    step = (end - start) / (num_layers - 1)
+    return [int(start + step * i) for i in range(num_layers)]
+
+
+class ToMe:
+    """Token merging after attention in every block (see the module docstring).
+
+    r: tokens merged per sequence in each layer (with a named schedule); schedule: "constant", "decreasing",
+    "increasing", or a list of r per layer (then leave r out; layers past the list merge nothing);
+    proportional_attention: add log(size) to attention logits (ToMe advises it for off-the-shelf models and
+    off for training); trace_source: keep a `SourceMap` in `self.sources` after each forward.
+    """
+
+    def __init__(
+        self,
+        r: int | None = None,
+        schedule: str | Sequence[int] = "constant",
+        proportional_attention: bool = True,
+        trace_source: bool = False,
+    ) -> None:
+        if isinstance(schedule, str):
+            if r is None or int(r) < 0:
+                raise ConfigError(f"ToMe(r=...) needs r >= 0 tokens per layer with schedule={schedule!r}, got r={r}")
+            self._per_layer: tuple[int, ...] | None = None
+            tome_schedule(1, int(r), schedule)  # validates the name
+        else:
+            if r is not None:
+                raise ConfigError("ToMe: give either r (with a named schedule) or schedule=[r per layer], not both")
+            if any(int(v) < 0 for v in schedule):
+                raise ConfigError(f"ToMe schedule must hold r >= 0 per layer, got {list(schedule)}")
+            self._per_layer = tuple(int(v) for v in schedule)
+        self.r, self.schedule = r, schedule
+        self.proportional_attention = bool(proportional_attention)
+        self.trace_source = bool(trace_source)
+        self.sources: SourceMap | None = None
+
+    def layer_r(self, num_layers: int) -> list[int]:
+        """The r of every layer of an encoder with `num_layers` blocks."""
+        if self._per_layer is None:
+            return tome_schedule(num_layers, int(self.r or 0), str(self.schedule))
+        if len(self._per_layer) > num_layers:
+            raise ConfigError(f"ToMe schedule has {len(self._per_layer)} entries for a model of {num_layers} layers")
+        return [*self._per_layer, *([0] * (num_layers - len(self._per_layer)))]
+
+    def after_attention(self, tokens: Tokens, info: AttentionInfo, ctx: HookContext) -> Tokens:
+        """Merge this layer's r tokens per sequence on the mean keys."""
+        key = f"tome:{id(self)}"
+        if key not in ctx.state:
+            ctx.state[key] = self.layer_r(ctx.num_layers)
+            if self.trace_source:
+                self.sources = SourceMap.identity(tokens.seqlens, tokens.x.device)
+        r = ctx.state[key][ctx.layer]
+        if r <= 0:
+            return tokens
+        merged, moved = merge_tokens(tokens, info.keys_mean, r, ctx.cls_per_sequence(tokens), self.trace_source)
+        if self.sources is not None and moved is not None:
+            self.sources = self.sources.moved(moved)
+        return merged
+
+    def __repr__(self) -> str:
+        what = f"r={self.r}, schedule={self.schedule!r}" if self._per_layer is None else f"schedule={self.schedule!r}"
+        return f"ToMe({what}, proportional_attention={self.proportional_attention})"

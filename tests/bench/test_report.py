@@ -1,0 +1,76 @@
+"""The per-layer report: tokens and FLOPs of every block as it ran, derived by hand for a tiny video ViT with ToMe;
+the method registry."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+import vidslim as vs
+from vidslim.bench import methods
+from vidslim.bench.methods import build_reduction, list_methods, register_method
+from vidslim.bench.report import layer_report
+from vidslim.errors import ConfigError
+from vidslim.reduce.tempme import TempMe
+from vidslim.reduce.tome import ToMe
+
+
+def block_flops(n: int, dim: int = 64, mlp: int = 256, n_mlp: int | None = None, match: int = 0) -> int:
+    """Multiply-adds of one block: qkv, QK^T + AV, out proj, the matching scores (A x B x head_dim), the MLP."""
+    n_mlp = n if n_mlp is None else n_mlp
+    return n * dim * 3 * dim + 2 * n * n * dim + n * dim * dim + match + 2 * n_mlp * dim * mlp
+
+
+def test_video_vit_with_tome_by_hand() -> None:
+    torch.manual_seed(0)
+    # videomae-tiny: 4 x 32 x 32 video, tubelets 2 x 16 x 16 -> 8 tokens, width 64, 2 heads of 32, MLP 256
+    model = vs.create_model("videomae-tiny", reduction=[ToMe(r=2)]).eval()
+    clips = torch.randn(2, 3, 4, 32, 32)
+    report = layer_report(model, clips, videos=2)
+    rows = [(r.layer, r.sequences, r.tokens_attn, r.tokens_out) for r in report.rows]
+    assert rows == [(0, 1, 8, 6), (1, 1, 6, 4)]
+    # layer 0: 8 tokens, A = B = 4 tokens scored on 32-dim mean keys, MLP on 6; layer 1: 6 tokens, 3 x 3, MLP on 4
+    first = block_flops(8, n_mlp=6, match=4 * 4 * 32)
+    second = block_flops(6, n_mlp=4, match=3 * 3 * 32)
+    assert [r.gflops * 1e9 for r in report.rows] == [pytest.approx(first), pytest.approx(second)]
+    stem, head = 8 * 64 * (3 * 2 * 16 * 16), 64 * 10
+    assert report.gflops_per_video * 1e9 == pytest.approx(stem + first + second + head)
+    assert all(not b._forward_hooks and not b.attn._forward_pre_hooks for b in model.blocks)  # hooks removed
+    as_dict = report.to_dict()
+    assert as_dict["layers"][0] == {
+        "layer": 0,
+        "sequences": 1,
+        "tokens_attn": 8,
+        "tokens_out": 6,
+        "gflops": pytest.approx(first / 1e9),
+    }
+    assert "total" in report.table()
+
+
+def test_clip_readout_row_and_bound_methods() -> None:
+    torch.manual_seed(0)
+    model = vs.create_model("clip-tiny").eval()  # 32 px, 8 px patches: 17 tokens per frame, 2 layers
+    report = layer_report(model.encode_video, torch.randn(1, 4, 3, 32, 32))
+    # the last block attends over all 17 keys of each frame but outputs only its CLS token
+    assert [(r.sequences, r.tokens_attn, r.tokens_out) for r in report.rows] == [(4, 68, 68), (4, 68, 4)]
+
+
+def test_method_registry() -> None:
+    assert {"dense", "tome", "tempme"} <= set(list_methods())
+    assert build_reduction("dense", "clip-b32") == []
+    (tome,) = build_reduction("tome", "clip-b16")
+    assert isinstance(tome, ToMe) and tome.r == 10
+    assert build_reduction("tome", "clip-b32", r=3)[0].r == 3
+    (tempme,) = build_reduction("tempme", "clip-b16")
+    assert isinstance(tempme, TempMe) and (tempme.r, tempme.rc, tempme.ri) == (10, 0.4, 0.2)
+    combined = build_reduction("tome+tome", "clip-b32")
+    assert len(combined) == 2
+    with pytest.raises(ConfigError, match="did you mean tome"):
+        build_reduction("tomee", "clip-b32")
+    register_method("noop-test", lambda model, **options: ["marker"], "test entry")
+    try:
+        assert build_reduction("noop-test+dense", "x") == ["marker"]
+    finally:
+        methods._METHODS.pop("noop-test")
+    with pytest.raises(ValueError, match="must not contain"):
+        register_method("a+b", lambda model, **options: [])
