@@ -7,12 +7,15 @@ import pytest
 import torch
 
 import vidslim as vs
+from vidslim.attention.svitt import SparseAttention
 from vidslim.bench import methods
 from vidslim.bench.methods import build_reduction, list_methods, register_method
 from vidslim.bench.report import layer_report
 from vidslim.errors import ConfigError
+from vidslim.reduce.svitt_prune import TokenPrune
 from vidslim.reduce.tempme import TempMe
 from vidslim.reduce.tome import ToMe
+from vidslim.tokenize.rlt import RLT, RandomMask
 
 
 def block_flops(n: int, dim: int = 64, mlp: int = 256, n_mlp: int | None = None, match: int = 0) -> int:
@@ -43,6 +46,7 @@ def test_video_vit_with_tome_by_hand() -> None:
         "tokens_attn": 8,
         "tokens_out": 6,
         "gflops": pytest.approx(first / 1e9),
+        "density": 1.0,
     }
     assert "total" in report.table()
 
@@ -74,3 +78,81 @@ def test_method_registry() -> None:
         methods._METHODS.pop("noop-test")
     with pytest.raises(ValueError, match="must not contain"):
         register_method("a+b", lambda model, **options: [])
+
+
+def test_density_column_by_hand() -> None:
+    torch.manual_seed(0)
+    # 8 frames of 32 x 32, tubelet 2: 4 x 2 x 2 = 16 tokens, no CLS; blocks of 2 -> 8 blocks, each query sees its
+    # own block and 1 random one: 4 of 16 keys, density 1/4. Layer 1 is left dense: density 1.
+    sparse = SparseAttention(block=2, local=1, random=1, layers=(0,))
+    model = vs.create_model("videomae-tiny", num_frames=8, reduction=[sparse]).eval()
+    report = layer_report(model, torch.randn(2, 3, 8, 32, 32), videos=2)
+    assert [r.density for r in report.rows] == [0.25, 1.0]
+    assert [row["density"] for row in report.to_dict()["layers"]] == [0.25, 1.0]
+    assert report.table().splitlines()[0].split()[-1] == "density"
+    assert report.table().splitlines()[1].split()[-1] == "0.250"
+
+
+def test_new_methods_defaults_options_and_order() -> None:
+    (rlt,) = build_reduction("rlt", "videomae-b16")
+    assert isinstance(rlt, RLT) and rlt.tau == 0.1
+    (rnd,) = build_reduction("random", "videomae-b16")
+    assert isinstance(rnd, RandomMask) and rnd.keep == 0.5
+    assert build_reduction("random", "videomae-b16", keep=0.3)[0].keep == 0.3
+    (edges,) = build_reduction("svitt", "videomae-b16")
+    assert isinstance(edges, SparseAttention) and (edges.block, edges.local, edges.random, edges.global_cls) == (
+        56,
+        1,
+        3,
+        True,
+    )
+    (prune,) = build_reduction("tokenprune", "clip-b16")
+    assert isinstance(prune, TokenPrune) and (tuple(prune.layers), prune.keep) == ((3, 6, 9), 0.7)
+    # SparseAttention always last, tokenizers first; "method.key" scopes an option to one method
+    combined = build_reduction("svitt+tokenprune+rlt", "videomae-b16", keep=0.6, **{"svitt.block": 8})
+    assert [type(r) for r in combined] == [RLT, TokenPrune, SparseAttention]
+    assert combined[1].keep == 0.6 and combined[2].block == 8
+    assert [type(r) for r in build_reduction("svitt+tempme", "clip-b32")] == [TempMe, SparseAttention]
+
+
+@pytest.mark.parametrize(
+    ("method", "model", "message"),
+    [
+        ("rlt+tempme", "clip-b32", "'rlt' acts on the video ViT"),
+        ("rlt+tempme", "videomae-b16", "'tempme' acts on CLIP"),
+        ("random", "clip-tiny", "pick a method that fits 'clip-tiny': dense, svitt, tempme, tokenprune, tome"),
+        ("rlt+random", "videomae-b16", "random_keep"),
+    ],
+)
+def test_methods_that_do_not_fit_the_model_are_a_clear_error(method: str, model: str, message: str) -> None:
+    with pytest.raises(ConfigError, match=message):
+        build_reduction(method, model)
+
+
+@pytest.mark.parametrize(
+    ("method", "model"),
+    [
+        ("rlt+tokenprune", "videomae-tiny"),
+        ("rlt+svitt", "videomae-tiny"),
+        ("tokenprune+svitt", "videomae-tiny"),
+        ("tome+svitt", "videomae-tiny"),
+        ("tome+svitt", "clip-tiny"),
+        ("tokenprune+svitt", "clip-tiny"),
+    ],
+)
+def test_combinations_run_and_shrink(method: str, model: str) -> None:
+    torch.manual_seed(0)
+    options = {"block": 2, "random": 1, "tokenprune.layers": [0], "tau": -1.0, "r": 2}  # tau < 0: RLT keeps all
+    net = vs.create_model(model, reduction=build_reduction(method, model, **options)).eval()
+    if net.family == "clip":
+        report = layer_report(net.encode_video, torch.randn(1, 4, 3, 32, 32))
+    else:
+        report = layer_report(net, torch.randn(1, 3, 4, 32, 32))
+    dense = vs.create_model(model).eval()
+    tokens = 4 * 17 if net.family == "clip" else 8
+    assert report.rows[0].tokens_attn == tokens and isinstance(dense, type(net))
+    shrinks = "tome" in method or "tokenprune" in method
+    assert (report.rows[0].tokens_out < tokens) == shrinks  # pruned or merged in layer 0
+    # blocks of 2, own + 1 random: 4 of 8 keys per query (video ViT), 1 CLS + 2 x 2 of 17 (CLIP, per frame)
+    expected = (0.5 if net.family != "clip" else (17 + 16 * 5) / 17**2) if "svitt" in method else 1.0
+    assert report.rows[0].density == pytest.approx(expected)

@@ -2,13 +2,19 @@
 
     report = layer_report(model.encode_video, video, videos=video.shape[0])
     print(report.table())           # one row per block that ran, plus the total (per video)
-    report.to_dict()["layers"]      # [{"layer", "sequences", "tokens_attn", "tokens_out", "gflops"}, ...]
+    report.to_dict()["layers"]      # [{"layer", "sequences", "tokens_attn", "tokens_out", "gflops", "density"}, ...]
 
 One forward pass runs under a `FlopCounter` with module hooks on every transformer block (`vidslim.models.blocks
 .Block`) and its attention: the attention's input gives the sequences and the tokens entering it (after any
 `before_attention` reducer, e.g. TempMe's cross-clip merge), the block's output the tokens leaving it, and the
 counter the FLOPs of everything the block's call ran, reducer work (matching, merging) included. Nothing here
 knows a method: whatever the reducers do shows up in the counts. Figures are per video (divided by `videos`).
+
+Density is the fraction of the (query, key) pairs inside each sequence that the layer's attention computes,
+from the `pattern=` the block hands its attention (`vidslim.attention.svitt_pattern.attention_density`; SViTT's
+`SparseAttention` sets one). It is 1.0, not missing, where attention is dense: every pair is computed there, so
+the column reads the same way on every row (and a pattern so small that every query sees every block, which
+SparseAttention runs as dense attention, is 1.0 too).
 
 A CLIP tower computes only the CLS tokens in its last block (`cls_readout`), so that row's tokens out is the CLS
 count; the keys entering its attention are still every token.
@@ -23,6 +29,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from vidslim.attention.svitt_pattern import attention_density
 from vidslim.bench.flops import FlopCounter
 from vidslim.models.blocks import Block
 from vidslim.tokens import Tokens
@@ -38,6 +45,7 @@ class LayerRow:
     tokens_attn: float
     tokens_out: float
     gflops: float
+    density: float = 1.0
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -46,6 +54,7 @@ class LayerRow:
             "tokens_attn": _num(self.tokens_attn),
             "tokens_out": _num(self.tokens_out),
             "gflops": self.gflops,
+            "density": self.density,
         }
 
 
@@ -59,13 +68,16 @@ class LayerReport:
 
     def table(self) -> str:
         """A plain-text table: layer, seq/video, tokens/seq and tokens/video into attention, out, GFLOPs."""
-        head = f"{'layer':>5}  {'seq/video':>9}  {'tok/seq attn':>12}  {'tok attn':>9}  {'tok out':>8}  {'GFLOPs':>8}"
+        head = (
+            f"{'layer':>5}  {'seq/video':>9}  {'tok/seq attn':>12}  {'tok attn':>9}  {'tok out':>8}  {'GFLOPs':>8}  "
+            f"{'density':>7}"
+        )
         lines = [head]
         for r in self.rows:
             per_seq = r.tokens_attn / r.sequences if r.sequences else 0.0
             lines.append(
                 f"{r.layer:>5}  {_fmt(r.sequences):>9}  {_fmt(per_seq):>12}  {_fmt(r.tokens_attn):>9}  "
-                f"{_fmt(r.tokens_out):>8}  {r.gflops:>8.3f}"
+                f"{_fmt(r.tokens_out):>8}  {r.gflops:>8.3f}  {r.density:>7.3f}"
             )
         blocks = sum(r.gflops for r in self.rows)
         lines.append(f"{'total':>5}  {'':>9}  {'':>12}  {'':>9}  {'':>8}  {self.gflops_per_video:>8.3f}")
@@ -99,6 +111,7 @@ def layer_report(fn: Callable[..., Any], *inputs: Any, videos: int = 1, root: nn
             seqlens = args[1] if len(args) > 1 else kwargs["seqlens"]
             row = seen.setdefault(name, {})
             row["sequences"], row["tokens_attn"] = len(seqlens), sum(int(n) for n in seqlens)
+            row["density"] = attention_density(kwargs.get("pattern"), seqlens)
 
         return hook
 
@@ -127,6 +140,7 @@ def layer_report(fn: Callable[..., Any], *inputs: Any, videos: int = 1, root: nn
             tokens_attn=row.get("tokens_attn", 0) / videos,
             tokens_out=row.get("tokens_out", 0) / videos,
             gflops=flops.by_module.get(name, 0) / 1e9 / videos,
+            density=row.get("density", 1.0),
         )
         for i, (name, row) in enumerate(seen.items())
     )
