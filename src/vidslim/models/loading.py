@@ -8,6 +8,12 @@
   (`.pt`/`.pth`/`.bin` via `torch.load(weights_only=True)`, or `.safetensors`);
 - a folder written by `save_model` (model.safetensors + vidslim.json).
 
+A vidslim folder describes the whole model, not only the backbone: vidslim.json holds the reduction card (which
+reducers, with which settings; `vidslim.models.reduction_card`) and the LoRA adapters' rank and scale, so
+`load_model(folder)` with no `reduction=` rebuilds the reducers that were saved, puts the adapters back, and
+loads their parameters (RLT's length embedding, TempMe's temporal embeddings, the LoRA matrices) by name.
+Pass `reduction=[...]` to use other reducers (`reduction=[]`: the dense model).
+
 Loading is strict: a tensor the model lacks, a tensor the checkpoint lacks, or a shape that differs is a
 `CheckpointError` that lists them. Position tables follow the requested input: CLIP's learned table is resized
 bicubically (CLS row kept) for another `image_size`; a video ViT's fixed sinusoid table is rebuilt for another
@@ -47,6 +53,7 @@ from vidslim.models.convert_openai import (
 )
 from vidslim.models.convert_videomae2 import is_videomae2, strip_prefixes, videomae2_config, videomae2_state_dict
 from vidslim.models.positions import interpolate_2d, interpolate_3d
+from vidslim.models.reduction_card import build_reduction, entry_for, reduction_card
 from vidslim.models.registry import FAMILIES, build_model
 from vidslim.models.video_vit import VideoViTConfig
 
@@ -71,6 +78,7 @@ class Checkpoint:
     state: dict[str, Tensor]
     source: str  # "vidslim", "hf-clip", "hf-videomae", "openai-clip" or "videomae2"
     folder: Path  # the folder holding the weights (where a tokenizer vocabulary may be)
+    meta: dict[str, Any] = dataclasses.field(default_factory=dict)  # vidslim.json (vidslim checkpoints only)
 
 
 # ---------------------------------------------------------------------------------------------- reading
@@ -174,7 +182,7 @@ def _read_vidslim(folder: Path) -> Checkpoint:
     config = config_from_dict(FAMILIES[family][1], meta.get("config", {}), where=str(where))
     if not (folder / WEIGHTS_NAME).is_file():
         raise CheckpointError(f"{folder}: {CONFIG_NAME} but no {WEIGHTS_NAME} beside it")
-    return Checkpoint(config, _read_weights_file(folder / WEIGHTS_NAME), "vidslim", folder)
+    return Checkpoint(config, _read_weights_file(folder / WEIGHTS_NAME), "vidslim", folder, meta)
 
 
 def read_checkpoint(path: str | Path) -> Checkpoint:
@@ -294,6 +302,60 @@ def _attach_tokenizer(model: ReducibleModel, tokenizer: Any, folder: Path) -> No
         logger.debug("no CLIP tokenizer in %s (%s); encode_text takes token ids", folder, error)
 
 
+# ---------------------------------------------------------------------------------------------- reducers and LoRA
+def _card(reducers: Sequence[object]) -> list[dict[str, Any]]:
+    """The reduction card to save; an unregistered reducer type is named, with a warning, and not rebuilt."""
+    card: list[dict[str, Any]] = []
+    for reducer in reducers:
+        if entry_for(reducer) is None:
+            name = f"{type(reducer).__module__}.{type(reducer).__qualname__}"
+            logger.warning("save_model: %s is not a registered reducer: load the checkpoint with reduction=[...]", name)
+            card.append({"unregistered": name})
+        else:
+            card.extend(reduction_card([reducer]))
+    return card
+
+
+def _saved_reduction(ckpt: Checkpoint, where: str) -> list[object] | None:
+    """The reducers a vidslim checkpoint's card describes (None when there is no card vidslim can build)."""
+    card = ckpt.meta.get("reduction") or []
+    if ckpt.source != "vidslim" or not card:
+        return None
+    if any(not isinstance(e, dict) or "unregistered" in e for e in card):  # an older file (names only) or own types
+        logger.warning("%s was saved with reducers vidslim cannot rebuild (%s); pass the same reduction=[...]", where,
+                       card)
+        return None
+    try:
+        return build_reduction(card, where=f"{where}/{CONFIG_NAME} reduction")
+    except ConfigError as error:
+        raise CheckpointError(f"{error}; pass reduction=[...] to load it with other reducers") from error
+
+
+def _lora_meta(model: ReducibleModel) -> dict[str, Any] | None:
+    """{"rank", "scale"} of the model's LoRA adapters (None without adapters)."""
+    from vidslim.models.lora import attention_layers
+
+    for _, attn in attention_layers(model):
+        lora = getattr(attn, "lora", None)
+        if lora is not None:
+            return {"rank": int(lora.rank), "scale": float(lora.scale)}
+    return None
+
+
+def _restore_lora(model: ReducibleModel, state: dict[str, Tensor], meta: dict[str, Any]) -> None:
+    """Put LoRA adapters on the model when the checkpoint holds some (their rank read from the tensors).
+
+    The model comes back as `add_lora` leaves one: the adapters (and the reducers' parameters) trainable, the
+    rest frozen, ready to go on fine-tuning; set requires_grad yourself for full fine-tuning."""
+    from vidslim.models.lora import add_lora, lora_rank
+
+    rank = lora_rank(state)
+    if rank is None:
+        return
+    scale = float((meta.get("lora") or {}).get("scale", 1.0))
+    add_lora(model, rank, alpha=None if scale == 1.0 else scale * rank, freeze=True)
+
+
 # ---------------------------------------------------------------------------------------------- public
 def load_model(
     path: str | Path,
@@ -308,7 +370,8 @@ def load_model(
 ) -> ReducibleModel:
     """Load a model from a local checkpoint (see the module docstring), in eval mode.
 
-    reduction: reducer objects whose hooks run inside the model (None: dense).
+    reduction: reducer objects whose hooks run inside the model. None: the reducers a vidslim checkpoint was
+        saved with (its reduction card), else the dense model; [] the dense model.
     num_classes: replace the classifier head with a new, randomly initialised one of this size (0: no head).
     num_frames / image_size: run on another input size (position tables are resized or rebuilt, with a warning).
     tokenizer: CLIP only: a tokenizer object or a folder with the CLIP vocabulary; by default the checkpoint's
@@ -334,12 +397,20 @@ def load_model(
             )
     _resize_positions(old, config, state, where)
     model = build_model(config)
+    _restore_lora(model, state, ckpt.meta)
     backbone = {k: v for k, v in state.items() if not k.startswith(_REDUCERS)}
     _check_fit(model, backbone, where, may_miss)
     model.load_state_dict(backbone, strict=False)
     _attach_tokenizer(model, tokenizer, ckpt.folder)
+    asked_dense = isinstance(reduction, (list, tuple)) and not reduction
+    if reduction is None:
+        reduction = _saved_reduction(ckpt, where)
     model.set_reduction(reduction)
     reducer_state = {k: v for k, v in state.items() if k.startswith(_REDUCERS)}
+    if reducer_state and asked_dense:
+        logger.warning("%s: reduction=[] asked for the dense model; the saved reducer parameters (%s ...) are not used",
+                       where, ", ".join(sorted(reducer_state)[:3]))
+        reducer_state = {}
     if reducer_state:
         if not model.reduction_modules:
             raise CheckpointError(
@@ -356,8 +427,11 @@ def load_model(
 def save_model(model: ReducibleModel, directory: str | Path) -> Path:
     """Write `model` as a vidslim checkpoint folder: model.safetensors + vidslim.json (config). Returns the folder.
 
-    Parameters of reducers that are nn.Modules are saved too; load them back with the same `reduction=`. The
-    vocabulary files of an attached CLIP tokenizer are copied beside the weights.
+    vidslim.json also holds the reduction card and the LoRA settings, so `load_model(folder)` rebuilds the same
+    model; parameters of reducers that are nn.Modules and LoRA adapters are saved with the weights. A reducer
+    type that is not registered (`vidslim.models.reduction_card.register_reducer`) is named but cannot be rebuilt:
+    load such a checkpoint with the same `reduction=`. The vocabulary files of an attached CLIP tokenizer are
+    copied beside the weights.
     """
     if not isinstance(model, ReducibleModel) or not model.family:
         raise ConfigError(
@@ -375,8 +449,11 @@ def save_model(model: ReducibleModel, directory: str | Path) -> Path:
         "vidslim_version": __version__,
         "family": model.family,
         "config": dataclasses.asdict(model.config),
-        "reduction": [type(r).__name__ for r in model.reduction],
+        "reduction": _card(model.reduction),
     }
+    lora = _lora_meta(model)
+    if lora is not None:
+        meta["lora"] = lora
     (folder / CONFIG_NAME).write_text(json.dumps(meta, indent=2) + "\n")
     _copy_tokenizer_files(getattr(model, "tokenizer", None), folder)
     return folder
