@@ -23,7 +23,7 @@ that the epochs measure the model, not the decoder. Speed is reported twice: the
 (sequential runs, so noisy on a shared machine), and the training step (forward, backward, AdamW) of the two
 trained models on the same batches, interleaved round by round (`vidslim.bench.compare`), as a median ratio.
 
-    .venv/bin/python benchmarks/learn.py                  # about 10 minutes on 2 idle CPU cores
+    .venv/bin/python benchmarks/learn.py                  # about 11 minutes on 2 idle CPU cores
     .venv/bin/python benchmarks/learn.py --quick          # a smoke test (no learning to speak of)
     .venv/bin/python benchmarks/learn.py --json
 """
@@ -173,15 +173,16 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def to_markdown(result: dict[str, Any]) -> str:
-    lines = [f"Synthetic data: {result['videos']} videos (64 px, 16 frames), 4/5 train, 1/5 test; "
+    lines = [f"Synthetic data: {result['videos']} videos (64 px, 4 s at 8 fps; 16 frames per clip for classification, "
+             f"8 for retrieval), 4/5 train, 1/5 test; "
              f"{result['machine']['threads']} threads, torch {result['machine']['torch']}.", "",
              "| task | metric | dense | reduced | difference (target) | chance | GFLOPs/clip dense / reduced | "
              "epoch s dense / reduced | epoch speedup | step speedup (interleaved) |",
              "|---|---|---|---|---|---|---|---|---|---|"]
     for p in result["pairs"]:
         lines.append(
-            f"| {p['kind']} | {p['metric']} | {p['dense']:.1f} | {p['reduced']:.1f} ({p['reduced_name']}) "
-            f"| {p['difference']:+.1f} (within ±{p['tolerance']:g}) | {p['chance']:.1f} | "
+            f"| {p['kind']} | {p['metric']} | {p['dense']:.2f} | {p['reduced']:.2f} ({p['reduced_name']}) "
+            f"| {p['difference']:+.2f} (within ±{p['tolerance']:g}) | {p['chance']:.2f} | "
             f"{p['dense_gflops']:.3f} / {p['reduced_gflops']:.3f} | "
             f"{p['dense_epoch_s']:.2f} / {p['reduced_epoch_s']:.2f} | {p['epoch_speedup']:.2f}x | "
             f"{p['step_speedup']:.2f}x ({p['dense_step_ms']:.0f} / {p['reduced_step_ms']:.0f} ms) |")

@@ -111,3 +111,21 @@ def test_word_tokenizer_gives_one_id_per_caption_word(tmp_path: Path) -> None:
     assert ids == [sot, index["a"], index["red"], index["7"], index["moves"], 0, eot, 0]
     assert tokenizer.vocab_size == eot + 1  # EOT is the largest id: CLIP's argmax pooling finds it
     assert (tmp_path / "tokenizer.json").is_file()
+
+
+def test_two_processes_through_torchrun(tmp_path: Path, synth_dir: Path) -> None:
+    """Rank 0 writes the data and the word vocabulary, the others wait for it; the evaluation matches one process."""
+    import subprocess
+    import sys
+
+    config = write_config(tmp_path / "run.yaml", tmp_path / "run", synth_dir, "retrieval", steps=2)
+    command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2", "-m",
+               "vidslim.cli.main", "train", "retrieval", str(config), "--json"]
+    done = subprocess.run(command, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr[-2000:]
+    summary = json.loads(done.stdout)
+    assert summary["steps"] == 2 and summary["model_dir"] == str(tmp_path / "run" / "model")
+    one = subprocess.run([sys.executable, "-m", "vidslim.cli.main", "eval", "retrieval", str(config), "--json",
+                          "--no-flops"], capture_output=True, text=True, timeout=120)
+    assert one.returncode == 0, one.stderr[-2000:]
+    assert json.loads(one.stdout)["metrics"] == pytest.approx(summary["eval_metrics"])

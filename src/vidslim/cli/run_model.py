@@ -31,7 +31,7 @@ from torch import nn
 
 from vidslim.errors import ConfigError
 from vidslim.models.base import ReducibleModel, config_from_dict
-from vidslim.train.distributed import DistInfo, barrier
+from vidslim.train.distributed import DistInfo, barrier, broadcast_object
 
 log = logging.getLogger(__name__)
 
@@ -127,9 +127,10 @@ def run_tokenizer(section: ModelSection, run_dir: Path, captions: Any, info: Dis
     if choice != WORDS:
         return ClipTokenizer.from_folder(choice)
     path = run_dir / TOKENIZER_DIR / "tokenizer.json"
-    if not path.is_file():
+    if not broadcast_object(path.is_file(), info):  # rank 0 decides, so every rank takes the same collectives
+        texts = list(captions())  # on every rank: reading the data set may synchronise the ranks itself
         if info.is_main:
-            word_tokenizer(list(captions()), path)
+            word_tokenizer(texts, path)
         barrier(info)
     return ClipTokenizer.from_folder(path)
 
