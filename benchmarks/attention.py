@@ -26,7 +26,6 @@ import argparse
 import json
 import platform
 import statistics
-import time
 from collections.abc import Callable, Sequence
 
 import torch
@@ -34,6 +33,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from vidslim.attention import attend, plan_buckets
+from vidslim.bench import compare
 from vidslim.errors import AttentionBackendError
 from vidslim.tokens import Tokens
 
@@ -69,17 +69,9 @@ class MiniBlock(nn.Module):
 
 
 def interleaved(contenders: dict[str, Callable[[], object]], rounds: int) -> dict[str, list[float]]:
-    """Time each contender once per round, rotating the order, after one warm-up call each."""
-    for fn in contenders.values():
-        fn()
-    names = list(contenders)
-    times: dict[str, list[float]] = {name: [] for name in names}
-    for r in range(rounds):
-        for name in names[r % len(names) :] + names[: r % len(names)]:
-            start = time.perf_counter()
-            contenders[name]()
-            times[name].append(time.perf_counter() - start)
-    return times
+    """Per-contender samples of `rounds` interleaved rounds (order rotating), after one warm-up call each."""
+    result = compare(contenders, warmup=1, repeat=rounds, memory=False)
+    return {name: list(timing.samples) for name, timing in result.timings.items()}
 
 
 def summarize(times: dict[str, list[float]], baseline: str) -> list[dict[str, float | str]]:

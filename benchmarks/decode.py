@@ -27,7 +27,6 @@ import json
 import platform
 import statistics
 import tempfile
-import time
 from collections.abc import Callable
 from fractions import Fraction
 from pathlib import Path
@@ -38,6 +37,7 @@ import torch
 import torch.nn.functional as F
 from av.video.reformatter import VideoReformatter
 
+from vidslim.bench import compare
 from vidslim.errors import SampleVideosNotFoundError
 from vidslim.io import read_video
 from vidslim.io._av import open_video
@@ -96,17 +96,9 @@ def scan_only(path: Path) -> int:
 
 
 def interleaved(contenders: dict[str, Callable[[], object]], rounds: int) -> dict[str, list[float]]:
-    """Time each contender once per round, rotating the order, after one warm-up call each."""
-    for fn in contenders.values():
-        fn()
-    names = list(contenders)
-    times: dict[str, list[float]] = {name: [] for name in names}
-    for r in range(rounds):
-        for name in names[r % len(names) :] + names[: r % len(names)]:
-            start = time.perf_counter()
-            contenders[name]()
-            times[name].append(time.perf_counter() - start)
-    return times
+    """Per-contender samples of `rounds` interleaved rounds (order rotating), after one warm-up call each."""
+    result = compare(contenders, warmup=1, repeat=rounds, memory=False)
+    return {name: list(timing.samples) for name, timing in result.timings.items()}
 
 
 def ratio(times: dict[str, list[float]], slow: str, fast: str) -> float:

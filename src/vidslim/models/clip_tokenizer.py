@@ -63,8 +63,8 @@ def bytes_to_unicode() -> dict[int, str]:
 def _how_to_get(folder: Path) -> str:
     return (
         f"copy {TOKENIZER_JSON} (or {VOCAB_JSON} and {MERGES_TXT}) from the model's Hugging Face folder into "
-        f"{folder}, or save them there with transformers: "
-        f"CLIPTokenizer.from_pretrained(<model folder>).save_pretrained('{folder}'); vidslim never downloads"
+        f"{folder}, or write them there with transformers' CLIPTokenizer.save_pretrained from a local copy of the "
+        "model; vidslim never downloads"
     )
 
 
