@@ -96,7 +96,7 @@ def test_make_synthetic_writes_readable_deterministic_data(synth_dir: Path, tmp_
     # up to codec noise
     first = read_video(again.parent / "video_0001.mp4").frames.float()
     second = read_video(synth_dir / "video_0001.mp4").frames.float()
-    assert (first - second).abs().mean() < 2.0
+    assert (first - second).abs().mean() < 6.0  # seen up to 2.1; another picture differs by tens of levels
     other = make_synthetic(tmp_path / "other", num_videos=3, fps=8, seconds=1, size=32, seed=4)
     assert other.read_text() != again.read_text()
 
