@@ -12,13 +12,16 @@ blocks (the SViTT release loops over query blocks), the fused CPU/GPU SDPA kerne
 Masked slots (empty key slots, padding past the end of a video) get -inf through the additive mask, which
 is left out entirely when every slot is a real key and there is no key bias.
 
-Single-threaded on CPU, query blocks are processed in chunks whose gathered keys and values stay in cache
-(`_chunk_rows`), a Python loop over a few chunks (not over tokens) that saves a round trip through memory.
+On CPU without autograd, query blocks are processed in chunks whose gathered keys and values stay in cache
+(`_chunk_rows`), and the chunks are shared out in contiguous runs to single-threaded worker threads
+(`vidslim.attention.cpu_workers`): a Python loop over a few chunks (not over tokens), one join at the end.
 
 Measured on the 2-core CPU this was developed on (benchmarks/svitt_speed.py: ViT-B heads, 1568 tokens, blocks
-of 56, 4 of 28 key blocks per query, 1/7 of the pairs): ~5.0x faster than dense SDPA single-threaded with the
-chunks (4.5x in one call). The CPU SDPA kernel runs these 56 x 224 tiles at ~0.75 of its FLOP rate on the full
-1568 x 1568 problem (it cuts queries into 32-row chunks); that, not the gathers, is what is left to 7x.
+of 56, 4 of 28 key blocks per query, 1/7 of the pairs): ~5.0x faster than dense SDPA with one thread and with
+two (4.0x with two threads in one SDPA call, whose 56 x 224 tiles are too small for torch's own threads to
+split well: each thread met the other at a barrier after every tile row). The CPU SDPA kernel runs these tiles
+at ~0.75 of its FLOP rate on the full 1568 x 1568 problem (it cuts queries into 32-row chunks); that, not the
+gathers, is what is left to 7x.
 """
 
 from __future__ import annotations
@@ -32,10 +35,14 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from vidslim.attention.cpu_workers import run_shares, split_evenly, workers_available
+
 #: kv_index value of a slot holding a zero key and value that is not masked (release parity, see module doc)
 ZERO_KEY = -2
 
-_local = threading.local()
+#: per-thread reusable gather buffers: {thread id: {(slot, dtype): buffer}} (the pool's worker threads included)
+_buffers: dict[int, dict[tuple[str, torch.dtype], Tensor]] = {}
+_buffers_lock = threading.Lock()
 
 
 def _gather_rows(t: Tensor, rows: Tensor, slot: str) -> Tensor:
@@ -44,14 +51,18 @@ def _gather_rows(t: Tensor, rows: Tensor, slot: str) -> Tensor:
     The gathered keys and values are 1 + random times the size of k and v (tens of MB for ViT-B video). A fresh
     buffer of that size is paged in from the OS on every call (glibc maps allocations this large anew each
     time), which measured ~15 ms per call for 1568 tokens, as long as the attention itself; the reused
-    buffer is paged in once. `release_workspace()` frees it.
+    buffer is paged in once. Each thread has its own (worker threads fill theirs concurrently);
+    `release_workspace()` frees them all.
     """
     if t.device.type != "cpu" or (torch.is_grad_enabled() and t.requires_grad):
         return t.index_select(0, rows)
     shape = (rows.shape[0], *t.shape[1:])
     numel = math.prod(shape)
-    buffers: dict[tuple[str, torch.dtype], Tensor] = getattr(_local, "buffers", None) or {}
-    _local.buffers = buffers
+    ident = threading.get_ident()
+    buffers = _buffers.get(ident)
+    if buffers is None:
+        with _buffers_lock:
+            buffers = _buffers.setdefault(ident, {})
     buffer = buffers.get((slot, t.dtype))
     if buffer is None or buffer.numel() < numel:
         with torch.inference_mode(False):  # a normal tensor, writable both inside and outside inference mode
@@ -61,8 +72,9 @@ def _gather_rows(t: Tensor, rows: Tensor, slot: str) -> Tensor:
 
 
 def release_workspace() -> None:
-    """Free this thread's reusable gather buffers (see `_gather_rows`)."""
-    _local.buffers = {}
+    """Free every thread's reusable gather buffers (see `_gather_rows`)."""
+    with _buffers_lock:
+        _buffers.clear()
 
 
 @dataclasses.dataclass(frozen=True, eq=False)
@@ -107,55 +119,73 @@ class GatherGroup:
         return int((q_real * kv_real).sum())
 
 
-#: single-threaded CPU: gathered keys + values per chunk of query blocks, small enough to stay in the L2 cache
+#: CPU: gathered keys + values per chunk of query blocks, small enough to stay in cache while they are used
 CHUNK_BYTES = 3 << 20
 
 
 def _chunk_rows(q: Tensor, r: int, kk: int, dk: int, dv: int) -> int:
-    """Query blocks per SDPA call: all of them, except single-threaded on CPU without autograd, where chunks whose
-    gathered keys and values fit in CHUNK_BYTES are gathered and attended one after the other.
+    """Query blocks per SDPA call: all of them on GPU or under autograd; on CPU without autograd, chunks whose
+    gathered keys and values fit in CHUNK_BYTES, gathered and attended one after the other by each worker.
 
     Why: a chunk's keys and values are written by the gather and read by SDPA while still in cache, instead of
-    a 40 MB buffer going through memory twice (ViT-B, 1568 tokens: 18.6 -> 16.8 ms, 4.5x -> 5.0x dense, single
-    thread). With several threads every chunk is its own parallel region, and on a loaded machine their barriers
-    cost more than the cache saves (measured up to 10x slower with 2 threads), so one call is kept there.
+    a 40 MB buffer going through memory twice (ViT-B, 1568 tokens, one thread: 18.6 -> 16.8 ms, 4.5x -> 5.0x
+    dense). With several threads the chunks are shared out to single-threaded workers (`_group_attend`):
+    as parallel regions of their own, one after the other, they were slower than one call (up to 10x on a
+    loaded machine, from the barriers).
     """
-    if q.device.type != "cpu" or torch.get_num_threads() != 1 or (torch.is_grad_enabled() and q.requires_grad):
+    if q.device.type != "cpu" or (torch.is_grad_enabled() and q.requires_grad):
         return r
     return min(r, max(1, CHUNK_BYTES // (kk * q.shape[1] * (dk + dv) * q.element_size())))
 
 
-def _tile_attend(
-    q: Tensor,
-    k: Tensor,
-    v: Tensor,
-    group: GatherGroup,
-    rows: Tensor,
-    lo: int,
-    hi: int,
-    key_bias: Tensor | None,
-    scale: float | None,
-) -> Tensor:
-    """Attention of query blocks lo:hi of one group -> [hi - lo, H, bq, dv] (SDPA's layout)."""
+@dataclasses.dataclass(frozen=True)
+class _Chunk:
+    """One SDPA call over some query blocks, its inputs prepared up front (views and index tables, so a worker
+    thread only gathers and attends): queries as a view [n, bq, H, d] or as packed rows to gather [n * bq], the
+    key rows [n * K], the additive mask [n, 1, 1, K] or None, and the output view [n, bq, H, dv] to fill."""
+
+    q_view: Tensor | None
+    q_rows: Tensor | None
+    kv_rows: Tensor
+    mask: Tensor | None
+    out: Tensor
+
+
+def _chunks(
+    q: Tensor, group: GatherGroup, rows: Tensor, out: Tensor, step: int, key_bias: Tensor | None
+) -> list[_Chunk]:
+    """The group's query blocks cut into chunks of `step` blocks, with their inputs (see `_Chunk`)."""
     r, bq = group.q_index.shape
     kk = group.kv_index.shape[1]
-    heads, d = q.shape[1], q.shape[2]
-    n = hi - lo
-    if group.identity:
-        qg = q.reshape(r, bq, heads, d)[lo:hi]
-    else:
-        qg = q.index_select(0, group.q_index[lo:hi].reshape(-1).clamp_min(0)).view(n, bq, heads, d)
-    part = rows if n == r else rows.view(r, kk)[lo:hi].reshape(-1)
-    kg = _gather_rows(k, part, "k").view(n, kk, heads, d)
-    vg = _gather_rows(v, part, "v").view(n, kk, heads, v.shape[-1])
     mask = None
     if not group.all_valid or key_bias is not None:
-        bias = key_bias.to(q.dtype)[part].view(n, kk) if key_bias is not None else q.new_zeros(n, kk)
-        bias = bias.masked_fill(group.kv_index[lo:hi] == -1, float("-inf"))
-        mask = bias[:, None, None, :]
-    return F.scaled_dot_product_attention(
-        qg.transpose(1, 2), kg.transpose(1, 2), vg.transpose(1, 2), attn_mask=mask, scale=scale
+        bias = key_bias.to(q.dtype)[rows].view(r, kk) if key_bias is not None else q.new_zeros(r, kk)
+        mask = bias.masked_fill(group.kv_index == -1, float("-inf"))[:, None, None, :]
+    q_view = q.reshape(r, bq, *q.shape[1:]) if group.identity else None
+    q_rows = None if group.identity else group.q_index.clamp_min(0).view(r * bq)
+    kv_rows = rows.view(r, kk)
+    return [
+        _Chunk(
+            None if q_view is None else q_view[lo:hi],
+            None if q_rows is None else q_rows[lo * bq : hi * bq],
+            kv_rows[lo:hi].reshape(-1),
+            None if mask is None else mask[lo:hi],
+            out[lo:hi],
+        )
+        for lo, hi in ((lo, min(r, lo + step)) for lo in range(0, r, step))
+    ]
+
+
+def _attend_chunk(chunk: _Chunk, q: Tensor, k: Tensor, v: Tensor, scale: float | None) -> Tensor:
+    """Gather a chunk's queries, keys and values and attend -> [n, bq, H, dv] (a transposed view of SDPA's out)."""
+    n, bq, heads = chunk.out.shape[:3]
+    qg = chunk.q_view if chunk.q_view is not None else q.index_select(0, chunk.q_rows).view(n, bq, heads, -1)
+    kg = _gather_rows(k, chunk.kv_rows, "k").view(n, -1, heads, k.shape[-1])
+    vg = _gather_rows(v, chunk.kv_rows, "v").view(n, -1, heads, v.shape[-1])
+    out = F.scaled_dot_product_attention(
+        qg.transpose(1, 2), kg.transpose(1, 2), vg.transpose(1, 2), attn_mask=chunk.mask, scale=scale
     )
+    return out.transpose(1, 2)
 
 
 def _group_attend(
@@ -168,12 +198,16 @@ def _group_attend(
     if group.zero_keys:
         rows = torch.remainder(rows, k.shape[0])  # -1 -> the zero row appended last
     step = _chunk_rows(q, r, kk, q.shape[2], v.shape[-1])
-    if step >= r:
-        return _tile_attend(q, k, v, group, rows, 0, r, key_bias, scale).transpose(1, 2)
     out = q.new_empty(r, bq, q.shape[1], v.shape[-1])
-    for lo in range(0, r, step):  # chunks of query blocks, for cache locality (see _chunk_rows)
-        hi = min(r, lo + step)
-        out[lo:hi] = _tile_attend(q, k, v, group, rows, lo, hi, key_bias, scale).transpose(1, 2)
+    chunks = _chunks(q, group, rows, out, step, key_bias)
+    if len(chunks) == 1:
+        return _attend_chunk(chunks[0], q, k, v, scale)
+
+    def attend_chunks(share: tuple[int, int]) -> None:
+        for chunk in chunks[share[0] : share[1]]:  # a few cache-sized chunks of query blocks (see _chunk_rows)
+            chunk.out.copy_(_attend_chunk(chunk, q, k, v, scale))
+
+    run_shares(attend_chunks, split_evenly(len(chunks), workers_available()))
     return out
 
 
