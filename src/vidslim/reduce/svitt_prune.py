@@ -19,6 +19,11 @@ CLIP's per-frame sequences, prunes each frame's sequence on its own. Scores are 
 and the tokens pruned after the MLP; when another reducer merges or regroups tokens in between (ToMe or
 TempMe in the same layer), each surviving token takes the score of the token at its (video, t, h, w).
 
+Tracing (`prune.trace = True` on an instance, off by default): after each forward `self.kept[layer]` holds a bool
+keep mask [B, t, h, w] over each video's input token grid (`HookContext.grid`), True where a token at that
+(t, h, w) survived pruning at that layer (CLS tokens are not on the grid). `vidslim.viz.draw_kept_tokens` draws it.
+A token another reducer merged marks only the cell of the position it kept.
+
 `TextGuidedPrune` is the cross-modal S_M (spec §3b): in a fusion layer of the cross-modal encoder
 (`vidslim.models.cross_modal`), keep the visual tokens that the text CLS query attends to most. The SViTT
 release configures it but never turns it on (its configs are not read); here it is a working knob.
@@ -94,13 +99,15 @@ class TokenPrune:
 
     layers: 0-based blocks after whose MLP tokens are pruned; keep: fraction of the non-CLS tokens kept at each
     of them (1.0: no pruning, exactly the dense model); score: "auto", "cls", "mean" or "random"; seed: the
-    generator of the "random" scores.
+    generator of the "random" scores. Set `trace = True` to record `self.kept` in every forward (module docstring).
     """
 
     layers: Iterable[int] = (3, 6, 9)
     keep: float = 0.7
     score: str = "auto"
     seed: int = 0
+    #: set True to record `self.kept` (not a constructor argument, so it never goes into a saved reduction card)
+    trace: bool = dataclasses.field(default=False, init=False, repr=False)
 
     def __post_init__(self) -> None:
         self.layers = tuple(sorted({int(i) for i in self.layers}))
@@ -110,6 +117,8 @@ class TokenPrune:
         if self.score not in SCORES:
             raise ConfigError(f"TokenPrune(score={self.score!r}): use one of {', '.join(SCORES)}")
         self._generator = torch.Generator().manual_seed(self.seed)
+        #: layer -> bool keep mask [B, t, h, w] of the last forward (filled only when trace is True)
+        self.kept: dict[int, Tensor] = {}
 
     def set_keep(self, keep: float) -> None:
         """Change the keep rate (the curriculum does this between stages)."""
@@ -129,15 +138,25 @@ class TokenPrune:
 
     def after_mlp(self, tokens: Tokens, ctx: Any) -> Tokens:
         """At a pruning layer, keep each sequence's CLS tokens and its ceil(keep · N) best other tokens."""
-        if ctx.layer not in self.layers or self.keep >= 1.0:
+        if ctx.layer not in self.layers:
             return tokens
+        if self.keep >= 1.0:
+            return self._record(tokens, ctx)
         scored = ctx.state.pop(self._key, None)
         if scored is None:
             raise ConfigError("TokenPrune: no attention scores for this layer; the model must call after_attention")
         scores, before = scored
         if before.seqlens != tokens.seqlens or before.pos is not tokens.pos:  # another reducer changed the tokens
             scores = carry_scores(scores, before, tokens, ctx.batch_size, ctx.grid)
-        return self.prune(tokens, scores, ctx.cls_tokens)
+        return self._record(self.prune(tokens, scores, ctx.cls_tokens), ctx)
+
+    def _record(self, tokens: Tokens, ctx: Any) -> Tokens:
+        """When tracing, store the keep mask of this layer (cleared at the first pruning layer of a forward)."""
+        if self.trace:
+            if ctx.layer == self.layers[0]:
+                self.kept = {}
+            self.kept[ctx.layer] = keep_mask(tokens, ctx.batch_size, ctx.grid)
+        return tokens
 
     # -------------------------------------------------------------------------------------------- pieces
     def scores(self, tokens: Tokens, info: Any, ctx: Any) -> Tensor:
@@ -179,6 +198,28 @@ def _has_cls(tokens: Tokens, cls_tokens: int) -> bool:
     if tokens.pos is not None:
         return bool((tokens.pos[tokens.cu_seqlens[:-1].long()] == NO_POSITION).any(dim=1).all())
     return cls_tokens > 0
+
+
+def keep_mask(tokens: Tokens, batch_size: int, grid: tuple[int, int, int]) -> Tensor:
+    """bool [batch_size, t, h, w]: True at the (t, h, w) of every non-CLS token of each video.
+
+    Sequences map to videos in order, len(seqlens) // batch_size per video (CLIP: one per frame, or the joined
+    sequences after TempMe's ClipMe; the video ViT: one per video).
+    """
+    if tokens.pos is None:
+        raise ConfigError(
+            "TokenPrune.trace: the tokens carry no positions (Tokens.pos), so the kept tokens cannot be put "
+            "on the grid; trace a model that sets Tokens.pos (vidslim's CLIP and video ViT do)"
+        )
+    t, h, w = grid
+    per_video = max(tokens.batch_size // max(batch_size, 1), 1)
+    video = torch.div(tokens.batch_index, per_video, rounding_mode="floor")
+    real = ~(tokens.pos == NO_POSITION).any(dim=1)
+    pos = tokens.pos[real]
+    flat = video[real] * (t * h * w) + pos[:, 0] * (h * w) + pos[:, 1] * w + pos[:, 2]
+    mask = torch.zeros(batch_size * t * h * w, dtype=torch.bool, device=tokens.x.device)
+    mask[flat] = True
+    return mask.view(batch_size, t, h, w)
 
 
 def carry_scores(scores: Tensor, before: Tokens, after: Tokens, batch_size: int, grid: tuple[int, int, int]) -> Tensor:

@@ -4,14 +4,38 @@
     drawn = draw_token_mask(clip.frames, mask, lengths, tubelet=2, patch=16)   # uint8 [T, H, W, 3]
     save_frames(drawn, "rlt.png", title="RLT, tau 0.1")                       # or .gif / .mp4
 
-`draw.py` holds the exact pixel operations (greying, outlines, number labels), `save.py` the writers, and one
-file per method draws its figure (`rlt.py`: RLT, random masking and dense, which all give a keep mask).
+`draw.py` holds the exact pixel operations (greying, outlines, number labels, palette, blending), `save.py` the
+writers, and one file per method draws its figure: `rlt.py` (RLT, random masking and dense, which all give a keep
+mask), `merge.py` (ToMe / TempMe merge groups as colour regions, from a traced `SourceMap`), `prune.py` (the
+tokens SViTT's `TokenPrune` kept after each pruning layer); `plot.py` plots speedup against kept tokens.
+
+    drawn = draw_model_merges(model, frames)            # a CLIP with TempMe / ToMe: merge groups in colour
+    drawn = draw_model_pruning(model, frames)[3]        # a model with TokenPrune: pruned patches greyed
+    plot_speedup([("RLT", 0.6, 1.5), ("TempMe", 0.35, 2.1)], "speedup.png")
 """
 
 from __future__ import annotations
 
-from vidslim.viz.draw import grey_out
+from vidslim.viz.draw import grey_out, palette
+from vidslim.viz.merge import draw_merge_groups, draw_model_merges, group_map
+from vidslim.viz.plot import plot_speedup, render_speedup
+from vidslim.viz.prune import draw_kept_tokens, draw_model_pruning, model_kept_tokens
 from vidslim.viz.rlt import draw_token_mask
 from vidslim.viz.save import FORMATS, contact_sheet, save_frames
 
-__all__ = ["FORMATS", "contact_sheet", "draw_token_mask", "grey_out", "save_frames"]
+__all__ = [
+    "FORMATS",
+    "contact_sheet",
+    "draw_kept_tokens",
+    "draw_merge_groups",
+    "draw_model_merges",
+    "draw_model_pruning",
+    "draw_token_mask",
+    "grey_out",
+    "group_map",
+    "model_kept_tokens",
+    "palette",
+    "plot_speedup",
+    "render_speedup",
+    "save_frames",
+]

@@ -41,7 +41,7 @@ def _as_array(frames: torch.Tensor | np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(array)
 
 
-def _font(size: int = TITLE_SIZE) -> ImageFont.ImageFont | ImageFont.FreeTypeFont:
+def load_font(size: int = TITLE_SIZE) -> ImageFont.ImageFont | ImageFont.FreeTypeFont:
     """Pillow's built-in font at `size` px (FreeType), or its fixed bitmap font where FreeType is missing."""
     try:
         return ImageFont.load_default(size=size)
@@ -82,7 +82,7 @@ def contact_sheet(
         raise ConfigError(f"columns must be >= 1, got {columns}")
     rows = math.ceil(n / columns)
     width = columns * (w + GAP) + GAP
-    font = _font()
+    font = load_font()
     lines = wrap(title, width - 2 * GAP, font) if title else []
     title_h = len(lines) * TITLE_LINE + 2 * GAP if lines else 0
     sheet = np.empty((title_h + rows * (h + GAP) + GAP, width, 3), dtype=np.uint8)

@@ -1,0 +1,223 @@
+"""Speedup against the fraction of tokens kept, as a PNG drawn with Pillow alone (no matplotlib).
+
+    plot_speedup([("RLT", 0.62, 1.5), ("TempMe", 0.35, 2.1), ("dense", 1.0, 1.0)], "speedup.png")
+
+The picture: a white canvas, the plot box with light grid lines at the ticks, x = kept tokens (0 to 1), y =
+speedup (0 to a round number above the largest point, at least 2), the ideal `speedup = 1/kept` curve in
+`CURVE` (what a method would reach if cost were linear in tokens), each measured point as a `POINT` dot with its
+label beside it, and a legend. Labels try six places around their dot and take the first that lies inside the
+canvas and overlaps no dot, legend or earlier label (else the first inside the canvas), so none runs off the
+edge. Only Pillow's built-in font and integer coordinates are used: the same points give the same bytes.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from collections.abc import Sequence
+from pathlib import Path
+
+from PIL import Image, ImageDraw
+
+from vidslim.errors import ConfigError
+from vidslim.viz.save import load_font
+
+CANVAS = (640, 440)
+#: pixels left, top, right, bottom between the canvas edge and the plot box (room for ticks, labels, title)
+MARGINS = (68, 40, 24, 56)
+BACKGROUND = (255, 255, 255)
+AXIS = (0, 0, 0)
+GRID = (226, 226, 226)
+CURVE = (31, 119, 180)
+POINT = (214, 39, 40)
+TEXT = (20, 20, 20)
+MARKER = 4  # dot radius, pixels
+FONT_SIZE = 12
+TITLE_SIZE = 15
+
+Box = tuple[int, int, int, int]  # left, top, right, bottom (inclusive)
+
+
+def nice_step(span: float, max_ticks: int = 8) -> float:
+    """The smallest 1, 2 or 5 · 10^k step that cuts `span` into at most `max_ticks` intervals."""
+    base = 10.0 ** math.floor(math.log10(span / max_ticks))
+    for mult in (1, 2, 5, 10):
+        if span / (mult * base) <= max_ticks:
+            return mult * base
+    return 10 * base
+
+
+@dataclasses.dataclass(frozen=True)
+class Axes:
+    """The plot box on the canvas (pixels, inclusive) and the data range it shows: x in [0, 1], y in [0, y_max]."""
+
+    left: int
+    top: int
+    right: int
+    bottom: int
+    y_max: float
+    y_step: float
+
+    def px(self, x: float, y: float) -> tuple[int, int]:
+        """Canvas pixel of data point (x, y)."""
+        col = self.left + round(x * (self.right - self.left))
+        row = self.bottom - round(y / self.y_max * (self.bottom - self.top))
+        return col, row
+
+
+def speedup_axes(points: Sequence[tuple[str, float, float]], size: tuple[int, int] = CANVAS) -> Axes:
+    """The axes `plot_speedup` draws `points` on: y_max is the next tick above 1.1 x the largest speedup (>= 2)."""
+    top_value = max([2.0, *(1.1 * s for _, _, s in points)])
+    step = nice_step(top_value)
+    y_max = math.ceil(top_value / step - 1e-9) * step
+    left, top, right, bottom = MARGINS
+    return Axes(left, top, size[0] - 1 - right, size[1] - 1 - bottom, y_max, step)
+
+
+def _check(points: Sequence[tuple[str, float, float]], size: tuple[int, int]) -> None:
+    for point in points:
+        if len(point) != 3:
+            raise ConfigError(f"plot_speedup: each point is (label, kept_fraction, speedup), got {point!r}")
+        label, kept, speedup = point
+        if not (0.0 < float(kept) <= 1.0):
+            raise ConfigError(f"plot_speedup: point {label!r} keeps {kept} of the tokens; kept_fraction is in (0, 1]")
+        if not (math.isfinite(float(speedup)) and float(speedup) > 0):
+            raise ConfigError(f"plot_speedup: point {label!r} has speedup {speedup}; give a positive number")
+    if size[0] < 240 or size[1] < 180:
+        raise ConfigError(f"plot_speedup: size {size} is too small for axes and labels; use at least (240, 180)")
+
+
+def _overlaps(a: Box, b: Box) -> bool:
+    return not (a[2] < b[0] or b[2] < a[0] or a[3] < b[1] or b[3] < a[1])
+
+
+def place_label(width: int, height: int, anchor: tuple[int, int], canvas: tuple[int, int], taken: Sequence[Box]) -> Box:
+    """Where a width x height label of the dot at `anchor` goes: the first of six places around the dot (right
+    above, right below, left above, left below, above, below) inside the canvas that overlaps nothing in
+    `taken`; else the first inside the canvas; else the right-above place moved into the canvas."""
+    x, y = anchor
+    gap = MARKER + 3
+    corners = [
+        (x + gap, y - gap - height),
+        (x + gap, y + gap),
+        (x - gap - width, y - gap - height),
+        (x - gap - width, y + gap),
+        (x - width // 2, y - gap - height - 2),
+        (x - width // 2, y + gap + 2),
+    ]
+    boxes = [(cx, cy, cx + width - 1, cy + height - 1) for cx, cy in corners]
+    inside = [b for b in boxes if b[0] >= 0 and b[1] >= 0 and b[2] < canvas[0] and b[3] < canvas[1]]
+    free = [b for b in inside if not any(_overlaps(b, t) for t in taken)]
+    if free:
+        return free[0]
+    if inside:
+        return inside[0]
+    cx = min(max(corners[0][0], 0), max(canvas[0] - width, 0))
+    cy = min(max(corners[0][1], 0), max(canvas[1] - height, 0))
+    return (cx, cy, cx + width - 1, cy + height - 1)
+
+
+def _fmt(value: float) -> str:
+    return f"{value:g}"
+
+
+def _draw_frame(draw: ImageDraw.ImageDraw, axes: Axes) -> None:
+    """Grid lines, the plot box, ticks and tick labels."""
+    font = load_font(FONT_SIZE)
+    for i in range(6):  # x ticks at 0, 0.2, ..., 1
+        col, _ = axes.px(i / 5, 0)
+        draw.line([(col, axes.top), (col, axes.bottom)], fill=GRID)
+        draw.line([(col, axes.bottom), (col, axes.bottom + 4)], fill=AXIS)
+        draw.text((col, axes.bottom + 6), _fmt(round(i / 5, 1)), fill=TEXT, font=font, anchor="mt")
+    for i in range(round(axes.y_max / axes.y_step) + 1):
+        value = i * axes.y_step
+        _, row = axes.px(0, value)
+        draw.line([(axes.left, row), (axes.right, row)], fill=GRID)
+        draw.line([(axes.left - 4, row), (axes.left, row)], fill=AXIS)
+        draw.text((axes.left - 6, row), _fmt(round(value, 6)), fill=TEXT, font=font, anchor="rm")
+    draw.rectangle([axes.left, axes.top, axes.right, axes.bottom], outline=AXIS)
+
+
+def _draw_axis_titles(image: Image.Image, axes: Axes, title: str) -> None:
+    draw = ImageDraw.Draw(image)
+    font = load_font(FONT_SIZE)
+    middle = (axes.left + axes.right) // 2
+    draw.text(
+        (middle, image.height - 6), "kept tokens (fraction of the dense model's)", fill=TEXT, font=font, anchor="md"
+    )
+    draw.text((image.width // 2, 8), title, fill=TEXT, font=load_font(TITLE_SIZE), anchor="mt")
+    label = "speedup (x)"
+    width = round(draw.textlength(label, font=font)) + 4
+    strip = Image.new("RGB", (width, FONT_SIZE + 6), BACKGROUND)
+    ImageDraw.Draw(strip).text((2, 2), label, fill=TEXT, font=font)
+    strip = strip.rotate(90, expand=True)
+    image.paste(strip, (4, (axes.top + axes.bottom) // 2 - strip.height // 2))
+
+
+def _curve(axes: Axes) -> list[tuple[int, int]]:
+    """Pixel polyline of y = 1/x from x = 1/y_max (the top of the box) to x = 1, one vertex per pixel column."""
+    first, _ = axes.px(1.0 / axes.y_max, 0)
+    cols = range(first, axes.right + 1)
+    return [(c, axes.px(0, 1.0 / max((c - axes.left) / (axes.right - axes.left), 1e-9))[1]) for c in cols]
+
+
+def _legend(draw: ImageDraw.ImageDraw, axes: Axes) -> Box:
+    """The legend in the plot box's top-right corner; returns its box."""
+    font = load_font(FONT_SIZE)
+    lines = ("speedup = 1/kept (ideal)", "measured")
+    width = max(round(draw.textlength(s, font=font)) for s in lines) + 34
+    height = 2 * 16 + 8
+    box = (axes.right - width - 6, axes.top + 6, axes.right - 6, axes.top + 6 + height)
+    draw.rectangle(box, fill=BACKGROUND, outline=GRID)
+    row1, row2 = box[1] + 12, box[1] + 28
+    draw.line([(box[0] + 6, row1), (box[0] + 24, row1)], fill=CURVE, width=2)
+    draw.ellipse([box[0] + 15 - MARKER, row2 - MARKER, box[0] + 15 + MARKER, row2 + MARKER], fill=POINT)
+    draw.text((box[0] + 30, row1), lines[0], fill=TEXT, font=font, anchor="lm")
+    draw.text((box[0] + 30, row2), lines[1], fill=TEXT, font=font, anchor="lm")
+    return box
+
+
+def render_speedup(
+    points: Sequence[tuple[str, float, float]],
+    title: str = "speedup against kept tokens",
+    size: tuple[int, int] = CANVAS,
+) -> Image.Image:
+    """The plot as an RGB Pillow image (see the module docstring); `plot_speedup` saves it."""
+    _check(points, size)
+    axes = speedup_axes(points, size)
+    image = Image.new("RGB", size, BACKGROUND)
+    draw = ImageDraw.Draw(image)
+    _draw_frame(draw, axes)
+    draw.line(_curve(axes), fill=CURVE, width=2)
+    taken = [_legend(draw, axes)]
+    anchors = [axes.px(float(kept), float(speedup)) for _, kept, speedup in points]
+    for col, row in anchors:
+        draw.ellipse([col - MARKER, row - MARKER, col + MARKER, row + MARKER], fill=POINT)
+        taken.append((col - MARKER, row - MARKER, col + MARKER, row + MARKER))
+    font = load_font(FONT_SIZE)
+    for (label, _, _), anchor in zip(points, anchors, strict=True):
+        left, top, right, bottom = draw.textbbox((0, 0), str(label), font=font)
+        box = place_label(right - left + 4, bottom - top + 4, anchor, size, taken)
+        draw.text((box[0] + 2 - left, box[1] + 2 - top), str(label), fill=TEXT, font=font)
+        taken.append(box)
+    _draw_axis_titles(image, axes, title)
+    return image
+
+
+def plot_speedup(
+    points: Sequence[tuple[str, float, float]],
+    path: str | Path,
+    title: str = "speedup against kept tokens",
+    size: tuple[int, int] = CANVAS,
+) -> Path:
+    """Write the speedup plot of `points` [(label, kept_fraction in (0, 1], speedup > 0), ...] to a PNG at `path`.
+
+    size: (width, height) of the canvas in pixels. Missing parent folders are created; returns the path.
+    """
+    path = Path(path)
+    if path.suffix.lower() != ".png":
+        raise ConfigError(f"plot_speedup: {path} must end in .png (the plot is written as a PNG)")
+    image = render_speedup(points, title, size)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    image.save(path, format="PNG")
+    return path

@@ -1,0 +1,88 @@
+"""`plot_speedup`: file and size, exact bytes on a rerun, background / curve / marker pixels where the axes put them,
+label placement inside the canvas, and the axis range."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from vidslim.errors import ConfigError
+from vidslim.viz import plot_speedup, render_speedup
+from vidslim.viz.plot import BACKGROUND, CANVAS, CURVE, POINT, nice_step, place_label, speedup_axes
+
+POINTS = [("dense", 1.0, 1.0), ("RLT", 0.6, 1.3), ("TempMe", 0.35, 2.1), ("a rather long label", 0.98, 2.5)]
+
+
+@pytest.fixture(scope="module")
+def picture(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, np.ndarray]:
+    path = plot_speedup(POINTS, tmp_path_factory.mktemp("plot") / "sub" / "speedup.png", title="a test plot")
+    with Image.open(path) as image:
+        assert image.format == "PNG"
+        return path, np.asarray(image.convert("RGB"))
+
+
+def test_file_size_and_determinism(picture: tuple[Path, np.ndarray], tmp_path: Path) -> None:
+    path, pixels = picture
+    assert path.is_file() and pixels.shape == (CANVAS[1], CANVAS[0], 3)
+    again = plot_speedup(POINTS, tmp_path / "again.png", title="a test plot")
+    assert again.read_bytes() == path.read_bytes()
+    assert render_speedup(POINTS, size=(320, 240)).size == (320, 240)
+
+
+def test_axes_range() -> None:
+    assert nice_step(3.19) == 0.5 and nice_step(2.2) == 0.5 and nice_step(40) == 5
+    axes = speedup_axes(POINTS)
+    assert axes.y_max == 3.0 and axes.y_step == 0.5  # 1.1 · 2.5 = 2.75 -> next tick 3.0
+    assert speedup_axes([("a", 0.9, 1.05)]).y_max == 2.0  # never below 2, so the ideal curve shows
+    assert axes.px(0, 0) == (axes.left, axes.bottom) and axes.px(1, axes.y_max) == (axes.right, axes.top)
+
+
+def near(pixels: np.ndarray, at: tuple[int, int], color: tuple[int, int, int], radius: int = 1) -> bool:
+    col, row = at
+    patch = pixels[row - radius : row + radius + 1, col - radius : col + radius + 1]
+    return bool((patch == color).all(-1).any())
+
+
+def test_background_curve_and_markers(picture: tuple[Path, np.ndarray]) -> None:
+    _, pixels = picture
+    axes = speedup_axes(POINTS)
+    for corner in [(0, 0), (0, -1), (-1, 0), (-1, -1)]:
+        assert tuple(pixels[corner]) == BACKGROUND
+    for kept in (0.4, 0.5, 0.8):  # on the ideal curve (away from markers and the legend)
+        assert near(pixels, axes.px(kept, 1 / kept), CURVE)
+    assert not near(pixels, axes.px(0.7, 0.5), CURVE, radius=3)  # far below the curve: no curve colour
+    for _, kept, speedup in POINTS[1:3]:
+        col, row = axes.px(kept, speedup)
+        assert tuple(pixels[row, col]) == POINT and tuple(pixels[row, col + 3]) == POINT
+    col, row = axes.px(0.9, axes.y_step / 2)  # between grid lines, below the curve, no label there
+    assert tuple(pixels[row, col]) == BACKGROUND
+
+
+def test_labels_stay_on_the_canvas(picture: tuple[Path, np.ndarray]) -> None:
+    # a dot at the right edge: the label goes to its left
+    box = place_label(150, 16, (630, 100), (640, 440), [])
+    assert box == (630 - 7 - 150, 100 - 7 - 16, 630 - 7 - 1, 100 - 7 - 1)
+    # the first place is taken: the next free one (right, below)
+    taken = [(110, 70, 200, 92)]
+    assert place_label(40, 16, (100, 100), (640, 440), taken) == (107, 107, 146, 122)
+    # nothing fits: moved inside
+    left, top, _, bottom = place_label(700, 30, (5, 5), (640, 440), [])
+    assert left >= 0 and top >= 0 and bottom < 440
+    # in the picture: the long label at kept 0.98 is drawn left of its dot, so dark text pixels sit there
+    _, pixels = picture
+    axes = speedup_axes(POINTS)
+    col, row = axes.px(0.98, 2.5)
+    region = pixels[row - 30 : row + 30, col - 160 : col - 6]
+    assert (region.sum(-1) < 200).any()
+
+
+def test_bad_points_are_named() -> None:
+    with pytest.raises(ConfigError, match=r"'x'.*kept_fraction"):
+        render_speedup([("x", 0.0, 2.0)])
+    with pytest.raises(ConfigError, match="speedup"):
+        render_speedup([("y", 0.5, -1.0)])
+    with pytest.raises(ConfigError, match=r"\.png"):
+        plot_speedup(POINTS, "plot.jpg")
