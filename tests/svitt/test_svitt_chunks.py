@@ -60,13 +60,13 @@ def test_chunks_run_on_worker_threads(monkeypatch: pytest.MonkeyPatch) -> None:
     """With several threads, the chunks are shared out to two threads (torch's OpenMP team, or the fallback pool),
     each running torch with one intra-op thread (it cannot share out again); the caller's count is left alone."""
     seen: list[tuple[int, int]] = []
-    attend_chunk = block_sparse._attend_chunk
+    sdpa = block_sparse._sdpa
 
     def spy(*args: object) -> torch.Tensor:
         seen.append((threading.get_native_id(), cpu_workers.workers_available()))
-        return attend_chunk(*args)  # type: ignore[arg-type]
+        return sdpa(*args)  # type: ignore[arg-type]
 
-    monkeypatch.setattr(block_sparse, "_attend_chunk", spy)
+    monkeypatch.setattr(block_sparse, "_sdpa", spy)
     monkeypatch.setattr(block_sparse, "CHUNK_BYTES", 1)
     gen = torch.Generator().manual_seed(0)
     q, k, v = (torch.randn(48, 2, 8, generator=gen) for _ in range(3))

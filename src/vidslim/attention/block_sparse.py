@@ -45,8 +45,8 @@ _buffers: dict[int, dict[tuple[str, torch.dtype], Tensor]] = {}
 _buffers_lock = threading.Lock()
 
 
-def _gather_rows(t: Tensor, rows: Tensor, slot: str) -> Tensor:
-    """t.index_select(0, rows); on CPU without autograd, into a per-thread buffer that is reused across calls.
+def _thread_buffer(slot: str, rows: int, like: Tensor) -> Tensor:
+    """This thread's reusable CPU buffer [rows, *like.shape[1:]] for gathered rows of `like` (grown as needed).
 
     The gathered keys and values are 1 + random times the size of k and v (tens of MB for ViT-B video). A fresh
     buffer of that size is paged in from the OS on every call (glibc maps allocations this large anew each
@@ -54,21 +54,26 @@ def _gather_rows(t: Tensor, rows: Tensor, slot: str) -> Tensor:
     buffer is paged in once. Each thread has its own (worker threads fill theirs concurrently);
     `release_workspace()` frees them all.
     """
-    if t.device.type != "cpu" or (torch.is_grad_enabled() and t.requires_grad):
-        return t.index_select(0, rows)
-    shape = (rows.shape[0], *t.shape[1:])
+    shape = (rows, *like.shape[1:])
     numel = math.prod(shape)
     ident = threading.get_ident()
     buffers = _buffers.get(ident)
     if buffers is None:
         with _buffers_lock:
             buffers = _buffers.setdefault(ident, {})
-    buffer = buffers.get((slot, t.dtype))
+    buffer = buffers.get((slot, like.dtype))
     if buffer is None or buffer.numel() < numel:
         with torch.inference_mode(False):  # a normal tensor, writable both inside and outside inference mode
-            buffer = torch.empty(numel, dtype=t.dtype)
-        buffers[(slot, t.dtype)] = buffer
-    return torch.index_select(t, 0, rows, out=buffer[:numel].view(shape))
+            buffer = torch.empty(numel, dtype=like.dtype)
+        buffers[(slot, like.dtype)] = buffer
+    return buffer[:numel].view(shape)
+
+
+def _gather_rows(t: Tensor, rows: Tensor, slot: str) -> Tensor:
+    """t.index_select(0, rows); on CPU without autograd, into this thread's reusable buffer (`_thread_buffer`)."""
+    if t.device.type != "cpu" or (torch.is_grad_enabled() and t.requires_grad):
+        return t.index_select(0, rows)
+    return torch.index_select(t, 0, rows, out=_thread_buffer(slot, rows.shape[0], t))
 
 
 def release_workspace() -> None:
@@ -182,10 +187,39 @@ def _attend_chunk(chunk: _Chunk, q: Tensor, k: Tensor, v: Tensor, scale: float |
     qg = chunk.q_view if chunk.q_view is not None else q.index_select(0, chunk.q_rows).view(n, bq, heads, -1)
     kg = _gather_rows(k, chunk.kv_rows, "k").view(n, -1, heads, k.shape[-1])
     vg = _gather_rows(v, chunk.kv_rows, "v").view(n, -1, heads, v.shape[-1])
+    return _sdpa(qg, kg, vg, chunk.mask, scale)
+
+
+def _sdpa(qg: Tensor, kg: Tensor, vg: Tensor, mask: Tensor | None, scale: float | None) -> Tensor:
+    """SDPA over tiles in [n, rows, H, d] layout -> [n, bq, H, dv]."""
     out = F.scaled_dot_product_attention(
-        qg.transpose(1, 2), kg.transpose(1, 2), vg.transpose(1, 2), attn_mask=chunk.mask, scale=scale
+        qg.transpose(1, 2), kg.transpose(1, 2), vg.transpose(1, 2), attn_mask=mask, scale=scale
     )
     return out.transpose(1, 2)
+
+
+def _attend_share(
+    chunks: Sequence[_Chunk], q: Tensor, k: Tensor, v: Tensor, step: int, kk: int, scale: float | None
+) -> None:
+    """One worker's run of chunks, each gathered into this thread's buffers and attended into its output view.
+
+    The lean loop matters: it runs on every thread at once and each Python step holds the GIL, so the buffers
+    are fetched once per run, not per chunk (measured 4.72x -> 4.95x dense on 2 threads, ViT-B case).
+    """
+    heads = q.shape[1]
+    kbuf, vbuf = _thread_buffer("k", step * kk, k), _thread_buffer("v", step * kk, v)
+    qbuf = _thread_buffer("q", step * chunks[0].out.shape[1], q) if chunks and chunks[0].q_rows is not None else None
+    for chunk in chunks:
+        n, bq = chunk.out.shape[:2]
+        rows = n * kk
+        kg = torch.index_select(k, 0, chunk.kv_rows, out=kbuf[:rows]).view(n, kk, heads, -1)
+        vg = torch.index_select(v, 0, chunk.kv_rows, out=vbuf[:rows]).view(n, kk, heads, -1)
+        if chunk.q_view is not None:
+            qg = chunk.q_view
+        else:
+            assert qbuf is not None and chunk.q_rows is not None
+            qg = torch.index_select(q, 0, chunk.q_rows, out=qbuf[: n * bq]).view(n, bq, heads, -1)
+        chunk.out.copy_(_sdpa(qg, kg, vg, chunk.mask, scale))
 
 
 def _group_attend(
@@ -203,9 +237,8 @@ def _group_attend(
     if len(chunks) == 1:
         return _attend_chunk(chunks[0], q, k, v, scale)
 
-    def attend_chunks(share: tuple[int, int]) -> None:
-        for chunk in chunks[share[0] : share[1]]:  # a few cache-sized chunks of query blocks (see _chunk_rows)
-            chunk.out.copy_(_attend_chunk(chunk, q, k, v, scale))
+    def attend_chunks(share: tuple[int, int]) -> None:  # a few cache-sized chunks of query blocks (_chunk_rows)
+        _attend_share(chunks[share[0] : share[1]], q, k, v, step, kk, scale)
 
     run_shares(attend_chunks, split_evenly(len(chunks), workers_available()))
     return out
