@@ -167,7 +167,9 @@ def test_training_step_runs_backward_through_packed_tokens() -> None:
 
 def test_bad_uses_say_what_to_do() -> None:
     with pytest.raises(ConfigError, match="tubelet"):
-        vs.create_model("clip-tiny", reduction=[vs.RLT()])
+        vs.create_model("clip-tiny", reduction=[vs.RandomMask(keep=0.5)])  # RLT fits CLIP frame by frame, this not
+    with pytest.raises(ConfigError, match="no length embedding"):
+        vs.create_model("clip-tiny", reduction=[vs.RLT(length_embed=True)])
     model = tiny([vs.RLT(tau=0.1)])
     video = normalise(moving_square_clips(model))
     with pytest.raises(ConfigError, match="token mask has shape"):

@@ -15,8 +15,9 @@ A builder takes the model name and keyword options and returns the reducer objec
 reads the options it declares (`options=` of `register_method`: `r` for ToMe/TempMe, `tau` for RLT, `keep` for
 random masking and TokenPrune, ...) and ignores the others; "method.key" applies to that method only (e.g.
 `random.keep=0.3` next to `tokenprune.keep=0.7`) and wins over a plain "key". A method registered with
-`families` raises a ConfigError naming the fix when the model belongs to another family (RLT on CLIP, TempMe on
-the video ViT), before any model is built.
+`families` raises a ConfigError naming the fix when the model belongs to another family (TempMe or random masking
+on the video ViT / CLIP), before any model is built. "rlt" fits both: on CLIP it is vidslim's per-frame extension
+(`vidslim.tokenize.frame_rlt`), so `--model clip-b16 --method rlt+tempme` runs.
 """
 
 from __future__ import annotations
@@ -206,10 +207,10 @@ register_method(
 register_method(
     "rlt",
     _rlt,
-    "RLT: drop tubelets that repeat the one before them (--set tau=0.1, random_keep=; video ViT only, needs real "
-    "video: --video)",
+    "RLT: drop tubelets that repeat the one before them (--set tau=0.1, random_keep=; needs real video: --video); "
+    "on CLIP, vidslim's per-frame RLT: patches that repeat the previous frame's are dropped, CLS kept",
     stage="tokenize",
-    families=("video_vit",),
+    families=("video_vit", "clip"),
     options=("tau", "random_keep", "seed"),
 )
 register_method(

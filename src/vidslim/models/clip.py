@@ -16,6 +16,10 @@ drop or regroup tokens (TempMe joins neighbouring frames into one sequence) but 
 token, at the head of its sequence, in frame order: the readout takes those CLS tokens. After TempMe's last
 regrouping one sequence holds a whole video as [CLS of frame 0, ..., CLS of frame T-1, merged patches], so the CLS
 of frame t sits at index t. The last block computes only the CLS tokens (`VisionTransformer.cls_readout`).
+
+A before-the-model reducer with `embed_frames(visual, video, token_mask)` (vs.RLT: per-frame RLT, vidslim's
+extension of the paper's video-ViT method, `vidslim.tokenize.frame_rlt`) replaces `visual.embed`: frames then
+become sequences of different lengths, [CLS, the patches that changed since the previous frame].
 """
 
 from __future__ import annotations
@@ -230,10 +234,23 @@ class CLIP(ReducibleModel):
                 nn.init.normal_(block.mlp.c_proj.weight, std=proj_std)
 
     # ------------------------------------------------------------------------------------------ vision
-    def encode_frames(self, video: Tensor) -> Tensor:
-        """[B, T, C, H, W] -> per-frame embeddings [B, T, E] (projected, not normalised)."""
+    def frame_tokenizer(self) -> object | None:
+        """The attached before-the-model reducer (one with `embed_frames`, such as vs.RLT), or None."""
+        return next((r for r in self.reduction if callable(getattr(r, "embed_frames", None))), None)
+
+    def encode_frames(self, video: Tensor, token_mask: Tensor | None = None) -> Tensor:
+        """[B, T, C, H, W] -> per-frame embeddings [B, T, E] (projected, not normalised).
+
+        token_mask: an optional precomputed [B, T, H', W'] keep mask for the attached tokenizer (per-frame RLT).
+        """
         b, t = self.visual.check_video(video)
-        tokens = self.visual.embed(video)
+        tokenizer = self.frame_tokenizer()
+        if tokenizer is not None:
+            tokens = tokenizer.embed_frames(self.visual, video, token_mask)  # type: ignore[attr-defined]
+        elif token_mask is not None:
+            raise ConfigError("token_mask= needs a tokenizing reducer such as vs.RLT() in the model's reduction")
+        else:
+            tokens = self.visual.embed(video)
         ctx = None
         if self.hooks is not None:
             g = self.config.grid
@@ -243,12 +260,13 @@ class CLIP(ReducibleModel):
         tokens = self.visual.transformer(tokens, ctx, self.hooks, readout)
         return self.visual.project(self.visual.frame_cls(tokens, b, t))
 
-    def encode_video(self, video: Tensor, frame_mask: Tensor | None = None) -> Tensor:
+    def encode_video(self, video: Tensor, frame_mask: Tensor | None = None, token_mask: Tensor | None = None) -> Tensor:
         """[B, T, C, H, W] -> [B, E]: mean of the L2-normalised frame embeddings over the valid frames.
 
         frame_mask: optional [B, T] bool/0-1 tensor, True on real frames (padding frames are left out).
+        token_mask: optional precomputed keep mask for the attached tokenizer (see `encode_frames`).
         """
-        frames = F.normalize(self.encode_frames(video), dim=-1)
+        frames = F.normalize(self.encode_frames(video, token_mask), dim=-1)
         if frame_mask is None:
             return frames.mean(dim=1)
         weights = frame_mask.to(frames.dtype)[..., None]

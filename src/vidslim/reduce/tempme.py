@@ -21,6 +21,13 @@ frame t sits at index t of the video's sequence, which is where `CLIP.encode_vid
     model = vs.create_model("clip-b16", reduction=[vs.TempMe.paper("clip-b16")])   # r 10, R_C 60 %, R_I 80 %
     vs.TempMe(r=2, merge_layers=(6, 8, 10), groups=(2, 3, 2), rc=0.3, ri=0.1)
 
+Sequences of unequal lengths (per-frame RLT before TempMe, `vidslim.tokenize.frame_rlt`): every layer merges the
+count of TempMe's static schedule for *full* frames (`TempMe.schedule`, the same counts as on dense input), and
+each sequence merges at most half its patches (`merge_tokens`' clamp), so a short frame keeps its CLS and at least
+one patch (all of them when it has one). ClipMe joins k neighbouring sequences whatever their lengths, CLS tokens
+first, then the patches of each part in order. Counts never depend on the other videos of the batch, so a video
+gives the same output alone or batched.
+
 Differences from the release, on purpose:
 * source tracing works through ClipMe layers (`trace_source=True`; the release crashes at the first ClipMe layer,
   §6.2-1): `self.sources` is a `SourceMap` after each forward;
@@ -52,6 +59,21 @@ PAPER: dict[str, dict[str, Any]] = {
     "clip-b32": dict(r=2, merge_layers=(8, 9, 10), groups=(2, 2, 3), rc=0.3, ri=0.1),
     "clip-b16": dict(r=10, merge_layers=(8, 9, 10), groups=(2, 2, 3), rc=0.4, ri=0.2),
 }
+
+
+def regroup_order(tokens: Tokens, k: int, cls_tokens: int) -> tuple[Tensor, tuple[int, ...]]:
+    """Packed `regroup_clips` for sequences of any lengths: (new_from_old [total] int64, the joined seqlens).
+
+    Output j holds input sequences j·k .. j·k+k-1 as [their CLS tokens, clip by clip | their patches, clip by
+    clip]; `tokens.x[new_from_old]` is the joined packed tensor. One sort of a computed key, no Python loop."""
+    device = tokens.x.device
+    seq = tokens.batch_index
+    local = torch.arange(tokens.total, device=device) - tokens.cu_seqlens[:-1].long()[seq]
+    is_patch = (local >= cls_tokens).long()
+    key = ((torch.div(seq, k, rounding_mode="floor") * 2 + is_patch) * k + seq % k) * tokens.max_seqlen + local
+    lengths = tokens.seqlens
+    joined = tuple(sum(lengths[j : j + k]) for j in range(0, len(lengths), k))
+    return key.argsort(), joined
 
 
 def regroup_clips(t: Tensor, k: int, cls_tokens: int) -> Tensor:
@@ -175,13 +197,17 @@ class TempMe(nn.Module):
             self.sources = SourceMap.identity(tokens.seqlens, tokens.x.device) if self.trace_source else None
 
     def _layout(self, tokens: Tokens, ctx: HookContext) -> tuple[int, int, int]:
-        """(sequences, tokens per sequence, CLS per sequence); TempMe keeps every sequence the same length."""
-        if not tokens.is_uniform:
-            raise ConfigError(
-                f"TempMe needs sequences of equal length at layer {ctx.layer}, got {tokens.seqlens[:6]}...: put "
-                "reducers that drop tokens unevenly after it, or use vs.ToMe, which takes unequal lengths"
-            )
+        """(sequences, tokens per sequence (the longest), CLS per sequence)."""
         return tokens.batch_size, tokens.max_seqlen, ctx.cls_per_sequence(tokens)
+
+    def _full_frame_plan(self, ctx: HookContext) -> LayerPlan:
+        """This layer's entry of the schedule for full frames: the merge counts of unequal-length sequences."""
+        key = f"tempme-plan:{id(self)}"
+        plan = ctx.state.get(key)
+        if plan is None:
+            frame = ctx.cls_tokens + ctx.grid[1] * ctx.grid[2]
+            plan = ctx.state[key] = self.schedule(ctx.num_layers, ctx.num_frames, frame)
+        return plan[ctx.layer]
 
     def before_attention(self, tokens: Tokens, ctx: HookContext) -> Tokens:
         """ClipMe step 1 at a merge layer: join k clips, add the temporal embedding, merge M0 across clips."""
@@ -196,17 +222,14 @@ class TempMe(nn.Module):
                 f"TempMe layer {ctx.layer} joins {k} sequences but a video holds {per_video} here: the group "
                 f"factors {list(self.groups)} must divide the frame count {ctx.num_frames}"
             )
+        if not tokens.is_uniform:
+            return self._join_packed(tokens, ctx, k, c, per_video)
         d = tokens.dim
         x = tokens.x.view(s, n, d)
         m0 = proportional_merges(n * k, c * k, self.rc)
         metric = regroup_clips(x.detach(), k, c)  # the hidden states, before the embedding is added (§1.5-1)
         if m0 > 0 and self.temporal_pos:
-            table = self.temporal_embeddings[str(ctx.layer)]
-            if table.shape[1] != per_video:
-                raise ConfigError(
-                    f"TempMe was built for {self.num_frames} frames (a table of {table.shape[1]} sequences at layer "
-                    f"{ctx.layer}), got {ctx.num_frames}: create it with TempMe(num_frames={ctx.num_frames}, ...)"
-                )
+            table = self._temporal_table(ctx, per_video)
             x = (x.view(ctx.batch_size, per_video, n, d) + table.to(x.dtype)).view(s, n, d)
         joined = Tokens(
             regroup_clips(x, k, c).reshape(-1, d),
@@ -222,10 +245,43 @@ class TempMe(nn.Module):
             self.sources = self.sources.moved(old_to_new)
         return self._merge(joined, metric.reshape(-1, d), m0, c * k)
 
+    def _temporal_table(self, ctx: HookContext, per_video: int) -> Tensor:
+        """The temporal embedding table [1, per_video, 1, D] of this ClipMe layer (a clear error for a wrong size)."""
+        table = self.temporal_embeddings[str(ctx.layer)]
+        if table.shape[1] != per_video:
+            raise ConfigError(
+                f"TempMe was built for {self.num_frames} frames (a table of {table.shape[1]} sequences at layer "
+                f"{ctx.layer}), got {ctx.num_frames}: create it with TempMe(num_frames={ctx.num_frames}, ...)"
+            )
+        return table
+
+    def _join_packed(self, tokens: Tokens, ctx: HookContext, k: int, c: int, per_video: int) -> Tokens:
+        """ClipMe step 1 on sequences of unequal lengths: join, add the temporal embedding, merge M0 (the
+        full-frame schedule's count, clamped per sequence; see the module docstring)."""
+        order, seqlens = regroup_order(tokens, k, c)
+        m0 = self._full_frame_plan(ctx).merge_cross
+        metric = tokens.x.detach().index_select(0, order)
+        x = tokens.x
+        if m0 > 0 and self.temporal_pos:
+            table = self._temporal_table(ctx, per_video)[0, :, 0].to(x.dtype)  # [per_video, D]
+            x = x + table.index_select(0, tokens.batch_index % per_video)
+        joined = Tokens(
+            x.index_select(0, order),
+            seqlens,
+            tokens.pos.index_select(0, order) if tokens.pos is not None else None,
+            tokens.size.index_select(0, order) if tokens.size is not None else None,
+        )
+        if self.sources is not None:
+            old_to_new = torch.empty_like(order).scatter_(0, order, torch.arange(tokens.total, device=order.device))
+            self.sources = self.sources.moved(old_to_new)
+        return self._merge(joined, metric, m0, c * k)
+
     def after_attention(self, tokens: Tokens, info: AttentionInfo, ctx: HookContext) -> Tokens:
         """ImgMe (r per frame) before the first merge layer, else the intra-clip merge (M1 or M), on the keys."""
         self._start(tokens, ctx)
         _, n, c = self._layout(tokens, ctx)
+        if not tokens.is_uniform:  # the full-frame schedule's count, clamped per sequence by merge_tokens
+            return self._merge(tokens, info.keys_mean, self._full_frame_plan(ctx).merge_after_attn, c)
         if self.first_merge is None or ctx.layer < self.first_merge:
             m = imgme_merges(n, c, self.r)
         else:

@@ -17,6 +17,10 @@ Where vidslim departs from the release, on purpose (spec rlt §7.2):
 
 The mask can be computed in the data loader on uint8 frames (`keep_mask_uint8`) and passed as
 `model(video, token_mask=mask)`; it is the same mask.
+
+On CLIP (`vs.create_model("clip-b16", reduction=[vs.RLT(), vs.TempMe.paper("clip-b16")])`) the same object runs
+vidslim's per-frame extension of RLT (`vidslim.tokenize.frame_rlt`; the paper targets video ViTs only): patches
+that repeat the previous frame's are dropped, every frame keeps its CLS and becomes a shorter sequence.
 """
 
 from __future__ import annotations
@@ -27,6 +31,7 @@ import torch
 from torch import Tensor, nn
 
 from vidslim.errors import ConfigError
+from vidslim.tokenize.frame_rlt import FrameTower, embed_frames_masked, frame_keep_mask
 from vidslim.tokenize.masked import TubeletModel, embed_masked
 from vidslim.tokenize.random_mask import random_keep_mask
 from vidslim.tokenize.rlt_mask import keep_mask
@@ -83,7 +88,14 @@ class RLT(nn.Module):
         self.length_embed: nn.Parameter | None = None
 
     def attach(self, model: nn.Module) -> None:
-        """Check the model is a tubelet model; create the length embedding table [T', D] (std 0.02)."""
+        """Check the model is a tubelet model (or CLIP: per-frame RLT); create the length table [T', D] (std 0.02)."""
+        if getattr(model, "family", "") == "clip":
+            if self.use_length_embed or self.random_keep is not None:
+                raise ConfigError(
+                    "RLT on CLIP (per-frame RLT) has no length embedding and no random_keep: use vs.RLT(tau=...) "
+                    "alone there, or a video ViT ('videomae-b16') for those options"
+                )
+            return
         _check_tubelet_model(model, "RLT")
         if self.use_length_embed and self.length_embed is None:
             slots, dim = model.config.grid[0], model.config.embed_dim
@@ -109,6 +121,14 @@ class RLT(nn.Module):
                 raise ConfigError(f"run length {int(lengths.max())} exceeds the length table ({table.shape[0]} slots)")
             extra = table[lengths[mask] - 1]
         return embed_masked(model, video, mask, size=lengths, extra=extra)
+
+    def embed_frames(self, tower: FrameTower, video: Tensor, token_mask: Tensor | None = None) -> Tokens:
+        """CLIP: packed [CLS, kept patches] per frame of a normalised [B, T, C, H, W] video (`frame_rlt`);
+        `token_mask` is a precomputed [B, T, H', W'] mask (`frame_keep_mask`)."""
+        if token_mask is None:
+            with torch.no_grad():
+                token_mask = frame_keep_mask(video, self.tau, tower.conv1.weight.shape[-1])
+        return embed_frames_masked(tower, video, token_mask)
 
     def extra_repr(self) -> str:
         return (
