@@ -118,9 +118,9 @@ def test_new_methods_defaults_options_and_order() -> None:
 @pytest.mark.parametrize(
     ("method", "model", "message"),
     [
-        ("rlt+tempme", "clip-b32", "'rlt' acts on the video ViT"),
+        ("random+tempme", "clip-b32", "'random' acts on the video ViT"),
         ("rlt+tempme", "videomae-b16", "'tempme' acts on CLIP"),
-        ("random", "clip-tiny", "pick a method that fits 'clip-tiny': dense, svitt, tempme, tokenprune, tome"),
+        ("random", "clip-tiny", "pick a method that fits 'clip-tiny': dense, rlt, svitt, tempme, tokenprune, tome"),
         ("rlt+random", "videomae-b16", "random_keep"),
     ],
 )

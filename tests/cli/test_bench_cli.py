@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 import pytest
+import torch
 
 import vidslim.cli.main as cli_main
 
@@ -123,7 +124,52 @@ def test_combinations_and_clear_errors(bench) -> None:
     assert status == 0
     densities = [row["density"] for row in json.loads(out)["layers"]]
     assert len(densities) == 12 and all(0 < d < 1 for d in densities)
-    status, _, err = bench("--model", "clip-tiny", "--method", "rlt+tempme", "--no-time")
-    assert status == 2 and "'rlt' acts on the video ViT" in err and "pick a method that fits" in err
+    status, _, err = bench("--model", "videomae-tiny", "--method", "rlt+tempme", "--no-time")
+    assert status == 2 and "'tempme' acts on CLIP" in err and "pick a method that fits" in err
     status, _, err = bench("--model", "videomae-tiny", "--set", "bogus=1", "--no-time")
     assert status == 2 and "neither a method option" in err
+
+
+TINY_SUITE = ["--model", "videomae-tiny", "--set", "depth=4", "--frames", "4", "--warmup", "0", "--repeat", "1"]
+
+
+def test_suite_table_one_row_per_method_dense_first_and_sat_batch(bench) -> None:
+    status, out, _ = bench(*TINY_SUITE, "--method", "tome,tokenprune+svitt", "--batch", "1,sat", "--max-batch", "2",
+                           "--no-overhead", "--json")  # fmt: skip
+    assert status == 0
+    result = json.loads(out)
+    choice = result["batch_choices"][0]
+    assert choice["batch"] in (1, 2) and [b for b, _ in choice["history"]][:1] == [1]
+    rows = result["rows"]
+    assert [r["method"] for r in rows] == ["dense", "tome", "tokenprune+svitt"] * 2
+    assert [r["batch"] for r in rows] == [1] * 3 + [choice["batch"]] * 3
+    assert rows[0]["speedup"] == 1.0 and rows[1]["flop_ratio"] < 1 and rows[1]["time_ms"] > 0
+    status, out, _ = bench(*TINY_SUITE, "--method", "all", "--no-overhead")
+    lines = out.splitlines()
+    head = next(i for i, line in enumerate(lines) if line.startswith("method"))
+    assert "speedup" in lines[head] and "reduce %" in lines[head] and lines[head + 1].split()[0] == "dense"
+    assert "rlt+tokenprune" in out and "bikes.mp4" in lines[1]  # rlt in "all": the sample video for every row
+
+
+def test_suite_end_to_end_warns_when_decoding_dominates(bench, tmp_path) -> None:
+    from vidslim.io.samples import sample_video
+
+    (tmp_path / "bikes.mp4").symlink_to(sample_video("bikes"))
+    threads = torch.get_num_threads()
+    try:  # one thread: on a busy shared machine, OpenMP waits would make the tiny model look slow
+        status, out, err = bench(*TINY_SUITE, "--method", "dense,tome", "--end-to-end", str(tmp_path), "--no-overhead",
+                                 "--repeat", "3", "--threads", "1")  # fmt: skip
+    finally:
+        torch.set_num_threads(threads)
+    assert status == 0 and "decode ms/vid" in out and "1 videos decoded" in out
+    # a 4-layer 64-wide model on 4 frames of 32 px takes well under the time to decode and resize 4 frames of bikes
+    assert "warning: decoding is the bottleneck for dense" in err
+
+
+def test_suite_bad_lists_name_the_fix(bench) -> None:
+    status, _, err = bench(*TINY_SUITE, "--method", "dense,tome", "--batch", "1,big")
+    assert status == 2 and "--batch '1,big'" in err
+    status, _, err = bench(*TINY_SUITE, "--method", "dense,tome", "--precision", "fp32,fp8")
+    assert status == 2 and "fp32,bf16" in err
+    status, _, err = bench(*TINY_SUITE, "--precision", "fp16", "--no-time")
+    assert status == 2 and "--precision 'fp16'" in err

@@ -36,6 +36,8 @@ from typing import Any
 
 from vidslim.errors import ConfigError
 
+PRECISIONS = ("fp32", "bf16")
+
 
 def add_parser(subparsers: Any) -> None:
     """Register `bench` on the `vidslim` command."""
@@ -60,16 +62,40 @@ def add_parser(subparsers: Any) -> None:
         "--method",
         default="dense",
         metavar="METHOD",
-        help=f"reduction method, or several joined by '+' ({', '.join(methods)}; default dense)",
+        help=f"reduction method, or several joined by '+' ({', '.join(methods)}; default dense); 'all' or a comma "
+        "list (dense,tempme,tempme+svitt) prints one comparison table, dense first",
     )
     parser.add_argument("--frames", type=int, default=None, help="frames per video (default: the model's config)")
-    parser.add_argument("--batch", type=int, default=1, help="videos per call (default 1)")
+    parser.add_argument(
+        "--batch",
+        default="1",
+        metavar="N[,sat]",
+        help="videos per call (default 1); with several methods also a comma list, and 'sat': double from 1 until "
+        "dense throughput gains < 5%% (--max-batch caps it)",
+    )
+    parser.add_argument("--max-batch", type=int, default=64, help="largest batch 'sat' tries (default 64)")
     parser.add_argument("--r", type=int, default=None, help="ToMe r per layer / TempMe ImgMe r (default: per model)")
     parser.add_argument(
         "--precision",
-        choices=("fp32", "bf16"),
         default="fp32",
-        help="fp32, or bf16 autocast (matching scores and token sizes stay float32)",
+        metavar="fp32|bf16",
+        help="fp32, or bf16 autocast (matching scores and token sizes stay float32); 'fp32,bf16' runs both",
+    )
+    parser.add_argument(
+        "--compile",
+        action="store_true",
+        help="also time torch.compile'd models (rows 'compiled'; first-call seconds reported apart; a model that "
+        "fails to compile gets a note in its row)",
+    )
+    parser.add_argument(
+        "--end-to-end",
+        default=None,
+        metavar="VIDEO_DIR",
+        help="decode the videos in this folder at the model's frames and size, time decoding per video next to the "
+        "model, and warn when decoding is the bottleneck",
+    )
+    parser.add_argument(
+        "--no-overhead", action="store_true", help="skip the profiled pass that measures the reduction's own time"
     )
     parser.add_argument("--device", default="cpu", help="cpu (default) or cuda")
     parser.add_argument("--threads", type=int, default=None, help="torch.set_num_threads (default: torch's)")
@@ -154,6 +180,18 @@ def load_input(path: str, frames: int, size: int, family: str, batch: int) -> An
     return x[None].expand(batch, *x.shape).contiguous()
 
 
+def suite_mode(args: argparse.Namespace) -> bool:
+    """Whether the arguments ask for the comparison table (`vidslim.cli.bench_suite`) rather than one method."""
+    return (
+        args.method.strip() == "all"
+        or "," in args.method
+        or not args.batch.isdigit()
+        or "," in args.precision
+        or args.compile
+        or args.end_to_end is not None
+    )
+
+
 def run(args: argparse.Namespace) -> int:
     """Build the model with the method's reducers, count, time, print."""
     import torch
@@ -163,10 +201,17 @@ def run(args: argparse.Namespace) -> int:
     from vidslim.bench.timer import time_fn
     from vidslim.models.registry import create_model
 
-    if args.batch < 1 or (args.frames is not None and args.frames < 1) or args.repeat < 1 or args.warmup < 0:
-        raise ConfigError("--batch, --frames and --repeat must be >= 1 and --warmup >= 0")
     if args.threads:
         torch.set_num_threads(args.threads)
+    if suite_mode(args):
+        return run_suite(args)
+    if args.precision not in PRECISIONS:
+        raise ConfigError(f"--precision {args.precision!r}: use fp32 or bf16 (or fp32,bf16 with several methods)")
+    if not args.batch.isdigit() or (args.frames is not None and args.frames < 1) or args.repeat < 1 or args.warmup < 0:
+        raise ConfigError("--batch, --frames and --repeat must be >= 1 and --warmup >= 0")
+    args.batch = int(args.batch)
+    if args.batch < 1:
+        raise ConfigError("--batch, --frames and --repeat must be >= 1 and --warmup >= 0")
     torch.manual_seed(args.seed)
     overrides, options = split_overrides(parse_overrides(args.set), args.model)
     if args.r is not None:
@@ -258,4 +303,122 @@ def run(args: argparse.Namespace) -> int:
             f"latency: {timing.median * 1e3:.1f} ms per batch (median of {timing.n}; p10 {timing.p10 * 1e3:.1f}, "
             f"p90 {timing.p90 * 1e3:.1f}), {timing.throughput():.2f} videos/s{memory}"
         )
+    return 0
+
+
+# ------------------------------------------------------------------------------------------------- the suite
+def parse_batches(text: str) -> list[int | str]:
+    """'1,sat' -> [1, 'sat']: positive integers and 'sat' (the saturating batch)."""
+    out: list[int | str] = []
+    for part in (p.strip() for p in text.split(",")):
+        if part == "sat":
+            out.append(part)
+        elif part.isdigit() and int(part) >= 1:
+            out.append(int(part))
+        else:
+            raise ConfigError(f"--batch {text!r}: give positive integers and 'sat' joined by ',', e.g. --batch 1,sat")
+    return out
+
+
+def parse_precisions(text: str) -> list[str]:
+    """'fp32,bf16' -> ['fp32', 'bf16'] (each checked)."""
+    out = [p.strip() for p in text.split(",")]
+    bad = [p for p in out if p not in PRECISIONS]
+    if bad or not out:
+        raise ConfigError(f"--precision {text!r}: use fp32, bf16 or fp32,bf16")
+    return list(dict.fromkeys(out))
+
+
+def suite_input(args: argparse.Namespace, overrides: dict[str, Any], options: dict[str, Any]) -> tuple[Any, str, Any]:
+    """The suite's input: (clips or None for random, what to print as the input, the decoded videos or None).
+    --end-to-end decodes the folder; --video, or a method with rlt, reads one clip as the single-method path does."""
+    from vidslim.bench.methods import model_family
+    from vidslim.bench.suite import resolve_methods
+    from vidslim.models.registry import get_config
+
+    config = get_config(args.model, **overrides)
+    family = model_family(args.model) or "video_vit"
+    frames = args.frames or config.num_frames
+    if args.end_to_end is not None:
+        from vidslim.bench.end_to_end import decode_folder
+
+        decoded = decode_folder(args.end_to_end, frames, config.image_size, family)
+        return decoded.clips, f"{len(decoded.paths)} videos decoded from {args.end_to_end}", decoded
+    source = args.video
+    methods = resolve_methods(args.method, args.model, **options)
+    if source is None and any("rlt" in m.split("+") for m in methods):
+        from vidslim.io.samples import sample_video
+
+        source = str(sample_video("bikes"))
+    if source is None:
+        return None, "random (no --video)", None
+    return load_input(source, frames, config.image_size, family, 1), source, None
+
+
+def run_suite(args: argparse.Namespace) -> int:
+    """Every requested method at every batch, precision and mode: one table (or --json), dense first in each."""
+    from functools import partial
+
+    import torch
+
+    from vidslim.bench.batching import saturating_batch
+    from vidslim.bench.end_to_end import bottleneck_warnings
+    from vidslim.bench.suite import Suite, format_table
+
+    batches, precisions = parse_batches(args.batch), parse_precisions(args.precision)
+    if (args.frames is not None and args.frames < 1) or args.repeat < 1 or args.warmup < 0 or args.max_batch < 1:
+        raise ConfigError("--frames, --repeat and --max-batch must be >= 1 and --warmup >= 0")
+    torch.manual_seed(args.seed)
+    overrides, options = split_overrides(parse_overrides(args.set), args.model)
+    if args.r is not None:
+        options["r"] = args.r
+    video, source, decoded = suite_input(args, overrides, options)
+    suite = Suite(
+        args.model, args.method, video, frames=args.frames, overrides=overrides, options=options, device=args.device,
+        seed=args.seed, full_last_layer=args.full_last_layer,
+    )  # fmt: skip
+    rows, choices = [], []
+    for precision in precisions:
+        for batch in batches:
+            if batch == "sat":
+                dense_rate = partial(suite.dense_throughput, precision=precision)
+                choice = saturating_batch(dense_rate, max_batch=args.max_batch)
+                choices.append({"precision": precision, "batch": choice.batch, "reason": choice.reason,
+                                "history": [list(h) for h in choice.history]})  # fmt: skip
+                batch = choice.batch
+            for compiled in (False, True) if args.compile else (False,):
+                rows += suite.run(int(batch), precision, compiled, args.warmup, args.repeat, not args.no_overhead)
+    warnings: list[str] = []
+    if decoded is not None:
+        for row in rows:
+            row.decode_ms_per_video = decoded.ms_per_video
+        warnings = bottleneck_warnings(rows, decoded.ms_per_video)
+    for line in warnings:
+        print(line, file=sys.stderr)
+    result = {
+        "model": args.model, "methods": suite.methods, "frames": suite.frames, "video": source,
+        "device": str(suite.device), "threads": torch.get_num_threads(), "skipped": suite.skipped,
+        "batch_choices": choices, "warnings": warnings, "rows": [row.to_dict() for row in rows],
+        "decode": None if decoded is None else {
+            "videos": [str(p) for p in decoded.paths], "ms_per_video": decoded.ms_per_video,
+            "seconds": list(decoded.seconds), "failed": decoded.failed,
+        },
+    }  # fmt: skip
+    if args.json:
+        print(json.dumps(result, indent=2))
+        return 0
+    print(f"{args.model}, {suite.frames} frames, {suite.device} ({result['threads']} threads), median of {args.repeat}"
+          f" interleaved rounds; speedup vs dense of the same batch, precision and mode")  # fmt: skip
+    print(f"input: {source}")
+    print(format_table(rows))
+    for choice in choices:
+        tried = ", ".join(f"{b}: {v:.2f}" for b, v in choice["history"])
+        print(f"sat batch ({choice['precision']}): {choice['batch']} ({choice['reason']}; dense videos/s {tried})")
+    if decoded is not None:
+        print(f"decode: {decoded.ms_per_video:.1f} ms per video (median of {len(decoded.seconds)}; one worker)"
+              + (f", {len(decoded.failed)} failed to decode" if decoded.failed else ""))  # fmt: skip
+    for name, reason in suite.skipped.items():
+        print(f"skipped {name}: {reason}")
+    print("tok kept: tokens into attention per layer vs dense; realised: speedup x FLOP ratio (1.0: time falls as "
+          "FLOPs do); reduce ms/%: the reducers' own time (profiled pass)")  # fmt: skip
     return 0

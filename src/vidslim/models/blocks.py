@@ -3,6 +3,8 @@
     x = x + attn(ln1(x))        (hooks: before_attention, after_attention)
     x = x + mlp(ln2(x))         (hook: after_mlp)
 
+Every reducer call runs inside `vidslim.models.hooks.reduce_range` (a profiler label, free when not profiling).
+
 LayerNorms, Linears and MLPs run on the packed [total, D] tensor with no padding. The attention computes q, k, v
 with one fused projection, reshapes to [total, H, d] and calls `vidslim.attention.attend`, which takes the plain
 dense path when every sequence has the same length. A LoRA adapter (`vidslim.models.lora`) on the fused projection
@@ -28,7 +30,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from vidslim.attention import AttentionPattern, additive_mask, attend, size_bias
-from vidslim.models.hooks import AttentionInfo, HookContext, ReducerHooks, check_tokens
+from vidslim.models.hooks import AttentionInfo, HookContext, ReducerHooks, check_tokens, reduce_range
 from vidslim.tokens import Tokens
 
 
@@ -251,11 +253,16 @@ class Block(nn.Module):
             return tokens.replace(x=self.residual(x, self.feedforward(self.norm_b(x)), tokens))
 
         for hook in hooks.before_attention:
-            tokens = check_tokens(hook(tokens, ctx), hook)
-        key_bias = size_bias(tokens.size) if ctx.proportional_attention else None
+            with reduce_range(hook, "before_attention"):
+                tokens = check_tokens(hook(tokens, ctx), hook)
+        key_bias = None
+        if ctx.proportional_attention:
+            with reduce_range("ProportionalAttention", "size_bias"):
+                key_bias = size_bias(tokens.size)
         pattern = None
         for hook in hooks.attention_pattern:
-            pattern = hook(tokens, ctx)
+            with reduce_range(hook, "attention_pattern"):
+                pattern = hook(tokens, ctx)
             if pattern is not None:
                 break
         if cls_readout is not None and (readout := self._cls_only(tokens, key_bias, pattern, cls_readout)) is not None:
@@ -265,10 +272,12 @@ class Block(nn.Module):
         )
         tokens = tokens.replace(x=self.residual(tokens.x, a, tokens))
         for hook in hooks.after_attention:
-            tokens = check_tokens(hook(tokens, info, ctx), hook)
+            with reduce_range(hook, "after_attention"):
+                tokens = check_tokens(hook(tokens, info, ctx), hook)
         tokens = tokens.replace(x=self.residual(tokens.x, self.feedforward(self.norm_b(tokens.x)), tokens))
         for hook in hooks.after_mlp:
-            tokens = check_tokens(hook(tokens, ctx), hook)
+            with reduce_range(hook, "after_mlp"):
+                tokens = check_tokens(hook(tokens, ctx), hook)
         return tokens
 
     def _cls_only(

@@ -38,19 +38,43 @@ Optional attributes and methods a reducer may also have:
                                    (raise `vidslim.errors.ConfigError`) or create per-layer parameters
 A reducer that is an `nn.Module` is registered under the model (`model.reduction_modules`), so its
 parameters move with `.to()`, train with the model and are saved by `save_model`.
+
+Profiling: while `torch.profiler` records, every hook call (and the attention-pattern and size-bias calls) runs
+inside a range named `vidslim.reduce.<Reducer>.<hook>` (`reduce_range`), so a trace shows what the reductions
+themselves cost (`vidslim.bench.overhead` sums them). Otherwise `reduce_range` returns a shared no-op context
+after reading one flag: the labels cost nothing outside a profiler.
 """
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 from collections.abc import Callable, Sequence
 from functools import cached_property
 from typing import Any, Protocol, runtime_checkable
 
 import torch
+import torch.autograd.profiler as _autograd_profiler
 from torch import Tensor, nn
 
 from vidslim.tokens import Tokens
+
+#: name prefix of the profiler ranges around reducer calls (summed by `vidslim.bench.overhead`)
+REDUCE_RANGE_PREFIX = "vidslim.reduce."
+
+_NO_RANGE = contextlib.nullcontext()
+
+
+def reduce_range(owner: object, point: str) -> contextlib.AbstractContextManager[Any]:
+    """A profiler range `vidslim.reduce.<owner's class>.<point>` while torch.profiler records, else a shared no-op.
+
+    `owner` is the reducer, one of its bound methods, or a name. The check is one read of the flag torch's profiler
+    sets on entry (a private attribute of `torch.autograd.profiler`; a missing flag counts as "not profiling").
+    """
+    if not getattr(_autograd_profiler, "_is_profiler_enabled", False):
+        return _NO_RANGE
+    name = owner if isinstance(owner, str) else type(getattr(owner, "__self__", owner)).__name__
+    return torch.profiler.record_function(f"{REDUCE_RANGE_PREFIX}{name}.{point}")
 
 
 @dataclasses.dataclass

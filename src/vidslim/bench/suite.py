@@ -1,0 +1,398 @@
+"""Every method on one model, timed side by side with dense: tokens, FLOPs, measured speedup, reduction overhead.
+
+    rows = bench_methods("clip-b32", "all", frames=8, repeat=3)          # random input, batch 1, fp32, eager
+    print(format_table(rows))
+    suite = Suite("videomae-b16", ["rlt", "rlt+tokenprune"], video=clip)  # a real clip [C, T, H, W] for RLT
+    rows = suite.run(batch=4, precision="bf16", compile=True)
+
+A `Suite` builds one model per method (dense always first, the baseline) with shared weights, counts tokens and
+FLOPs per video once per method, and `run` times all of them interleaved (`vidslim.bench.timer.compare`: every
+round calls every method once, rotating who goes first), so the speedups hold on a noisy machine. Each row holds:
+
+- tokens kept: tokens entering attention per layer and video, averaged over layers, as a fraction of dense's
+- GFLOPs per video (fvcore convention, reducer work included) and the FLOP ratio to dense
+- the median time per batch, videos/s, the speedup over dense (ratio of medians) and the *realised* fraction of
+  the FLOP saving: speedup x FLOP ratio (1.0: wall-clock falls exactly as FLOPs do; < 1: overheads eat the saving)
+- the reduction's own share of the call (`vidslim.bench.overhead`: one extra, untimed, profiled call) and that share
+  of the median time, in ms per batch
+- with `compile=True`: the first call's seconds (compilation included), or the error when compilation fails
+
+"all" means dense, every registered method that fits the model's family, and every pair of non-baseline methods
+acting at different stages (a tokenizer, an in-model reducer, an attention pattern: rlt+tokenprune, tempme+svitt,
+...) that builds for the model. Reducers' roles are read off the built objects (`embed_video`: a tokenizer,
+`attention_pattern`: a pattern), so methods registered later join in without changes here.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import itertools
+import math
+import time
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+
+from vidslim.bench.overhead import reduction_overhead
+from vidslim.bench.report import layer_report
+from vidslim.bench.timer import compare, time_fn
+from vidslim.errors import ConfigError
+
+#: methods that are baselines, never one half of an "all" combination
+BASELINES = ("dense", "random")
+
+_STAGES = ("tokenize", "reduce", "attention")
+
+
+@dataclasses.dataclass
+class BenchRow:
+    """One method at one setting (batch, precision, eager or compiled). Times in ms per batch unless named."""
+
+    method: str
+    mode: str = "eager"
+    batch: int = 1
+    precision: str = "fp32"
+    device: str = "cpu"
+    tokens: float | None = None
+    token_fraction: float | None = None
+    gflops: float | None = None
+    flop_ratio: float | None = None
+    time_ms: float | None = None
+    videos_per_s: float | None = None
+    speedup: float | None = None
+    paired_speedup: float | None = None
+    realised: float | None = None
+    overhead_ms: float | None = None
+    overhead_pct: float | None = None
+    overhead_by_label: dict[str, float] = dataclasses.field(default_factory=dict)
+    compile_s: float | None = None
+    decode_ms_per_video: float | None = None
+    error: str | None = None
+    reduction: tuple[str, ...] = ()
+
+    @property
+    def model_ms_per_video(self) -> float | None:
+        """Model time per video at this batch."""
+        return None if self.time_ms is None else self.time_ms / self.batch
+
+    def to_dict(self) -> dict[str, Any]:
+        out = dataclasses.asdict(self)
+        out["reduction"] = list(self.reduction)
+        out["model_ms_per_video"] = self.model_ms_per_video
+        return {k: (None if isinstance(v, float) and not math.isfinite(v) else v) for k, v in out.items()}
+
+
+@dataclasses.dataclass
+class _Entry:
+    """A built method: its model, the function to call on a batch, its reducers and per-video costs."""
+
+    model: nn.Module
+    forward: Callable[[Tensor], Any]
+    reduction: tuple[str, ...]
+    tokens: float = math.nan
+    gflops: float = math.nan
+    error: str | None = None
+
+
+# ------------------------------------------------------------------------------------------------- methods
+def _first_line(error: BaseException) -> str:
+    """The error as "Type: first line of its message" (at most 200 characters), for a row's note."""
+    first = (str(error).strip().splitlines() or [""])[0][:200]
+    return f"{type(error).__name__}: {first}"
+
+
+def _role(reducers: Sequence[object]) -> set[str]:
+    """Where a method's reducers act: "tokenize", "reduce" or "attention" (read off the hooks they define)."""
+    roles = set()
+    for r in reducers:
+        if callable(getattr(r, "embed_video", None)):
+            roles.add("tokenize")
+        elif callable(getattr(r, "attention_pattern", None)):
+            roles.add("attention")
+        else:
+            roles.add("reduce")
+    return roles
+
+
+def resolve_methods(spec: str | Sequence[str], model: str, **options: Any) -> list[str]:
+    """Method names to run, dense first: "all" (see the module doc), "a,b+c" or a list. Explicit names are
+    checked by `build_reduction` (a ConfigError names the fix); "all" keeps only what builds for `model`."""
+    from vidslim.bench.methods import build_reduction, list_methods
+
+    names = [s.strip() for s in spec.split(",")] if isinstance(spec, str) else [s.strip() for s in spec]
+    names = [n for n in names if n]
+    if names != ["all"]:
+        if not names or "all" in names:
+            raise ConfigError(f"--method {spec!r}: give 'all' alone, or method names joined by ',' (and '+')")
+        for name in names:
+            build_reduction(name, model, **options)
+        return ["dense", *dict.fromkeys(n for n in names if n != "dense")]
+    roles: dict[str, set[str]] = {}
+    for name in list_methods():
+        try:
+            roles[name] = _role(build_reduction(name, model, **options))
+        except ConfigError:
+            continue
+    singles = ["dense", *(n for n in roles if n != "dense")]
+    parts = [n for n in roles if n not in BASELINES and len(roles[n]) == 1]
+    combos = []
+    for a, b in itertools.combinations(parts, 2):
+        if roles[a] != roles[b]:
+            try:
+                build_reduction(f"{a}+{b}", model, **options)
+            except ConfigError:
+                continue
+            first, second = sorted((a, b), key=lambda n: _STAGES.index(next(iter(roles[n]))))
+            combos.append(f"{first}+{second}")
+    return singles + combos
+
+
+# ------------------------------------------------------------------------------------------------- suite
+class Suite:
+    """One model per method, sharing the dense model's weights, and the input they all run on.
+
+    model:     a registered model name (`vidslim.models.registry.list_models()`)
+    methods:   "all", "a,b+c" or a list (dense is always added, first)
+    video:     input in the model's layout, one clip or a batch ([C, T, H, W] / [B, C, T, H, W] for the video ViT,
+               [T, C, H, W] / [B, T, C, H, W] for CLIP), normalised; None: random (not for RLT, whose tokens depend
+               on the content). Batches are cut from it cyclically.
+    frames:    frames per video (default: `video`'s, else the model's config); also set as the model's num_frames
+               unless `overrides` sets it, since frame schedules (TempMe's groups) read it there
+    overrides: model config fields (e.g. vision_layers=2); options: method options (`build_reduction`)
+    full_last_layer: CLIP runs its last block on every token, not only the CLS tokens
+    """
+
+    def __init__(
+        self,
+        model: str,
+        methods: str | Sequence[str] = "all",
+        video: Tensor | None = None,
+        *,
+        frames: int | None = None,
+        overrides: Mapping[str, Any] | None = None,
+        options: Mapping[str, Any] | None = None,
+        device: str | torch.device = "cpu",
+        seed: int = 0,
+        full_last_layer: bool = False,
+        skip_broken: bool | None = None,
+    ) -> None:
+        from vidslim.bench.methods import build_reduction, model_family
+        from vidslim.models.registry import create_model
+
+        self.model_name = model
+        self.device = torch.device(device)
+        options, overrides = dict(options or {}), dict(overrides or {})
+        if frames is None and video is not None:  # CLIP: [.., T, C, H, W]; the video ViT: [.., C, T, H, W]
+            frames = int(video.shape[-4] if model_family(model) == "clip" else video.shape[-3])
+        if frames is not None:
+            overrides.setdefault("num_frames", frames)  # reducers with a frame schedule (TempMe) read the config
+        self.methods = resolve_methods(methods, model, **options)
+        skip = (methods == "all" or list(methods) == ["all"]) if skip_broken is None else skip_broken
+        self.skipped: dict[str, str] = {}
+        self.entries: dict[str, _Entry] = {}
+        base: dict[str, Tensor] | None = None
+        for name in self.methods:
+            torch.manual_seed(seed)
+            try:
+                reducers = build_reduction(name, model, **options)
+                net = create_model(model, reduction=reducers, **overrides).eval()
+            except ConfigError as error:
+                if not skip or name == "dense":
+                    raise
+                self.skipped[name] = str(error)
+                continue
+            if base is None:
+                net.to(self.device)
+                base = net.state_dict()
+            else:
+                net.load_state_dict(base, strict=False, assign=True)  # share the dense weights
+                net.to(self.device)
+            if net.family == "clip" and full_last_layer:
+                net.visual.cls_readout = False
+            forward = net.encode_video if net.family == "clip" else net
+            self.entries[name] = _Entry(net, forward, tuple(repr(r) for r in reducers))
+        self.methods = [n for n in self.methods if n in self.entries]
+        dense = self.entries["dense"].model
+        self.family: str = dense.family
+        self.video = self._input(video, dense.config, frames, seed)
+        self.frames = self.video.shape[2] if self.family == "video_vit" else self.video.shape[1]
+        self._count()
+
+    def _input(self, video: Tensor | None, config: Any, frames: int | None, seed: int) -> Tensor:
+        if video is None:
+            generator = torch.Generator().manual_seed(seed)
+            t, side = frames or config.num_frames, config.image_size
+            c = config.in_chans
+            shape = (1, t, c, side, side) if self.family == "clip" else (1, c, t, side, side)
+            video = torch.randn(shape, generator=generator)
+        if video.dim() == 4:
+            video = video[None]
+        if video.dim() != 5:
+            raise ConfigError(
+                f"video= takes one clip (4-D) or a batch (5-D) in the model's layout, got {tuple(video.shape)}"
+            )
+        return video.to(self.device)
+
+    def _count(self) -> None:
+        """Tokens per layer and GFLOPs per video of every method, in one counted pass over the distinct clips."""
+        videos = self.video.shape[0]
+        for name, entry in self.entries.items():
+            try:
+                report = layer_report(entry.forward, self.video, videos=videos, root=entry.model)
+            except Exception as error:  # a method that fails to run becomes its row's note; dense must run
+                if name == "dense":
+                    raise
+                entry.error = f"failed: {_first_line(error)}"
+                continue
+            rows = report.rows
+            entry.tokens = sum(r.tokens_attn for r in rows) / len(rows) if rows else math.nan
+            entry.gflops = report.gflops_per_video
+
+    def batch_input(self, batch: int) -> Tensor:
+        """`batch` clips cut cyclically from the suite's input."""
+        if batch < 1:
+            raise ConfigError(f"batch must be >= 1, got {batch}")
+        index = torch.arange(batch, device=self.device) % self.video.shape[0]
+        return self.video.index_select(0, index).contiguous()
+
+    def caller(self, forward: Callable[[Tensor], Any], x: Tensor, precision: str) -> Callable[[], Any]:
+        """A no-argument call of `forward(x)` under inference mode and the precision's autocast."""
+        if precision not in ("fp32", "bf16"):
+            raise ConfigError(f"precision {precision!r}: use fp32 or bf16")
+        device, bf16 = self.device.type, precision == "bf16"
+
+        def call() -> Any:
+            with torch.inference_mode(), torch.autocast(device, torch.bfloat16, enabled=bf16):
+                return forward(x)
+
+        return call
+
+    def dense_throughput(self, batch: int, precision: str = "fp32", repeat: int = 3) -> float:
+        """Videos per second of the dense model at `batch` (median of `repeat` calls after one warm-up)."""
+        call = self.caller(self.entries["dense"].forward, self.batch_input(batch), precision)
+        timing = time_fn(call, warmup=1, repeat=repeat, device=self.device.type, memory=False, items_per_call=batch)
+        return timing.throughput()
+
+    def run(
+        self,
+        batch: int = 1,
+        precision: str = "fp32",
+        compile: bool = False,
+        warmup: int = 1,
+        repeat: int = 5,
+        overhead: bool = True,
+    ) -> list[BenchRow]:
+        """Time every method interleaved at one setting; one row per method, dense first."""
+        x = self.batch_input(batch)
+        mode = "compiled" if compile else "eager"
+        rows = {
+            name: BenchRow(name, mode, batch, precision, str(self.device), reduction=entry.reduction)
+            for name, entry in self.entries.items()
+        }
+        calls: dict[str, Callable[[], Any]] = {}
+        for name, entry in self.entries.items():
+            forward = entry.forward
+            if entry.error is not None:
+                rows[name].error = entry.error
+                continue
+            if compile:
+                try:
+                    forward = torch.compile(forward)
+                    call = self.caller(forward, x, precision)
+                    began = time.perf_counter()
+                    call()
+                    if self.device.type == "cuda":
+                        torch.cuda.synchronize()
+                    rows[name].compile_s = time.perf_counter() - began
+                except Exception as error:  # any compiler failure becomes the row's note
+                    rows[name].error = f"compile failed: {_first_line(error)}"
+                    continue
+            calls[name] = self.caller(forward, x, precision)
+        if calls:
+            comparison = compare(
+                calls, baseline=next(iter(calls)), warmup=warmup, repeat=repeat, device=self.device.type,
+                items_per_call=batch, memory=False,
+            )  # fmt: skip
+            has_dense = "dense" in calls
+            for name in calls:
+                row, timing = rows[name], comparison.timings[name]
+                row.time_ms, row.videos_per_s = timing.median * 1e3, timing.throughput()
+                if has_dense:
+                    row.speedup, row.paired_speedup = comparison.speedup(name), 1.0 / comparison.paired_ratio(name)
+        dense = self.entries["dense"]
+        for name, entry in self.entries.items():
+            row = rows[name]
+            row.tokens, row.gflops = entry.tokens, entry.gflops
+            row.token_fraction = entry.tokens / dense.tokens if dense.tokens else None
+            row.flop_ratio = entry.gflops / dense.gflops if dense.gflops else None
+            if row.speedup is not None and row.flop_ratio is not None:
+                row.realised = row.speedup * row.flop_ratio
+            if overhead and name in calls:
+                split = reduction_overhead(calls[name], entry.model, self.device.type)
+                row.overhead_pct = split.percent
+                row.overhead_ms = split.percent / 100.0 * row.time_ms if row.time_ms is not None else split.reduce_ms
+                row.overhead_by_label = split.by_label
+        return list(rows.values())
+
+
+def bench_methods(
+    model: str,
+    methods: str | Sequence[str] = "all",
+    video: Tensor | None = None,
+    *,
+    batch: int = 1,
+    precision: str = "fp32",
+    device: str | torch.device = "cpu",
+    compile: bool = False,
+    warmup: int = 1,
+    repeat: int = 5,
+    overhead: bool = True,
+    **suite_options: Any,
+) -> list[BenchRow]:
+    """Build a `Suite` and run it once: one row per method (dense first). `suite_options` go to `Suite`
+    (frames, overrides, options, seed, full_last_layer)."""
+    suite = Suite(model, methods, video, device=device, **suite_options)
+    return suite.run(batch, precision, compile, warmup, repeat, overhead)
+
+
+# ------------------------------------------------------------------------------------------------- table
+_COLUMNS: tuple[tuple[str, str, Callable[[BenchRow], Any]], ...] = (
+    ("method", "<", lambda r: r.method),
+    ("mode", "<", lambda r: r.mode),
+    ("batch", ">", lambda r: r.batch),
+    ("prec", "<", lambda r: r.precision),
+    ("tok kept", ">", lambda r: _f(r.token_fraction, ".3f")),
+    ("GFLOPs", ">", lambda r: _f(r.gflops, ".2f")),
+    ("FLOP ratio", ">", lambda r: _f(r.flop_ratio, ".3f")),
+    ("ms/batch", ">", lambda r: _f(r.time_ms, ".1f")),
+    ("speedup", ">", lambda r: _f(r.speedup, ".2f", "x")),
+    ("realised", ">", lambda r: _f(r.realised, ".2f")),
+    ("reduce ms", ">", lambda r: _f(r.overhead_ms, ".2f")),
+    ("reduce %", ">", lambda r: _f(r.overhead_pct, ".1f")),
+)
+
+
+def _f(value: float | None, spec: str, suffix: str = "") -> str:
+    return "-" if value is None or not math.isfinite(value) else f"{value:{spec}}{suffix}"
+
+
+def format_table(rows: Sequence[BenchRow]) -> str:
+    """A plain-text table of suite rows: tokens kept and FLOPs as fractions of dense, median time per batch,
+    speedup over dense, realised fraction of the FLOP saving (speedup x FLOP ratio), reduction overhead; a
+    compile-seconds column when any row was compiled, decode and model ms per video with end-to-end input, and
+    a row's error after its figures."""
+    columns = list(_COLUMNS)
+    if any(r.mode == "compiled" for r in rows):
+        columns.append(("compile s", ">", lambda r: _f(r.compile_s, ".1f")))
+    if any(r.decode_ms_per_video is not None for r in rows):
+        columns.append(("decode ms/vid", ">", lambda r: _f(r.decode_ms_per_video, ".1f")))
+        columns.append(("model ms/vid", ">", lambda r: _f(r.model_ms_per_video, ".1f")))
+    cells = [[str(get(r)) for _, _, get in columns] for r in rows]
+    widths = [max([len(head), *(len(c[i]) for c in cells)]) for i, (head, _, _) in enumerate(columns)]
+    lines = ["  ".join(f"{head:{align}{w}}" for (head, align, _), w in zip(columns, widths, strict=True))]
+    for row, cell in zip(rows, cells, strict=True):
+        line = "  ".join(f"{c:{align}{w}}" for c, (_, align, _), w in zip(cell, columns, widths, strict=True))
+        lines.append(line + (f"  ! {row.error}" if row.error else ""))
+    return "\n".join(lines)

@@ -1,0 +1,85 @@
+"""The method suite: which methods "all" means, one row per method with dense first, ratios, table, compile."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from vidslim.bench.suite import BenchRow, Suite, bench_methods, format_table, resolve_methods
+from vidslim.errors import ConfigError
+
+TINY = {"depth": 4}
+
+
+def test_all_means_every_fitting_method_and_cross_stage_pairs() -> None:
+    names = resolve_methods("all", "videomae-tiny")
+    assert names[0] == "dense" and len(names) == len(set(names))
+    assert {"rlt", "tome", "tokenprune", "svitt", "random", "rlt+tokenprune", "tokenprune+svitt"} <= set(names)
+    assert "tempme" not in names  # CLIP only
+    assert "tome+tokenprune" not in names and "tokenprune+tome" not in names  # both in-model reducers
+    assert not any(n.startswith("random+") for n in names)  # a baseline never joins a pair
+    clip = resolve_methods("all", "clip-tiny")
+    assert "tempme" in clip and "tempme+svitt" in clip
+
+
+def test_explicit_lists_put_dense_first_and_reject_bad_names() -> None:
+    assert resolve_methods("tome, tokenprune+svitt,dense", "videomae-tiny") == ["dense", "tome", "tokenprune+svitt"]
+    with pytest.raises(ConfigError, match="did you mean"):
+        resolve_methods("dense,tomee", "videomae-tiny")
+    with pytest.raises(ConfigError, match="'all' alone"):
+        resolve_methods("all,tome", "videomae-tiny")
+
+
+def test_one_row_per_method_dense_first_with_fractions() -> None:
+    options = {"keep": 0.5, "layers": [0]}
+    rows = bench_methods("videomae-tiny", "tokenprune,tome", frames=8, overrides=TINY, options=options,
+                         batch=2, warmup=0, repeat=2, overhead=False)  # fmt: skip
+    assert [r.method for r in rows] == ["dense", "tokenprune", "tome"]
+    dense, prune, _ = rows
+    assert (dense.token_fraction, dense.flop_ratio, dense.speedup) == (1.0, 1.0, 1.0)
+    # 4 slots x 2 x 2 = 16 tokens; after layer 0 keep 8 for layers 1..3: (16 + 3 x 8) / (4 x 16)
+    assert prune.token_fraction == pytest.approx(40 / 64) and prune.flop_ratio < 1
+    assert all(r.batch == 2 and r.time_ms > 0 and r.videos_per_s == pytest.approx(2e3 / r.time_ms) for r in rows)
+    assert prune.realised == pytest.approx(prune.speedup * prune.flop_ratio)
+    lines = format_table(rows).splitlines()
+    assert lines[0].split()[:2] == ["method", "mode"] and [line.split()[0] for line in lines[1:]] == [
+        "dense", "tokenprune", "tome",
+    ]  # fmt: skip
+
+
+def test_real_clip_input_and_batches_cut_cyclically() -> None:
+    clip = torch.randn(3, 8, 32, 32)  # one [C, T, H, W] clip
+    suite = Suite("videomae-tiny", "dense", clip, overrides=TINY)
+    assert suite.frames == 8 and suite.video.shape == (1, 3, 8, 32, 32)
+    batch = suite.batch_input(3)
+    assert batch.shape == (3, 3, 8, 32, 32) and torch.equal(batch[2], clip)
+    with pytest.raises(ConfigError, match="one clip"):
+        Suite("videomae-tiny", "dense", torch.randn(8, 32, 32), overrides=TINY)
+
+
+def test_compile_failure_is_a_row_note(monkeypatch: pytest.MonkeyPatch) -> None:
+    def broken(fn: object, **kwargs: object) -> object:
+        raise RuntimeError("no compiler here\nsecond line")
+
+    monkeypatch.setattr(torch, "compile", broken)
+    rows = bench_methods("videomae-tiny", "tome", frames=4, overrides=TINY, compile=True, warmup=0, repeat=1)
+    assert [r.mode for r in rows] == ["compiled", "compiled"]
+    assert all(r.error == "compile failed: RuntimeError: no compiler here" and r.time_ms is None for r in rows)
+    assert rows[1].flop_ratio < 1  # counts do not need the compiled model
+    table = format_table(rows)
+    assert "compile s" in table and table.count("! compile failed") == 2
+
+
+@pytest.mark.slow
+def test_real_compile_reports_first_call_seconds() -> None:
+    rows = bench_methods("videomae-tiny", "tome", frames=4, overrides=TINY, compile=True, warmup=1, repeat=2)
+    for row in rows:
+        assert row.error is None or row.error.startswith("compile failed")
+        if row.error is None:
+            assert row.compile_s > 0 and row.time_ms > 0
+
+
+def test_row_json_has_per_video_time() -> None:
+    row = BenchRow("tome", batch=4, time_ms=10.0, speedup=float("nan"))
+    out = row.to_dict()
+    assert out["model_ms_per_video"] == 2.5 and out["speedup"] is None and out["reduction"] == []
