@@ -170,3 +170,22 @@ def test_end_to_end_tiny_clip(reducer: str) -> None:
     if reducer == "tempme":  # ClipMe joined frames: some group spans two frames and has one colour in both
         spans = [(cells == g).flatten(1).any(1).sum() for g in range(groups)]
         assert max(spans) >= 2
+
+
+def test_after_layer_draws_the_groups_of_that_block() -> None:
+    """ToMe r=3 per frame and layer: after block 0 every frame has 3 merges, so at most 3 groups of 2 patches
+    per frame; after the last block (2) the final map; a block the forward never ran is a ConfigError."""
+    torch.manual_seed(0)
+    merge = vs.ToMe(r=3)
+    model = vs.create_model("clip-tiny", reduction=[merge], vision_layers=3).eval()
+    frames = torch.from_numpy(noise(4, side=32, seed=7))
+    first = draw_model_merges(model, frames, alpha=1.0, outlines=False, after_layer=0)
+    last = draw_model_merges(model, frames, alpha=1.0, outlines=False, after_layer=2)
+    final = draw_model_merges(model, frames, alpha=1.0, outlines=False)
+    assert torch.equal(last, final)
+    unchanged_first = (first == frames).all(-1).flatten(1).sum(1)  # pixels per frame left unpainted
+    unchanged_last = (last == frames).all(-1).flatten(1).sum(1)
+    assert (unchanged_first >= (16 - 6) * 64).all()  # at most 3 merges x 2 patches painted per frame
+    assert (unchanged_last < unchanged_first).all()
+    with pytest.raises(ConfigError, match="after_layer=3"):
+        draw_model_merges(model, frames, after_layer=3)

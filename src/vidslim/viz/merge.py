@@ -201,21 +201,40 @@ def draw_model_merges(
     reducer: Any = None,
     alpha: float = 0.5,
     outlines: bool = True,
+    after_layer: int | None = None,
 ) -> Tensor:
     """Run `model` on one uint8 clip [T, H, W, 3] with its ToMe / TempMe traced and draw the merge groups.
 
     reducer: which attached reducer to trace (default: the first ToMe / TempMe); its `trace_source` is switched
-    on for this forward and restored after. Returns uint8 [T, H, W, 3].
+    on for this forward and restored after. after_layer: draw the groups as they stood after this block (0-based,
+    in the order the blocks ran) instead of after the last one; late layers of TempMe leave a handful of tokens
+    per video, so an earlier layer often shows more. Returns uint8 [T, H, W, 3].
     """
+    from vidslim.models.blocks import Block
+
     frames = as_frames(frames, "draw_model_merges")
     reducer = merging_reducer(model) if reducer is None else reducer
     patch, tubelet, cls_tokens = model_layout(model)
     before = reducer.trace_source
+    snapshots: list[SourceMap | None] = []
+
+    def snapshot(module: nn.Module, args: Any, output: Any) -> None:
+        snapshots.append(reducer.sources)
+
+    handles = [m.register_forward_hook(snapshot) for m in model.modules() if isinstance(m, Block)]
     reducer.trace_source = True
     try:
         run_model(model, frames)
     finally:
         reducer.trace_source = before
-    if reducer.sources is None:
+        for handle in handles:
+            handle.remove()
+    sources = reducer.sources
+    if after_layer is not None:
+        if not 0 <= after_layer < len(snapshots):
+            raise ConfigError(f"draw_model_merges: after_layer={after_layer}, but the forward ran {len(snapshots)} "
+                              f"blocks; pass 0 to {len(snapshots) - 1}")
+        sources = snapshots[after_layer]
+    if sources is None:
         raise ConfigError(f"{type(reducer).__name__} recorded no source map: is it attached to this model?")
-    return draw_merge_groups(frames, reducer.sources, patch, tubelet, cls_tokens, 0, alpha, outlines)
+    return draw_merge_groups(frames, sources, patch, tubelet, cls_tokens, 0, alpha, outlines)
