@@ -58,10 +58,22 @@ SECTIONS: list[tuple[str, str, list[str], str]] = [
         "Block-sparse attention against dense, and node pruning against the whole encoder's FLOP ratio.",
     ),
     (
+        "svitt_speed_threads",
+        "SViTT: sparse attention with every core",
+        ["svitt_speed.py", "--quick", "--rounds", "25"],
+        "The attention case again with torch's default thread count (every core of this machine).",
+    ),
+    (
         "tempme_speed",
         "TempMe: speed against dense",
         ["tempme_speed.py"],
         "TempMe (paper settings) against our dense CLIP path, and against the official code's figures.",
+    ),
+    (
+        "learn",
+        "Do reduced models learn as well?",
+        ["learn.py"],
+        "Dense against TempMe (retrieval) and RLT (classification), trained from scratch on the synthetic videos.",
     ),
 ]
 
@@ -82,8 +94,10 @@ def machine() -> str:
     except (ValueError, OSError):
         mem = float("nan")
     gpu = torch.cuda.get_device_name(0) if torch.cuda.is_available() else "none"
+    load = ", ".join(f"{x:.2f}" for x in os.getloadavg()) if hasattr(os, "getloadavg") else "n/a"
     return (
         f"- CPU: {cpu}, {os.cpu_count()} cores, {mem:.0f} GiB memory; GPU: {gpu}\n"
+        f"- load average when the run started: {load} (the machine may be shared)\n"
         f"- Python {platform.python_version()}, torch {torch.__version__} ({torch.get_num_threads()} threads), "
         f"{platform.system()} {platform.release()}"
     )
