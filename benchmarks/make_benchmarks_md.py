@@ -70,6 +70,18 @@ SECTIONS: list[tuple[str, str, list[str], str]] = [
         "TempMe (paper settings) against our dense CLIP path, and against the official code's figures.",
     ),
     (
+        "clip_rlt_speed",
+        "RLT + TempMe on CLIP ViT-B/16",
+        ["clip_rlt_speed.py"],
+        "Per-frame RLT, TempMe and both on CLIP ViT-B/16, 12 frames at native fps of each sample video, against dense.",
+    ),
+    (
+        "methods_table",
+        "Every method and combination (vidslim bench)",
+        ["methods_table.py"],
+        "`vidslim bench --method all` on both paper models: batch 1, a saturating batch and bf16, side by side.",
+    ),
+    (
         "learn",
         "Do reduced models learn as well?",
         ["learn.py"],

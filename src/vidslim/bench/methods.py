@@ -34,8 +34,11 @@ MethodBuilder = Callable[..., list[object]]
 #: where a method acts, in the order its reducers are listed in a combination
 STAGES = ("tokenize", "reduce", "attention")
 
-#: ToMe's default r per model when none is given: TempMe's ImgMe r for the same backbone (a like-for-like row)
-TOME_DEFAULT_R = {"clip-b32": 2, "clip-b16": 10}
+#: ToMe's default r per model when none is given: on CLIP, TempMe's ImgMe r for the same backbone (a like-for-like
+#: row); on the video ViT-B (1568 tokens at 16 frames), 100 per layer, which leaves 368 tokens after the 12th and
+#: about 0.65 of the dense FLOPs, near TokenPrune's default (ToMe's paper merges r=65 per layer in a 24-layer ViT-L
+#: on the same token count); elsewhere 8
+TOME_DEFAULT_R = {"clip-b32": 2, "clip-b16": 10, "videomae-b16": 100}
 
 #: model family (vidslim.models.registry.FAMILIES) -> what to tell users about it in errors
 FAMILY_EXAMPLES = {"video_vit": "the video ViT (videomae-*)", "clip": "CLIP (clip-*)"}
