@@ -32,6 +32,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from pathlib import Path
 from typing import Any
 
 from vidslim.errors import ConfigError
@@ -167,17 +168,27 @@ def split_overrides(overrides: dict[str, Any], model: str) -> tuple[dict[str, An
 def load_input(path: str, frames: int, size: int, family: str, batch: int) -> Any:
     """`frames` frames of `path` at its native rate from the start, size x size, normalised, as a batch:
     [B, C, T, H, W] for the video ViT (ImageNet statistics), [B, T, C, H, W] for CLIP (CLIP statistics)."""
+    x = model_input(read_native(path, frames, size), family)
+    return x[None].expand(batch, *x.shape).contiguous()
+
+
+def read_native(path: str | Path, frames: int, size: int) -> Any:
+    """`frames` consecutive frames of `path` at its own frame rate from the start, short side `size`, centre
+    crop: uint8 [T, H, W, 3] (the input of every timed row: RLT needs real repetition)."""
     from vidslim.io.probe import probe
-    from vidslim.io.transforms import normalize
     from vidslim.io.video import read_video
 
-    info = probe(path)
-    clip = read_video(path, num_frames=frames, fps=info.fps, size=size)
+    return read_video(path, num_frames=frames, fps=probe(path).fps or 25.0, size=size).frames
+
+
+def model_input(frames: Any, family: str) -> Any:
+    """uint8 [T, H, W, 3] -> one normalised clip in the family's layout: [T, C, H, W] with CLIP's statistics for
+    CLIP, [C, T, H, W] with ImageNet's for the video ViT."""
+    from vidslim.io.transforms import normalize
+
     if family == "clip":
-        x = normalize(clip.frames, "clip", layout="TCHW")
-    else:
-        x = normalize(clip.frames, "imagenet", layout="CTHW")
-    return x[None].expand(batch, *x.shape).contiguous()
+        return normalize(frames, "clip", layout="TCHW")
+    return normalize(frames, "imagenet", layout="CTHW")
 
 
 def suite_mode(args: argparse.Namespace) -> bool:

@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from vidslim.cli import demo_steps as steps
+from vidslim.cli.bench import model_input, read_native
 from vidslim.io.probe import probe
 from vidslim.io.samples import sample_videos
 from vidslim.tokenize.counting import TokenConfig, TokenCount, count_tokens
@@ -90,12 +91,12 @@ def run(args: argparse.Namespace) -> int:
         counts.append(count_tokens(path, config, progress=bar, on_windows=_rlt_picture(args.out, name, config)))
 
     steps.say("2/4 token schedules", quiet)
-    clip_frames = {name: steps.read_frames(path, setting.clip_frames, setting.size) for name, path in videos.items()}
+    clip_frames = {name: read_native(path, setting.clip_frames, setting.size) for name, path in videos.items()}
     vit_frames = {
-        name: steps.read_frames(path, setting.video_vit_frames, setting.size) for name, path in videos.items()
+        name: read_native(path, setting.video_vit_frames, setting.size) for name, path in videos.items()
     }
-    inputs = {"clip": steps.model_input(clip_frames["bikes"], "clip"),
-              "video_vit": steps.model_input(vit_frames["bikes"], "video_vit")}
+    inputs = {"clip": model_input(clip_frames["bikes"], "clip"),
+              "video_vit": model_input(vit_frames["bikes"], "video_vit")}
     schedules = [
         steps.schedule(setting.clip_model, method, setting.clip_frames, setting.clip_overrides, inputs["clip"])
         for method in ("dense", "tome", "tempme", "rlt+tempme")

@@ -62,25 +62,6 @@ def say(message: str, quiet: bool) -> None:
         print(f"[demo] {message}", file=sys.stderr, flush=True)
 
 
-def read_frames(path: Path, frames: int, size: int) -> Tensor:
-    """`frames` consecutive frames at the file's own rate from the start, short side `size`, centre crop:
-    uint8 [T, H, W, 3]."""
-    from vidslim.io.probe import probe
-    from vidslim.io.video import read_video
-
-    fps = probe(path).fps or 25.0
-    return read_video(path, num_frames=frames, fps=fps, size=size).frames
-
-
-def model_input(frames: Tensor, family: str) -> Tensor:
-    """uint8 [T, H, W, 3] -> one normalised clip in the family's layout ([T, C, H, W] CLIP, [C, T, H, W] ViT)."""
-    from vidslim.io.transforms import normalize
-
-    if family == "clip":
-        return normalize(frames, "clip", layout="TCHW")
-    return normalize(frames, "imagenet", layout="CTHW")
-
-
 @dataclasses.dataclass
 class Schedule:
     """Tokens per video entering each layer's attention, and each layer's attention density, for one method."""

@@ -12,7 +12,9 @@ sits in `Attention.lora` (None without one) and adds its low-rank delta to q, k 
 
 CLS readout (`cls_readout=`, spec tempme §6.3-6): when the caller reads only the CLS tokens of the last block
 (CLIP's per-frame embeddings), that block computes the queries, the attention rows and the MLP of the CLS tokens
-only; keys and values still come from every token, so the CLS outputs are exactly those of the full block.
+only; keys and values still come from every token of the sequence, so the CLS outputs are exactly those of the
+full block. Sequences of unequal lengths are handled too: the CLS rows are gathered at each sequence's offset and
+the keys padded to the longest sequence for that one attention.
 
 Two families share the code and keep their checkpoints' parameter names, so weights load with no renaming:
 - CLIP (OpenAI names): `ln_1`, `attn.in_proj_weight`, `attn.in_proj_bias`, `attn.out_proj`, `ln_2`,
@@ -96,8 +98,9 @@ class Attention(nn.Module):
         """[total, D] -> ([total, D], info). `info` is built only when `want_info` (a hook will read it);
         `pattern` restricts which keys each query sees inside its sequence (block-sparse attention).
 
-        queries > 0: only the first `queries` tokens of each sequence ask (equal lengths only); the result is
-        their outputs [S·queries, D] and no info. Keys and values are still every token's."""
+        queries > 0: only the first `queries` tokens of each sequence ask (sequences of any lengths, each at least
+        `queries` long); the result is their outputs [S·queries, D] and no info. Keys and values are still every
+        token's."""
         if queries:
             return self._first_queries(x, seqlens, key_bias, pattern, queries), None
         total = x.shape[0]
@@ -116,11 +119,14 @@ class Attention(nn.Module):
     def _first_queries(
         self, x: Tensor, seqlens: Sequence[int], key_bias: Tensor | None, pattern: AttentionPattern | None, c: int
     ) -> Tensor:
-        """Attention outputs [S·c, D] of the first c tokens of each of S equal-length sequences."""
+        """Attention outputs [S·c, D] of the first c tokens of each of S sequences: plain views for equal lengths,
+        keys and values padded to the longest sequence (padded keys masked out) otherwise."""
         s = len(seqlens)
-        n = seqlens[0] if s else 0
-        if self.causal or any(m != n for m in seqlens) or not 0 < c <= n:
-            raise ValueError(f"query subsets need equal-length, non-causal sequences of at least {c} tokens")
+        if self.causal or not 0 < c <= min(seqlens, default=0):
+            raise ValueError(f"query subsets need non-causal sequences of at least {c} tokens, got {tuple(seqlens)}")
+        if any(m != seqlens[0] for m in seqlens):
+            return self._first_queries_packed(x, seqlens, key_bias, pattern, c)
+        n = seqlens[0]
         d, h, hd = self.dim, self.heads, self.head_dim
         q = self.project_qkv(x.view(s, n, d)[:, :c], slice(0, d))  # [S, c, D]
         kv = self.project_qkv(x, slice(d, 3 * d)).view(s, n, 2, h, hd)
@@ -128,6 +134,33 @@ class Attention(nn.Module):
         k, v = kv[:, :, 0].transpose(1, 2), kv[:, :, 1].transpose(1, 2)
         allowed = pattern.dense_mask(n, x.device)[:c][None, None] if pattern is not None else None
         bias = key_bias.view(s, 1, 1, n) if key_bias is not None else None
+        mask = additive_mask(allowed, bias, q.dtype)
+        out = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, scale=self.scale)
+        return self.project_out(out.transpose(1, 2).reshape(s * c, d))
+
+    def _first_queries_packed(
+        self, x: Tensor, seqlens: Sequence[int], key_bias: Tensor | None, pattern: AttentionPattern | None, c: int
+    ) -> Tensor:
+        """`_first_queries` on sequences of unequal lengths: the queries are the rows at each sequence's offset
+        (cu_seqlens) + 0..c-1; keys and values are projected on the packed rows, then padded to [S, L] for one
+        masked SDPA (the padding costs memory on the last block only, where c queries per sequence remain)."""
+        s, width = len(seqlens), max(seqlens)
+        d, h, hd = self.dim, self.heads, self.head_dim
+        lengths = torch.tensor(list(seqlens), device=x.device)
+        rows = ((torch.cumsum(lengths, 0) - lengths)[:, None] + torch.arange(c, device=x.device)).reshape(-1)
+        q = self.project_qkv(x.index_select(0, rows), slice(0, d)).view(s, c, h, hd).transpose(1, 2)
+        real = torch.arange(width, device=x.device)[None] < lengths[:, None]  # [S, L] True on real keys
+        kv = self.project_qkv(x, slice(d, 3 * d))
+        padded = kv.new_zeros(s, width, 2 * d)
+        padded[real] = kv
+        padded = padded.view(s, width, 2, h, hd)
+        k, v = padded[:, :, 0].transpose(1, 2), padded[:, :, 1].transpose(1, 2)
+        allowed = pattern.padded_mask(lengths, width)[:, None, :c] if pattern is not None else real[:, None, None]
+        bias = None
+        if key_bias is not None:
+            bias = key_bias.new_zeros(s, width)
+            bias[real] = key_bias
+            bias = bias.view(s, 1, 1, width)
         mask = additive_mask(allowed, bias, q.dtype)
         out = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, scale=self.scale)
         return self.project_out(out.transpose(1, 2).reshape(s * c, d))
@@ -243,7 +276,8 @@ class Block(nn.Module):
         cls_readout: the number of CLS tokens in the batch when only they are read after this block (see the
         module docstring). The block then returns just those tokens, c per sequence (c = cls_readout / number of
         sequences), and skips the after_attention and after_mlp hooks: reducers never change CLS tokens, so
-        their work could not reach the output. Sequences of unequal lengths take the full path.
+        their work could not reach the output. Sequences may have any lengths (per-frame RLT, TempMe's joined
+        clips of unequal lengths): the CLS rows are found from each sequence's offset.
         """
         if hooks is None or ctx is None:  # dense: no context, no info, no bias
             if cls_readout is not None and (readout := self._cls_only(tokens, None, None, cls_readout)) is not None:
@@ -283,16 +317,24 @@ class Block(nn.Module):
     def _cls_only(
         self, tokens: Tokens, key_bias: Tensor | None, pattern: AttentionPattern | None, cls_total: int
     ) -> Tokens | None:
-        """The block's output for the first c = cls_total / S tokens of each sequence only, or None when the
-        layout does not allow it (unequal lengths, or CLS tokens that do not spread evenly)."""
+        """The block's output for the first c = cls_total / S tokens of each sequence only (sequences of any
+        lengths), or None when the layout does not allow it (CLS tokens that do not spread evenly, or a sequence
+        shorter than c)."""
         s = tokens.batch_size
-        if s == 0 or cls_total % s or not tokens.is_uniform or cls_total // s > tokens.max_seqlen:
+        if s == 0 or cls_total % s or cls_total // s > min(tokens.seqlens):
             return None
-        c, n = cls_total // s, tokens.max_seqlen
+        c = cls_total // s
         a, _ = self.attention(self.norm_a(tokens.x), tokens.seqlens, key_bias, pattern=pattern, queries=c)
+        n, rows = tokens.max_seqlen, None
+        if not tokens.is_uniform:  # each sequence's first c rows, from its offset
+            rows = (tokens.cu_seqlens[:-1].long()[:, None] + torch.arange(c, device=tokens.x.device)).reshape(-1)
 
         def head(t: Tensor | None) -> Tensor | None:
-            return None if t is None else t.view(s, n, *t.shape[1:])[:, :c].reshape(s * c, *t.shape[1:])
+            if t is None:
+                return None
+            if rows is not None:
+                return t.index_select(0, rows)
+            return t.view(s, n, *t.shape[1:])[:, :c].reshape(s * c, *t.shape[1:])
 
         cls = Tokens(head(tokens.x), (c,) * s, head(tokens.pos), head(tokens.size))  # type: ignore[arg-type]
         x = self.residual(cls.x, a, cls)

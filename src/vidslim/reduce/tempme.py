@@ -21,16 +21,32 @@ frame t sits at index t of the video's sequence, which is where `CLIP.encode_vid
     model = vs.create_model("clip-b16", reduction=[vs.TempMe.paper("clip-b16")])   # r 10, R_C 60 %, R_I 80 %
     vs.TempMe(r=2, merge_layers=(6, 8, 10), groups=(2, 3, 2), rc=0.3, ri=0.1)
 
-Sequences of unequal lengths (per-frame RLT before TempMe, `vidslim.tokenize.frame_rlt`): every layer merges the
-count of TempMe's static schedule for *full* frames (`TempMe.schedule`, the same counts as on dense input), and
-each sequence merges at most half its patches (`merge_tokens`' clamp), so a short frame keeps its CLS and at least
-one patch (all of them when it has one). ClipMe joins k neighbouring sequences whatever their lengths, CLS tokens
-first, then the patches of each part in order. Counts never depend on the other videos of the batch, so a video
-gives the same output alone or batched.
+Sequences of unequal lengths (per-frame RLT before TempMe, `vidslim.tokenize.frame_rlt`) are vidslim's extension:
+the paper only ever merges full frames. Each sequence merges in proportion to its own length, so a frame RLT cut
+to a few patches is not emptied by counts meant for 196 (the counts are Python ints from the lengths, one per
+sequence, no device sync; `merge_tokens` takes them as a list):
+
+* ImgMe: a frame of p patches (CLS excluded) merges round(r_l · p / P_l), halves rounded up, where r_l is the
+  static schedule's ImgMe count at layer l (`TempMe.schedule`, full frames) and P_l the full frame's patch count
+  entering that merge: r scaled by the frame's share of patches. B/16 (r 10, P_0 196): 16 patches merge 1,
+  4 patches none, 196 patches 10;
+* ClipMe and intra-clip layers: the schedule's *fractions* applied to each joined sequence's own length n (CLS
+  included, as the paper counts): M0 = int(n·rc), then M1 or M = int(n'·ri). This is the schedule's formula, so it
+  equals round(M_full · p / P_full) up to rounding, and the equal-length path computes the same numbers;
+* every count is clamped to half the sequence's patches (`merge_tokens`), so a short frame keeps its CLS and at
+  least one patch (all of them when it has one).
+
+A full-length sequence gets exactly the schedule's count, so full frames (and TempMe alone) merge as before, and a
+count depends only on the sequence's own length, never on the other videos of the batch: a video gives the same
+output alone or batched. (An equal-length batch takes the paper's counts from its own length, r for ImgMe; after
+RLT an equal-length ImgMe batch is all full frames, since frame 0 always keeps every patch, so the two agree.)
+ClipMe joins k neighbouring sequences whatever their lengths, CLS tokens first, then the
+patches of each part in order; the temporal embedding is added when the full-frame schedule merges at that layer.
 
 Differences from the release, on purpose:
 * source tracing works through ClipMe layers (`trace_source=True`; the release crashes at the first ClipMe layer,
-  §6.2-1): `self.sources` is a `SourceMap` after each forward;
+  §6.2-1): `self.sources` is a `SourceMap` after each forward, with the original tokens' positions (`pos0`), so
+  ragged layouts after RLT can be drawn (`vidslim.viz.merge`);
 * ImgMe's r is clamped to half the patches (the release fails there instead);
 * matching scores and sizes are float32 and the weighted average never forms size·x, so bf16/fp16 are safe
   (§6.2-6);
@@ -51,7 +67,7 @@ from vidslim.errors import ConfigError
 from vidslim.models.hooks import AttentionInfo, HookContext
 from vidslim.reduce.sources import SourceMap
 from vidslim.reduce.tempme_schedule import LayerPlan, imgme_merges, proportional_merges, tempme_schedule
-from vidslim.reduce.token_merge import merge_tokens
+from vidslim.reduce.token_merge import MergeCounts, merge_tokens
 from vidslim.tokens import Tokens
 
 #: the paper's settings per backbone (§1.7, §1.7b): ImgMe r, merge layers (0-indexed), group factors, rc, ri
@@ -84,6 +100,15 @@ def regroup_clips(t: Tensor, k: int, cls_tokens: int) -> Tensor:
     cls = g[:, :, :cls_tokens].reshape(s // k, k * cls_tokens, ch)
     patches = g[:, :, cls_tokens:].reshape(s // k, k * (n - cls_tokens), ch)
     return torch.cat((cls, patches), dim=1)
+
+
+def share_merges(merges_full: int, patches_full: int, patches: Sequence[int]) -> list[int]:
+    """round(merges_full · p / patches_full) for each p in `patches`, halves rounded up, in exact integer
+    arithmetic: the full frame's count scaled by each sequence's share of its patches (ImgMe on unequal frames;
+    `merge_tokens` clamps to half the patches)."""
+    if patches_full <= 0 or merges_full <= 0:
+        return [0] * len(patches)
+    return [(2 * merges_full * max(p, 0) + patches_full) // (2 * patches_full) for p in patches]
 
 
 class TempMe(nn.Module):
@@ -190,23 +215,28 @@ class TempMe(nn.Module):
 
     # ------------------------------------------------------------------------------------------ hooks
     def _start(self, tokens: Tokens, ctx: HookContext) -> None:
-        """Once per forward: reset the source map."""
+        """Once per forward: reset the source map (recording where the original tokens sit)."""
         key = f"tempme:{id(self)}"
         if key not in ctx.state:
             ctx.state[key] = True
-            self.sources = SourceMap.identity(tokens.seqlens, tokens.x.device) if self.trace_source else None
+            self.sources = None
+            if self.trace_source:
+                self.sources = SourceMap.identity(tokens.seqlens, tokens.x.device, tokens.pos, ctx.batch_size)
 
     def _layout(self, tokens: Tokens, ctx: HookContext) -> tuple[int, int, int]:
         """(sequences, tokens per sequence (the longest), CLS per sequence)."""
         return tokens.batch_size, tokens.max_seqlen, ctx.cls_per_sequence(tokens)
 
     def _full_frame_plan(self, ctx: HookContext) -> LayerPlan:
-        """This layer's entry of the schedule for full frames: the merge counts of unequal-length sequences."""
+        """This layer's entry of the schedule for full frames (what ImgMe scales on unequal-length frames)."""
         key = f"tempme-plan:{id(self)}"
         plan = ctx.state.get(key)
         if plan is None:
             frame = ctx.cls_tokens + ctx.grid[1] * ctx.grid[2]
-            plan = ctx.state[key] = self.schedule(ctx.num_layers, ctx.num_frames, frame)
+            try:
+                plan = ctx.state[key] = self.schedule(ctx.num_layers, ctx.num_frames, frame)
+            except ValueError as error:
+                raise ConfigError(f"TempMe on {ctx.num_frames} frames: {error}") from error
         return plan[ctx.layer]
 
     def before_attention(self, tokens: Tokens, ctx: HookContext) -> Tokens:
@@ -256,10 +286,10 @@ class TempMe(nn.Module):
         return table
 
     def _join_packed(self, tokens: Tokens, ctx: HookContext, k: int, c: int, per_video: int) -> Tokens:
-        """ClipMe step 1 on sequences of unequal lengths: join, add the temporal embedding, merge M0 (the
-        full-frame schedule's count, clamped per sequence; see the module docstring)."""
+        """ClipMe step 1 on sequences of unequal lengths: join, add the temporal embedding, merge M0 = int(n·rc) of
+        each joined sequence of n tokens (see the module docstring)."""
         order, seqlens = regroup_order(tokens, k, c)
-        m0 = self._full_frame_plan(ctx).merge_cross
+        m0 = self._full_frame_plan(ctx).merge_cross  # decides the temporal embedding, like the schedule's merges
         metric = tokens.x.detach().index_select(0, order)
         x = tokens.x
         if m0 > 0 and self.temporal_pos:
@@ -274,22 +304,27 @@ class TempMe(nn.Module):
         if self.sources is not None:
             old_to_new = torch.empty_like(order).scatter_(0, order, torch.arange(tokens.total, device=order.device))
             self.sources = self.sources.moved(old_to_new)
-        return self._merge(joined, metric, m0, c * k)
+        return self._merge(joined, metric, [proportional_merges(n, c * k, self.rc) for n in seqlens], c * k)
 
     def after_attention(self, tokens: Tokens, info: AttentionInfo, ctx: HookContext) -> Tokens:
         """ImgMe (r per frame) before the first merge layer, else the intra-clip merge (M1 or M), on the keys."""
         self._start(tokens, ctx)
         _, n, c = self._layout(tokens, ctx)
-        if not tokens.is_uniform:  # the full-frame schedule's count, clamped per sequence by merge_tokens
-            return self._merge(tokens, info.keys_mean, self._full_frame_plan(ctx).merge_after_attn, c)
-        if self.first_merge is None or ctx.layer < self.first_merge:
-            m = imgme_merges(n, c, self.r)
-        else:
-            m = proportional_merges(n, c, self.ri)
+        imgme = self.first_merge is None or ctx.layer < self.first_merge
+        if not tokens.is_uniform:  # per-sequence counts (see the module docstring)
+            if imgme:
+                plan = self._full_frame_plan(ctx)
+                patches = [m - c for m in tokens.seqlens]
+                counts = share_merges(plan.merge_after_attn, plan.tokens_attn - plan.cls_tokens, patches)
+            else:
+                counts = [proportional_merges(m, c, self.ri) for m in tokens.seqlens]
+            return self._merge(tokens, info.keys_mean, counts, c)
+        m = imgme_merges(n, c, self.r) if imgme else proportional_merges(n, c, self.ri)
         return self._merge(tokens, info.keys_mean, m, c)
 
-    def _merge(self, tokens: Tokens, metric: Tensor, m: int, cls_tokens: int) -> Tokens:
-        if m <= 0:
+    def _merge(self, tokens: Tokens, metric: Tensor, m: MergeCounts, cls_tokens: int) -> Tokens:
+        nothing = not any(m) if isinstance(m, Sequence) else m <= 0
+        if nothing:
             return tokens
         merged, moved = merge_tokens(tokens, metric, m, cls_tokens, self.sources is not None)
         if self.sources is not None and moved is not None:

@@ -7,10 +7,14 @@ the head, untouched.
 
 Planning, two paths with the same merges:
 - equal lengths (every CLIP/TempMe layer, a dense video ViT): `[S, N, C]` views and `vidslim.reduce.matching`;
-- unequal lengths (a packed batch after RLT, say): the metric is padded to the longest sequence, padded rows
-  and columns score -inf so a padded token is never matched, each sequence merges min(r, half its patches)
-  tokens, and every token's output slot is computed with the same A/B parity, ordering and output layout as the
-  equal-length path. No loop over sequences either way.
+- unequal lengths (a packed batch after RLT, say), or unequal counts: the metric is padded to the longest
+  sequence, padded rows and columns score -inf so a padded token is never matched, sequence i merges
+  min(r_i, half its patches) tokens, and every token's output slot is computed with the same A/B parity, ordering
+  and output layout as the equal-length path. No loop over sequences either way.
+
+`r` is one count for every sequence or one per sequence (a list of Python ints, e.g. TempMe's counts scaled to
+each frame's length): the counts decide the output layout, so they are known on the host and never read back
+from the device.
 
 Applying (`MergePlan.apply`), one way for both: every output slot is held by one input token (a CLS, an unmerged
 A token or a B token), so the output is one row gather of the input, and only the r merged-away rows per
@@ -23,6 +27,7 @@ are copied exactly. Sizes are kept in float32 (bf16 cannot count past 256 exactl
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Sequence
 
 import torch
 from torch import Tensor
@@ -66,31 +71,45 @@ class MergePlan:
         return Tokens(x, self.seqlens, pos, new_size)
 
 
+MergeCounts = int | Sequence[int]
+
+
+def sequence_merges(r: MergeCounts, seqlens: Sequence[int], protected: int) -> list[int]:
+    """The merges of every sequence: r (one int, or one per sequence), at least 0 and at most half its patches."""
+    counts = [int(m) for m in r] if isinstance(r, Sequence) else [int(r)] * len(seqlens)
+    if len(counts) != len(seqlens):
+        raise TokenLayoutError(f"{len(counts)} merge counts for {len(seqlens)} sequences: give one per sequence")
+    return [max(0, min(m, max_merges(n, protected))) for m, n in zip(counts, seqlens, strict=True)]
+
+
 def merge_tokens(
-    tokens: Tokens, metric: Tensor, r: int, protected: int, want_destinations: bool = False
+    tokens: Tokens, metric: Tensor, r: MergeCounts, protected: int, want_destinations: bool = False
 ) -> tuple[Tokens, Tensor | None]:
-    """Merge r tokens per sequence (fewer where a sequence has fewer than 2r patches) by similarity of `metric`
-    [total, C]. Returns the merged tokens and, with `want_destinations`, the new packed index of every input
-    token ([total] int64, for source tracing)."""
+    """Merge r tokens per sequence (r: one int, or one int per sequence; fewer where a sequence has fewer than 2r
+    patches) by similarity of `metric` [total, C]. Returns the merged tokens and, with `want_destinations`, the
+    new packed index of every input token ([total] int64, for source tracing)."""
     if metric.shape[0] != tokens.total:
         raise TokenLayoutError(f"merge metric has {metric.shape[0]} rows for {tokens.total} tokens")
     if min(tokens.seqlens, default=0) < protected:
         raise TokenLayoutError(f"a sequence of {min(tokens.seqlens)} tokens cannot hold {protected} CLS tokens")
-    if r <= 0 or all(max_merges(n, protected) == 0 for n in tokens.seqlens):
+    counts = sequence_merges(r, tokens.seqlens, protected)
+    if not any(counts):
         return tokens, (torch.arange(tokens.total, device=tokens.x.device) if want_destinations else None)
-    plan = plan_merge(tokens, metric, r, protected)
+    plan = plan_merge(tokens, metric, counts, protected)
     return plan.apply(tokens), (plan.destinations(tokens.total) if want_destinations else None)
 
 
-def plan_merge(tokens: Tokens, metric: Tensor, r: int, protected: int) -> MergePlan:
-    """The merge plan of `merge_tokens` (the equal-length path when it applies, else the packed one)."""
-    if tokens.is_uniform:
+def plan_merge(tokens: Tokens, metric: Tensor, r: MergeCounts, protected: int) -> MergePlan:
+    """The merge plan of `merge_tokens` (the equal-length path when lengths and counts are equal, else the packed
+    one)."""
+    counts = sequence_merges(r, tokens.seqlens, protected)
+    if tokens.is_uniform and len(set(counts)) <= 1:
         s, n = tokens.batch_size, tokens.max_seqlen
-        return uniform_plan(bipartite_soft_matching(metric.view(s, n, -1), r, protected), s, n)
-    return packed_plan(tokens, metric, r, protected)
+        return uniform_plan(bipartite_soft_matching(metric.view(s, n, -1), counts[0] if counts else 0, protected), s, n)
+    return packed_plan(tokens, metric, counts, protected)
 
 
-def packed_plan(tokens: Tokens, metric: Tensor, r: int, protected: int) -> MergePlan:
+def packed_plan(tokens: Tokens, metric: Tensor, r: MergeCounts, protected: int) -> MergePlan:
     """The plan of sequences of any lengths, from `packed_destinations`."""
     destination, is_source, seqlens = packed_destinations(tokens, metric, r, protected)
     index = torch.arange(tokens.total, device=destination.device)
@@ -116,7 +135,7 @@ def uniform_plan(merge: Merge, sequences: int, length: int) -> MergePlan:
 
 
 def _merge_packed(
-    tokens: Tokens, metric: Tensor, r: int, protected: int, want_destinations: bool
+    tokens: Tokens, metric: Tensor, r: MergeCounts, protected: int, want_destinations: bool
 ) -> tuple[Tokens, Tensor | None]:
     """The packed path even for equal lengths (tests compare it with the equal-length path)."""
     plan = packed_plan(tokens, metric, r, protected)
@@ -124,13 +143,14 @@ def _merge_packed(
 
 
 def packed_destinations(
-    tokens: Tokens, metric: Tensor, r: int, protected: int
+    tokens: Tokens, metric: Tensor, r: MergeCounts, protected: int
 ) -> tuple[Tensor, Tensor, tuple[int, ...]]:
-    """Plan a merge of packed sequences of any lengths: (destination [total] int64 packed output index of every
-    token, is_source [total] bool, output seqlens). Same matching, parity and layout as `matching.py`."""
+    """Plan a merge of packed sequences of any lengths, r merges each (one int, or one per sequence; clamped to half
+    the patches): (destination [total] int64 packed output index of every token, is_source [total] bool, output
+    seqlens). Same matching, parity and layout as `matching.py`."""
     device, c = metric.device, protected
     lengths = list(tokens.seqlens)
-    merges = [min(int(r), max_merges(n, c)) for n in lengths]  # per sequence, in Python: no device sync
+    merges = sequence_merges(r, lengths, c)  # per sequence, in Python: no device sync
     out_lengths = tuple(n - m for n, m in zip(lengths, merges, strict=True))
     n = torch.tensor(lengths, device=device)
     r_seq = torch.tensor(merges, device=device)

@@ -96,7 +96,7 @@ class ToMe:
         if key not in ctx.state:
             ctx.state[key] = self.layer_r(ctx.num_layers)
             if self.trace_source:
-                self.sources = SourceMap.identity(tokens.seqlens, tokens.x.device)
+                self.sources = SourceMap.identity(tokens.seqlens, tokens.x.device, tokens.pos, ctx.batch_size)
         r = ctx.state[key][ctx.layer]
         if r <= 0:
             return tokens

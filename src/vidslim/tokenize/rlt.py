@@ -122,12 +122,18 @@ class RLT(nn.Module):
             extra = table[lengths[mask] - 1]
         return embed_masked(model, video, mask, size=lengths, extra=extra)
 
+    def frame_token_mask(self, tower: FrameTower, video: Tensor) -> Tensor:
+        """CLIP: the per-frame keep mask [B, T, H', W'] of a normalised [B, T, C, H, W] video (`frame_keep_mask`
+        with the tower's patch size). CLIP's `encode_frames` calls it under a `reduce_range`, so a profiled pass
+        counts it as RLT's own time."""
+        with torch.no_grad():
+            return frame_keep_mask(video, self.tau, tower.conv1.weight.shape[-1])
+
     def embed_frames(self, tower: FrameTower, video: Tensor, token_mask: Tensor | None = None) -> Tokens:
         """CLIP: packed [CLS, kept patches] per frame of a normalised [B, T, C, H, W] video (`frame_rlt`);
-        `token_mask` is a precomputed [B, T, H', W'] mask (`frame_keep_mask`)."""
+        `token_mask` is a precomputed [B, T, H', W'] mask (`frame_token_mask`, computed here when None)."""
         if token_mask is None:
-            with torch.no_grad():
-                token_mask = frame_keep_mask(video, self.tau, tower.conv1.weight.shape[-1])
+            token_mask = self.frame_token_mask(tower, video)
         return embed_frames_masked(tower, video, token_mask)
 
     def extra_repr(self) -> str:

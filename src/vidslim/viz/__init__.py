@@ -17,7 +17,7 @@ tokens SViTT's `TokenPrune` kept after each pruning layer); `plot.py` plots spee
 from __future__ import annotations
 
 from vidslim.viz.draw import grey_out, palette
-from vidslim.viz.merge import draw_merge_groups, draw_model_merges, group_map
+from vidslim.viz.merge import covered_map, draw_merge_groups, draw_model_merges, group_map
 from vidslim.viz.plot import plot_speedup, render_speedup
 from vidslim.viz.prune import draw_kept_tokens, draw_model_pruning, model_kept_tokens
 from vidslim.viz.rlt import draw_token_mask
@@ -26,6 +26,7 @@ from vidslim.viz.save import FORMATS, contact_sheet, save_frames
 __all__ = [
     "FORMATS",
     "contact_sheet",
+    "covered_map",
     "draw_kept_tokens",
     "draw_merge_groups",
     "draw_model_merges",

@@ -12,7 +12,13 @@ map over one video's patch grid, and `draw_merge_groups` paints it:
   would only add noise; the unpainted area is exactly what was not merged;
 - with `outlines`, a `GROUP_EDGE` line on the inside edge of a painted patch wherever its neighbour in the same
   frame belongs to another group (or to none), so neighbouring groups of similar colour stay apart;
-- CLS tokens (CLIP has one per frame in the packed sequences) are never on the pixel grid: they are skipped.
+- CLS tokens (CLIP has one per frame in the packed sequences) are never on the pixel grid: they are skipped;
+- patches that never became tokens (dropped before the model by RLT, `vs.RLT` on CLIP or the video ViT) are
+  greyed with `vidslim.viz.draw.grey_out`, as `vidslim.viz.rlt` draws a keep mask, so one picture shows what was
+  dropped (grey) and what was merged (colours); kept patches that stayed alone keep the frame's pixels.
+
+Where the original tokens sat comes from the source map (`SourceMap.pos0`, recorded by TempMe from the first
+block's token positions), from `positions=`, or, for the dense layouts, from the sequence lengths alone.
 
     model = vs.create_model("clip-b16", reduction=[vs.TempMe.paper("clip-b16")])
     drawn = draw_model_merges(model, frames)          # frames uint8 [T, 224, 224, 3] -> drawn uint8 [T, 224, 224, 3]
@@ -31,7 +37,7 @@ from vidslim.errors import ConfigError, TokenLayoutError
 from vidslim.io.transforms import CLIP_MEAN, CLIP_STD, IMAGENET_MEAN, IMAGENET_STD
 from vidslim.reduce.sources import SourceMap
 from vidslim.tokens import NO_POSITION
-from vidslim.viz.draw import GROUP_EDGE, alpha_256, blend, cell_edges, paint, palette
+from vidslim.viz.draw import GROUP_EDGE, alpha_256, blend, cell_edges, grey_out, paint, palette
 from vidslim.viz.rlt import to_pixels
 
 
@@ -78,6 +84,52 @@ def original_positions(seqlens0: tuple[int, ...], grid: tuple[int, int, int], cl
     return torch.cat((cls, grid_pos.long()), 1).reshape(-1, 3), spv
 
 
+def token_layout(
+    sources: SourceMap,
+    grid: tuple[int, int, int],
+    cls_tokens: int = 1,
+    positions: Tensor | None = None,
+    sequences_per_video: int | None = None,
+) -> tuple[Tensor, int]:
+    """(positions [total0, 3] int64 on the CPU, original sequences per video) of a source map's original tokens:
+    `positions` when given, else the recorded `sources.pos0` (its `videos` splitting the sequences; one video when
+    unknown), else the dense layouts derived from the lengths (`original_positions`)."""
+    if positions is None and sources.pos0 is not None:
+        positions = sources.pos0
+        if sequences_per_video is None:
+            videos, sequences = sources.videos or 1, len(sources.seqlens0)
+            if sequences % videos:
+                raise TokenLayoutError(f"the source map holds {sequences} sequences for {videos} videos")
+            sequences_per_video = sequences // videos
+    if positions is None:
+        return original_positions(sources.seqlens0, grid, cls_tokens)
+    if tuple(positions.shape) != (sources.index.shape[0], 3):
+        raise TokenLayoutError(f"positions must be [{sources.index.shape[0]}, 3], got {tuple(positions.shape)}")
+    return positions.cpu().long(), int(sequences_per_video or 1)
+
+
+def _video_tokens(
+    sources: SourceMap,
+    grid: tuple[int, int, int],
+    cls_tokens: int,
+    video: int,
+    positions: Tensor | None,
+    sequences_per_video: int | None,
+) -> tuple[Tensor, Tensor]:
+    """(flat cell index [K], final token [K]) of the K original patch tokens of video `video` (CLS left out)."""
+    positions, spv = token_layout(sources, grid, cls_tokens, positions, sequences_per_video)
+    index = sources.index.cpu()
+    lengths = torch.tensor(sources.seqlens0)
+    seq = torch.repeat_interleave(torch.arange(len(lengths)), lengths)
+    videos = max(len(lengths) // max(spv, 1), 1)
+    if not 0 <= video < videos:
+        raise ConfigError(f"video={video}: the source map holds {videos} video(s); pick one of 0..{videos - 1}")
+    _, h, w = grid
+    chosen = (seq // spv == video) & ~(positions == NO_POSITION).any(-1)
+    pos = positions[chosen]
+    return pos[:, 0] * (h * w) + pos[:, 1] * w + pos[:, 2], index[chosen]
+
+
 def group_map(
     sources: SourceMap,
     grid: tuple[int, int, int],
@@ -86,29 +138,16 @@ def group_map(
     positions: Tensor | None = None,
     sequences_per_video: int | None = None,
 ) -> Tensor:
-    """int64 [t, h, w]: the merge group of every patch of video `video` (0..G-1), -1 for unmerged patches.
+    """int64 [t, h, w]: the merge group of every patch of video `video` (0..G-1), -1 for unmerged patches (and
+    patches that never became tokens: see `covered_map`).
 
     A group is a final token covering two or more of the video's original patches; groups are numbered in
     raster order of their first patch. positions: [total0, 3] (t, h, w) of the original tokens (NO_POSITION
-    for CLS) with `sequences_per_video` original sequences per video, for layouts other than the dense ones.
+    for CLS) with `sequences_per_video` original sequences per video, for layouts other than the dense ones;
+    by default the positions the reducer recorded (`sources.pos0`), if any (`token_layout`).
     """
-    if positions is None:
-        positions, spv = original_positions(sources.seqlens0, grid, cls_tokens)
-    else:
-        spv = int(sequences_per_video or 1)
-        if tuple(positions.shape) != (sources.index.shape[0], 3):
-            raise TokenLayoutError(f"positions must be [{sources.index.shape[0]}, 3], got {tuple(positions.shape)}")
-    index = sources.index.cpu()
-    positions = positions.cpu().long()
-    lengths = torch.tensor(sources.seqlens0)
-    seq = torch.repeat_interleave(torch.arange(len(lengths)), lengths)
-    videos = max(len(lengths) // max(spv, 1), 1)
-    if not 0 <= video < videos:
-        raise ConfigError(f"video={video}: the source map holds {videos} video(s); pick one of 0..{videos - 1}")
+    flat, group = _video_tokens(sources, grid, cls_tokens, video, positions, sequences_per_video)
     t, h, w = grid
-    chosen = (seq // spv == video) & ~(positions == NO_POSITION).any(-1)
-    pos, group = positions[chosen], index[chosen]
-    flat = pos[:, 0] * (h * w) + pos[:, 1] * w + pos[:, 2]
     groups, inverse, counts = torch.unique(group, return_inverse=True, return_counts=True)
     first = torch.full((groups.shape[0],), t * h * w, dtype=torch.int64).scatter_reduce(0, inverse, flat, "amin")
     multi = counts > 1
@@ -119,6 +158,22 @@ def group_map(
     cells = torch.full((t * h * w,), -1, dtype=torch.int64)
     cells[flat] = label
     return cells.view(t, h, w)
+
+
+def covered_map(
+    sources: SourceMap,
+    grid: tuple[int, int, int],
+    cls_tokens: int = 1,
+    video: int = 0,
+    positions: Tensor | None = None,
+    sequences_per_video: int | None = None,
+) -> Tensor:
+    """bool [t, h, w]: True on the cells where one of video `video`'s original tokens sat, False on the patches
+    dropped before the model (RLT). Every cell is covered in the dense layouts. Arguments as in `group_map`."""
+    flat, _ = _video_tokens(sources, grid, cls_tokens, video, positions, sequences_per_video)
+    covered = torch.zeros(grid[0] * grid[1] * grid[2], dtype=torch.bool)
+    covered[flat] = True
+    return covered.view(grid)
 
 
 def draw_merge_groups(
@@ -138,16 +193,21 @@ def draw_merge_groups(
     frames: the clip the model ran on (one video). sources: the reducer's `SourceMap` after the forward.
     patch, tubelet, cls_tokens: the model's token layout (CLIP: patch size, 1, 1; video ViT: patch size,
     tubelet size, 0). alpha: weight of the group colour (0: frame, 1: solid colour). Group g gets `palette(G)[g]`
-    blended at `alpha_256(alpha)`; see the module docstring for singletons and outlines.
+    blended at `alpha_256(alpha)`; patches that never became tokens (RLT) are greyed (`grey_out`); see the module
+    docstring for singletons and outlines. positions, sequences_per_video: as in `group_map`.
     """
     frames = as_frames(frames, "draw_merge_groups")
     grid = frame_grid(frames, patch, tubelet, "draw_merge_groups")
-    cells = group_map(sources, grid, cls_tokens, video, positions, sequences_per_video).to(frames.device)
+    positions, spv = token_layout(sources, grid, cls_tokens, positions, sequences_per_video)
+    cells = group_map(sources, grid, cls_tokens, video, positions, spv).to(frames.device)
+    dropped = ~to_pixels(covered_map(sources, grid, cls_tokens, video, positions, spv), tubelet, patch)
     groups = int(cells.max()) + 1
     pixels = to_pixels(cells, tubelet, patch)  # [T, H, W]
     painted = pixels >= 0
     colors = palette(groups).to(frames.device)
     out = frames.clone()
+    dropped = dropped.to(frames.device)
+    out[dropped] = grey_out(frames[dropped])
     out[painted] = blend(frames[painted], colors[pixels[painted]], alpha_256(alpha))
     if outlines and groups:
         edges = cell_edges(cells, patch).repeat_interleave(tubelet, 0)
@@ -209,6 +269,10 @@ def draw_model_merges(
     on for this forward and restored after. after_layer: draw the groups as they stood after this block (0-based,
     in the order the blocks ran) instead of after the last one; late layers of TempMe leave a handful of tokens
     per video, so an earlier layer often shows more. Returns uint8 [T, H, W, 3].
+
+    With RLT before the merging (`reduction=[vs.RLT(), vs.TempMe(...)]`), the patches RLT dropped are drawn grey
+    and the merge groups of the kept ones in colour: the picture shows both reductions. This needs the original
+    token positions in the source map (TempMe records them; ToMe's map has none, so [RLT, ToMe] is not drawable).
     """
     from vidslim.models.blocks import Block
 
