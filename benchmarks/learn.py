@@ -31,11 +31,13 @@ trained models on the same batches, interleaved round by round (`vidslim.bench.c
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import logging
 import platform
 import shutil
 import statistics
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -98,8 +100,9 @@ def train_one(name: str, args: argparse.Namespace, out: Path, info: DistInfo) ->
     shutil.rmtree(config["run_dir"], ignore_errors=True)  # a fresh run, with nothing of an earlier one in its logs
     setup = prepare_run(kind, path, [], info)
     started = time.perf_counter()
-    result = run_training(setup.config, setup.model, setup.task, setup.stage_data, on_stage=setup.on_stage,
-                          dist_info=info)
+    with contextlib.redirect_stdout(sys.stderr):  # the run's progress lines; stdout is the report alone
+        result = run_training(setup.config, setup.model, setup.task, setup.stage_data, on_stage=setup.on_stage,
+                              dist_info=info)
     wall = time.perf_counter() - started
     rows = [json.loads(line) for line in (setup.run_dir / "metrics.jsonl").read_text().splitlines()]
     epochs = [r for r in rows if r["kind"] == "train"]

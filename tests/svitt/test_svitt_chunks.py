@@ -116,3 +116,19 @@ def test_split_evenly() -> None:
     assert cpu_workers.split_evenly(7, 2) == [(0, 3), (3, 7)]
     assert cpu_workers.split_evenly(2, 4) == [(0, 1), (1, 2)]
     assert cpu_workers.split_evenly(0, 3) == [(0, 0)]
+
+
+def test_fallback_pool_is_rebuilt_when_the_thread_count_changes(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(cpu_workers, "_gnu_openmp", lambda: None)
+    before = torch.get_num_threads()
+    try:
+        torch.set_num_threads(2)
+        cpu_workers.run_shares(lambda share: share, [0, 1])
+        old = [t for t in threading.enumerate() if t.name.startswith("vidslim-cpu-")]
+        torch.set_num_threads(3)
+        assert cpu_workers.run_shares(lambda share: share * 2, [0, 1, 2]) == [0, 2, 4]
+    finally:
+        torch.set_num_threads(before)
+    for thread in old:
+        thread.join(timeout=5)
+    assert old and not any(thread.is_alive() for thread in old)  # the old pool's threads ended

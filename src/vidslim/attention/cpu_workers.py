@@ -35,7 +35,7 @@ import torch
 T = TypeVar("T")
 S = TypeVar("S")
 
-_Task = tuple[Callable[[], Any], Future]
+_Task = tuple[Callable[[], Any], Future] | None  # None: stop
 
 
 class _Pool:
@@ -51,11 +51,19 @@ class _Pool:
     def _serve(self) -> None:
         torch.set_num_threads(1)
         while True:
-            call, future = self.tasks.get()
+            task = self.tasks.get()
+            if task is None:
+                return
+            call, future = task
             try:
                 future.set_result(call())
             except BaseException as error:  # handed to the caller, who re-raises it
                 future.set_exception(error)
+
+    def stop(self) -> None:
+        """Let every thread finish its task at hand and end."""
+        for _ in range(self.size):
+            self.tasks.put(None)
 
     def submit(self, call: Callable[[], T]) -> Future:
         future: Future = Future()
@@ -71,7 +79,9 @@ def _get_pool(size: int) -> _Pool:
     global _pool
     with _pool_lock:
         if _pool is None or _pool.size != size or _pool.pid != os.getpid():
-            _pool = _Pool(size)  # the old pool's threads stay idle on their queue (or died with the fork)
+            if _pool is not None and _pool.pid == os.getpid():
+                _pool.stop()  # (after a fork its threads are gone already)
+            _pool = _Pool(size)
         return _pool
 
 
