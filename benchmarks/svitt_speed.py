@@ -7,9 +7,10 @@
     the density ratio (1 / density). On CPU the kernel attends the query blocks in cache-sized chunks
     (`vidslim.attention.block_sparse._chunk_rows`), shared out to torch's threads, each single-threaded
     (`vidslim.attention.cpu_workers`); the "tiles only" row is SDPA on pre-gathered tiles, in one call, i.e. what
-    is left without any gather. Measured: 4.97-5.0x with one thread (target 4.90); 4.7-4.9x with two, where
-    both scale by ~1.95x, and the remaining gap is the CPU SDPA kernel on 56 x 224 tiles (~0.75 of its rate on
-    the full 1568 x 1568 problem).
+    is left without any gather. Measured on the 2-core machine this was developed on: 4.8-5.0x with one
+    thread and 4.1-4.95x with two across runs of the same day (target 4.90: at the bar, not reliably over it);
+    "tiles only" reaches 5.1-5.3x: the CPU SDPA kernel runs 56 x 224 tiles at ~0.75 of its rate on the full
+    1568 x 1568 problem, and the gathers take the rest.
 (b) the whole encoder. videomae-b16 with tubelet_size=1, num_frames=8 (1568 tokens), batch 1: dense vs
     `TokenPrune(layers=(3, 6, 9), keep=0.6)`. FLOPs from `vidslim.bench.count_flops`; target: speedup >= 0.8 x
     the FLOP ratio.

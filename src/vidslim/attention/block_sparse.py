@@ -17,11 +17,11 @@ On CPU without autograd, query blocks are processed in chunks whose gathered key
 (`vidslim.attention.cpu_workers`): a Python loop over a few chunks (not over tokens), one join at the end.
 
 Measured on the 2-core CPU this was developed on (benchmarks/svitt_speed.py: ViT-B heads, 1568 tokens, blocks
-of 56, 4 of 28 key blocks per query, 1/7 of the pairs): ~5.0x faster than dense SDPA with one thread and with
-two (4.0x with two threads in one SDPA call, whose 56 x 224 tiles are too small for torch's own threads to
-split well: each thread met the other at a barrier after every tile row). The CPU SDPA kernel runs these tiles
-at ~0.75 of its FLOP rate on the full 1568 x 1568 problem (it cuts queries into 32-row chunks); that, not the
-gathers, is what is left to 7x.
+of 56, 4 of 28 key blocks per query, 1/7 of the pairs): 4.8-5.0x faster than dense SDPA with one thread,
+4.1-4.95x with two (4.0x with two threads in one SDPA call, whose 56 x 224 tiles are too small for torch's own
+threads to split well). The CPU SDPA kernel runs these tiles at ~0.75 of its FLOP rate on the full 1568 x 1568
+problem (it cuts queries into 32-row chunks), which caps it at ~5.2x; the gathers take the rest. Closer to 7x
+needs a fused kernel that reads key blocks in place.
 """
 
 from __future__ import annotations
