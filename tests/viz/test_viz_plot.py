@@ -86,3 +86,19 @@ def test_bad_points_are_named() -> None:
         render_speedup([("y", 0.5, -1.0)])
     with pytest.raises(ConfigError, match=r"\.png"):
         plot_speedup(POINTS, "plot.jpg")
+
+
+def test_place_label_moves_further_out_when_the_near_places_are_taken() -> None:
+    from vidslim.viz.plot import MARKER, place_label
+
+    anchor, width, height = (200, 200), 40, 10
+    near = place_label(width, height, anchor, (400, 400), [])
+    gap = MARKER + 3
+    assert near == (200 + gap, 200 - gap - height, 200 + gap + width - 1, 200 - gap - 1)
+    # a box over the six near places (right/left, above/below and centred, one label height around the dot)
+    taken = [(200 - gap - width - 2, 200 - gap - height - 4, 200 + gap + width + 2, 200 + gap + height + 4)]
+    far = place_label(width, height, anchor, (400, 400), taken)
+    out = height + 2
+    # right above, right below, left above, left below one label height out all touch the box: centred above it
+    assert far == (200 - width // 2, 200 - gap - height - 2 - out, 200 - width // 2 + width - 1, 200 - gap - 3 - out)
+    assert far[3] < taken[0][1]

@@ -204,4 +204,4 @@ def speedup_plot(rows: Sequence[tuple[str, Any]], path: Path) -> str:
         for model, r in rows
         if r.method != "dense" and not r.error and r.token_fraction is not None and r.speedup is not None
     ]
-    return str(plot_speedup(points, path, title="vidslim demo: measured speedup against tokens kept"))
+    return str(plot_speedup(points, path, title="vidslim demo: measured speedup against tokens kept", size=(760, 500)))

@@ -93,18 +93,22 @@ def _overlaps(a: Box, b: Box) -> bool:
 
 def place_label(width: int, height: int, anchor: tuple[int, int], canvas: tuple[int, int], taken: Sequence[Box]) -> Box:
     """Where a width x height label of the dot at `anchor` goes: the first of six places around the dot (right
-    above, right below, left above, left below, above, below) inside the canvas that overlaps nothing in
-    `taken`; else the first inside the canvas; else the right-above place moved into the canvas."""
+    above, right below, left above, left below, above, below), tried again one and two label heights further out
+    when crowded, inside the canvas that overlaps nothing in `taken`; else the first inside the canvas; else the
+    right-above place moved into the canvas."""
     x, y = anchor
     gap = MARKER + 3
-    corners = [
-        (x + gap, y - gap - height),
-        (x + gap, y + gap),
-        (x - gap - width, y - gap - height),
-        (x - gap - width, y + gap),
-        (x - width // 2, y - gap - height - 2),
-        (x - width // 2, y + gap + 2),
-    ]
+    corners = []
+    for step in range(3):
+        out = step * (height + 2)
+        corners += [
+            (x + gap, y - gap - height - out),
+            (x + gap, y + gap + out),
+            (x - gap - width, y - gap - height - out),
+            (x - gap - width, y + gap + out),
+            (x - width // 2, y - gap - height - 2 - out),
+            (x - width // 2, y + gap + 2 + out),
+        ]
     boxes = [(cx, cy, cx + width - 1, cy + height - 1) for cx, cy in corners]
     inside = [b for b in boxes if b[0] >= 0 and b[1] >= 0 and b[2] < canvas[0] and b[3] < canvas[1]]
     free = [b for b in inside if not any(_overlaps(b, t) for t in taken)]
