@@ -30,6 +30,7 @@ from typing import Any
 import torch
 
 from vidslim.bench.batching import saturating_batch
+from vidslim.bench.methods import model_family
 from vidslim.bench.suite import BenchRow, Suite
 from vidslim.cli.bench import load_input
 from vidslim.io.samples import sample_videos
@@ -71,7 +72,7 @@ def markdown(rows: Sequence[BenchRow]) -> str:
 
 def run_model(model: str, frames: int, headline: Sequence[str], args: argparse.Namespace) -> str:
     overrides: dict[str, Any] = QUICK[model] if args.quick else {}
-    family = "clip" if model.startswith("clip") else "video_vit"
+    family = model_family(model) or "video_vit"
     video = load_input(str(sample_videos()["bikes"]), frames, 224, family, 1)
     out = [f"### {model}, {frames} frames of 'bikes', 224 px\n"]
     suite = Suite(model, "all", video, frames=frames, overrides=overrides)

@@ -109,6 +109,7 @@ def speed_rows(
     setting: Setting, clips: dict[str, Tensor], quiet: bool, repeat: int | None = None
 ) -> list[tuple[str, Any]]:
     """Every method against dense, timed side by side, on both models: [(model, BenchRow)]."""
+    from vidslim.bench.methods import model_family
     from vidslim.bench.suite import Suite
 
     rows: list[tuple[str, Any]] = []
@@ -116,7 +117,8 @@ def speed_rows(
         (setting.video_vit_model, VIDEO_VIT_METHODS, setting.video_vit_frames, setting.video_vit_overrides),
         (setting.clip_model, CLIP_METHODS, setting.clip_frames, setting.clip_overrides),
     ):
-        family = "clip" if model.startswith("clip") else "video_vit"
+        family = model_family(model)
+        assert family is not None
         say(f"timing dense and {len(methods)} methods on {model} ({frames} frames, {setting.size} px)", quiet)
         start = time.perf_counter()
         suite = Suite(model, ["dense", *methods], clips[family], frames=frames, overrides=overrides)

@@ -142,7 +142,7 @@ def _family(section: ModelSection, checkpoint: str | Path | None) -> str:
 def prepare_run(kind: str, config_path: str | Path, overrides: list[str], info: DistInfo,
                 checkpoint: str | Path | None = None) -> Run:
     """Read the config and build the model (or load `checkpoint`), the task and the data factory."""
-    from vidslim.train.loop import seed_everything
+    from vidslim.train.seeding import seed_everything
 
     if kind not in KINDS:
         raise ConfigError(f"the task must be one of {KINDS}, got {kind!r}")

@@ -12,6 +12,7 @@ Layout of the package:
 - `plan`: the stages laid out in optimiser steps.
 - `optim`: AdamW with weight-decay groups, warm-up + cosine schedule, optimiser state by parameter name.
 - `sampler`: data order as a function of (seed, stage, epoch, step), for exact resume and DDP parity.
+- `seeding`: python, numpy and torch generators seeded together, and numpy in DataLoader workers.
 - `checkpoint`: atomic safetensors + JSON checkpoints, newest-complete lookup.
 - `evaluation`: `evaluate`, sharded, gathered, deterministic evaluation.
 - `distributed`, `batch`, `metrics_log`: torchrun set-up and gathers, moving batches, metrics files.
@@ -36,7 +37,7 @@ _EXPORTS: dict[str, str] = {
     "run_training": "vidslim.train.loop",
     "TrainResult": "vidslim.train.loop",
     "count_parameters": "vidslim.train.loop",
-    "seed_everything": "vidslim.train.loop",
+    "seed_everything": "vidslim.train.seeding",
     "evaluate": "vidslim.train.evaluation",
     "lr_at": "vidslim.train.optim",
     "warmup_steps": "vidslim.train.optim",

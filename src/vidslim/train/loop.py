@@ -60,6 +60,7 @@ from vidslim.train.metrics_log import MetricsLog
 from vidslim.train.optim import build_optimizer, decay_split, export_state, import_state, lr_at, set_lr, warmup_steps
 from vidslim.train.plan import Plan, plan_stages
 from vidslim.train.sampler import TrainBatchSampler, epoch_seed
+from vidslim.train.seeding import seed_everything, worker_init
 from vidslim.train.task import LoadersFactory, StageData, Task, TrainStep
 
 log = logging.getLogger(__name__)
@@ -85,20 +86,6 @@ class TrainResult:
 
     def summary(self) -> dict[str, Any]:
         return {k: (str(v) if isinstance(v, Path) else v) for k, v in self.__dict__.items()}
-
-
-def seed_everything(seed: int) -> None:
-    """Seed python's, numpy's and torch's global generators (CUDA included)."""
-    import random
-
-    random.seed(seed)
-    np.random.seed(seed % 2**32)
-    torch.manual_seed(seed)
-
-
-def _worker_init(_: int) -> None:
-    """Seed numpy in a DataLoader worker from the worker's torch seed (torch seeds python and torch itself)."""
-    np.random.seed(torch.initial_seed() % 2**32)
 
 
 def count_parameters(module: nn.Module) -> tuple[int, int]:
@@ -387,7 +374,7 @@ class _Trainer:
             if callable(set_epoch):
                 set_epoch(epoch)
             loader = DataLoader(data.train, batch_sampler=sampler, num_workers=c.num_workers, collate_fn=data.collate,
-                                pin_memory=c.pin_memory and self.device.type == "cuda", worker_init_fn=_worker_init,
+                                pin_memory=c.pin_memory and self.device.type == "cuda", worker_init_fn=worker_init,
                                 generator=torch.Generator().manual_seed(epoch_seed(c.seed, index, epoch)))
             micro = 0
             step_sums: list[Tensor] = []
@@ -499,4 +486,4 @@ def run_training(
             shutdown(info)
 
 
-__all__ = ["TrainResult", "count_parameters", "run_training", "seed_everything"]
+__all__ = ["TrainResult", "count_parameters", "run_training"]
