@@ -1,6 +1,7 @@
 """The gathered kernel's chunked CPU path (query blocks attended a few at a time for cache locality, shared out to
 single-threaded worker threads) gives the same output as one SDPA call, with masks, key bias, release-parity zero
-keys and ragged batches, on one thread and on several."""
+keys and ragged batches, on one thread and on several. (The path used where the fused C kernel cannot run, see
+test_svitt_native.py; here the fused kernel is switched off.)"""
 
 from __future__ import annotations
 
@@ -12,7 +13,14 @@ import pytest
 import torch
 
 from vidslim.attention import block_sparse, cpu_workers
+from vidslim.attention.block_sparse_native import gather_kernel_only
 from vidslim.attention.svitt_pattern import SViTTPattern
+
+
+@pytest.fixture(autouse=True)
+def gather_path() -> Iterator[None]:
+    with gather_kernel_only():
+        yield
 
 
 @pytest.fixture(params=[1, 2, 3], ids=lambda n: f"threads{n}")

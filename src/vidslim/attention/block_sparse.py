@@ -6,22 +6,20 @@ A block-sparse pattern (SViTT's local + random blocks, say) is given as index ta
     kv_index [R, K]   the packed rows of the K keys that block may see (-1: masked; ZERO_KEY: a zero key and
                       zero value that is *not* masked, to reproduce the SViTT release's unmasked padding)
 
-The keys of every block are gathered with one `index_select` into [R, K, H, d] and all blocks run as one
-batched `F.scaled_dot_product_attention` call of R x H rows of bq queries by K keys: no Python loop over
-blocks (the SViTT release loops over query blocks), the fused CPU/GPU SDPA kernels, and a backward pass.
-Masked slots (empty key slots, padding past the end of a video) get -inf through the additive mask, which
-is left out entirely when every slot is a real key and there is no key bias.
-
-On CPU without autograd, query blocks are processed in chunks whose gathered keys and values stay in cache
-(`_chunk_rows`), and the chunks are shared out in contiguous runs to single-threaded worker threads
-(`vidslim.attention.cpu_workers`): a Python loop over a few chunks (not over tokens), one join at the end.
-
-Measured on the 2-core CPU this was developed on (benchmarks/svitt_speed.py: ViT-B heads, 1568 tokens, blocks
-of 56, 4 of 28 key blocks per query, 1/7 of the pairs): 4.8-5.0x faster than dense SDPA with one thread,
-4.1-4.95x with two (4.0x with two threads in one SDPA call, whose 56 x 224 tiles are too small for torch's own
-threads to split well). The CPU SDPA kernel runs these tiles at ~0.75 of its FLOP rate on the full 1568 x 1568
-problem (it cuts queries into 32-row chunks), which caps it at ~5.2x; the gathers take the rest. Closer to 7x
-needs a fused kernel that reads key blocks in place.
+Two kernels run these tables, with the same results:
+- float32 on CPU without autograd: the fused C kernel of `block_sparse_native` (one head and one query block at a
+  time, in cache: copy its queries, keys and values, sgemm, softmax, sgemm, write the rows), shared out to
+  torch's threads; measured on the 2-core CPU this was developed on (benchmarks/svitt_speed.py: ViT-B heads, 1568
+  tokens, blocks of 56, 4 of 28 key blocks per query, 1/7 of the pairs): 5.5x faster than dense SDPA with two
+  threads, 5.7x with one.
+- everywhere else (GPU, autograd, bf16, no C compiler): the keys of every block are gathered with one
+  `index_select` into [R, K, H, d] and all blocks run as one batched `F.scaled_dot_product_attention` call of
+  R x H rows of bq queries by K keys: no Python loop over blocks (the SViTT release loops over query blocks),
+  the fused CPU/GPU SDPA kernels, and a backward pass. Masked slots (empty key slots, padding past the end of a
+  video) get -inf through the additive mask, left out entirely when every slot is a real key and there is no
+  key bias. On CPU the query blocks go in chunks whose gathered keys and values stay in cache (`_chunk_rows`),
+  shared out to single-threaded workers (`vidslim.attention.cpu_workers`): 4.1-5.0x on the case above, capped by
+  SDPA running 56 x 224 tiles at ~0.75 of its full-sequence rate and by the gathers, hence the fused kernel.
 """
 
 from __future__ import annotations
@@ -35,6 +33,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from vidslim.attention.block_sparse_native import native_applicable, native_group_attend
 from vidslim.attention.cpu_workers import run_shares, split_evenly, workers_available
 
 #: kv_index value of a slot holding a zero key and value that is not masked (release parity, see module doc)
@@ -162,10 +161,8 @@ def _chunks(
     """The group's query blocks cut into chunks of `step` blocks, with their inputs (see `_Chunk`)."""
     r, bq = group.q_index.shape
     kk = group.kv_index.shape[1]
-    mask = None
-    if not group.all_valid or key_bias is not None:
-        bias = key_bias.to(q.dtype)[rows].view(r, kk) if key_bias is not None else q.new_zeros(r, kk)
-        mask = bias.masked_fill(group.kv_index == -1, float("-inf"))[:, None, None, :]
+    mask = _group_mask(group, rows, key_bias, q)
+    mask = None if mask is None else mask[:, None, None, :]
     q_view = q.reshape(r, bq, *q.shape[1:]) if group.identity else None
     q_rows = None if group.identity else group.q_index.clamp_min(0).view(r * bq)
     kv_rows = rows.view(r, kk)
@@ -228,9 +225,7 @@ def _group_attend(
     """Attention of one group -> [R, bq, H, dv] (k, v, key_bias already extended by a zero row if needed)."""
     r, bq = group.q_index.shape
     kk = group.kv_index.shape[1]
-    rows = group.kv_rows if group.kv_rows is not None else group.kv_index.clamp_min(0).reshape(-1)
-    if group.zero_keys:
-        rows = torch.remainder(rows, k.shape[0])  # -1 -> the zero row appended last
+    rows = _group_rows(group, k.shape[0])
     step = _chunk_rows(q, r, kk, q.shape[2], v.shape[-1])
     out = q.new_empty(r, bq, q.shape[1], v.shape[-1])
     chunks = _chunks(q, group, rows, out, step, key_bias)
@@ -241,6 +236,37 @@ def _group_attend(
         _attend_share(chunks[share[0] : share[1]], q, k, v, step, kk, scale)
 
     run_shares(attend_chunks, split_evenly(len(chunks), workers_available()))
+    return out
+
+
+def _group_rows(group: GatherGroup, keys: int) -> Tensor:
+    """The packed rows to read for the group's key slots (masked slots read row 0, ZERO_KEY slots the zero row
+    appended last to k and v, which then have `keys` rows)."""
+    rows = group.kv_rows if group.kv_rows is not None else group.kv_index.clamp_min(0).reshape(-1)
+    return torch.remainder(rows, keys) if group.zero_keys else rows
+
+
+def _group_mask(group: GatherGroup, rows: Tensor, key_bias: Tensor | None, like: Tensor) -> Tensor | None:
+    """The additive [R, K] score bias of the group's key slots (-inf where masked) in `like`'s dtype and device,
+    or None when there is none."""
+    if group.all_valid and key_bias is None:
+        return None
+    r, kk = group.kv_index.shape
+    bias = key_bias.to(like.dtype)[rows].view(r, kk) if key_bias is not None else like.new_zeros(r, kk)
+    return bias.masked_fill(group.kv_index == -1, float("-inf"))
+
+
+def _native_attend(
+    q: Tensor, k: Tensor, v: Tensor, groups: Sequence[GatherGroup], key_bias: Tensor | None, scale: float | None
+) -> Tensor:
+    """`gathered_attend` on the fused CPU kernel (`block_sparse_native`): each group writes its rows in place."""
+    covers_all = len(groups) == 1 and groups[0].identity
+    out = q.new_empty(q.shape[0], q.shape[1], v.shape[-1]) if covers_all else q.new_zeros(*q.shape[:2], v.shape[-1])
+    for group in groups:
+        rows = _group_rows(group, k.shape[0])
+        mask = _group_mask(group, rows, key_bias, q)
+        q_rows = None if group.identity else group.q_index
+        native_group_attend(q, k, v, out, q_rows, rows.view(group.kv_index.shape), mask, scale)
     return out
 
 
@@ -263,6 +289,8 @@ def gathered_attend(
         v = torch.cat((v, v.new_zeros(1, *v.shape[1:])))
         if key_bias is not None:
             key_bias = torch.cat((key_bias, key_bias.new_zeros(1)))
+    if native_applicable(q, k, v):
+        return _native_attend(q, k, v, groups, key_bias, scale)
     outs = [_group_attend(q, k, v, g, key_bias, scale) for g in groups]
     if len(groups) == 1 and groups[0].identity:
         return outs[0].reshape(total, heads, dv)

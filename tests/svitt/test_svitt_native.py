@@ -1,0 +1,242 @@
+"""The fused CPU kernel of block-sparse attention (block_sparse_cpu.c through block_sparse_native.py).
+
+It must give what the gather + SDPA path gives on every layout the SViTT pattern produces (masks, key bias,
+release-parity zero keys, CLS rows, ragged batches, strided q/k/v, d != dv) on 1, 2 and 3 threads; hand-built
+cases whose softmax is known exactly; its exp is accurate over the whole range; it stays out of the way of
+autograd and FLOP counting; and the loader falls back cleanly when it cannot compile.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import torch
+import torch.nn.functional as F
+from torch.utils.flop_counter import FlopCounterMode
+
+from vidslim.attention import block_sparse, block_sparse_native
+from vidslim.attention.block_sparse import GatherGroup, gathered_attend
+from vidslim.attention.block_sparse_native import (
+    gather_kernel_only,
+    native_applicable,
+    native_group_attend,
+    native_kernel,
+)
+from vidslim.attention.svitt_pattern import SViTTPattern
+
+HAVE_COMPILER = block_sparse_native.find_compiler() is not None
+HAVE_BLAS = block_sparse_native._torch_blas() is not None
+needs_kernel = pytest.mark.skipif(native_kernel() is None, reason="no C compiler or no BLAS sgemm_ in torch here")
+
+
+@pytest.fixture(params=[1, 2, 3], ids=lambda n: f"threads{n}")
+def threads(request: pytest.FixtureRequest) -> Iterator[int]:
+    before = torch.get_num_threads()
+    torch.set_num_threads(request.param)
+    try:
+        yield request.param
+    finally:
+        torch.set_num_threads(before)
+
+
+@pytest.fixture
+def fresh_loader(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[None]:
+    """native_kernel() loads anew with a private cache folder, and is reset afterwards."""
+    monkeypatch.setenv("VIDSLIM_CACHE_DIR", str(tmp_path))
+    native_kernel.cache_clear()
+    yield
+    native_kernel.cache_clear()
+
+
+def test_the_kernel_loads_where_it_can() -> None:
+    """A machine with a C compiler and torch's MKL (Linux x86 wheels, this CI) must not fall back silently."""
+    if HAVE_COMPILER and HAVE_BLAS:
+        kernel = native_kernel()
+        assert kernel is not None
+        assert kernel.path.exists()
+
+
+@needs_kernel
+@pytest.mark.parametrize("mask_padding", [True, False])
+@pytest.mark.parametrize(
+    ("block", "num_global", "seqlens"),
+    [(4, 0, [24, 24]), (4, 1, [23, 9, 31, 2]), (5, 2, [40]), (20, 1, [97, 41]), (56, 0, [224])],
+)
+def test_native_equals_gather_path(
+    threads: int, mask_padding: bool, block: int, num_global: int, seqlens: list[int]
+) -> None:
+    gen = torch.Generator().manual_seed(block + num_global)
+    total = sum(seqlens)
+    qkv = torch.randn(total, 3, 2, 24, generator=gen)
+    q, k, _ = qkv.unbind(1)  # strided views, as the models make them
+    v = torch.randn(total, 2, 40, generator=gen)  # dv != dk
+    bias = torch.randn(total, generator=gen)
+    blocks = max(math.ceil(max(n - num_global, 0) / block) for n in seqlens)
+    pattern = SViTTPattern(block, 1, 2, num_global, torch.rand(blocks, blocks, generator=gen), mask_padding)
+    groups = pattern.plan(seqlens, q.device)
+    with torch.inference_mode():
+        assert native_applicable(q, k, v)
+        fused = gathered_attend(q, k, v, groups, key_bias=bias)
+        fused_plain = gathered_attend(q, k, v, groups, scale=0.3)
+        with gather_kernel_only():
+            assert not native_applicable(q, k, v)
+            reference = gathered_attend(q, k, v, groups, key_bias=bias)
+            reference_plain = gathered_attend(q, k, v, groups, scale=0.3)
+        assert native_applicable(q, k, v)
+    torch.testing.assert_close(fused, reference, atol=2e-6, rtol=2e-6)
+    torch.testing.assert_close(fused_plain, reference_plain, atol=2e-6, rtol=2e-6)
+
+
+@needs_kernel
+def test_vit_b_case_equals_dense_masked_sdpa() -> None:
+    """The benchmark's case (1568 tokens, blocks of 56, 1 local + 3 random) against SDPA with the pattern's mask."""
+    gen = torch.Generator().manual_seed(0)
+    n, heads, dim = 1568, 12, 64
+    q, k, v = torch.randn(n, 3, heads, dim, generator=gen).unbind(1)
+    pattern = SViTTPattern(56, 1, 3, 0, torch.rand(28, 28, generator=gen))
+    with torch.no_grad():
+        fused = gathered_attend(q, k, v, pattern.plan([n], q.device))
+        mask = pattern.dense_mask(n)
+        dense = F.scaled_dot_product_attention(
+            q.transpose(0, 1), k.transpose(0, 1), v.transpose(0, 1), attn_mask=mask
+        ).transpose(0, 1)
+    torch.testing.assert_close(fused, dense, atol=2e-6, rtol=1e-5)
+
+
+def one_group(q_index: list[list[int]], kv_index: list[list[int]], identity: bool = False) -> GatherGroup:
+    return GatherGroup.build(torch.tensor(q_index), torch.tensor(kv_index), identity=identity)
+
+
+@needs_kernel
+def test_hand_built_softmax() -> None:
+    """Zero queries give equal weights: each output is the mean of the values its slots may see (masked slots
+    left out, a zero key counts as a key with value 0); empty query slots are not written."""
+    v = torch.arange(6 * 2, dtype=torch.float32).view(6, 1, 2)  # row r has values (2r, 2r + 1)
+    q = torch.zeros(6, 1, 2)
+    k = torch.randn(6, 1, 2)
+    groups = [
+        one_group([[0, 1], [2, -1]], [[0, 1, 2], [3, -1, 5]]),  # rows 0, 1 see rows 0-2; row 2 sees 3 and 5
+        one_group([[4]], [[1, block_sparse.ZERO_KEY]]),  # row 4 sees row 1 and a zero key: (2 + 0) / 2, (3 + 0) / 2
+    ]
+    with torch.inference_mode():
+        out = gathered_attend(q, k, v, groups)
+    expected = torch.zeros(6, 1, 2)
+    expected[0, 0] = expected[1, 0] = torch.tensor([2.0, 3.0])  # mean of (0, 1), (2, 3), (4, 5)
+    expected[2, 0] = torch.tensor([8.0, 9.0])  # mean of (6, 7), (10, 11)
+    expected[4, 0] = torch.tensor([1.0, 1.5])
+    torch.testing.assert_close(out, expected)  # rows 3 and 5 are in no group: zeros
+
+
+@needs_kernel
+def test_dominant_key_and_key_bias() -> None:
+    """A score 80 above the others takes all the weight (exp(-80) < 2e-35); a key bias of -inf masks its key."""
+    k = torch.zeros(3, 1, 1)
+    k[2] = 80.0
+    q = torch.ones(1, 1, 1)
+    v = torch.tensor([[[1.0]], [[2.0]], [[7.0]]])
+    group = [one_group([[0]], [[0, 1, 2]])]
+    with torch.inference_mode():
+        picked = gathered_attend(q, k, v, group, scale=1.0)
+        masked = gathered_attend(q, k, v, group, key_bias=torch.tensor([0.0, 0.0, -math.inf]), scale=1.0)
+    assert picked.item() == pytest.approx(7.0, abs=1e-6)
+    assert masked.item() == pytest.approx(1.5, abs=1e-6)
+
+
+@needs_kernel
+def test_exp_is_accurate_over_its_range() -> None:
+    """Scores spread over [-100, 0] relative to the row maximum (tails of 16 included): softmax within 1e-6
+    relative of float64 (or 1e-38 absolute), and exactly 0 more than 87 below the maximum (where exp leaves
+    float32's normal range)."""
+    for width in (1, 15, 16, 17, 250):
+        scores = -torch.linspace(0, 100, width, dtype=torch.float64)[torch.randperm(width)]
+        k = scores.to(torch.float32).view(width, 1, 1)
+        q = torch.ones(1, 1, 1)
+        v = torch.eye(width).view(width, 1, width)
+        with torch.inference_mode():
+            weights = gathered_attend(q, k, v, [one_group([[0]], [list(range(width))])], scale=1.0)
+        expected = torch.softmax(k.double().view(-1), 0)
+        got = weights.view(-1).double()
+        assert torch.all((got - expected).abs() <= 1e-6 * expected + 1e-38)
+        assert torch.all(got[scores < -87.0] == 0)
+
+
+@needs_kernel
+def test_not_used_under_autograd_or_flop_counting(monkeypatch: pytest.MonkeyPatch) -> None:
+    calls: list[int] = []
+    monkeypatch.setattr(block_sparse, "native_group_attend", lambda *args: calls.append(1))
+    gen = torch.Generator().manual_seed(1)
+    q, k, v = (torch.randn(24, 2, 8, generator=gen) for _ in range(3))
+    groups = SViTTPattern(4, 1, 2, 0, torch.rand(6, 6, generator=gen)).plan([24], q.device)
+    qg = q.clone().requires_grad_()
+    gathered_attend(qg, k, v, groups).sum().backward()
+    assert qg.grad is not None and calls == []
+    with torch.no_grad(), FlopCounterMode(display=False):
+        gathered_attend(q, k, v, groups)
+    assert calls == []  # the dispatch mode sees the torch ops
+    assert not native_applicable(q.double(), k.double(), v.double())
+    assert not native_applicable(q.to(torch.bfloat16), k.to(torch.bfloat16), v.to(torch.bfloat16))
+
+
+@needs_kernel
+def test_bad_index_tables_raise_instead_of_crashing() -> None:
+    q, k, v = (torch.randn(8, 1, 4) for _ in range(3))
+    out = torch.zeros(8, 1, 4)
+    with pytest.raises(ValueError, match="kv_rows"):
+        native_group_attend(q, k, v, out, None, torch.tensor([[0, 8]]).expand(2, 2), None, None)
+    with pytest.raises(ValueError, match="q_rows"):
+        native_group_attend(q, k, v, out, torch.tensor([[0, -2]]), torch.tensor([[0, 1]]), None, None)
+    with pytest.raises(ValueError, match="shapes"):
+        native_group_attend(q, k[:, :, :2], v, out, None, torch.tensor([[0, 1]]), None, None)
+
+
+def test_switched_off_by_environment(monkeypatch: pytest.MonkeyPatch, fresh_loader: None) -> None:
+    monkeypatch.setenv("VIDSLIM_NATIVE", "0")
+    assert native_kernel() is None
+    q = torch.randn(4, 1, 2)
+    assert not native_applicable(q, q, q)
+
+
+@pytest.mark.skipif(not HAVE_BLAS, reason="torch exports no sgemm_ here")
+def test_a_failing_compiler_falls_back_with_a_warning(
+    monkeypatch: pytest.MonkeyPatch, fresh_loader: None, caplog: pytest.LogCaptureFixture
+) -> None:
+    false = shutil.which("false")
+    if false is None:
+        pytest.skip("no `false` program")
+    monkeypatch.setenv("CC", false)
+    with caplog.at_level(logging.WARNING, logger=block_sparse_native.__name__):
+        assert native_kernel() is None
+    assert "could not compile" in caplog.text and "VIDSLIM_NATIVE=0" in caplog.text
+    gen = torch.Generator().manual_seed(2)
+    q, k, v = (torch.randn(24, 2, 8, generator=gen) for _ in range(3))
+    pattern = SViTTPattern(4, 1, 2, 0, torch.rand(6, 6, generator=gen))
+    with torch.inference_mode():
+        out = gathered_attend(q, k, v, pattern.plan([24], q.device))  # the gather path
+        dense = F.scaled_dot_product_attention(
+            q.transpose(0, 1), k.transpose(0, 1), v.transpose(0, 1), attn_mask=pattern.dense_mask(24)
+        ).transpose(0, 1)
+    torch.testing.assert_close(out, dense, atol=2e-6, rtol=1e-5)
+
+
+@pytest.mark.skipif(not (HAVE_COMPILER and HAVE_BLAS), reason="no C compiler or no BLAS sgemm_ in torch here")
+def test_compiled_once_then_reused(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    compiler = block_sparse_native.find_compiler()
+    assert compiler is not None
+    first = block_sparse_native.compile_kernel(compiler, tmp_path)
+    builds: list[list[str]] = []
+    run = block_sparse_native.subprocess.run
+
+    def spy(command: list[str], **kwargs: object) -> object:
+        if "-shared" in command:
+            builds.append(command)
+        return run(command, **kwargs)  # type: ignore[call-overload]
+
+    monkeypatch.setattr(block_sparse_native.subprocess, "run", spy)
+    assert block_sparse_native.compile_kernel(compiler, tmp_path) == first
+    assert builds == []
+    assert [p.name for p in tmp_path.iterdir()] == [first.name]  # no temporary file left behind
