@@ -36,7 +36,7 @@ import torch
 
 import vidslim as vs
 from vidslim.attention import AttentionPattern, attend
-from vidslim.attention.block_sparse_native import gather_kernel_only, native_applicable, native_kernel
+from vidslim.attention.block_sparse_native import gather_kernel_only, native_applicable
 from vidslim.attention.svitt import SparseAttention
 from vidslim.attention.svitt_pattern import attention_density
 from vidslim.bench import compare, count_flops
@@ -49,8 +49,7 @@ def kernel_in_use(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> str:
     """Which kernel `SViTTPattern.sparse_attend` runs on these inputs (under inference mode)."""
     with torch.inference_mode():
         if native_applicable(q, k, v):
-            kernel = native_kernel()
-            return f"fused C kernel ({kernel.path.name if kernel else '?'})"
+            return "fused C kernel (vidslim.attention.block_sparse_native)"
     return "gather + SDPA (the fused C kernel is unavailable: no C compiler, no BLAS, or VIDSLIM_NATIVE=0)"
 
 

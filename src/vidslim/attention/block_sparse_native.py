@@ -198,8 +198,8 @@ _switched_off = 0
 
 @contextlib.contextmanager
 def gather_kernel_only() -> Iterator[None]:
-    """Within this block, block-sparse attention runs the gather + SDPA kernel even where the fused one could run
-    (to compare the two side by side; VIDSLIM_NATIVE=0 does it for a whole process)."""
+    """Within this block (in every thread), block-sparse attention runs the gather + SDPA kernel even where the
+    fused one could run (to compare the two side by side; VIDSLIM_NATIVE=0 does it for a whole process)."""
     global _switched_off
     _switched_off += 1
     try:
