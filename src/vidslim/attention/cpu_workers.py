@@ -1,10 +1,11 @@
 """Share CPU work out to torch's threads by hand, each thread running its share single-threaded.
 
 Some CPU kernels are made of many small, cache-sized steps (the block-sparse attention's gather-then-attend
-chunks). Run with torch's own intra-op threads, every step is a parallel region of its own: its tiles are
-too small to split well and the threads meet at a barrier after each one. Handing each thread a contiguous
-share of the steps instead, every thread running torch with one intra-op thread, keeps each share in its
-core's cache and needs one join at the end. Torch ops release the GIL, so the shares run in parallel.
+chunks, and its fused C kernel's (head, query block) items, run through ctypes with the GIL released). Run
+with torch's own intra-op threads, every step is a parallel region of its own: its tiles are too small to
+split well and the threads meet at a barrier after each one. Handing each thread a contiguous share of the
+steps instead, every thread running torch with one intra-op thread, keeps each share in its core's cache and
+needs one join at the end. Torch ops release the GIL, so the shares run in parallel.
 
     run_shares(work, shares)   # work(share) for every share, one per thread; returns their results
 
