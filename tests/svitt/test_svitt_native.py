@@ -12,6 +12,7 @@ import logging
 import math
 import shutil
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -48,9 +49,9 @@ def threads(request: pytest.FixtureRequest) -> Iterator[int]:
 def fresh_loader(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[None]:
     """native_kernel() loads anew with a private cache folder, and is reset afterwards."""
     monkeypatch.setenv("VIDSLIM_CACHE_DIR", str(tmp_path))
-    native_kernel.cache_clear()
+    block_sparse_native.forget_native_kernel()
     yield
-    native_kernel.cache_clear()
+    block_sparse_native.forget_native_kernel()
 
 
 def test_the_kernel_loads_where_it_can() -> None:
@@ -211,7 +212,7 @@ def test_a_failing_compiler_falls_back_with_a_warning(
     monkeypatch.setenv("CC", false)
     with caplog.at_level(logging.WARNING, logger=block_sparse_native.__name__):
         assert native_kernel() is None
-    assert "could not compile" in caplog.text and "VIDSLIM_NATIVE=0" in caplog.text
+    assert "could not build" in caplog.text and "exit status 1" in caplog.text and "VIDSLIM_NATIVE=0" in caplog.text
     gen = torch.Generator().manual_seed(2)
     q, k, v = (torch.randn(24, 2, 8, generator=gen) for _ in range(3))
     pattern = SViTTPattern(4, 1, 2, 0, torch.rand(6, 6, generator=gen))
@@ -240,3 +241,87 @@ def test_compiled_once_then_reused(monkeypatch: pytest.MonkeyPatch, tmp_path: Pa
     assert block_sparse_native.compile_kernel(compiler, tmp_path) == first
     assert builds == []
     assert [p.name for p in tmp_path.iterdir()] == [first.name]  # no temporary file left behind
+
+
+@needs_kernel
+def test_a_key_bias_that_needs_its_gradient_takes_the_autograd_path() -> None:
+    gen = torch.Generator().manual_seed(4)
+    q, k, v = (torch.randn(24, 2, 8, generator=gen) for _ in range(3))
+    groups = SViTTPattern(4, 1, 2, 0, torch.rand(6, 6, generator=gen)).plan([24], q.device)
+    bias = torch.randn(24, generator=gen, requires_grad=True)
+    assert not native_applicable(q, k, v, bias)
+    gathered_attend(q, k, v, groups, key_bias=bias).square().sum().backward()
+    assert bias.grad is not None and bias.grad.abs().sum() > 0
+
+
+@needs_kernel
+@pytest.mark.filterwarnings("ignore:.*torch.jit.trace.*:DeprecationWarning")
+@pytest.mark.filterwarnings("ignore::torch.jit.TracerWarning")  # shapes read as Python ints: expected here
+def test_traced_functions_see_the_attention() -> None:
+    """torch.jit.trace cannot see a ctypes call (it would replay the traced output): it records the torch path."""
+    gen = torch.Generator().manual_seed(5)
+    q, k, v = (torch.randn(24, 2, 8, generator=gen) for _ in range(3))
+    groups = SViTTPattern(4, 1, 2, 0, torch.rand(6, 6, generator=gen)).plan([24], q.device)
+    with torch.no_grad():
+        traced = torch.jit.trace(lambda x: gathered_attend(x, k, v, groups), (q,), check_trace=False)
+        other = torch.randn(24, 2, 8, generator=gen)
+        torch.testing.assert_close(traced(other), gathered_attend(other, k, v, groups), atol=2e-6, rtol=2e-6)
+
+
+@needs_kernel
+def test_rows_with_every_key_masked_or_a_nan_score_match_sdpa() -> None:
+    """As the gather + SDPA path: a query whose keys are all masked gets zeros, a NaN key gives a NaN row, and the
+    other rows are untouched."""
+    gen = torch.Generator().manual_seed(6)
+    q, k, v = (torch.randn(6, 1, 4, generator=gen) for _ in range(3))
+    k[5, 0, 0] = math.nan
+    groups = [one_group([[0, 1], [2, 3]], [[-1, -1, -1], [0, 1, 5]])]  # rows 0, 1: all masked; 2, 3: see a NaN
+    groups.append(one_group([[4]], [[0, 1, 2]]))
+    with torch.inference_mode():
+        fused = gathered_attend(q, k, v, groups)
+        with gather_kernel_only():
+            reference = gathered_attend(q, k, v, groups)
+    assert torch.equal(fused[:2], torch.zeros(2, 1, 4)) and torch.equal(reference[:2], torch.zeros(2, 1, 4))
+    assert fused[2:4].isnan().all() and reference[2:4].isnan().all()
+    torch.testing.assert_close(fused[4:], reference[4:], atol=2e-6, rtol=2e-6)
+
+
+@pytest.mark.skipif(not HAVE_BLAS, reason="torch exports no sgemm_ here")
+def test_a_library_that_does_not_load_falls_back(
+    monkeypatch: pytest.MonkeyPatch, fresh_loader: None, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A truncated or foreign file where the build should be (or a noexec folder) is logged, not raised."""
+    broken = tmp_path / "broken.so"
+    broken.write_bytes(b"not a shared library")
+    monkeypatch.setattr(block_sparse_native, "find_compiler", lambda: "cc")
+    monkeypatch.setattr(block_sparse_native, "compile_kernel", lambda compiler, folder: broken)
+    with caplog.at_level(logging.WARNING, logger=block_sparse_native.__name__):
+        assert native_kernel() is None
+    assert "could not build or load" in caplog.text and "broken.so" in caplog.text
+    q, k, v = (torch.randn(8, 1, 4) for _ in range(3))
+    assert not native_applicable(q, k, v)
+
+
+@pytest.mark.skipif(not (HAVE_COMPILER and HAVE_BLAS), reason="no C compiler or no BLAS sgemm_ in torch here")
+def test_threads_loading_at_once_share_one_build(monkeypatch: pytest.MonkeyPatch, fresh_loader: None) -> None:
+    builds: list[list[str]] = []
+    run = block_sparse_native.subprocess.run
+
+    def spy(command: list[str], **kwargs: object) -> object:
+        if "-shared" in command:
+            builds.append(command)
+        return run(command, **kwargs)  # type: ignore[call-overload]
+
+    monkeypatch.setattr(block_sparse_native.subprocess, "run", spy)
+    with ThreadPoolExecutor(4) as pool:
+        kernels = list(pool.map(lambda _: native_kernel(), range(4)))
+    assert kernels[0] is not None and all(kernel is kernels[0] for kernel in kernels)
+    assert len(builds) == 1
+
+
+@pytest.mark.skipif(not (HAVE_COMPILER and HAVE_BLAS), reason="no C compiler or no BLAS sgemm_ in torch here")
+def test_cc_may_be_a_command_line(monkeypatch: pytest.MonkeyPatch, fresh_loader: None) -> None:
+    compiler = block_sparse_native.find_compiler()
+    monkeypatch.setenv("CC", f"{compiler} -Wall")
+    kernel = native_kernel()
+    assert kernel is not None and kernel.path.exists()

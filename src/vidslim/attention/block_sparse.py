@@ -226,7 +226,7 @@ def _group_attend(
     r, bq = group.q_index.shape
     kk = group.kv_index.shape[1]
     rows = _group_rows(group, k.shape[0])
-    step = _chunk_rows(q, r, kk, q.shape[2], v.shape[-1])
+    step = max(1, _chunk_rows(q, r, kk, q.shape[2], v.shape[-1]))  # (1 for a group without blocks)
     out = q.new_empty(r, bq, q.shape[1], v.shape[-1])
     chunks = _chunks(q, group, rows, out, step, key_bias)
     if len(chunks) == 1:
@@ -289,7 +289,7 @@ def gathered_attend(
         v = torch.cat((v, v.new_zeros(1, *v.shape[1:])))
         if key_bias is not None:
             key_bias = torch.cat((key_bias, key_bias.new_zeros(1)))
-    if native_applicable(q, k, v):
+    if native_applicable(q, k, v, key_bias):
         return _native_attend(q, k, v, groups, key_bias, scale)
     outs = [_group_attend(q, k, v, g, key_bias, scale) for g in groups]
     if len(groups) == 1 and groups[0].identity:

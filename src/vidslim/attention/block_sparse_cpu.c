@@ -22,13 +22,14 @@ typedef int (*set_threads_fn)(int threads);
 
 /* exp(x) for x <= 0 (scores minus their row maximum), 16 at a time in GCC/Clang vector types so that it compiles to
  * SIMD on any target: 2^n * p(r) with n = round(x / ln 2), r = x - n ln 2 in [-ln2/2, ln2/2] and p the degree-6
- * Taylor polynomial (relative error < 2e-7, about one float ulp). Below -87 (and for -inf) it returns 0. */
+ * Taylor polynomial (relative error < 2.5e-7, about two float ulps). Below -87 (and for -inf) it returns 0. */
 typedef float floats16 __attribute__((vector_size(64), aligned(4)));
 typedef int32_t ints16 __attribute__((vector_size(64), aligned(4)));
 
 static inline floats16 exp_nonpositive(floats16 x) {
-    const ints16 live = x >= -87.0f; /* -1 where x >= -87, else 0 */
-    const floats16 clamped = (floats16)(((ints16)x & live) | ((ints16)(x - x - 87.0f) & ~live));
+    const ints16 live = x >= -87.0f; /* -1 where x >= -87, else 0 (also for -inf and NaN) */
+    const floats16 lowest = (floats16){0} - 87.0f;
+    const floats16 clamped = (floats16)(((ints16)x & live) | ((ints16)lowest & ~live));
     const ints16 n = __builtin_convertvector(clamped * 1.44269504088896341f - 0.5f, ints16); /* rounds to nearest */
     const floats16 nf = __builtin_convertvector(n, floats16);
     const floats16 r = (clamped - nf * 0.693145751953125f) - nf * 1.428606765330187e-06f;
@@ -59,7 +60,9 @@ static void exp_shifted(float *row, int cols, float top) {
     }
 }
 
-/* Row-wise softmax numerators of s [rows x cols] in place (bias added first when given); row sums into sums. */
+/* Row-wise softmax numerators of s [rows x cols] in place (bias added first when given); row sums into sums.
+ * As SDPA: a row holding a NaN gets the sum NaN (its output is NaN), a row whose scores are all -inf the sum 0
+ * (its output is 0). */
 static void softmax_rows(float *restrict s, int rows, int cols, const float *restrict bias, float *restrict sums) {
     for (int i = 0; i < rows; ++i) {
         float *restrict row = s + (int64_t)i * cols;
@@ -68,8 +71,17 @@ static void softmax_rows(float *restrict s, int rows, int cols, const float *res
             for (int j = 0; j < cols; ++j) row[j] += bias[j];
         }
         float top = -INFINITY;
-#pragma omp simd reduction(max : top)
-        for (int j = 0; j < cols; ++j) top = row[j] > top ? row[j] : top;
+        int nans = 0;
+#pragma omp simd reduction(max : top) reduction(+ : nans)
+        for (int j = 0; j < cols; ++j) {
+            top = row[j] > top ? row[j] : top;
+            nans += row[j] != row[j];
+        }
+        if (nans || top == -INFINITY) {
+            if (!nans) memset(row, 0, (size_t)cols * sizeof(float)); /* no -inf into the output sgemm */
+            sums[i] = nans ? NAN : 0.0f;
+            continue;
+        }
         exp_shifted(row, cols, top);
         float total = 0.0f;
 #pragma omp simd reduction(+ : total)
@@ -134,7 +146,7 @@ int vidslim_block_sparse_attend(const float *q, strides_t qs, const float *k, st
             if (row < 0) continue;
             float *dest = out + row * os.row + h * os.head;
             const float *src = o_tile + (size_t)i * dv;
-            const float inv = 1.0f / sums[i];
+            const float inv = sums[i] > 0.0f ? 1.0f / sums[i] : sums[i]; /* 0: all masked -> 0; NaN -> NaN */
             for (int c = 0; c < dv; ++c) dest[c] = src[c] * inv;
         }
     }

@@ -6,7 +6,7 @@ of its rate on a full sequence (it cuts queries into 32-row chunks), which held 
 (benchmarks/svitt_speed.py: 1568 tokens, 4 of 28 key blocks per query) to 4.1-5.0x faster than dense against a
 density ratio of 7. The kernel does one (head, query block) at a time with everything in cache: copy the block's
 queries, keys and values of one head into small tiles, one BLAS sgemm for the scores, a vectorised softmax, one
-sgemm for the output, rows written straight to their packed places (5.4-5.5x on the same machine and case).
+sgemm for the output, rows written straight to their packed places (5.5-5.9x on the same machine and case).
 
 How it runs, with nothing to install:
 - the C source ships in the package; the first call compiles it with the system C compiler ($CC, else cc, gcc or
@@ -16,8 +16,10 @@ How it runs, with nothing to install:
   process and handed to the kernel as a function pointer; MKL is told to run each call on the calling thread;
 - work items (head x query block) are shared out to torch's threads by `cpu_workers.run_shares`.
 Where any of this is missing (no compiler, no `sgemm_`, another OS) or VIDSLIM_NATIVE=0, `native_kernel()` is
-None and block_sparse.py keeps its gather + SDPA path; a failed compile is logged once, with the compiler's error.
-The kernel covers float32 CPU tensors without autograd and outside dispatch modes (FLOP counters, fake tensors).
+None and block_sparse.py keeps its gather + SDPA path; a failed build is logged once, with the compiler's error.
+The kernel covers float32 CPU tensors without autograd, outside dispatch modes (FLOP counters, fake tensors) and
+tracers (`native_applicable`). Rows are as SDPA's: a NaN score gives a NaN row, a row whose keys are all masked
+gives zeros.
 """
 
 from __future__ import annotations
@@ -30,9 +32,11 @@ import hashlib
 import logging
 import os
 import platform
+import shlex
 import shutil
 import subprocess
 import tempfile
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -81,7 +85,8 @@ def cache_dir() -> Path:
 
 
 def find_compiler() -> str | None:
-    """$CC if set (even when it does not work: the user chose it), else the first of cc, gcc, clang on PATH."""
+    """$CC if set (a command line such as "ccache gcc"; used even when it does not work: the user chose it), else
+    the first of cc, gcc, clang on PATH."""
     if os.environ.get("CC"):
         return os.environ["CC"]
     return next((path for name in ("cc", "gcc", "clang") if (path := shutil.which(name))), None)
@@ -100,7 +105,7 @@ def _cpu_signature() -> str:
 
 def _compiler_version(compiler: str) -> str:
     try:
-        done = subprocess.run([compiler, "--version"], capture_output=True, text=True, timeout=30)
+        done = subprocess.run([*shlex.split(compiler), "--version"], capture_output=True, text=True, timeout=30)
     except (OSError, subprocess.SubprocessError) as error:
         return f"unknown ({error})"
     return done.stdout
@@ -122,8 +127,8 @@ def compile_kernel(compiler: str, folder: Path) -> Path:
         if target.exists():
             return target
         folder.mkdir(parents=True, exist_ok=True)
-        partial = folder / f"{target.name}.{os.getpid()}.tmp"
-        command = [compiler, *flags, "-shared", "-fPIC", str(SOURCE), "-o", str(partial)]
+        partial = folder / f"{target.name}.{os.getpid()}.{threading.get_ident()}.tmp"
+        command = [*shlex.split(compiler), *flags, "-shared", "-fPIC", str(SOURCE), "-o", str(partial)]
         try:
             done = subprocess.run(command, capture_output=True, text=True, timeout=120)
         except (OSError, subprocess.SubprocessError) as error:
@@ -133,7 +138,7 @@ def compile_kernel(compiler: str, folder: Path) -> Path:
             os.replace(partial, target)  # atomic: a process compiling beside us writes the same bytes
             return target
         partial.unlink(missing_ok=True)
-        errors.append(f"{' '.join(command)}:\n{done.stderr.strip()[-2000:]}")
+        errors.append(f"{' '.join(command)}: exit status {done.returncode}\n{done.stderr.strip()[-2000:]}")
     raise RuntimeError("\n".join(errors))
 
 
@@ -156,9 +161,38 @@ def _torch_blas() -> tuple[int, int | None] | None:
     return None
 
 
-@functools.cache
+def _fallback_dir() -> Path:
+    """A per-user build folder in the temporary directory, for when the cache folder cannot be written."""
+    return Path(tempfile.gettempdir()) / f"vidslim-kernels-{getattr(os, 'getuid', lambda: 0)()}"
+
+
+def _load(path: Path) -> NativeKernel | None:
+    library = ctypes.CDLL(str(path))  # OSError: not loadable (a noexec folder, a truncated or foreign file)
+    attend = library.vidslim_block_sparse_attend
+    attend.argtypes = _ARGTYPES
+    attend.restype = ctypes.c_int
+    blas = _torch_blas()
+    assert blas is not None
+    return NativeKernel(attend, blas[0], blas[1], path)
+
+
+_load_lock = threading.Lock()
+
+
 def native_kernel() -> NativeKernel | None:
     """The fused kernel, compiled and loaded on first call; None where it cannot run (see the module doc)."""
+    with _load_lock:  # threads calling first at once wait for the one build
+        return _build_and_load()
+
+
+def forget_native_kernel() -> None:
+    """Let the next `native_kernel()` build and load again (after changing CC, VIDSLIM_CACHE_DIR or VIDSLIM_NATIVE)."""
+    with _load_lock:
+        _build_and_load.cache_clear()
+
+
+@functools.cache
+def _build_and_load() -> NativeKernel | None:
     if os.environ.get("VIDSLIM_NATIVE", "1") == "0":
         return None
     blas = _torch_blas()
@@ -169,28 +203,23 @@ def native_kernel() -> NativeKernel | None:
     if compiler is None:
         logger.warning(
             "no C compiler found (cc, gcc, clang; or set CC): block-sparse attention on CPU falls back to "
-            "gather + SDPA, ~20% slower. Install one (e.g. apt install gcc) or set VIDSLIM_NATIVE=0 to silence this."
+            "gather + SDPA, ~25% slower. Install one (e.g. apt install gcc) or set VIDSLIM_NATIVE=0 to silence this."
         )
         return None
-    try:
-        path = compile_kernel(compiler, cache_dir())
-    except (RuntimeError, OSError) as error:
-        try:  # an unwritable cache folder: build in a private temporary one
-            path = compile_kernel(compiler, Path(tempfile.mkdtemp(prefix="vidslim-kernels-")))
-        except (RuntimeError, OSError) as second:
-            logger.warning(
-                "could not compile %s (%s); block-sparse attention on CPU falls back to gather + SDPA. "
-                "Set CC to a working C compiler, or VIDSLIM_NATIVE=0 to silence this.\n%s",
-                SOURCE,
-                error,
-                second,
-            )
-            return None
-    library = ctypes.CDLL(str(path))
-    attend = library.vidslim_block_sparse_attend
-    attend.argtypes = _ARGTYPES
-    attend.restype = ctypes.c_int
-    return NativeKernel(attend, blas[0], blas[1], path)
+    problems = []
+    for folder in (cache_dir(), _fallback_dir()):  # the second: an unwritable or noexec cache folder
+        try:
+            return _load(compile_kernel(compiler, folder))
+        except (RuntimeError, OSError, AttributeError) as error:
+            problems.append(f"in {folder}: {error}")
+    logger.warning(
+        "could not build or load %s with %s; block-sparse attention on CPU falls back to gather + SDPA. "
+        "Set CC to a working C compiler, or VIDSLIM_NATIVE=0 to silence this.\n%s",
+        SOURCE,
+        compiler,
+        "\n".join(problems),
+    )
+    return None
 
 
 _switched_off = 0
@@ -208,18 +237,26 @@ def gather_kernel_only() -> Iterator[None]:
         _switched_off -= 1
 
 
-def native_applicable(q: Tensor, k: Tensor, v: Tensor) -> bool:
-    """Whether the fused kernel can take these inputs: float32 CPU tensors, no autograd, no dispatch mode active
-    (a FLOP counter or fake tensors must see the torch ops), not inside `gather_kernel_only()`, and the kernel
-    available."""
+def _traced() -> bool:
+    """Whether a tracer or compiler is recording: a ctypes call would be invisible to it (its output a constant)."""
+    return bool(torch._C._get_tracing_state()) or torch.jit.is_scripting() or torch.compiler.is_compiling()
+
+
+def native_applicable(q: Tensor, k: Tensor, v: Tensor, *others: Tensor | None) -> bool:
+    """Whether the fused kernel can take these inputs: float32 CPU q, k, v; no autograd through any of them or
+    `others` (a key bias, say); no dispatch mode (a FLOP counter or fake tensors must see the torch ops) and no
+    tracer or compiler recording; not inside `gather_kernel_only()`; and the kernel available."""
     tensors = (q, k, v)
     if _switched_off:
         return False
     if any(t.device.type != "cpu" or t.dtype != torch.float32 or t.dim() != 3 for t in tensors):
         return False
-    if torch.is_grad_enabled() and any(t.requires_grad for t in tensors):
+    extra = [t for t in others if t is not None]
+    if torch.is_grad_enabled() and any(t.requires_grad for t in (*tensors, *extra)):
         return False
-    if torch._C._len_torch_dispatch_stack() > 0 or any(type(t) is not torch.Tensor for t in tensors):
+    if torch._C._len_torch_dispatch_stack() > 0 or any(type(t) is not torch.Tensor for t in (*tensors, *extra)):
+        return False
+    if _traced():
         return False
     return native_kernel() is not None
 
@@ -262,14 +299,20 @@ def native_group_attend(
     if k.shape[1:] != (heads, dk) or v.shape[1] != heads or out.shape[1:] != (heads, dv):
         shapes = ", ".join(f"{name} {tuple(t.shape)}" for name, t in zip("qkvo", (q, k, v, out), strict=True))
         raise ValueError(f"block-sparse attention: packed [rows, heads, d] shapes do not match: {shapes}")
-    bq = q_rows.shape[1] if q_rows is not None else q.shape[0] // max(blocks, 1)
+    if blocks == 0 or q.shape[0] == 0:
+        return  # no query to write
+    bq = q_rows.shape[1] if q_rows is not None else q.shape[0] // blocks
     q_rows = q_rows.contiguous() if q_rows is not None else None
     kv_rows = kv_rows.contiguous()
     _check_rows("kv_rows", kv_rows, 0, min(k.shape[0], v.shape[0]))
     if q_rows is not None:
+        if q_rows.shape[0] != blocks:
+            raise ValueError(f"q_rows has {q_rows.shape[0]} blocks, kv_rows {blocks}")
         _check_rows("q_rows", q_rows, -1, min(q.shape[0], out.shape[0]))
     elif blocks * bq != q.shape[0] or out.shape[0] != q.shape[0]:
         raise ValueError(f"identity layout: {blocks} blocks of {bq} rows do not cover the {q.shape[0]} queries")
+    if bias is not None and bias.shape != kv_rows.shape:
+        raise ValueError(f"bias {tuple(bias.shape)} must match kv_rows {tuple(kv_rows.shape)}")
     bias = bias.to(torch.float32).contiguous() if bias is not None else None
     scale = dk**-0.5 if scale is None else scale
     strides = [_Strides(t.stride(0), t.stride(1)) for t in (q, k, v, out)]
