@@ -69,8 +69,9 @@ def test_the_kernel_loads_where_it_can() -> None:
     [(4, 0, [24, 24]), (4, 1, [23, 9, 31, 2]), (5, 2, [40]), (20, 1, [97, 41]), (56, 0, [224])],
 )
 def test_native_equals_gather_path(
-    threads: int, mask_padding: bool, block: int, num_global: int, seqlens: list[int]
+    threads: int, monkeypatch: pytest.MonkeyPatch, mask_padding: bool, block: int, num_global: int, seqlens: list[int]
 ) -> None:
+    monkeypatch.setattr(block_sparse_native, "PARALLEL_FLOPS", 0)  # share out even these small cases
     gen = torch.Generator().manual_seed(block + num_global)
     total = sum(seqlens)
     qkv = torch.randn(total, 3, 2, 24, generator=gen)
@@ -325,3 +326,26 @@ def test_cc_may_be_a_command_line(monkeypatch: pytest.MonkeyPatch, fresh_loader:
     monkeypatch.setenv("CC", f"{compiler} -Wall")
     kernel = native_kernel()
     assert kernel is not None and kernel.path.exists()
+
+
+@needs_kernel
+def test_small_calls_stay_on_the_calling_thread(monkeypatch: pytest.MonkeyPatch, threads: int) -> None:
+    """Sharing out costs tens of microseconds: calls under PARALLEL_FLOPS run as one share, bigger ones as one
+    share per thread."""
+    shares: list[int] = []
+    run_shares = block_sparse_native.run_shares
+
+    def spy(work: object, parts: list[tuple[int, int]]) -> object:
+        shares.append(len(parts))
+        return run_shares(work, parts)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(block_sparse_native, "run_shares", spy)
+    gen = torch.Generator().manual_seed(7)
+    q, k, v = (torch.randn(48, 4, 16, generator=gen) for _ in range(3))
+    groups = SViTTPattern(4, 1, 2, 0, torch.rand(12, 12, generator=gen)).plan([48], q.device)
+    with torch.inference_mode():
+        small = gathered_attend(q, k, v, groups)
+        monkeypatch.setattr(block_sparse_native, "PARALLEL_FLOPS", 0)
+        shared = gathered_attend(q, k, v, groups)
+    assert shares == [1, threads]
+    torch.testing.assert_close(small, shared, atol=1e-6, rtol=1e-6)

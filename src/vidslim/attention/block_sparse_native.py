@@ -55,6 +55,11 @@ FLAG_SETS = (
 )
 
 
+#: below this many FLOPs one call runs on the calling thread: sharing out costs ~50-150 us (one OpenMP region and
+#: a Python callback per thread), the time of ~10 MFLOP here
+PARALLEL_FLOPS = 10_000_000
+
+
 class _Strides(ctypes.Structure):
     """Element strides of a packed [rows, heads, d] tensor (see strides_t in the C source)."""
 
@@ -327,4 +332,6 @@ def native_group_attend(
         if status != 0:
             raise MemoryError(f"block-sparse attention: no memory for the tiles of {kk} keys x {bq} queries")
 
-    run_shares(attend, split_evenly(heads * blocks, workers_available()))
+    flops = 2 * heads * blocks * bq * kk * (dk + dv)
+    workers = workers_available() if flops >= PARALLEL_FLOPS else 1
+    run_shares(attend, split_evenly(heads * blocks, workers))
