@@ -23,16 +23,6 @@ def gather_path() -> Iterator[None]:
         yield
 
 
-@pytest.fixture(params=[1, 2, 3], ids=lambda n: f"threads{n}")
-def threads(request: pytest.FixtureRequest) -> Iterator[int]:
-    before = torch.get_num_threads()
-    torch.set_num_threads(request.param)
-    try:
-        yield request.param
-    finally:
-        torch.set_num_threads(before)
-
-
 @pytest.mark.parametrize("mask_padding", [True, False])
 @pytest.mark.parametrize(("num_global", "seqlens"), [(0, [24, 24]), (1, [23, 9, 31, 2]), (2, [40])])
 def test_chunked_equals_one_call(

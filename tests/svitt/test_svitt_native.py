@@ -35,16 +35,6 @@ HAVE_BLAS = block_sparse_native._torch_blas() is not None
 needs_kernel = pytest.mark.skipif(native_kernel() is None, reason="no C compiler or no BLAS sgemm_ in torch here")
 
 
-@pytest.fixture(params=[1, 2, 3], ids=lambda n: f"threads{n}")
-def threads(request: pytest.FixtureRequest) -> Iterator[int]:
-    before = torch.get_num_threads()
-    torch.set_num_threads(request.param)
-    try:
-        yield request.param
-    finally:
-        torch.set_num_threads(before)
-
-
 @pytest.fixture
 def fresh_loader(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[None]:
     """native_kernel() loads anew with a private cache folder, and is reset afterwards."""
@@ -108,6 +98,20 @@ def test_vit_b_case_equals_dense_masked_sdpa() -> None:
             q.transpose(0, 1), k.transpose(0, 1), v.transpose(0, 1), attn_mask=mask
         ).transpose(0, 1)
     torch.testing.assert_close(fused, dense, atol=2e-6, rtol=1e-5)
+
+
+def count_builds(monkeypatch: pytest.MonkeyPatch) -> list[list[str]]:
+    """From now on, the compiler command lines `block_sparse_native` runs (its `--version` queries left out)."""
+    builds: list[list[str]] = []
+    run = block_sparse_native.subprocess.run
+
+    def spy(command: list[str], **kwargs: object) -> object:
+        if "-shared" in command:
+            builds.append(command)
+        return run(command, **kwargs)  # type: ignore[call-overload]
+
+    monkeypatch.setattr(block_sparse_native.subprocess, "run", spy)
+    return builds
 
 
 def one_group(q_index: list[list[int]], kv_index: list[list[int]], identity: bool = False) -> GatherGroup:
@@ -226,19 +230,11 @@ def test_a_failing_compiler_falls_back_with_a_warning(
 
 
 @pytest.mark.skipif(not (HAVE_COMPILER and HAVE_BLAS), reason="no C compiler or no BLAS sgemm_ in torch here")
-def test_compiled_once_then_reused(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+def test_compiled_once_then_reused(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     compiler = block_sparse_native.find_compiler()
     assert compiler is not None
     first = block_sparse_native.compile_kernel(compiler, tmp_path)
-    builds: list[list[str]] = []
-    run = block_sparse_native.subprocess.run
-
-    def spy(command: list[str], **kwargs: object) -> object:
-        if "-shared" in command:
-            builds.append(command)
-        return run(command, **kwargs)  # type: ignore[call-overload]
-
-    monkeypatch.setattr(block_sparse_native.subprocess, "run", spy)
+    builds = count_builds(monkeypatch)
     assert block_sparse_native.compile_kernel(compiler, tmp_path) == first
     assert builds == []
     assert [p.name for p in tmp_path.iterdir()] == [first.name]  # no temporary file left behind
@@ -305,15 +301,7 @@ def test_a_library_that_does_not_load_falls_back(
 
 @pytest.mark.skipif(not (HAVE_COMPILER and HAVE_BLAS), reason="no C compiler or no BLAS sgemm_ in torch here")
 def test_threads_loading_at_once_share_one_build(monkeypatch: pytest.MonkeyPatch, fresh_loader: None) -> None:
-    builds: list[list[str]] = []
-    run = block_sparse_native.subprocess.run
-
-    def spy(command: list[str], **kwargs: object) -> object:
-        if "-shared" in command:
-            builds.append(command)
-        return run(command, **kwargs)  # type: ignore[call-overload]
-
-    monkeypatch.setattr(block_sparse_native.subprocess, "run", spy)
+    builds = count_builds(monkeypatch)
     with ThreadPoolExecutor(4) as pool:
         kernels = list(pool.map(lambda _: native_kernel(), range(4)))
     assert kernels[0] is not None and all(kernel is kernels[0] for kernel in kernels)
