@@ -171,13 +171,11 @@ def _fallback_dir() -> Path:
     return Path(tempfile.gettempdir()) / f"vidslim-kernels-{getattr(os, 'getuid', lambda: 0)()}"
 
 
-def _load(path: Path) -> NativeKernel | None:
+def _load(path: Path, blas: tuple[int, int | None]) -> NativeKernel:
     library = ctypes.CDLL(str(path))  # OSError: not loadable (a noexec folder, a truncated or foreign file)
     attend = library.vidslim_block_sparse_attend
     attend.argtypes = _ARGTYPES
     attend.restype = ctypes.c_int
-    blas = _torch_blas()
-    assert blas is not None
     return NativeKernel(attend, blas[0], blas[1], path)
 
 
@@ -214,7 +212,7 @@ def _build_and_load() -> NativeKernel | None:
     problems = []
     for folder in (cache_dir(), _fallback_dir()):  # the second: an unwritable or noexec cache folder
         try:
-            return _load(compile_kernel(compiler, folder))
+            return _load(compile_kernel(compiler, folder), blas)
         except (RuntimeError, OSError, AttributeError) as error:
             problems.append(f"in {folder}: {error}")
     logger.warning(
