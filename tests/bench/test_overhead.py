@@ -6,7 +6,7 @@ import torch
 
 from vidslim.bench.overhead import CALL_RANGE, split_events
 from vidslim.bench.suite import Suite
-from vidslim.models.hooks import REDUCE_RANGE_PREFIX, reduce_range
+from vidslim.tokens.protocol import REDUCE_RANGE_PREFIX, reduce_range
 
 
 def test_labels_are_a_shared_no_op_outside_the_profiler() -> None:

@@ -15,8 +15,8 @@ import vidslim as vs
 from vidslim.attention import MaskPattern
 from vidslim.errors import ConfigError
 from vidslim.models.blocks import ClipAttention, VideoMAEBlock
-from vidslim.models.hooks import AttentionInfo, HookContext, ReducerHooks, cls_attention_row
 from vidslim.tokens import NO_POSITION, Tokens
+from vidslim.tokens.protocol import AttentionInfo, HookContext, ReducerHooks, cls_attention_row
 
 
 class Recorder:

@@ -10,8 +10,8 @@ import torch
 
 import vidslim as vs
 from vidslim.models import CLIP
-from vidslim.models.hooks import HookContext
 from vidslim.tokens import Tokens
+from vidslim.tokens.protocol import HookContext
 
 NARROW = dict(
     vision_width=64, vision_heads=2, vision_mlp_dim=64, text_width=32, text_heads=1, text_layers=1, text_mlp_dim=32,

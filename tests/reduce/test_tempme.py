@@ -10,9 +10,9 @@ from reduce_helpers import Probe, narrow_clip, video
 from torch import nn
 
 from vidslim.errors import ConfigError
-from vidslim.models.hooks import HookContext
 from vidslim.reduce.tempme import TempMe, regroup_clips
 from vidslim.tokens import NO_POSITION, Tokens
+from vidslim.tokens.protocol import HookContext
 
 B32_DEFAULT = [
     (12, 50, 48), (12, 48, 46), (12, 46, 44), (12, 44, 42), (12, 42, 40), (12, 40, 38),
@@ -127,7 +127,7 @@ def test_cross_clip_merge_by_hand() -> None:
     pos = torch.tensor([[-1, -1, -1], [0, 0, 0], [0, 0, 1], [-1, -1, -1], [1, 0, 0], [1, 0, 1]])
     tokens = Tokens(x, (3, 3), pos)
     ctx = HookContext(0, 1, 1, 2, 1, (2, 1, 2), nn.Identity(), input_sequences=2)
-    out = tempme.before_attention(tokens, ctx)
+    out = tempme.before_attention(tokens, ctx.start(tokens, tempme))
     with_e = x + e.repeat_interleave(3, 0)
     expected = torch.stack([with_e[0], with_e[3], with_e[2], (with_e[1] + with_e[4] + with_e[5]) / 3])
     assert out.seqlens == (4,)

@@ -6,12 +6,12 @@ from __future__ import annotations
 import torch
 from reduce_helpers import narrow_clip
 
-from vidslim.models.hooks import HookContext
 from vidslim.reduce.matching import max_merges
 from vidslim.reduce.tempme import TempMe, regroup_clips, regroup_order, share_merges
 from vidslim.reduce.token_merge import merge_tokens
 from vidslim.tokenize.rlt import RLT
 from vidslim.tokens import NO_POSITION, Tokens
+from vidslim.tokens.protocol import HookContext
 
 
 class Lengths:
@@ -83,7 +83,7 @@ def test_clipme_join_and_merge_match_a_per_clip_reference() -> None:
     pos[starts] = NO_POSITION
     tokens = Tokens(x, lengths, pos, size)
     tempme = TempMe(r=2, merge_layers=(8,), groups=(2,), rc=0.3, ri=0.1, temporal_pos=False, num_frames=4)
-    got = tempme.before_attention(tokens, _context(8, 4, 2))
+    got = tempme.before_attention(tokens, _context(8, 4, 2).start(tokens, tempme))
     # reference: each joined clip alone, through the equal-length regroup and merge
     parts, sizes, positions = [], [], []
 
@@ -125,14 +125,14 @@ def test_imgme_on_unequal_frames_merges_in_proportion_to_their_patches() -> None
     class Info:
         keys_mean = tokens.x
 
-    out = tempme.after_attention(tokens, Info(), _context(0, 6, 1))  # type: ignore[arg-type]
+    out = tempme.after_attention(tokens, Info(), _context(0, 6, 1).start(tokens, tempme))  # type: ignore[arg-type]
     assert out.seqlens == (48, 1, 13, 13, 36, 4)
     # layer 7: the full frame enters with 50 - 2 * 7 = 36 tokens (35 patches) and still merges 2, so a frame of p
     # patches merges round(2p / 35): 17 -> 1 (0.97), 8 -> 0 (0.46), 9 -> 1 (0.51), 35 -> 2
     lengths = (18, 9, 10, 36, 18, 1)
     tokens = Tokens(torch.randn(sum(lengths), 8), lengths)
     Info.keys_mean = tokens.x
-    out = tempme.after_attention(tokens, Info(), _context(7, 6, 1))  # type: ignore[arg-type]
+    out = tempme.after_attention(tokens, Info(), _context(7, 6, 1).start(tokens, tempme))  # type: ignore[arg-type]
     assert out.seqlens == (17, 9, 9, 34, 17, 1)
 
 

@@ -9,11 +9,11 @@ from reduce_helpers import Probe, narrow_clip, video
 
 import vidslim as vs
 from vidslim.errors import ConfigError
-from vidslim.models.hooks import HookContext
 from vidslim.reduce.matching import bipartite_soft_matching
 from vidslim.reduce.token_merge import _merge_packed, merge_tokens
 from vidslim.reduce.tome import ToMe, tome_schedule
 from vidslim.tokens import Tokens
+from vidslim.tokens.protocol import HookContext
 
 
 def test_schedules() -> None:

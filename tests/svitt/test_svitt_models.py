@@ -11,9 +11,9 @@ from vidslim.attention import AttentionPattern, use_backend
 from vidslim.attention.curves import order_keys
 from vidslim.attention.svitt import SparseAttention
 from vidslim.bench import count_flops
-from vidslim.models.hooks import HookContext
 from vidslim.reduce.svitt_prune import TokenPrune
 from vidslim.tokens import NO_POSITION, Tokens
+from vidslim.tokens.protocol import HookContext
 
 KERNEL_WIRED = hasattr(AttentionPattern, "sparse_attend")  # attend() runs a pattern's own kernel
 

@@ -10,9 +10,9 @@ import torch
 
 import vidslim as vs
 from vidslim.errors import ConfigError
-from vidslim.models.hooks import AttentionInfo, HookContext
 from vidslim.reduce.svitt_prune import TokenPrune, carry_scores, keep_count, mean_query_attention, top_tokens
 from vidslim.tokens import NO_POSITION, Tokens
+from vidslim.tokens.protocol import AttentionInfo, HookContext
 
 
 def test_keep_count_is_ceil_without_float_surprises() -> None:

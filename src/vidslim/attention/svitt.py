@@ -41,6 +41,7 @@ from vidslim.attention.curves import ORDERS, order_keys
 from vidslim.attention.svitt_pattern import SViTTPattern, attention_density, ceil_div
 from vidslim.errors import ConfigError
 from vidslim.tokens.packed import NO_POSITION, Tokens
+from vidslim.tokens.protocol import HookContext
 
 RESAMPLE = ("train", "always", "never")
 
@@ -142,13 +143,13 @@ class SparseAttention:
         """Whether block `layer` uses the sparse pattern."""
         return self.layers is None or layer in self.layers  # type: ignore[operator]
 
-    def before_attention(self, tokens: Tokens, ctx: Any) -> Tokens:
+    def before_attention(self, tokens: Tokens, ctx: HookContext) -> Tokens:
         """Put each sequence's tokens in the chosen order (blocks are contiguous runs of that order)."""
         if not self.active(ctx.layer):
             return tokens
         return sort_tokens(tokens, ctx.grid, self.order)
 
-    def attention_pattern(self, tokens: Tokens, ctx: Any) -> SViTTPattern | None:
+    def attention_pattern(self, tokens: Tokens, ctx: HookContext) -> SViTTPattern | None:
         """This layer's pattern for the tokens about to attend (None: dense), with freshly drawn random blocks."""
         if not self.active(ctx.layer):
             self.last_patterns[ctx.layer] = (None, tokens.seqlens)

@@ -4,7 +4,7 @@
     split.reduce_ms, split.total_ms, split.percent, split.by_label   # {"vidslim.reduce.TempMe.after_attention": ms}
 
 One extra call runs under `torch.profiler` (never a timed one: the profiler slows everything down). The blocks
-wrap every reducer call in a range named `vidslim.reduce.<Reducer>.<hook>` (`vidslim.models.hooks.reduce_range`);
+wrap every reducer call in a range named `vidslim.reduce.<Reducer>.<hook>` (`vidslim.tokens.protocol.reduce_range`);
 the call itself runs in a `vidslim.bench.call` range. The overhead is the time inside the outermost reduce ranges
 (nested ones are not counted twice), the total the time of the call range, both from the same profiled call, so
 their ratio is fair even though the profiler inflates both.
@@ -31,7 +31,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from vidslim.models.hooks import REDUCE_RANGE_PREFIX
+from vidslim.tokens.protocol import REDUCE_RANGE_PREFIX
 
 CALL_RANGE = "vidslim.bench.call"
 

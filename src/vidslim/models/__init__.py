@@ -8,10 +8,10 @@ a registry of named configs, and checkpoint loading (Hugging Face, OpenAI, Video
 
 from vidslim.models.base import ReducibleModel
 from vidslim.models.clip import CLIP, ClipConfig
-from vidslim.models.hooks import AttentionInfo, HookContext, Reducer
 from vidslim.models.loading import load_model, read_checkpoint, save_model
 from vidslim.models.registry import create_model, describe_models, list_models
 from vidslim.models.video_vit import VideoViT, VideoViTConfig
+from vidslim.tokens.protocol import AttentionInfo, HookContext, Reducer
 
 __all__ = [
     "CLIP",

@@ -1,6 +1,6 @@
 """What every vidslim model shares: a config dataclass and an attached list of reducers.
 
-`ReducibleModel.set_reduction(reducers)` attaches the reducer objects (see `vidslim.models.hooks`), gathers their
+`ReducibleModel.set_reduction(reducers)` attaches the reducer objects (see `vidslim.tokens.protocol`), gathers their
 hooks once, and registers those that are `nn.Module`s under `reduction_modules` so their parameters follow the
 model. With no reducers `hook_context` returns None and the blocks run their plain dense path.
 """
@@ -14,7 +14,7 @@ from typing import Any, ClassVar, TypeVar
 from torch import nn
 
 from vidslim.errors import ConfigError
-from vidslim.models.hooks import HookContext, ReducerHooks
+from vidslim.tokens.protocol import HookContext, ReducerHooks
 
 C = TypeVar("C")
 

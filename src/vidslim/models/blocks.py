@@ -1,9 +1,9 @@
-"""Pre-LN transformer blocks over packed tokens, with the reducer hooks of `vidslim.models.hooks`.
+"""Pre-LN transformer blocks over packed tokens, with the reducer hooks of `vidslim.tokens.protocol`.
 
     x = x + attn(ln1(x))        (hooks: before_attention, after_attention)
     x = x + mlp(ln2(x))         (hook: after_mlp)
 
-Every reducer call runs inside `vidslim.models.hooks.reduce_range` (a profiler label, free when not profiling).
+Every reducer call runs inside `vidslim.tokens.protocol.reduce_range` (a profiler label, free when not profiling).
 
 LayerNorms, Linears and MLPs run on the packed [total, D] tensor with no padding. The attention computes q, k, v
 with one fused projection, reshapes to [total, H, d] and calls `vidslim.attention.attend`, which takes the plain
@@ -32,8 +32,8 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from vidslim.attention import AttentionPattern, additive_mask, attend, size_bias
-from vidslim.models.hooks import AttentionInfo, HookContext, ReducerHooks, check_tokens, reduce_range
 from vidslim.tokens import Tokens
+from vidslim.tokens.protocol import AttentionInfo, HookContext, ReducerHooks, check_tokens, reduce_range
 
 
 class QuickGELU(nn.Module):
@@ -439,6 +439,8 @@ def run_blocks(
     """Run `blocks` in order, setting `ctx.layer` before each one when hooks are active. `cls_readout` (the CLS
     count of the batch) makes the last block compute its CLS tokens only (see `Block.forward`)."""
     last = len(blocks) - 1
+    if ctx is not None and hooks is not None:
+        hooks.start(tokens, ctx)
     for i, block in enumerate(blocks):
         if ctx is not None:
             ctx.layer = i

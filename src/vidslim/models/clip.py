@@ -38,9 +38,9 @@ from torch import Tensor, nn
 from vidslim.errors import ConfigError
 from vidslim.models.base import ReducibleModel
 from vidslim.models.blocks import ClipBlock, drop_path_rates, run_blocks
-from vidslim.models.hooks import HookContext, ReducerHooks, reduce_range
 from vidslim.models.positions import frame_positions
 from vidslim.tokens import NO_POSITION, Tokens
+from vidslim.tokens.protocol import HookContext, ReducerHooks, reduce_range
 
 
 @dataclasses.dataclass

@@ -33,13 +33,14 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Iterable, Sequence
-from typing import Any
 
 import torch
 from torch import Tensor
 
 from vidslim.errors import ConfigError
 from vidslim.tokens.packed import NO_POSITION, Tokens
+from vidslim.tokens.protocol import AttentionInfo, HookContext
+from vidslim.tokens.segments import segment_softmax
 
 SCORES = ("auto", "cls", "mean", "random")
 TEXT_SCORES = ("cls", "mean", "random")
@@ -49,16 +50,6 @@ TEXT_SCORES = ("cls", "mean", "random")
 def keep_count(n: Tensor, keep: float) -> Tensor:
     """ceil(keep · n) per entry (int64), robust to float error: 0.7 · 10 keeps 7, not 8."""
     return torch.ceil(n.double() * keep - 1e-9).clamp_min(0).to(torch.int64)
-
-
-def segment_softmax(logits: Tensor, seq: Tensor, num_seqs: int) -> Tensor:
-    """Softmax of logits [total, H] within each sequence (seq [total] gives each row's sequence)."""
-    heads = logits.shape[1]
-    index = seq[:, None].expand(-1, heads)
-    peak = logits.new_full((num_seqs, heads), float("-inf")).scatter_reduce(0, index, logits, reduce="amax")
-    weights = (logits - peak[seq]).exp()
-    norm = weights.new_zeros(num_seqs, heads).index_add_(0, seq, weights)
-    return weights / norm[seq]
 
 
 def mean_query_attention(
@@ -126,23 +117,23 @@ class TokenPrune:
             raise ConfigError(f"TokenPrune(keep={keep}): keep is the fraction of tokens kept, in (0, 1]")
         self.keep = float(keep)
 
-    @property
-    def _key(self) -> str:
-        return f"TokenPrune@{id(self)}"
+    def start_forward(self, tokens: Tokens, ctx: HookContext) -> dict[int, tuple[Tensor, Tokens]]:
+        """This forward's pending scores: layer -> (scores after attention, the tokens they score)."""
+        return {}
 
-    def after_attention(self, tokens: Tokens, info: Any, ctx: Any) -> Tokens:
+    def after_attention(self, tokens: Tokens, info: AttentionInfo, ctx: HookContext) -> Tokens:
         """At a pruning layer, score the tokens with this layer's attention (kept until after the MLP)."""
         if ctx.layer in self.layers and self.keep < 1.0:
-            ctx.state[self._key] = (self.scores(tokens, info, ctx), tokens)
+            ctx.state_of(self)[ctx.layer] = (self.scores(tokens, info, ctx), tokens)
         return tokens
 
-    def after_mlp(self, tokens: Tokens, ctx: Any) -> Tokens:
+    def after_mlp(self, tokens: Tokens, ctx: HookContext) -> Tokens:
         """At a pruning layer, keep each sequence's CLS tokens and its ceil(keep · N) best other tokens."""
         if ctx.layer not in self.layers:
             return tokens
         if self.keep >= 1.0:
             return self._record(tokens, ctx)
-        scored = ctx.state.pop(self._key, None)
+        scored = ctx.state_of(self).pop(ctx.layer, None)
         if scored is None:
             raise ConfigError("TokenPrune: no attention scores for this layer; the model must call after_attention")
         scores, before = scored
@@ -150,7 +141,7 @@ class TokenPrune:
             scores = carry_scores(scores, before, tokens, ctx.batch_size, ctx.grid)
         return self._record(self.prune(tokens, scores, ctx.cls_tokens), ctx)
 
-    def _record(self, tokens: Tokens, ctx: Any) -> Tokens:
+    def _record(self, tokens: Tokens, ctx: HookContext) -> Tokens:
         """When tracing, store the keep mask of this layer (cleared at the first pruning layer of a forward)."""
         if self.trace:
             if ctx.layer == self.layers[0]:
@@ -159,7 +150,7 @@ class TokenPrune:
         return tokens
 
     # -------------------------------------------------------------------------------------------- pieces
-    def scores(self, tokens: Tokens, info: Any, ctx: Any) -> Tensor:
+    def scores(self, tokens: Tokens, info: AttentionInfo, ctx: HookContext) -> Tensor:
         """[total] score of every token from the layer's attention (higher: more likely kept)."""
         kind = self.score
         if kind == "auto":

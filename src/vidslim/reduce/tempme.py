@@ -56,6 +56,7 @@ Differences from the release, on purpose:
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections.abc import Sequence
 from typing import Any
@@ -64,17 +65,24 @@ import torch
 from torch import Tensor, nn
 
 from vidslim.errors import ConfigError
-from vidslim.models.hooks import AttentionInfo, HookContext
 from vidslim.reduce.sources import SourceMap
 from vidslim.reduce.tempme_schedule import LayerPlan, imgme_merges, proportional_merges, tempme_schedule
 from vidslim.reduce.token_merge import MergeCounts, merge_tokens
 from vidslim.tokens import Tokens
+from vidslim.tokens.protocol import AttentionInfo, HookContext
 
 #: the paper's settings per backbone (§1.7, §1.7b): ImgMe r, merge layers (0-indexed), group factors, rc, ri
 PAPER: dict[str, dict[str, Any]] = {
     "clip-b32": dict(r=2, merge_layers=(8, 9, 10), groups=(2, 2, 3), rc=0.3, ri=0.1),
     "clip-b16": dict(r=10, merge_layers=(8, 9, 10), groups=(2, 2, 3), rc=0.4, ri=0.2),
 }
+
+
+@dataclasses.dataclass
+class _Forward:
+    """TempMe's state during one forward: the full-frame schedule, computed when unequal frames first need it."""
+
+    plan: list[LayerPlan] | None = None
 
 
 def regroup_order(tokens: Tokens, k: int, cls_tokens: int) -> tuple[Tensor, tuple[int, ...]]:
@@ -214,14 +222,12 @@ class TempMe(nn.Module):
         )
 
     # ------------------------------------------------------------------------------------------ hooks
-    def _start(self, tokens: Tokens, ctx: HookContext) -> None:
+    def start_forward(self, tokens: Tokens, ctx: HookContext) -> _Forward:
         """Once per forward: reset the source map (recording where the original tokens sit)."""
-        key = f"tempme:{id(self)}"
-        if key not in ctx.state:
-            ctx.state[key] = True
-            self.sources = None
-            if self.trace_source:
-                self.sources = SourceMap.identity(tokens.seqlens, tokens.x.device, tokens.pos, ctx.batch_size)
+        self.sources = None
+        if self.trace_source:
+            self.sources = SourceMap.identity(tokens.seqlens, tokens.x.device, tokens.pos, ctx.batch_size)
+        return _Forward()
 
     def _layout(self, tokens: Tokens, ctx: HookContext) -> tuple[int, int, int]:
         """(sequences, tokens per sequence (the longest), CLS per sequence)."""
@@ -229,19 +235,17 @@ class TempMe(nn.Module):
 
     def _full_frame_plan(self, ctx: HookContext) -> LayerPlan:
         """This layer's entry of the schedule for full frames (what ImgMe scales on unequal-length frames)."""
-        key = f"tempme-plan:{id(self)}"
-        plan = ctx.state.get(key)
-        if plan is None:
+        state: _Forward = ctx.state_of(self)
+        if state.plan is None:
             frame = ctx.cls_tokens + ctx.grid[1] * ctx.grid[2]
             try:
-                plan = ctx.state[key] = self.schedule(ctx.num_layers, ctx.num_frames, frame)
+                state.plan = self.schedule(ctx.num_layers, ctx.num_frames, frame)
             except ValueError as error:
                 raise ConfigError(f"TempMe on {ctx.num_frames} frames: {error}") from error
-        return plan[ctx.layer]
+        return state.plan[ctx.layer]
 
     def before_attention(self, tokens: Tokens, ctx: HookContext) -> Tokens:
         """ClipMe step 1 at a merge layer: join k clips, add the temporal embedding, merge M0 across clips."""
-        self._start(tokens, ctx)
         k = self.group_at.get(ctx.layer)
         if k is None:
             return tokens
@@ -308,7 +312,6 @@ class TempMe(nn.Module):
 
     def after_attention(self, tokens: Tokens, info: AttentionInfo, ctx: HookContext) -> Tokens:
         """ImgMe (r per frame) before the first merge layer, else the intra-clip merge (M1 or M), on the keys."""
-        self._start(tokens, ctx)
         _, n, c = self._layout(tokens, ctx)
         imgme = self.first_merge is None or ctx.layer < self.first_merge
         if not tokens.is_uniform:  # per-sequence counts (see the module docstring)

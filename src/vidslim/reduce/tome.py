@@ -29,10 +29,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from vidslim.errors import ConfigError
-from vidslim.models.hooks import AttentionInfo, HookContext
 from vidslim.reduce.sources import SourceMap
 from vidslim.reduce.token_merge import merge_tokens
 from vidslim.tokens import Tokens
+from vidslim.tokens.protocol import AttentionInfo, HookContext
 
 SCHEDULES = {"constant": 0.0, "decreasing": -0.5, "increasing": 0.5}
 
@@ -90,14 +90,15 @@ class ToMe:
             raise ConfigError(f"ToMe schedule has {len(self._per_layer)} entries for a model of {num_layers} layers")
         return [*self._per_layer, *([0] * (num_layers - len(self._per_layer)))]
 
+    def start_forward(self, tokens: Tokens, ctx: HookContext) -> list[int]:
+        """This forward's r per layer; the source map restarts at the input tokens."""
+        if self.trace_source:
+            self.sources = SourceMap.identity(tokens.seqlens, tokens.x.device, tokens.pos, ctx.batch_size)
+        return self.layer_r(ctx.num_layers)
+
     def after_attention(self, tokens: Tokens, info: AttentionInfo, ctx: HookContext) -> Tokens:
         """Merge this layer's r tokens per sequence on the mean keys."""
-        key = f"tome:{id(self)}"
-        if key not in ctx.state:
-            ctx.state[key] = self.layer_r(ctx.num_layers)
-            if self.trace_source:
-                self.sources = SourceMap.identity(tokens.seqlens, tokens.x.device, tokens.pos, ctx.batch_size)
-        r = ctx.state[key][ctx.layer]
+        r = ctx.state_of(self)[ctx.layer]
         if r <= 0:
             return tokens
         merged, moved = merge_tokens(tokens, info.keys_mean, r, ctx.cls_per_sequence(tokens), self.trace_source)

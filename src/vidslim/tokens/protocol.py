@@ -1,8 +1,11 @@
-"""Where a reducer acts inside a transformer, and what it sees there.
+"""The reducer protocol: where a reducer acts inside a transformer, and what it sees there.
 
 A *reducer* is any object passed in a model's `reduction=[...]` list (ToMe, TempMe, SViTT node pruning, ...).
-Every hook is optional: a reducer defines only the methods it needs, and the encoder calls them at three
-points of every block, in list order:
+Every hook is optional: a reducer defines only the methods it needs. Once per forward, before the first block,
+
+    state = reducer.start_forward(tokens, ctx)             # per-forward state, read back with ctx.state_of(reducer)
+
+then the encoder calls the block hooks at three points of every block, in list order:
 
     tokens = reducer.before_attention(tokens, ctx)        # e.g. TempMe's cross-clip merge (ClipMe, step 1)
     x = x + attn(ln1(x))
@@ -26,6 +29,9 @@ more than `ctx.cls_tokens` once sequences were joined).
 CLIP's vision tower computes only the CLS tokens in its last block (`VisionTransformer.cls_readout`): there the
 before_attention hooks run, the after_attention and after_mlp hooks do not (their work could not reach a CLS
 token), and the block returns the CLS tokens alone.
+
+A reducer that acts *before* the model (RLT, random masking) is a `TokenSelector` (`vidslim.tokens.selection`):
+it picks which patches or tubelets become tokens, and the model embeds only those (`model.embed(video, keep)`).
 
 Optional attributes and methods a reducer may also have:
     proportional_attention: bool   when any reducer sets it, attention adds log(size) to every key's logit
@@ -57,7 +63,8 @@ import torch
 import torch.autograd.profiler as _autograd_profiler
 from torch import Tensor, nn
 
-from vidslim.tokens import Tokens
+from vidslim.tokens.packed import Tokens
+from vidslim.tokens.segments import segment_softmax
 
 #: name prefix of the profiler ranges around reducer calls (summed by `vidslim.bench.overhead`)
 REDUCE_RANGE_PREFIX = "vidslim.reduce."
@@ -88,9 +95,9 @@ class HookContext:
     cls_tokens:   leading CLS tokens per input sequence (1 for CLIP's vision tower, 0 for the video ViT)
     grid:         (t, h, w) token grid of one video at the input
     model:        the encoder running the hooks (read its config, never mutate it here)
-    state:        scratch space for this forward; each reducer keeps its own key (e.g. its class name) to
-                  carry things from one hook or layer to the next (SViTT stores the CLS row after attention
-                  and prunes after the MLP)
+    states:       what each reducer's `start_forward` returned for this forward, by reducer (`state_of`):
+                  how a reducer carries things from one hook or layer to the next (ToMe its per-layer r,
+                  SViTT's pruning the scores it takes after attention and uses after the MLP)
     proportional_attention: add log(size) to attention logits (set from the reducers' attributes)
     input_sequences: sequences entering the first block (CLIP: batch_size · num_frames, one per frame; the video
                   ViT: batch_size); 0 means batch_size
@@ -103,9 +110,25 @@ class HookContext:
     cls_tokens: int
     grid: tuple[int, int, int]
     model: nn.Module
-    state: dict[str, Any] = dataclasses.field(default_factory=dict)
+    states: dict[int, Any] = dataclasses.field(default_factory=dict)
     proportional_attention: bool = False
     input_sequences: int = 0
+
+    def start(self, tokens: Tokens, *reducers: object) -> HookContext:
+        """Run `start_forward` of each reducer that has one on the tokens entering the first block (a model does
+        this through `ReducerHooks.start`; a test or a hand-driven block calls it directly). Returns self."""
+        for reducer in reducers:
+            begin = getattr(reducer, "start_forward", None)
+            if callable(begin):
+                self.states[id(reducer)] = begin(tokens, self)
+        return self
+
+    def state_of(self, reducer: object) -> Any:
+        """What `reducer.start_forward` returned for this forward (a KeyError names a reducer that has none)."""
+        try:
+            return self.states[id(reducer)]
+        except KeyError:
+            raise KeyError(f"{type(reducer).__name__} has no per-forward state: define start_forward") from None
 
     @property
     def cls_total(self) -> int:
@@ -170,17 +193,16 @@ def cls_attention_row(
     logits = (q[starts].float()[seq] * k.float()).sum(-1) * scale  # [total, H]
     if key_bias is not None:
         logits = logits + key_bias.float()[:, None]
-    peak = logits.new_full((len(seqlens), heads), float("-inf")).scatter_reduce(
-        0, seq[:, None].expand(-1, heads), logits, reduce="amax"
-    )
-    weights = (logits - peak[seq]).exp()
-    norm = weights.new_zeros(len(seqlens), heads).index_add_(0, seq, weights)
-    return (weights / norm[seq]).mean(dim=-1).to(q.dtype)
+    return segment_softmax(logits, seq, len(seqlens)).mean(dim=-1).to(q.dtype)
 
 
 @runtime_checkable
 class Reducer(Protocol):
     """The (structural) type of a reducer. Every method is optional; see the module docstring."""
+
+    def start_forward(self, tokens: Tokens, ctx: HookContext) -> Any:  # pragma: no cover - protocol
+        """Once per forward, before the first block: return this forward's state (`ctx.state_of(self)`)."""
+        ...
 
     def before_attention(self, tokens: Tokens, ctx: HookContext) -> Tokens:  # pragma: no cover - protocol
         """Shrink or regroup the tokens entering a block (before its first LayerNorm)."""
@@ -202,6 +224,7 @@ HookFn = Callable[..., Tokens]
 class ReducerHooks:
     """The hooks of a reducer list, gathered once when the list is attached (so no per-block lookups)."""
 
+    start_forward: tuple[Callable[..., Any], ...] = ()
     before_attention: tuple[HookFn, ...] = ()
     after_attention: tuple[HookFn, ...] = ()
     after_mlp: tuple[HookFn, ...] = ()
@@ -216,6 +239,7 @@ class ReducerHooks:
             return tuple(getattr(r, name) for r in reducers if callable(getattr(r, name, None)))
 
         hooks = cls(
+            bound("start_forward"),
             bound("before_attention"),
             bound("after_attention"),
             bound("after_mlp"),
@@ -224,6 +248,12 @@ class ReducerHooks:
         )
         empty = not (hooks.before_attention or hooks.after_attention or hooks.after_mlp or hooks.attention_pattern)
         return None if empty and not hooks.proportional_attention else hooks
+
+    def start(self, tokens: Tokens, ctx: HookContext) -> None:
+        """Run every `start_forward` hook once, before the first block, keeping what each returns in `ctx`."""
+        for hook in self.start_forward:
+            with reduce_range(hook, "start_forward"):
+                ctx.states[id(hook.__self__)] = hook(tokens, ctx)  # type: ignore[attr-defined]
 
 
 def check_tokens(result: object, hook: HookFn) -> Tokens:
