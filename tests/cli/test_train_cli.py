@@ -84,10 +84,10 @@ def test_overrides_and_config_errors(tmp_path: Path, synth_dir: Path, monkeypatc
 @pytest.mark.parametrize("path", sorted((Path(__file__).resolve().parents[2] / "configs").glob("*.yaml")),
                          ids=lambda p: p.name)
 def test_example_configs_are_valid(path: Path) -> None:
-    from vidslim.cli.run_data import DataSection
-    from vidslim.cli.run_model import ModelSection
-    from vidslim.cli.run_setup import read_tree
     from vidslim.train import config_from_dict
+    from vidslim.train.recipe.data import DataSection
+    from vidslim.train.recipe.model import ModelSection
+    from vidslim.train.recipe.setup import read_tree
 
     tree = read_tree(path, [])
     config = config_from_dict(tree)  # every run setting known and well typed
@@ -99,7 +99,7 @@ def test_example_configs_are_valid(path: Path) -> None:
 
 
 def test_word_tokenizer_gives_one_id_per_caption_word(tmp_path: Path) -> None:
-    from vidslim.cli.run_model import caption_words, word_tokenizer
+    from vidslim.train.recipe.model import caption_words, word_tokenizer
 
     captions = ["A red 3 moves left, then up", "a blue 7  moves DOWN"]
     words = caption_words(captions)

@@ -12,7 +12,8 @@ import torch
 import vidslim as vs
 from vidslim.errors import ConfigError
 from vidslim.models.lora import add_lora, lora_parameters
-from vidslim.models.reduction_card import build_reduction, reduction_card, register_reducer
+from vidslim.reduce.cards import reduction_card
+from vidslim.reduce.registry import build_reduction, register_reducer, unregister_reducer
 from vidslim.reduce.svitt_prune import TokenPrune
 from vidslim.reduce.tempme import PAPER, TempMe
 from vidslim.reduce.tome import ToMe
@@ -41,7 +42,7 @@ def test_card_reads_constructor_arguments_back() -> None:
 
 def test_build_reads_short_forms_and_presets() -> None:
     rlt, tome, tempme, tempme16 = build_reduction(
-        ["rlt", {"tome": {"r": 3}}, {"tempme": "paper"}, {"tempme": "clip-b16"}], model_name="clip-b32")
+        ["rlt", {"tome": {"r": 3}}, {"tempme": "paper"}, {"tempme": "clip-b16"}], "clip-b32")
     assert isinstance(rlt, vs.RLT) and rlt.tau == 0.1 and not rlt.use_length_embed
     assert isinstance(tome, ToMe) and tome.r == 3
     assert isinstance(tempme, TempMe) and (tempme.r, tempme.rc, tempme.ri) == (2, 0.3, 0.1)
@@ -67,7 +68,7 @@ def test_bad_cards_are_explained() -> None:
     with pytest.raises(ConfigError, match="needs the model's name"):
         build_reduction([{"tempme": "paper"}])
     with pytest.raises(ConfigError, match="RLT has no presets"):
-        build_reduction([{"rlt": "paper"}], model_name="videomae-b16")
+        build_reduction([{"rlt": "paper"}], "videomae-b16")
     with pytest.raises(ConfigError, match="not a registered reducer"):
         reduction_card([object()])
 
@@ -76,7 +77,7 @@ def test_rlt_with_length_embedding_round_trips(tmp_path: Path) -> None:
     torch.manual_seed(0)
     model = vs.create_model("videomae-tiny", reduction=[vs.RLT(tau=0.1, length_embed=True, pool="length")]).eval()
     video = half_static_video()
-    assert model.reduction[0].token_mask(model, video).sum() < 2 * 8  # RLT drops tubelets of this video
+    assert model.reduction[0].token_mask(video, model.input_spec).sum() < 2 * 8  # RLT drops tubelets of this video
     with torch.no_grad():
         model.reduction[0].length_embed.normal_()  # a trained table, not the init
         expected = model(video)
@@ -146,7 +147,4 @@ def test_dense_on_request_and_unregistered_types(tmp_path: Path, caplog: pytest.
         (rebuilt,) = build_reduction(reduction_card([Shift(2.5)]))
         assert isinstance(rebuilt, Shift) and rebuilt.amount == 2.5
     finally:
-        from vidslim.models.reduction_card import _EXTRA_CLASSES, REDUCERS
-
-        REDUCERS.pop("test_shift")
-        _EXTRA_CLASSES.pop("test_shift")
+        unregister_reducer("test_shift")

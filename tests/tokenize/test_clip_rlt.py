@@ -6,7 +6,7 @@ import pytest
 import torch
 
 import vidslim as vs
-from vidslim.bench.methods import build_reduction
+from vidslim.bench.suite import build_method as build_reduction
 from vidslim.errors import ConfigError
 from vidslim.io.transforms import CLIP_MEAN, CLIP_STD
 from vidslim.reduce.tempme import TempMe
@@ -42,7 +42,7 @@ def test_static_video_keeps_frame_zero_and_only_cls_later() -> None:
     mask = frame_keep_mask(video, 0.1, PATCH)
     assert mask.shape == (1, 4, GRID, GRID)
     assert mask[:, 0].all() and not mask[:, 1:].any()
-    tokens = RLT(tau=0.1).embed_frames(model.visual, video)
+    tokens = model.embed(video, RLT(tau=0.1).select(video, model.input_spec))
     assert tokens.seqlens == (1 + GRID * GRID, 1, 1, 1)
     assert (tokens.pos[tokens.cu_seqlens[:-1].long()] == NO_POSITION).all()  # every sequence starts with its CLS
     assert model.encode_video(video).shape == (1, model.config.embed_dim)
@@ -57,7 +57,8 @@ def test_a_changed_patch_is_kept_in_the_frame_where_it_changes() -> None:
     expected[:, 0] = True
     expected[0, 2, 1, 2] = True
     assert torch.equal(mask, expected)
-    tokens = RLT(tau=0.1).embed_frames(tiny_clip().visual, video)
+    other = tiny_clip()
+    tokens = other.embed(video, RLT(tau=0.1).select(video, other.input_spec))
     assert tokens.seqlens == (17, 1, 2, 1)
     assert tokens.pos[17 + 1 + 1].tolist() == [2, 1, 2]  # frame 2: [CLS, patch (t=2, h=1, w=2)]
 
@@ -76,7 +77,7 @@ def test_keep_everything_equals_the_dense_clip() -> None:
     video = clip_normalise(static_frames(4, batch=2))
     for tau in (-1.0,):  # tau < 0 keeps every patch of a static video
         rlt = tiny_clip([RLT(tau=tau)])
-        tokens, reference = rlt.frame_tokenizer().embed_frames(rlt.visual, video), dense.visual.embed(video)
+        tokens, reference = rlt.embed_input(video), dense.visual.embed(video)
         assert tokens.seqlens == reference.seqlens
         assert torch.equal(tokens.pos, reference.pos)
         torch.testing.assert_close(tokens.x, reference.x, atol=1e-5, rtol=1e-5)

@@ -51,7 +51,7 @@ def test_kept_tokens_get_their_own_position_rows_in_token_order() -> None:
     model = tiny([vs.RLT(tau=0.1)])
     video = normalise(moving_square_clips(model))
     mask = keep_mask(video, 0.1, model.config.tubelet_size, model.config.patch_size)
-    tokens = model.video_tokenizer().embed_video(model, video)
+    tokens = model.embed_input(video)
     assert tokens.seqlens == tuple(mask.flatten(1).sum(1).tolist())
     grid = model.grid_of(video)
     flat = tokens.pos[:, 0] * grid[1] * grid[2] + tokens.pos[:, 1] * grid[2] + tokens.pos[:, 2]
@@ -71,7 +71,7 @@ def test_each_clip_is_isolated_in_the_packed_batch() -> None:
     with torch.no_grad():
         together = model(video)
         alone = torch.cat([model(video[i : i + 1]) for i in range(video.shape[0])])
-    assert len(set(model.video_tokenizer().embed_video(model, video).seqlens)) > 1  # really unequal lengths
+    assert len(set(model.embed_input(video).seqlens)) > 1  # really unequal lengths
     torch.testing.assert_close(together, alone, rtol=1e-5, atol=1e-5)
 
 
@@ -109,16 +109,16 @@ def test_loader_side_uint8_mask_gives_the_same_logits() -> None:
 
 def test_length_embedding_is_indexed_by_each_tokens_own_run_length() -> None:
     model = tiny([vs.RLT(tau=0.1, length_embed=True)])
-    rlt = model.video_tokenizer()
+    rlt = model.selector
     assert rlt.length_embed.shape == (model.config.grid[0], model.config.embed_dim)
     assert any(name.endswith("length_embed") for name, _ in model.named_parameters())
     video = normalise(moving_square_clips(model))
     with torch.no_grad():
-        with_len = rlt.embed_video(model, video)
+        with_len = model.embed_input(video)
         rlt.length_embed.zero_()
-        without = rlt.embed_video(model, video)
+        without = model.embed_input(video)
         rlt.length_embed.copy_(torch.arange(rlt.length_embed.shape[0]).float()[:, None].expand_as(rlt.length_embed))
-        indexed = rlt.embed_video(model, video)
+        indexed = model.embed_input(video)
     assert not torch.equal(with_len.x, without.x)
     # with row j of the table filled with j, the added value is exactly length - 1 for every token
     torch.testing.assert_close(indexed.x - without.x, (with_len.size - 1)[:, None].expand_as(without.x))
@@ -129,7 +129,7 @@ def test_random_keep_samples_within_rlt_tokens() -> None:
     video = normalise(moving_square_clips(model))
     c = model.config
     rlt_counts = keep_mask(video, 0.1, c.tubelet_size, c.patch_size).flatten(1).sum(1)
-    tokens = model.video_tokenizer().embed_video(model, video)
+    tokens = model.embed_input(video)
     assert list(tokens.seqlens) == torch.round(rlt_counts.double() * 0.5).long().tolist()
     # every kept token still reports its RLT run length, so lengths no longer sum to the grid
     assert tokens.size.min() >= 1
@@ -139,7 +139,7 @@ def test_random_mask_keeps_the_fraction_asked() -> None:
     model = tiny([vs.RandomMask(keep=0.25, seed=0)])
     video = normalise(moving_square_clips(model))
     n = model.config.grid[0] * model.config.grid[1] * model.config.grid[2]
-    tokens = model.video_tokenizer().embed_video(model, video)
+    tokens = model.embed_input(video)
     assert tokens.seqlens == (round(0.25 * n),) * video.shape[0]
     with torch.no_grad():
         assert model(video).shape == (video.shape[0], 5)
@@ -161,7 +161,7 @@ def test_training_step_runs_backward_through_packed_tokens() -> None:
     video = normalise(moving_square_clips(model))
     loss = model(video).logsumexp(-1).mean()
     loss.backward()
-    assert model.video_tokenizer().length_embed.grad is not None
+    assert model.selector.length_embed.grad is not None
     assert model.patch_embed.proj.weight.grad.abs().sum() > 0
 
 

@@ -1,13 +1,13 @@
 """End to end: decode real videos at the model's frames and size, and say when decoding is the bottleneck.
 
-    decoded = decode_folder("videos/", frames=8, size=224, family="clip")
-    decoded.clips                    # [N, T, C, H, W] normalised (CLIP) or [N, C, T, H, W] (the video ViT)
+    decoded = decode_folder("videos/", frames=8, spec=model.input_spec)
+    decoded.clips                    # [N, ...] prepared as the model takes them (its input spec)
     decoded.ms_per_video             # median decode + resize + normalise time of one video
     for line in bottleneck_warnings(rows, decoded.ms_per_video): print(line)
 
 Each file is read the way the data pipeline reads evaluation clips (`vidslim.io.read_video`: `frames` frames
-sampled uniformly over the whole video, short side resized to `size`, centre crop) and normalised with the
-family's statistics, one video at a time on the calling thread, so the figure is the cost of one decoding worker.
+sampled uniformly over the whole video, short side resized to the model's size, centre crop) and prepared with the
+model's input spec, one video at a time on the calling thread, so the figure is the cost of one decoding worker.
 A file that fails to decode is skipped and counted (`failed`). When decoding one video takes longer than the
 model needs per video, a data loader with that many workers cannot keep the model busy: `bottleneck_warnings`
 names those rows with both figures.
@@ -26,6 +26,7 @@ from torch import Tensor
 
 from vidslim.bench.suite import BenchRow
 from vidslim.errors import ConfigError, VideoDecodeError
+from vidslim.io.input_spec import InputSpec
 
 #: file name endings taken as videos in a folder
 VIDEO_SUFFIXES = (".mp4", ".avi", ".mkv", ".mov", ".webm", ".m4v", ".mpg", ".mpeg")
@@ -59,16 +60,11 @@ def find_videos(folder: str | Path) -> list[Path]:
     return paths
 
 
-def clip_decoder(frames: int, size: int, family: str) -> Decoder:
-    """The decoder the benchmark uses: `frames` uniform frames at size x size, normalised in the family's layout."""
-    from vidslim.io.transforms import normalize
-    from vidslim.io.video import read_video
+def clip_decoder(frames: int, spec: InputSpec) -> Decoder:
+    """The decoder the benchmark uses: `frames` uniform frames, prepared as the model takes them (its input spec)."""
 
     def decode(path: Path) -> Tensor:
-        clip = read_video(path, num_frames=frames, size=size)
-        if family == "clip":
-            return normalize(clip.frames, "clip", layout="TCHW")
-        return normalize(clip.frames, "imagenet", layout="CTHW")
+        return spec.prepare(spec.read(path, num_frames=frames))[0]
 
     return decode
 
@@ -76,14 +72,13 @@ def clip_decoder(frames: int, size: int, family: str) -> Decoder:
 def decode_folder(
     paths: str | Path | Sequence[Path],
     frames: int,
-    size: int,
-    family: str,
+    spec: InputSpec,
     decoder: Decoder | None = None,
     clock: Callable[[], float] = time.perf_counter,
 ) -> Decoded:
     """Decode every video (a folder or a list of files) once, timing each; `decoder` replaces `clip_decoder`."""
     files = find_videos(paths) if isinstance(paths, (str, Path)) else [Path(p) for p in paths]
-    decode = decoder or clip_decoder(frames, size, family)
+    decode = decoder or clip_decoder(frames, spec)
     clips, kept, seconds, failed = [], [], [], {}
     for path in files:
         began = clock()

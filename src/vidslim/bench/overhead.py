@@ -9,10 +9,9 @@ the call itself runs in a `vidslim.bench.call` range. The overhead is the time i
 (nested ones are not counted twice), the total the time of the call range, both from the same profiled call, so
 their ratio is fair even though the profiler inflates both.
 
-Tokenizers (RLT) run before the blocks, inside the model's own embedding code. For the profiled call only, their
-`token_mask` method (RLT's comparison of neighbouring tubelets) is wrapped in a `vidslim.reduce.<Tokenizer>
-.token_mask` range; the gather of the kept tubelets inside the embedding is not separated from the patch
-projection and counts as model time.
+Selectors (RLT) run before the blocks: their selection (RLT's comparison of neighbouring tubelets, its run
+lengths) runs in a `vidslim.reduce.<Selector>.token_mask` range (`ReducibleModel.embed_input`); the gather of the
+kept tubelets inside the embedding is not separated from the patch projection and counts as model time.
 
 Times are CPU times on CPU. On CUDA they are the device (kernel) time under each range, and the total the device
 time of the call (untested here: no GPU on the development machine).
@@ -22,7 +21,6 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import functools
 import os
 import sys
 from collections.abc import Callable, Iterator
@@ -58,29 +56,6 @@ class OverheadSplit:
         }
 
 
-@contextlib.contextmanager
-def label_tokenizers(model: nn.Module) -> Iterator[None]:
-    """Wrap the `token_mask` method of every attached tokenizer (a reducer with `embed_video`) in a reduce range,
-    for the duration of the block (instance attributes, removed afterwards)."""
-    wrapped = []
-    for reducer in getattr(model, "reduction", ()):
-        method = getattr(reducer, "token_mask", None)
-        if callable(getattr(reducer, "embed_video", None)) and callable(method):
-            label = f"{REDUCE_RANGE_PREFIX}{type(reducer).__name__}.token_mask"
-
-            def labelled(*args: Any, _method: Callable[..., Any] = method, _label: str = label, **kwargs: Any) -> Any:
-                with torch.profiler.record_function(_label):
-                    return _method(*args, **kwargs)
-
-            object.__setattr__(reducer, "token_mask", functools.wraps(method)(labelled))
-            wrapped.append(reducer)
-    try:
-        yield
-    finally:
-        for reducer in wrapped:
-            del reducer.__dict__["token_mask"]
-
-
 def _event_ms(event: Any, device: bool) -> float:
     micros = getattr(event, "device_time_total", 0.0) if device else event.cpu_time_total
     return float(micros) / 1e3
@@ -111,27 +86,25 @@ def split_events(events: Any, device: bool = False) -> OverheadSplit:
 def reduction_overhead(fn: Callable[[], Any], model: nn.Module | None = None, device: str = "cpu") -> OverheadSplit:
     """Run `fn()` once under torch.profiler and split its time into reduction ranges and the rest.
 
-    `model`: the model `fn` runs, whose tokenizers get a `token_mask` range for this call; `device`: "cuda" reads
-    device (kernel) times and synchronises around the call.
+    `model`: the model `fn` runs (unused: a model labels its selector's time itself, `embed_input`); `device`:
+    "cuda" reads device (kernel) times and synchronises around the call.
     """
     on_cuda = torch.device(device).type == "cuda"
     activities = [torch.profiler.ProfilerActivity.CPU]
     if on_cuda:
         activities.append(torch.profiler.ProfilerActivity.CUDA)
         torch.cuda.synchronize()
-    labels = label_tokenizers(model) if model is not None else contextlib.nullcontext()
     prof = torch.profiler.profile(activities=activities)
-    with labels:
+    with _native_stderr_silenced():
+        prof.start()
+    try:
+        with torch.profiler.record_function(CALL_RANGE):
+            fn()
+        if on_cuda:
+            torch.cuda.synchronize()
+    finally:
         with _native_stderr_silenced():
-            prof.start()
-        try:
-            with torch.profiler.record_function(CALL_RANGE):
-                fn()
-            if on_cuda:
-                torch.cuda.synchronize()
-        finally:
-            with _native_stderr_silenced():
-                prof.stop()
+            prof.stop()
     return split_events(prof.events(), device=on_cuda)
 
 

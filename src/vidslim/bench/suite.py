@@ -43,7 +43,6 @@ from vidslim.errors import ConfigError
 #: methods that are baselines, never one half of an "all" combination
 BASELINES = ("dense", "random")
 
-_STAGES = ("tokenize", "reduce", "attention")
 
 
 @dataclasses.dataclass
@@ -103,50 +102,76 @@ def _first_line(error: BaseException) -> str:
     return f"{type(error).__name__}: {first}"
 
 
-def _role(reducers: Sequence[object]) -> set[str]:
-    """Where a method's reducers act: "tokenize", "reduce" or "attention" (read off the hooks they define)."""
-    roles = set()
-    for r in reducers:
-        if callable(getattr(r, "embed_video", None)):
-            roles.add("tokenize")
-        elif callable(getattr(r, "attention_pattern", None)):
-            roles.add("attention")
-        else:
-            roles.add("reduce")
-    return roles
+def _roles(name: str) -> set[str]:
+    """Where a method's parts act ("input", "blocks", "attention"), from the reducer registry."""
+    from vidslim.reduce.registry import lookup
+
+    return {lookup(part).where for part in name.split("+") if part != "dense"}
+
+
+def build_method(name: str, model: str, strict: bool = True, **options: Any) -> list[object]:
+    """The reducers of method `name` for the named model, through the reducer registry: refused before any model
+    is built when a part does not fit the model's family; fixed seeds where a part takes one (reproducible rows).
+    strict=False drops the options no part of the method takes (one option set for many methods)."""
+    from vidslim.models.registry import family_of
+    from vidslim.reduce.registry import build_reduction
+
+    if not strict:
+        options = _taken(name, options)
+    return build_reduction(name, model, family=family_of(model), where=f"--method {name!r}", fallback={"seed": 0},
+                           **options)
 
 
 def resolve_methods(spec: str | Sequence[str], model: str, **options: Any) -> list[str]:
     """Method names to run, dense first: "all" (see the module doc), "a,b+c" or a list. Explicit names are
-    checked by `build_reduction` (a ConfigError names the fix); "all" keeps only what builds for `model`."""
-    from vidslim.bench.methods import build_reduction, list_methods
+    checked by `build_method` (a ConfigError names the fix); "all" keeps only what builds for `model`."""
+    from vidslim.reduce.registry import WHERE, summaries
 
     names = [s.strip() for s in spec.split(",")] if isinstance(spec, str) else [s.strip() for s in spec]
     names = [n for n in names if n]
     if names != ["all"]:
         if not names or "all" in names:
             raise ConfigError(f"--method {spec!r}: give 'all' alone, or method names joined by ',' (and '+')")
+        for key in options:  # every option must be taken by some method of the list (a typo is an error)
+            if not any(key in _taken(name, {key: None}) for name in names):
+                build_method("+".join(n for n in names if n != "dense") if len(names) == 1 else names[0], model,
+                             **{key: options[key]})
         for name in names:
-            build_reduction(name, model, **options)
+            build_method(name, model, strict=len(names) == 1, **options)
         return ["dense", *dict.fromkeys(n for n in names if n != "dense")]
     roles: dict[str, set[str]] = {}
-    for name in list_methods():
+    for name in summaries():
         try:
-            roles[name] = _role(build_reduction(name, model, **options))
+            build_method(name, model, **_taken(name, options))
         except ConfigError:
             continue
+        roles[name] = _roles(name)
     singles = ["dense", *(n for n in roles if n != "dense")]
     parts = [n for n in roles if n not in BASELINES and len(roles[n]) == 1]
     combos = []
     for a, b in itertools.combinations(parts, 2):
         if roles[a] != roles[b]:
             try:
-                build_reduction(f"{a}+{b}", model, **options)
+                build_method(f"{a}+{b}", model, **_taken(f"{a}+{b}", options))
             except ConfigError:
                 continue
-            first, second = sorted((a, b), key=lambda n: _STAGES.index(next(iter(roles[n]))))
+            first, second = sorted((a, b), key=lambda n: WHERE.index(next(iter(roles[n]))))
             combos.append(f"{first}+{second}")
     return singles + combos
+
+
+def _taken(method: str, options: Mapping[str, Any]) -> dict[str, Any]:
+    """The options some part of `method` takes ("all" runs every method with the options that apply to it)."""
+    from vidslim.reduce.registry import lookup
+
+    parts = [lookup(p) for p in method.split("+") if p != "dense"]
+    out = {}
+    for key, value in options.items():
+        target, _, param = key.rpartition(".")
+        for entry in parts:
+            if (not target or target in (entry.name, *entry.aliases)) and param in entry.parameters():
+                out[key] = value
+    return out
 
 
 # ------------------------------------------------------------------------------------------------- suite
@@ -178,14 +203,14 @@ class Suite:
         full_last_layer: bool = False,
         skip_broken: bool | None = None,
     ) -> None:
-        from vidslim.bench.methods import build_reduction, model_family
-        from vidslim.models.registry import create_model
+        from vidslim.models.registry import create_model, spec_of_name
 
         self.model_name = model
         self.device = torch.device(device)
         options, overrides = dict(options or {}), dict(overrides or {})
-        if frames is None and video is not None:  # CLIP: [.., T, C, H, W]; the video ViT: [.., C, T, H, W]
-            frames = int(video.shape[-4] if model_family(model) == "clip" else video.shape[-3])
+        if frames is None and video is not None:  # the time axis of a clip or a batch in the model's layout
+            spec = spec_of_name(model, **overrides)
+            frames = int(video.shape[spec.frame_axis - (5 - video.dim())])
         if frames is not None:
             overrides.setdefault("num_frames", frames)  # reducers with a frame schedule (TempMe) read the config
         self.methods = resolve_methods(methods, model, **options)
@@ -196,7 +221,7 @@ class Suite:
         for name in self.methods:
             torch.manual_seed(seed)
             try:
-                reducers = build_reduction(name, model, **options)
+                reducers = build_method(name, model, strict=False, **options)
                 net = create_model(model, reduction=reducers, **overrides).eval()
             except ConfigError as error:
                 if not skip or name == "dense":
@@ -209,24 +234,21 @@ class Suite:
             else:
                 net.load_state_dict(base, strict=False, assign=True)  # share the dense weights
                 net.to(self.device)
-            if net.family == "clip" and full_last_layer:
+            if full_last_layer and hasattr(net, "visual"):  # CLIP's last block on every token, not only the CLS
                 net.visual.cls_readout = False
-            forward = net.encode_video if net.family == "clip" else net
+            forward = net
             self.entries[name] = _Entry(net, forward, tuple(repr(r) for r in reducers))
         self.methods = [n for n in self.methods if n in self.entries]
         dense = self.entries["dense"].model
         self.family: str = dense.family
-        self.video = self._input(video, dense.config, frames, seed)
-        self.frames = self.video.shape[2] if self.family == "video_vit" else self.video.shape[1]
+        self.spec = dense.input_spec
+        self.video = self._input(video, frames, seed)
+        self.frames = self.video.shape[self.spec.frame_axis]
         self._count()
 
-    def _input(self, video: Tensor | None, config: Any, frames: int | None, seed: int) -> Tensor:
+    def _input(self, video: Tensor | None, frames: int | None, seed: int) -> Tensor:
         if video is None:
-            generator = torch.Generator().manual_seed(seed)
-            t, side = frames or config.num_frames, config.image_size
-            c = config.in_chans
-            shape = (1, t, c, side, side) if self.family == "clip" else (1, c, t, side, side)
-            video = torch.randn(shape, generator=generator)
+            video = self.spec.random(1, frames, generator=torch.Generator().manual_seed(seed))
         if video.dim() == 4:
             video = video[None]
         if video.dim() != 5:

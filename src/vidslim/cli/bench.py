@@ -17,10 +17,12 @@ One pass under a FLOP counter gives the per-layer table (sequences per
 video, tokens per sequence and per video entering attention, tokens leaving the block, GFLOPs per video, in the
 fvcore convention); then `--warmup` untimed and `--repeat` timed calls give the median latency per batch,
 videos/s at that median and the peak memory of one more call (`vidslim.bench.timer`). Methods come from the
-registry in `vidslim.bench.methods` ("dense", "tome", "tempme", "rlt", "random", "tokenprune", "svitt", and any
-registered later; "a+b" combines, and a method that does not fit the model is an error naming the ones that do).
-`--set KEY=VALUE` sets a method option when some method reads KEY (tau, keep, layers, block, ...; "svitt.seed"
-for one method only) and a model config field otherwise. The per-layer table has a density column: the
+reducer registry in `vidslim.reduce.registry` ("dense", "tome", "tempme", "rlt", "random", "tokenprune", "svitt",
+and any registered later; "a+b" combines, and a method that does not fit the model is an error naming the ones
+that do). `--set KEY=VALUE` sets a field of the model's config when it is one (vision_layers, num_frames, ...),
+and otherwise a setting of every part of the method that takes KEY (tau, keep, layers, block, ...;
+"tempme.groups=2,2,3" or "svitt.seed=1" for one part only): any constructor argument of a reducer; a setting no
+part takes is an error. The per-layer table has a density column: the
 fraction of (query, key) pairs attention computes in that layer (1.0 where dense; < 1 under SViTT's pattern).
 
 CLIP computes only the CLS tokens in its last block unless `--full-last-layer` is given (then the table shows
@@ -42,10 +44,10 @@ PRECISIONS = ("fp32", "bf16")
 
 def add_parser(subparsers: Any) -> None:
     """Register `bench` on the `vidslim` command."""
-    from vidslim.bench.methods import list_methods
     from vidslim.models.registry import list_models
+    from vidslim.reduce.registry import summaries
 
-    methods = list_methods()
+    methods = summaries()
     parser = subparsers.add_parser(
         "bench",
         help="per-layer tokens and GFLOPs, latency, throughput and memory of a model with a reduction method",
@@ -142,34 +144,37 @@ def parse_overrides(items: list[str]) -> dict[str, Any]:
 
 
 def split_overrides(overrides: dict[str, Any], model: str) -> tuple[dict[str, Any], dict[str, Any]]:
-    """--set values -> (model config fields, method options): a key some method reads (or METHOD.KEY) is a method
-    option, a field of the model's config a model override; anything else is a ConfigError naming both lists."""
+    """--set values -> (model config fields, method settings): a field of the model's config is a model override,
+    "NAME.KEY" or a key some registered reducer takes is a method setting (checked against the method's parts when
+    it is built); anything else is a ConfigError naming both lists."""
     import dataclasses
 
-    from vidslim.bench.methods import method_options
     from vidslim.models.registry import get_config
+    from vidslim.reduce.registry import REDUCERS
 
     fields = {f.name for f in dataclasses.fields(get_config(model))}
-    known = method_options()
+    settable = {p for entry in REDUCERS.values() for p in entry.parameters()}
     config, options = {}, {}
     for key, value in overrides.items():
-        if "." in key or key in known:
+        if "." in key:
             options[key] = value
         elif key in fields:
             config[key] = value
+        elif key in settable:
+            options[key] = value
         else:
             raise ConfigError(
-                f"--set {key}=...: {key!r} is neither a method option ({', '.join(sorted(known))}) nor a field of "
-                f"{model!r}'s config ({', '.join(sorted(fields))})"
+                f"--set {key}=...: {key!r} is neither a method option ({', '.join(sorted(settable))}) nor a field "
+                f"of {model!r}'s config ({', '.join(sorted(fields))})"
             )
     return config, options
 
 
-def load_input(path: str, frames: int, size: int, family: str, batch: int) -> Any:
-    """`frames` frames of `path` at its native rate from the start, size x size, normalised, as a batch:
-    [B, C, T, H, W] for the video ViT (ImageNet statistics), [B, T, C, H, W] for CLIP (CLIP statistics)."""
-    x = model_input(read_native(path, frames, size), family)
-    return x[None].expand(batch, *x.shape).contiguous()
+def load_input(path: str, frames: int, spec: Any, batch: int) -> Any:
+    """`frames` frames of `path` at its native rate from the start, prepared as the model takes them (its input
+    spec: size, statistics, layout), repeated into a batch of `batch`."""
+    x = spec.prepare(read_native(path, frames, spec.image_size))
+    return x.expand(batch, *x.shape[1:]).contiguous()
 
 
 def read_native(path: str | Path, frames: int, size: int) -> Any:
@@ -181,18 +186,8 @@ def read_native(path: str | Path, frames: int, size: int) -> Any:
     return read_video(path, num_frames=frames, fps=probe(path).fps or 25.0, size=size).frames
 
 
-def model_input(frames: Any, family: str) -> Any:
-    """uint8 [T, H, W, 3] -> one normalised clip in the family's layout: [T, C, H, W] with CLIP's statistics for
-    CLIP, [C, T, H, W] with ImageNet's for the video ViT."""
-    from vidslim.io.transforms import normalize
-
-    if family == "clip":
-        return normalize(frames, "clip", layout="TCHW")
-    return normalize(frames, "imagenet", layout="CTHW")
-
-
 def suite_mode(args: argparse.Namespace) -> bool:
-    """Whether the arguments ask for the comparison table (`vidslim.cli.bench_suite`) rather than one method."""
+    """Whether the arguments ask for the comparison table (`vidslim.bench.suite`) rather than one method."""
     return (
         args.method.strip() == "all"
         or "," in args.method
@@ -207,8 +202,8 @@ def run(args: argparse.Namespace) -> int:
     """Build the model with the method's reducers, count, time, print."""
     import torch
 
-    from vidslim.bench.methods import build_reduction
     from vidslim.bench.report import layer_report
+    from vidslim.bench.suite import build_method
     from vidslim.bench.timer import time_fn
     from vidslim.models.registry import create_model
 
@@ -227,7 +222,7 @@ def run(args: argparse.Namespace) -> int:
     overrides, options = split_overrides(parse_overrides(args.set), args.model)
     if args.r is not None:
         options["r"] = args.r
-    reduction = build_reduction(args.method, args.model, **options)
+    reduction = build_method(args.method, args.model, **options)
     try:
         device = torch.device(args.device)
     except RuntimeError as error:
@@ -240,19 +235,14 @@ def run(args: argparse.Namespace) -> int:
         from vidslim.io.samples import sample_video
 
         source = str(sample_video("bikes"))
+    spec = model.input_spec
     if source is not None:
-        video = load_input(source, frames, config.image_size, model.family, args.batch).to(device)
-    elif model.family == "clip":
-        side = config.image_size
-        video = torch.randn(args.batch, frames, config.in_chans, side, side, device=device)
+        video = load_input(source, frames, spec, args.batch).to(device)
     else:
-        video = torch.randn(args.batch, config.in_chans, frames, config.image_size, config.image_size, device=device)
-    if model.family == "clip":
-        if args.full_last_layer:
-            model.visual.cls_readout = False
-        forward = model.encode_video
-    else:
-        forward = model
+        video = spec.random(args.batch, frames, device=device)
+    if args.full_last_layer and hasattr(model, "visual"):  # CLIP's last block on every token, not only the CLS
+        model.visual.cls_readout = False
+    forward = model
 
     def call() -> Any:
         with torch.inference_mode(), torch.autocast(device.type, torch.bfloat16, enabled=args.precision == "bf16"):
@@ -343,17 +333,15 @@ def parse_precisions(text: str) -> list[str]:
 def suite_input(args: argparse.Namespace, overrides: dict[str, Any], options: dict[str, Any]) -> tuple[Any, str, Any]:
     """The suite's input: (clips or None for random, what to print as the input, the decoded videos or None).
     --end-to-end decodes the folder; --video, or a method with rlt, reads one clip as the single-method path does."""
-    from vidslim.bench.methods import model_family
     from vidslim.bench.suite import resolve_methods
-    from vidslim.models.registry import get_config
+    from vidslim.models.registry import spec_of_name
 
-    config = get_config(args.model, **overrides)
-    family = model_family(args.model) or "video_vit"
-    frames = args.frames or config.num_frames
+    spec = spec_of_name(args.model, **overrides)
+    frames = args.frames or spec.num_frames
     if args.end_to_end is not None:
         from vidslim.bench.end_to_end import decode_folder
 
-        decoded = decode_folder(args.end_to_end, frames, config.image_size, family)
+        decoded = decode_folder(args.end_to_end, frames, spec)
         return decoded.clips, f"{len(decoded.paths)} videos decoded from {args.end_to_end}", decoded
     source = args.video
     methods = resolve_methods(args.method, args.model, **options)
@@ -363,7 +351,7 @@ def suite_input(args: argparse.Namespace, overrides: dict[str, Any], options: di
         source = str(sample_video("bikes"))
     if source is None:
         return None, "random (no --video)", None
-    return load_input(source, frames, config.image_size, family, 1), source, None
+    return load_input(source, frames, spec, 1), source, None
 
 
 def run_suite(args: argparse.Namespace) -> int:

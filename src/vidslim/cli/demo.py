@@ -23,9 +23,10 @@ from pathlib import Path
 from typing import Any
 
 from vidslim.cli import demo_steps as steps
-from vidslim.cli.bench import model_input, read_native
+from vidslim.cli.bench import read_native
 from vidslim.io.probe import probe
 from vidslim.io.samples import sample_videos
+from vidslim.models.registry import spec_of_name
 from vidslim.tokenize.counting import TokenConfig, TokenCount, count_tokens
 
 
@@ -95,8 +96,9 @@ def run(args: argparse.Namespace) -> int:
     vit_frames = {
         name: read_native(path, setting.video_vit_frames, setting.size) for name, path in videos.items()
     }
-    inputs = {"clip": model_input(clip_frames["bikes"], "clip"),
-              "video_vit": model_input(vit_frames["bikes"], "video_vit")}
+    inputs = {"clip": spec_of_name(setting.clip_model, **setting.clip_overrides).prepare(clip_frames["bikes"])[0],
+              "video_vit": spec_of_name(setting.video_vit_model, **setting.video_vit_overrides).prepare(
+                  vit_frames["bikes"])[0]}
     schedules = [
         steps.schedule(setting.clip_model, method, setting.clip_frames, setting.clip_overrides, inputs["clip"])
         for method in ("dense", "tome", "tempme", "rlt+tempme")

@@ -78,13 +78,13 @@ class Schedule:
 
 def schedule(model: str, method: str, frames: int, overrides: dict[str, Any], video: Tensor) -> Schedule:
     """Run the model once under `method` on `video` and read its per-layer token counts (`layer_report`)."""
-    from vidslim.bench.methods import build_reduction
     from vidslim.bench.report import layer_report
+    from vidslim.bench.suite import build_method
     from vidslim.models.registry import create_model
 
     torch.manual_seed(0)
-    net = create_model(model, reduction=build_reduction(method, model), **{"num_frames": frames, **overrides}).eval()
-    forward = net.encode_video if hasattr(net, "encode_video") else net.forward
+    net = create_model(model, reduction=build_method(method, model), **{"num_frames": frames, **overrides}).eval()
+    forward = net.encode_video
     report = layer_report(forward, video[None], root=net)
     return Schedule(
         model, method, [r.tokens_attn for r in report.rows], [r.density for r in report.rows], report.gflops_per_video
@@ -109,15 +109,15 @@ def speed_rows(
     setting: Setting, clips: dict[str, Tensor], quiet: bool, repeat: int | None = None
 ) -> list[tuple[str, Any]]:
     """Every method against dense, timed side by side, on both models: [(model, BenchRow)]."""
-    from vidslim.bench.methods import model_family
     from vidslim.bench.suite import Suite
+    from vidslim.models.registry import family_of
 
     rows: list[tuple[str, Any]] = []
     for model, methods, frames, overrides in (
         (setting.video_vit_model, VIDEO_VIT_METHODS, setting.video_vit_frames, setting.video_vit_overrides),
         (setting.clip_model, CLIP_METHODS, setting.clip_frames, setting.clip_overrides),
     ):
-        family = model_family(model)
+        family = family_of(model)
         assert family is not None
         say(f"timing dense and {len(methods)} methods on {model} ({frames} frames, {setting.size} px)", quiet)
         start = time.perf_counter()
@@ -158,19 +158,19 @@ def _pct(value: float | None) -> str:
 def picture_models(setting: Setting, clip_checkpoint: Path | None = None) -> tuple[Any, Any]:
     """CLIP with TempMe (the paper's B/16 settings) and the video ViT with TokenPrune (layers 3, 6, 9, keep 0.7),
     both in eval mode; CLIP from `clip_checkpoint` when given (a Hugging Face folder or an OpenAI CLIP file)."""
-    from vidslim.bench.methods import build_reduction
+    from vidslim.bench.suite import build_method
     from vidslim.models.loading import load_model
     from vidslim.models.registry import create_model
 
     torch.manual_seed(0)
     clip_overrides = {"num_frames": setting.clip_frames, **setting.clip_overrides}
-    tempme = build_reduction("tempme", setting.clip_model)
+    tempme = build_method("tempme", setting.clip_model)
     if clip_checkpoint is not None:
         clip = load_model(clip_checkpoint, reduction=tempme)
     else:
         clip = create_model(setting.clip_model, reduction=tempme, **clip_overrides)
     vit_overrides = {"num_frames": setting.video_vit_frames, **setting.video_vit_overrides}
-    vit = create_model(setting.video_vit_model, reduction=build_reduction("tokenprune", setting.video_vit_model),
+    vit = create_model(setting.video_vit_model, reduction=build_method("tokenprune", setting.video_vit_model),
                        **vit_overrides)
     return clip.eval(), vit.eval()
 

@@ -34,7 +34,7 @@ from typing import Any
 
 import torch
 
-from vidslim.cli.run_setup import Run, prepare_run, read_tree, resolve_checkpoint
+from vidslim.train.recipe.setup import Run, prepare_run, read_tree, resolve_checkpoint
 
 FLOP_CLIPS = 4
 
@@ -98,7 +98,8 @@ def gflops_per_clip(setup: Run, dataset: Any, collate: Any) -> float:
 
 def evaluate_run(setup: Run, batch_size: int | None = None, flops: bool = True) -> dict[str, Any]:
     """Metrics and cost of the run's model on its evaluation split (every rank takes part)."""
-    from vidslim.models.reduction_card import entry_for, reduction_card
+    from vidslim.reduce.cards import reduction_card
+    from vidslim.reduce.registry import entry_for
     from vidslim.train import evaluate
 
     c, info = setup.config, setup.info

@@ -43,8 +43,8 @@ e.g. `model.reduction=[{rlt: {tau: 0.05}}]`, `stages.1.steps=500`, `data.frames=
     stages:                     # curriculum (optional): each with steps or epochs and overrides
       - {name: short, steps: 500, overrides: {frames: 4, keep: 0.7}}
       - {name: long, steps: 500, overrides: {frames: 8, keep: 0.6}}
-    model: {...}                # vidslim.cli.run_model: name or checkpoint, config, reduction, finetune, tokenizer
-    data: {...}                 # vidslim.cli.run_data: name, annotation, video_root, splits, frames, size, ...
+    model: {...}                # vidslim.train.recipe.model: name or checkpoint, config, reduction, finetune, tokenizer
+    data: {...}                 # vidslim.train.recipe.data: name, annotation, video_root, splits, frames, size, ...
     task: {}                    # RetrievalTask / ClassificationTask arguments, e.g. {label_smoothing: 0.1}
 
 Stage overrides: `frames` changes the clip length the data is read with; `frames`, `keep`, `text_keep`, `block`,
@@ -64,7 +64,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from vidslim.cli.run_setup import MODEL_DIR, prepare_run
+from vidslim.train.recipe.setup import MODEL_DIR, prepare_run
 
 KIND_HELP = "retrieval (text-video, contrastive) or classify (video classes, cross-entropy)"
 
@@ -105,9 +105,9 @@ def export_model(model: Any, run_dir: Path) -> Path:
 
 def run(args: argparse.Namespace) -> int:
     """Build everything from the config, train (resuming when a checkpoint exists), export the model."""
-    from vidslim.cli.run_model import describe
     from vidslim.train import init_distributed, run_training
     from vidslim.train.distributed import barrier, shutdown
+    from vidslim.train.recipe.model import describe
 
     overrides = list(args.overrides)
     if args.json:
@@ -136,7 +136,7 @@ def run(args: argparse.Namespace) -> int:
 
 def _device(config: str, overrides: list[str]) -> str | None:
     """The `device` the config asks for (before anything else is built: torchrun's process group needs it)."""
-    from vidslim.cli.run_setup import read_tree
+    from vidslim.train.recipe.setup import read_tree
 
     value = read_tree(config, overrides).get("device")
     return None if value is None else str(value)

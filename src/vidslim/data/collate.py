@@ -4,9 +4,9 @@
 
 - `video`: [B, T, C, H, W] (layout "TCHW", per-frame models such as CLIP), [B, C, T, H, W] ("CTHW", 3D-patch
   models such as VideoMAE) or [B, T, H, W, C] ("THWC", as decoded); items with V views give [B, V, ...].
-  normalize=None keeps uint8 (4x less to move between worker processes and to the GPU); normalise there
-  with `prepare_video(batch["video"].cuda(), "clip", layout)`. normalize="clip" / "imagenet" gives float32
-  `(x / 255 - mean) / std`.
+  normalize=None keeps uint8 (4x less to move between worker processes and to the GPU). With "THWC" and no
+  normalisation a vidslim model prepares the batch itself (`model.input_spec`), on its own device: the usual
+  choice. normalize="clip" / "imagenet" gives float32 `(x / 255 - mean) / std`.
 - `text`: list[str] (retrieval pairs); `label`: int64 [B] (classification).
 - `index`, `video_index`: int64 [B]; `video_id`: list[str]; `valid`: bool [B] (False for blank items).
 - `skipped`: int, broken videos passed over while building this batch (sum these in the training loop; see
@@ -24,31 +24,27 @@ from typing import Any, Literal
 import torch
 
 from vidslim.errors import ConfigError
-from vidslim.io.transforms import STATS  # name -> (mean, std) per RGB channel, in [0, 1] units
+from vidslim.io.transforms import STATS, normalize  # STATS: name -> (mean, std) per RGB channel, in [0, 1] units
 
 VideoLayout = Literal["TCHW", "CTHW", "THWC"]
 LAYOUTS = ("TCHW", "CTHW", "THWC")
 
-def prepare_video(frames: torch.Tensor, normalize: str | None = None, layout: VideoLayout = "TCHW") -> torch.Tensor:
-    """Channels-last frames [..., T, H, W, C] -> `layout`, normalised to float32 when `normalize` names stats.
-
-    Normalisation is one fused multiply-add on the channels-last data, before the (single) layout copy.
-    """
+def prepare_video(frames: torch.Tensor, stats: str | None = None, layout: VideoLayout = "TCHW") -> torch.Tensor:
+    """Channels-last frames [..., T, H, W, C] -> `layout`, normalised to float32 when `stats` names statistics
+    (`vidslim.io.transforms.normalize`: one fused multiply-add before the single layout copy)."""
     if layout not in LAYOUTS:
         raise ConfigError(f"layout must be one of {LAYOUTS}, got {layout!r}")
     if frames.dim() < 4:
         raise ConfigError(f"frames must be [..., T, H, W, C], got shape {tuple(frames.shape)}")
-    x = frames
-    if normalize is not None:
-        if normalize not in STATS:
-            raise ConfigError(f"normalize must be one of {sorted(STATS)} or None, got {normalize!r}")
-        mean, std = (torch.tensor(v, dtype=torch.float32, device=frames.device) for v in STATS[normalize])
-        x = torch.addcmul(-mean / std, frames.to(torch.float32), 1.0 / (255.0 * std))
+    if stats is not None:
+        if stats not in STATS:
+            raise ConfigError(f"normalize must be one of {sorted(STATS)} or None, got {stats!r}")
+        return normalize(frames, stats, layout=layout)
     if layout == "TCHW":
-        return x.movedim(-1, -3).contiguous()
+        return frames.movedim(-1, -3).contiguous()
     if layout == "CTHW":
-        return x.movedim(-1, -4).contiguous()
-    return x.contiguous()
+        return frames.movedim(-1, -4).contiguous()
+    return frames.contiguous()
 
 
 @dataclass(frozen=True)

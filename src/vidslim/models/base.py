@@ -1,8 +1,14 @@
-"""What every vidslim model shares: a config dataclass and an attached list of reducers.
+"""What every vidslim model shares: a config dataclass, its input spec, and an attached list of reducers.
 
-`ReducibleModel.set_reduction(reducers)` attaches the reducer objects (see `vidslim.tokens.protocol`), gathers their
-hooks once, and registers those that are `nn.Module`s under `reduction_modules` so their parameters follow the
-model. With no reducers `hook_context` returns None and the blocks run their plain dense path.
+`ReducibleModel.input_spec` says what the model takes (`vidslim.io.input_spec`), built from its config, and
+`prepare_input` turns what a caller hands in (a `Clip`, decoded uint8 frames, or an already normalised tensor) into
+exactly that, so no caller prepares input by model family. `embed_input` runs the attached before-the-model
+reducer (a `TokenSelector` such as RLT), if any, and the model's own `embed(video, keep)`.
+
+`set_reduction(reducers)` attaches the reducer objects (see `vidslim.tokens.protocol`), refuses those that do not
+apply to the model (`vidslim.reduce.registry`), gathers their hooks once, and registers those that are `nn.Module`s
+under `reduction_modules` so their parameters follow the model. With no reducers `hook_context` returns None and
+the blocks run their plain dense path.
 """
 
 from __future__ import annotations
@@ -11,10 +17,14 @@ import dataclasses
 from collections.abc import Sequence
 from typing import Any, ClassVar, TypeVar
 
-from torch import nn
+import torch
+from torch import Tensor, nn
 
 from vidslim.errors import ConfigError
-from vidslim.tokens.protocol import HookContext, ReducerHooks
+from vidslim.io.input_spec import InputSpec, Layout
+from vidslim.tokens import Tokens
+from vidslim.tokens.protocol import HookContext, ReducerHooks, reduce_range
+from vidslim.tokens.selection import Selection, TokenSelector
 
 C = TypeVar("C")
 
@@ -34,6 +44,10 @@ class ReducibleModel(nn.Module):
 
     #: "clip" or "video_vit": which config class and loader a saved checkpoint needs
     family: ClassVar[str] = ""
+    #: the layout of the video the model takes (see `vidslim.io.input_spec`)
+    layout: ClassVar[Layout] = "TCHW"
+    #: every frame is its own sequence with its own CLS token (an image tower run on each frame)
+    per_frame: ClassVar[bool] = False
 
     def __init__(self, config: Any) -> None:
         super().__init__()
@@ -42,6 +56,76 @@ class ReducibleModel(nn.Module):
         self._hooks: ReducerHooks | None = None
         self.reduction_modules = nn.ModuleList()
 
+    # ------------------------------------------------------------------------------------------ input
+    @property
+    def input_spec(self) -> InputSpec:
+        """What this model takes as input, from its config (layout, mean/std, frames, size, patch, class names)."""
+        return self.spec_of(self.config)
+
+    @classmethod
+    def spec_of(cls, config: Any) -> InputSpec:
+        """The input spec of this model class built with `config` (no model needed)."""
+        return InputSpec(
+            layout=cls.layout,
+            mean=tuple(config.image_mean),
+            std=tuple(config.image_std),
+            num_frames=config.num_frames,
+            image_size=config.image_size,
+            patch_size=config.patch_size,
+            tubelet_size=getattr(config, "tubelet_size", 1),
+            per_frame=cls.per_frame,
+            class_names=tuple(config.class_names) if config.class_names else None,
+        )
+
+    @property
+    def token_dim(self) -> int:
+        """Width of the tokens the reducers see."""
+        raise NotImplementedError
+
+    @property
+    def num_layers(self) -> int:
+        """Blocks the reducers' hooks run in."""
+        raise NotImplementedError
+
+    def input_device(self) -> torch.device:
+        """Where the model's first weights live (where decoded frames are normalised)."""
+        return next(self.parameters()).device
+
+    def prepare_input(self, video: Any) -> Tensor:
+        """The normalised float batch this model takes, from a `Clip`, decoded uint8 frames [T, H, W, C] /
+        [B, T, H, W, C] (prepared with `input_spec`), or a float tensor already in the model's layout (checked)."""
+        spec = self.input_spec
+        frames = getattr(video, "frames", video)
+        if not isinstance(frames, Tensor) or frames.dtype == torch.uint8:
+            return spec.prepare(frames, device=self.input_device())
+        spec.check(frames, type(self).__name__)
+        spec.check_values(frames, type(self).__name__)
+        return frames
+
+    def embed(self, video: Tensor, keep: Selection | Tensor | None = None) -> Tokens:
+        """Tokens of a prepared batch: every patch or tubelet, or those `keep` selects (a mask or a Selection)."""
+        raise NotImplementedError
+
+    @property
+    def selector(self) -> TokenSelector | None:
+        """The attached before-the-model reducer (RLT, random masking), or None."""
+        return next((r for r in self._reduction if isinstance(r, TokenSelector)), None)
+
+    def embed_input(self, video: Tensor, token_mask: Tensor | None = None) -> Tokens:
+        """Tokens entering the first block: `embed` of the slots the attached selector keeps (all without one).
+
+        token_mask: a keep mask computed earlier (RLT's in a data loader, say) for the attached selector.
+        """
+        selector = self.selector
+        if selector is None:
+            if token_mask is not None:
+                raise ConfigError("token_mask= needs a tokenizing reducer such as vs.RLT() in the model's reduction")
+            return self.embed(video)
+        with reduce_range(selector, "token_mask"):  # the selector's own time in a profiled pass (bench overhead)
+            selection = selector.select(video, self.input_spec, token_mask)
+        return self.embed(video, selection)
+
+    # ------------------------------------------------------------------------------------------ reduction
     @property
     def reduction(self) -> tuple[object, ...]:
         """The attached reducers, in the order their hooks run."""
@@ -60,7 +144,14 @@ class ReducibleModel(nn.Module):
                 raise ConfigError(
                     f"reduction= takes reducer objects such as vs.RLT(tau=0.1) or vs.ToMe(r=8), got {r!r}"
                 )
+        if sum(isinstance(r, TokenSelector) for r in reducers) > 1:
+            names = " and ".join(type(r).__name__ for r in reducers if isinstance(r, TokenSelector))
+            raise ConfigError(f"reduction= holds {names}, both before-the-model reducers; a model runs one (to mask "
+                              "RLT's tokens at random as well use vs.RLT(random_keep=FRACTION))")
+        from vidslim.reduce.registry import check_applies
+
         for r in reducers:
+            check_applies(r, self)
             attach = getattr(r, "attach", None)
             if callable(attach):
                 attach(self)

@@ -3,7 +3,8 @@
 Parameter names are OpenAI CLIP's (`visual.conv1`, `visual.transformer.resblocks.{i}.attn.in_proj_weight`,
 `token_embedding`, `ln_final`, `text_projection`, `logit_scale`, ...), so an OpenAI checkpoint loads as is.
 
-Video input: float frames [B, T, C, H, W] (time before channels), normalised with CLIP's mean/std.
+Video input: float frames [B, T, C, H, W] (time before channels), normalised with CLIP's mean/std, or decoded uint8
+frames [B, T, H, W, C] (or a `Clip`), which the model prepares itself (`input_spec`).
 - `encode_frames(video) -> [B, T, E]`: per-frame embeddings (CLS -> ln_post -> proj), not normalised.
 - `encode_video(video) -> [B, E]`: the mean over frames of the L2-normalised frame embeddings (the CLIP4Clip /
   TempMe convention, spec tempme §1.8; not renormalised).
@@ -17,11 +18,12 @@ token, at the head of its sequence, in frame order: the readout takes those CLS 
 regrouping one sequence holds a whole video as [CLS of frame 0, ..., CLS of frame T-1, merged patches], so the CLS
 of frame t sits at index t. The last block computes only the CLS tokens (`VisionTransformer.cls_readout`).
 
-A before-the-model reducer with `embed_frames(visual, video, token_mask)` (vs.RLT: per-frame RLT, vidslim's
-extension of the paper's video-ViT method, `vidslim.tokenize.frame_rlt`) replaces `visual.embed`: frames then
-become sequences of different lengths, [CLS, the patches that changed since the previous frame]. Its keep mask
-(`frame_token_mask`) runs inside a `reduce_range` labelled `<Tokenizer>.token_mask`, as the video ViT's RLT mask is
-labelled during profiled passes, so `vidslim.bench.overhead` counts it as the reduction's own time.
+A before-the-model reducer (vs.RLT: per-frame RLT, vidslim's extension of the paper's video-ViT method,
+`vidslim.tokenize.frame_rlt`) selects the patches `embed(video, keep)` embeds: frames then become sequences of
+different lengths, [CLS, the patches that changed since the previous frame]; only kept patches are embedded (conv1
+applied as a Linear to the gathered rows). Its selection runs inside a `reduce_range` labelled
+`<Selector>.token_mask` (`ReducibleModel.embed_input`), so `vidslim.bench.overhead` counts it as the reduction's
+own time.
 """
 
 from __future__ import annotations
@@ -36,11 +38,13 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from vidslim.errors import ConfigError
+from vidslim.io.transforms import CLIP_MEAN, CLIP_STD
 from vidslim.models.base import ReducibleModel
 from vidslim.models.blocks import ClipBlock, drop_path_rates, run_blocks
 from vidslim.models.positions import frame_positions
 from vidslim.tokens import NO_POSITION, Tokens
-from vidslim.tokens.protocol import HookContext, ReducerHooks, reduce_range
+from vidslim.tokens.protocol import HookContext, ReducerHooks
+from vidslim.tokens.selection import Selection, as_selection
 
 
 @dataclasses.dataclass
@@ -68,6 +72,9 @@ class ClipConfig:
     num_classes: int = 0
     drop_path: float = 0.0
     logit_scale_init: float = math.log(1 / 0.07)
+    image_mean: tuple[float, ...] = CLIP_MEAN
+    image_std: tuple[float, ...] = CLIP_STD
+    class_names: tuple[str, ...] | None = None
 
     @property
     def grid(self) -> tuple[int, int]:
@@ -83,6 +90,8 @@ class ClipConfig:
                 f"vision_width={self.vision_width} / text_width={self.text_width} must be divisible by "
                 f"vision_heads={self.vision_heads} / text_heads={self.text_heads}"
             )
+        if self.class_names is not None and len(self.class_names) != self.num_classes:
+            raise ConfigError(f"{len(self.class_names)} class names for a head of num_classes={self.num_classes}")
 
 
 class Transformer(nn.Module):
@@ -159,9 +168,16 @@ class VisionTransformer(nn.Module):
             self._positions[key] = frame_positions(frames, *self.config.grid, cls_tokens=1, device=device)
         return self._positions[key]
 
-    def embed(self, video: Tensor) -> Tokens:
-        """[B, T, C, H, W] -> Tokens with one sequence [CLS, patches] per frame (B·T sequences), after ln_pre."""
+    def embed(self, video: Tensor, keep: Selection | Tensor | None = None) -> Tokens:
+        """[B, T, C, H, W] -> Tokens with one sequence [CLS, patches] per frame (B·T sequences), after ln_pre.
+
+        keep: bool [B, T, H', W'] (or a Selection): only those patches become tokens, so frames become sequences
+        of different lengths [CLS, kept patches in (h, w) order]; `pos` is (t, h, w) for patches and NO_POSITION
+        for CLS tokens; `size` stays None (a kept patch stands for itself in its own frame).
+        """
         b, t = self.check_video(video)
+        if keep is not None:
+            return self._embed_kept(video, as_selection(keep), b, t)
         frames = video.reshape(b * t, *video.shape[2:]).to(self.conv1.weight.dtype)
         x = self.conv1(frames).flatten(2).transpose(1, 2)  # [BT, g·g, W]
         cls = self.class_embedding.to(x.dtype).expand(b * t, 1, -1)
@@ -169,6 +185,30 @@ class VisionTransformer(nn.Module):
         x = self.ln_pre(x)
         pos = self.frame_positions(t, x.device).unsqueeze(0).expand(b, -1, -1, -1).reshape(b * t, -1, 3)
         return Tokens.from_dense(x, pos=pos)
+
+    def _embed_kept(self, video: Tensor, selection: Selection, b: int, t: int) -> Tokens:
+        """Packed [CLS, kept patches] per frame (frame-major): only kept patches are embedded."""
+        weight = self.conv1.weight
+        p = weight.shape[-1]
+        grid = (video.shape[-2] // p, video.shape[-1] // p)
+        mask = selection.checked(b, (t, *grid), min_tokens=0).keep
+        flat = mask.to(video.device).reshape(b * t, -1)  # [BT, H'W']
+        frame_idx, slot_idx = flat.nonzero(as_tuple=True)  # frame-major, then (h, w): the packing order
+        patches = video.to(weight.dtype).reshape(b * t, -1, grid[0], p, grid[1], p).permute(0, 2, 4, 1, 3, 5)
+        rows = patches.reshape(b * t, grid[0] * grid[1], -1)[frame_idx, slot_idx]  # [K, C·p·p], (c, y, x) order
+        table = self.positional_embedding.to(weight.dtype)
+        embedded = F.linear(rows, weight.reshape(weight.shape[0], -1)) + table[1 + slot_idx]
+        kept = flat.sum(1)
+        seqlens = (kept + 1).tolist()  # one host sync: the layout must be known in Python
+        total = sum(seqlens)
+        starts = torch.cumsum(kept + 1, 0) - (kept + 1)  # each frame's CLS slot
+        x = embedded.new_empty(total, embedded.shape[1])
+        x[starts] = (self.class_embedding.to(weight.dtype) + table[0]).expand(b * t, -1)
+        patch_slot = torch.arange(embedded.shape[0], device=x.device) + frame_idx + 1  # frames before + own CLS
+        x[patch_slot] = embedded
+        pos = torch.full((total, 3), NO_POSITION, dtype=torch.int64, device=x.device)
+        pos[patch_slot] = torch.stack((frame_idx % t, slot_idx // grid[1], slot_idx % grid[1]), dim=1)
+        return Tokens(self.ln_pre(x), seqlens, pos)
 
     def frame_cls(self, tokens: Tokens, batch: int, frames: int) -> Tensor:
         """The per-frame CLS features [B, T, W] from the final tokens (see the module docstring)."""
@@ -194,6 +234,8 @@ class CLIP(ReducibleModel):
     """CLIP ViT for video retrieval: per-frame image tower + text tower (see the module docstring)."""
 
     family = "clip"
+    layout = "TCHW"
+    per_frame = True
 
     def __init__(self, config: ClipConfig, reduction: list[object] | None = None) -> None:
         config.validate()
@@ -236,32 +278,30 @@ class CLIP(ReducibleModel):
                 nn.init.normal_(block.mlp.c_proj.weight, std=proj_std)
 
     # ------------------------------------------------------------------------------------------ vision
-    def frame_tokenizer(self) -> object | None:
-        """The attached before-the-model reducer (one with `embed_frames`, such as vs.RLT), or None."""
-        return next((r for r in self.reduction if callable(getattr(r, "embed_frames", None))), None)
+    @property
+    def token_dim(self) -> int:
+        return self.config.vision_width
+
+    @property
+    def num_layers(self) -> int:
+        return len(self.visual.transformer.resblocks)
+
+    def embed(self, video: Tensor, keep: Selection | Tensor | None = None) -> Tokens:
+        """The vision tower's input tokens (`VisionTransformer.embed`)."""
+        return self.visual.embed(video, keep)
 
     def encode_frames(self, video: Tensor, token_mask: Tensor | None = None) -> Tensor:
-        """[B, T, C, H, W] -> per-frame embeddings [B, T, E] (projected, not normalised).
+        """[B, T, C, H, W] (or decoded frames) -> per-frame embeddings [B, T, E] (projected, not normalised).
 
-        token_mask: an optional precomputed [B, T, H', W'] keep mask for the attached tokenizer (per-frame RLT).
+        token_mask: an optional precomputed [B, T, H', W'] keep mask for the attached selector (per-frame RLT).
         """
+        video = self.prepare_input(video)
         b, t = self.visual.check_video(video)
-        tokenizer = self.frame_tokenizer()
-        if tokenizer is not None:
-            mask_fn = getattr(tokenizer, "frame_token_mask", None)
-            if token_mask is None and callable(mask_fn):
-                with reduce_range(tokenizer, "token_mask"):  # RLT's own time in a profiled pass (bench overhead)
-                    token_mask = mask_fn(self.visual, video)
-            tokens = tokenizer.embed_frames(self.visual, video, token_mask)  # type: ignore[attr-defined]
-        elif token_mask is not None:
-            raise ConfigError("token_mask= needs a tokenizing reducer such as vs.RLT() in the model's reduction")
-        else:
-            tokens = self.visual.embed(video)
+        tokens = self.embed_input(video, token_mask)
         ctx = None
         if self.hooks is not None:
             g = self.config.grid
-            blocks = len(self.visual.transformer.resblocks)
-            ctx = self.hook_context(blocks, b, t, 1, (t, g[0], g[1]), self.visual, input_sequences=b * t)
+            ctx = self.hook_context(self.num_layers, b, t, 1, (t, g[0], g[1]), self.visual, input_sequences=b * t)
         readout = b * t if self.visual.cls_readout else None
         tokens = self.visual.transformer(tokens, ctx, self.hooks, readout)
         return self.visual.project(self.visual.frame_cls(tokens, b, t))

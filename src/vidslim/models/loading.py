@@ -9,7 +9,7 @@
 - a folder written by `save_model` (model.safetensors + vidslim.json).
 
 A vidslim folder describes the whole model, not only the backbone: vidslim.json holds the reduction card (which
-reducers, with which settings; `vidslim.models.reduction_card`) and the LoRA adapters' rank and scale, so
+reducers, with which settings; `vidslim.reduce.cards`) and the LoRA adapters' rank and scale, so
 `load_model(folder)` with no `reduction=` rebuilds the reducers that were saved, puts the adapters back, and
 loads their parameters (RLT's length embedding, TempMe's temporal embeddings, the LoRA matrices) by name.
 Pass `reduction=[...]` to use other reducers (`reduction=[]`: the dense model).
@@ -18,6 +18,10 @@ Loading is strict: a tensor the model lacks, a tensor the checkpoint lacks, or a
 `CheckpointError` that lists them. Position tables follow the requested input: CLIP's learned table is resized
 bicubically (CLS row kept) for another `image_size`; a video ViT's fixed sinusoid table is rebuilt for another
 `num_frames` / `image_size` (a learned one is resized in 3-D). Each resize logs a warning.
+
+The input spec travels too (`model.input_spec`): vidslim.json stores the config with the mean/std and class names;
+from a Hugging Face folder, `preprocessor_config.json` gives the mean and std and `config.json`'s `id2label` the
+class names of a classification head.
 """
 
 from __future__ import annotations
@@ -53,9 +57,10 @@ from vidslim.models.convert_openai import (
 )
 from vidslim.models.convert_videomae2 import is_videomae2, strip_prefixes, videomae2_config, videomae2_state_dict
 from vidslim.models.positions import interpolate_2d, interpolate_3d
-from vidslim.models.reduction_card import build_reduction, entry_for, reduction_card
 from vidslim.models.registry import FAMILIES, build_model
 from vidslim.models.video_vit import VideoViTConfig
+from vidslim.reduce.cards import reduction_card
+from vidslim.reduce.registry import build_reduction, entry_for
 
 logger = logging.getLogger(__name__)
 
@@ -159,18 +164,59 @@ def _read_hf(folder: Path) -> Checkpoint:
         cfg = json.loads((folder / "config.json").read_text())
     except json.JSONDecodeError as error:
         raise CheckpointError(f"{where}: not valid JSON ({error})") from error
+    if not isinstance(cfg, dict):
+        raise CheckpointError(f"{where}: expected a JSON object, got a {type(cfg).__name__}")
     kind, arch = cfg.get("model_type"), cfg.get("architectures") or []
     if kind == "clip" and (not arch or "CLIPModel" in arch):
-        return Checkpoint(
-            clip_config_from_hf(cfg, where), clip_state_dict_from_hf(_read_hf_weights(folder)), "hf-clip", folder
-        )
+        config = _hf_input(clip_config_from_hf(cfg, where), cfg, folder)
+        return Checkpoint(config, clip_state_dict_from_hf(_read_hf_weights(folder)), "hf-clip", folder)
     if kind == "videomae" and (not arch or "VideoMAEForVideoClassification" in arch):
         state = videomae_state_dict_from_hf(_read_hf_weights(folder))
-        return Checkpoint(videomae_config_from_hf(cfg, where), state, "hf-videomae", folder)
+        return Checkpoint(_hf_input(videomae_config_from_hf(cfg, where), cfg, folder), state, "hf-videomae", folder)
     raise CheckpointError(
         f"{where}: model_type={kind!r}, architectures={arch}: vidslim loads Hugging Face CLIPModel and "
         "VideoMAEForVideoClassification folders"
     )
+
+
+def class_names_from_id2label(id2label: Any, num_classes: int, where: str) -> tuple[str, ...] | None:
+    """Class names in index order from a Hugging Face `id2label` ({"0": "abseiling", ...}); None when there is no
+    head or the map does not cover every class (a warning says so)."""
+    if not isinstance(id2label, dict) or num_classes <= 0:
+        return None
+    try:
+        names = {int(k): str(v) for k, v in id2label.items()}
+    except (TypeError, ValueError):
+        logger.warning("%s: id2label keys are not class indices; class names left out", where)
+        return None
+    if sorted(names) != list(range(num_classes)):
+        logger.warning("%s: id2label names %d classes for a head of %d; class names left out", where, len(names),
+                       num_classes)
+        return None
+    return tuple(names[i] for i in range(num_classes))
+
+
+def _hf_input(config: Any, cfg: dict[str, Any], folder: Path) -> Any:
+    """`config` with the input settings of a Hugging Face folder: mean and std from preprocessor_config.json,
+    class names from config.json's id2label (the frame size stays the model config's)."""
+    from vidslim.io.input_spec import preprocessor_overrides
+
+    changes: dict[str, Any] = {}
+    processor = folder / "preprocessor_config.json"
+    if processor.is_file():
+        try:
+            values = json.loads(processor.read_text())
+        except (json.JSONDecodeError, UnicodeDecodeError) as error:
+            raise CheckpointError(f"{processor}: not valid JSON ({error})") from error
+        if not isinstance(values, dict):
+            raise CheckpointError(f"{processor}: expected a JSON object, got a {type(values).__name__}")
+        found = preprocessor_overrides(values, str(processor))
+        changes.update({k: v for k, v in found.items() if k in ("image_mean", "image_std")})
+    names = class_names_from_id2label(cfg.get("id2label"), int(getattr(config, "num_classes", 0)),
+                                      str(folder / "config.json"))
+    if names is not None and not all(n == f"LABEL_{i}" for i, n in enumerate(names)):  # transformers' placeholders
+        changes["class_names"] = names
+    return dataclasses.replace(config, **changes) if changes else config
 
 
 def _read_vidslim(folder: Path) -> Checkpoint:
@@ -211,7 +257,8 @@ def read_checkpoint(path: str | Path) -> Checkpoint:
 
 # ---------------------------------------------------------------------------------------------- adapting
 def _apply_overrides(config: Any, overrides: dict[str, Any], where: str) -> Any:
-    values = {**dataclasses.asdict(config), **{k: v for k, v in overrides.items() if v is not None}}
+    given = {k: v for k, v in overrides.items() if v is not None or k == "class_names"}
+    values = {**dataclasses.asdict(config), **given}
     return config_from_dict(type(config), values, where=f"load_model({where})")
 
 
@@ -382,6 +429,8 @@ def load_model(
     where = str(path)
     state = dict(ckpt.state)
     old = ckpt.config
+    if num_classes is not None and num_classes != old.num_classes and "class_names" not in overrides:
+        overrides["class_names"] = None  # a new head: the old names no longer apply
     config = _apply_overrides(
         old, {"num_frames": num_frames, "image_size": image_size, "num_classes": num_classes, **overrides}, where
     )
@@ -429,7 +478,7 @@ def save_model(model: ReducibleModel, directory: str | Path) -> Path:
 
     vidslim.json also holds the reduction card and the LoRA settings, so `load_model(folder)` rebuilds the same
     model; parameters of reducers that are nn.Modules and LoRA adapters are saved with the weights. A reducer
-    type that is not registered (`vidslim.models.reduction_card.register_reducer`) is named but cannot be rebuilt:
+    type that is not registered (`vidslim.reduce.registry.register_reducer`) is named but cannot be rebuilt:
     load such a checkpoint with the same `reduction=`. The vocabulary files of an attached CLIP tokenizer are
     copied beside the weights.
     """

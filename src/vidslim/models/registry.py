@@ -95,6 +95,14 @@ FAMILIES: dict[str, tuple[Callable[..., ReducibleModel], type]] = {
 }
 
 
+def family_of(name: str) -> str | None:
+    """The family ("clip", "video_vit") of a named model, or None when the name is not registered."""
+    entry = _REGISTRY.get(name)
+    if entry is None:
+        return None
+    return next(family for family, (model_cls, _) in FAMILIES.items() if model_cls is entry[0])
+
+
 def list_models() -> list[str]:
     """Names `create_model` accepts, sorted."""
     return sorted(_REGISTRY)
@@ -114,6 +122,13 @@ def get_config(name: str, **overrides: Any) -> Any:
         raise ConfigError(f"unknown model {name!r}{hint} Known models: {', '.join(list_models())}")
     _, config_cls, fields, _ = entry
     return config_from_dict(config_cls, {**fields, **overrides}, where=f"create_model({name!r})")
+
+
+def spec_of_name(name: str, **overrides: Any) -> Any:
+    """The `InputSpec` of a named model with config `overrides`, without building it."""
+    config = get_config(name, **overrides)
+    model_cls = next(m for m, c in FAMILIES.values() if isinstance(config, c))
+    return model_cls.spec_of(config)  # type: ignore[attr-defined]
 
 
 def build_model(config: Any, reduction: Sequence[object] | object | None = None) -> ReducibleModel:

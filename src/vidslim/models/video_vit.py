@@ -7,10 +7,15 @@ Output of `forward`: logits [B, num_classes].
     -> pre-LN blocks (qkv without bias + q_bias/v_bias, GELU, LayerNorm eps 1e-6)
     -> mean over each video's tokens -> fc_norm -> head
 
-`embed(video) -> Tokens` is a separate method so a before-the-model reducer (RLT) can replace it; its pieces
-`tubelets`, `project` and `position_table` are public for that purpose. The position table is the fixed sinusoid
-of spec rlt §2.1 (rebuilt, and cached, for whatever grid the input has), or a learned `pos_embed` when the config
-says so (resized in 3-D when the grid differs).
+`embed(video, keep=None) -> Tokens` embeds every tubelet, or only those a before-the-model reducer keeps (RLT's
+`Selection`): the kept tubelets of all clips are gathered in one flat index (no Python loop over clips or tokens),
+the tubelet embedding is applied as a Linear to those rows only, and each token gets the position embedding of its
+*own* (t, h, w) index (spec rlt §2.1); dropped tubelets cost nothing past the gather. The position table is the
+fixed sinusoid of spec rlt §2.1 (rebuilt, and cached, for whatever grid the input has), or a learned `pos_embed`
+when the config says so (resized in 3-D when the grid differs).
+
+The model also takes decoded uint8 frames [B, T, H, W, C] (or a `Clip`) and prepares them itself
+(`input_spec`: ImageNet statistics, [B, C, T, H, W]).
 """
 
 from __future__ import annotations
@@ -23,10 +28,12 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from vidslim.errors import ConfigError
+from vidslim.io.transforms import IMAGENET_MEAN, IMAGENET_STD
 from vidslim.models.base import ReducibleModel
 from vidslim.models.blocks import VideoMAEBlock, drop_path_rates, init_linear_, run_blocks
 from vidslim.models.positions import interpolate_3d, sinusoid_table
 from vidslim.tokens import Tokens, grid_positions
+from vidslim.tokens.selection import Selection, as_selection
 
 logger = logging.getLogger(__name__)
 
@@ -51,6 +58,9 @@ class VideoViTConfig:
     act: str = "gelu"
     learned_pos: bool = False
     drop_path: float = 0.0
+    image_mean: tuple[float, ...] = IMAGENET_MEAN
+    image_std: tuple[float, ...] = IMAGENET_STD
+    class_names: tuple[str, ...] | None = None
 
     @property
     def grid(self) -> tuple[int, int, int]:
@@ -66,6 +76,8 @@ class VideoViTConfig:
                 f"image_size={self.image_size} must be a multiple of patch_size={self.patch_size} and "
                 f"num_frames={self.num_frames} a multiple of tubelet_size={self.tubelet_size}"
             )
+        if self.class_names is not None and len(self.class_names) != self.num_classes:
+            raise ConfigError(f"{len(self.class_names)} class names for a head of num_classes={self.num_classes}")
 
 
 class PatchEmbed3d(nn.Module):
@@ -89,6 +101,7 @@ class VideoViT(ReducibleModel):
     """VideoMAE-layout video classifier over packed tokens (see the module docstring)."""
 
     family = "video_vit"
+    layout = "CTHW"
 
     def __init__(self, config: VideoViTConfig, reduction: list[object] | None = None) -> None:
         config.validate()
@@ -160,32 +173,49 @@ class VideoViT(ReducibleModel):
         proj = self.patch_embed.proj
         return F.linear(tubelets, proj.weight.reshape(proj.weight.shape[0], -1), proj.bias)
 
-    def embed(self, video: Tensor) -> Tokens:
-        """Dense tokenizer: every tubelet becomes a token, plus its position embedding; pos holds (t, h, w)."""
+    @property
+    def token_dim(self) -> int:
+        return self.config.embed_dim
+
+    @property
+    def num_layers(self) -> int:
+        return len(self.blocks)
+
+    def embed(self, video: Tensor, keep: Selection | Tensor | None = None) -> Tokens:
+        """Tokens of every tubelet, or of those `keep` selects (bool [B, T', H', W'] or a Selection), each plus its
+        position embedding; pos holds (t, h, w), size the selection's footprint (RLT's run length)."""
         grid = self.grid_of(video)
         video = video.to(self.patch_embed.proj.weight.dtype)
-        x = self.patch_embed(video).flatten(2).transpose(1, 2)  # [B, N, D]
-        x = x + self.position_table(grid, x.device, x.dtype)
-        return Tokens.from_dense(x, pos=grid_positions(*grid, device=x.device))
+        if keep is None:
+            x = self.patch_embed(video).flatten(2).transpose(1, 2)  # [B, N, D]
+            x = x + self.position_table(grid, x.device, x.dtype)
+            return Tokens.from_dense(x, pos=grid_positions(*grid, device=x.device))
+        selection = as_selection(keep).checked(video.shape[0], grid)
+        flat = selection.keep.to(video.device).flatten(1)  # [B, N] in (t, h, w) order
+        batch_idx, slot_idx = flat.nonzero(as_tuple=True)  # (b, t, h, w) order, as tokens are packed
+        x = self.project(self.tubelets(video)[batch_idx, slot_idx])  # only the kept tubelets
+        x = x + self.position_table(grid, x.device, x.dtype)[slot_idx]
+        if selection.extra is not None:
+            x = x + selection.extra
+        seqlens = flat.sum(1).tolist()  # one host sync per batch: the layout must be known in Python
+        pos = grid_positions(*grid, device=x.device)[slot_idx]
+        size = selection.size
+        token_size = size.to(x.device).flatten(1)[batch_idx, slot_idx].to(x.dtype) if size is not None else None
+        return Tokens(x, seqlens, pos, token_size)
 
     # ------------------------------------------------------------------------------------------ encoder
-    def video_tokenizer(self) -> object | None:
-        """The attached before-the-model reducer (one with `embed_video`, such as RLT), or None for `embed`."""
-        return next((r for r in self.reduction if callable(getattr(r, "embed_video", None))), None)
-
     def forward_tokens(self, video: Tensor, token_mask: Tensor | None = None) -> Tokens:
         """Tokens after the last block (reducers applied).
 
-        token_mask: an optional precomputed keep mask [B, T', H', W'] for the attached tokenizer (RLT's mask built
-        in the data loader, say); an error without a tokenizer that takes one.
+        video: decoded uint8 frames (or a `Clip`), or a normalised [B, C, T, H, W] float video.
+        token_mask: an optional precomputed keep mask [B, T', H', W'] for the attached selector (RLT's mask built
+        in the data loader, say); an error without a selector.
         """
-        tokenizer = self.video_tokenizer()
-        if tokenizer is not None:
-            tokens = tokenizer.embed_video(self, video, token_mask)  # type: ignore[attr-defined]
-        elif token_mask is not None:
-            raise ConfigError("token_mask= needs a tokenizing reducer such as vs.RLT() in the model's reduction")
-        else:
-            tokens = self.embed(video)
+        return self._run(self.prepare_input(video), token_mask)
+
+    def _run(self, video: Tensor, token_mask: Tensor | None) -> Tokens:
+        """The blocks on a prepared batch."""
+        tokens = self.embed_input(video, token_mask)
         ctx = None
         if self.hooks is not None:
             grid = self.grid_of(video)
@@ -211,11 +241,13 @@ class VideoViT(ReducibleModel):
 
     def pools_by_size(self) -> bool:
         """True when an attached reducer asks for size-weighted pooling (e.g. vs.RLT(pool="length"))."""
-        return any(getattr(r, "pool", "mean") == "length" for r in self.reduction)
+        selector = self.selector
+        return selector is not None and selector.pool == "length"
 
     def forward_features(self, video: Tensor, token_mask: Tensor | None = None) -> Tensor:
-        """[B, C, T, H, W] -> pooled, normalised features [B, D] (before the head)."""
-        tokens = self.forward_tokens(video, token_mask)
+        """[B, C, T, H, W] (or decoded frames) -> pooled, normalised features [B, D] (before the head)."""
+        video = self.prepare_input(video)
+        tokens = self._run(video, token_mask)
         return self.fc_norm(self.pool(tokens, video.shape[0], weighted=self.pools_by_size()))
 
     def encode_video(self, video: Tensor, token_mask: Tensor | None = None) -> Tensor:

@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Iterable, Sequence
+from typing import Any
 
 import torch
 from torch import Tensor
@@ -110,6 +111,14 @@ class TokenPrune:
         self._generator = torch.Generator().manual_seed(self.seed)
         #: layer -> bool keep mask [B, t, h, w] of the last forward (filled only when trace is True)
         self.kept: dict[int, Tensor] = {}
+
+    def attach(self, model: Any) -> None:
+        """Refuse pruning layers the model does not have."""
+        depth = int(model.num_layers)
+        beyond = [i for i in self.layers if i >= depth]  # type: ignore[attr-defined]
+        if beyond:
+            raise ConfigError(f"TokenPrune(layers={list(self.layers)}): the model has {depth} blocks (0-{depth - 1}), "
+                              f"so layer(s) {beyond} do not exist; pick layers below {depth}")
 
     def set_keep(self, keep: float) -> None:
         """Change the keep rate (the curriculum does this between stages)."""

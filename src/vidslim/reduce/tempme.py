@@ -59,7 +59,7 @@ from __future__ import annotations
 import dataclasses
 import math
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, ClassVar
 
 import torch
 from torch import Tensor, nn
@@ -129,6 +129,9 @@ class TempMe(nn.Module):
     config), which fixes the embedding tables' shapes.
     """
 
+    #: the paper's settings per backbone (what `--method tempme` and `{"tempme": "paper"}` start from)
+    PRESETS: ClassVar[dict[str, dict[str, Any]]] = PAPER
+
     def __init__(
         self,
         r: int = 2,
@@ -185,15 +188,13 @@ class TempMe(nn.Module):
     # ------------------------------------------------------------------------------------------ setup
     def attach(self, model: nn.Module) -> None:
         """Check the model is a CLIP deep enough for the merge layers; create the temporal embedding tables."""
-        visual = getattr(model, "visual", None)
-        if getattr(model, "family", "") != "clip" or visual is None:
+        if not getattr(model.input_spec, "per_frame", False):  # the registry refuses other families first
             raise ConfigError(
                 f"TempMe merges CLIP's per-frame sequences; {type(model).__name__} has none. Use it with a CLIP "
                 "model (vs.create_model('clip-b32', ...)), or vs.ToMe for the video ViT"
             )
-        config = model.config  # type: ignore[union-attr]
-        layers = len(visual.transformer.resblocks)
-        frames = int(self.num_frames or config.num_frames)
+        layers = model.num_layers
+        frames = int(self.num_frames or model.input_spec.num_frames)
         if any(m >= layers for m in self.merge_layers):
             raise ConfigError(f"TempMe merge_layers {list(self.merge_layers)} do not fit a model of {layers} layers")
         if frames % math.prod(self.groups):
@@ -204,10 +205,10 @@ class TempMe(nn.Module):
         self.num_frames = frames
         if not self.temporal_pos:
             return
-        ref = visual.class_embedding
+        ref = next(model.parameters())
         sequences = frames
         for layer, k in zip(self.merge_layers, self.groups, strict=True):
-            shape = (1, sequences, 1, config.vision_width)
+            shape = (1, sequences, 1, model.token_dim)
             old = self.temporal_embeddings.get(str(layer))
             if old is None or tuple(old.shape) != shape:
                 self.temporal_embeddings[str(layer)] = nn.Parameter(

@@ -27,6 +27,7 @@ input token, the output token that covers it.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any, ClassVar
 
 from vidslim.errors import ConfigError
 from vidslim.reduce.sources import SourceMap
@@ -53,11 +54,20 @@ def tome_schedule(num_layers: int, r: int, schedule: str = "constant") -> list[i
 class ToMe:
     """Token merging after attention in every block (see the module docstring).
 
+    `PRESETS` is the r a method string ("--method tome") starts from per backbone: on CLIP, TempMe's ImgMe r for the
+    same backbone (a like-for-like row); on the video ViT-B (1568 tokens at 16 frames), 100 per layer, which leaves
+    368 tokens after the 12th and about 0.65 of the dense FLOPs, near TokenPrune's default (ToMe's paper merges
+    r=65 per layer in a 24-layer ViT-L on the same token count); "*" for any other backbone.
+
     r: tokens merged per sequence in each layer (with a named schedule); schedule: "constant", "decreasing",
     "increasing", or a list of r per layer (then leave r out; layers past the list merge nothing);
     proportional_attention: add log(size) to attention logits (ToMe advises it for off-the-shelf models and
     off for training); trace_source: keep a `SourceMap` in `self.sources` after each forward.
     """
+
+    PRESETS: ClassVar[dict[str, dict[str, Any]]] = {
+        "clip-b32": {"r": 2}, "clip-b16": {"r": 10}, "videomae-b16": {"r": 100}, "*": {"r": 8},
+    }
 
     def __init__(
         self,
@@ -91,10 +101,19 @@ class ToMe:
         return [*self._per_layer, *([0] * (num_layers - len(self._per_layer)))]
 
     def start_forward(self, tokens: Tokens, ctx: HookContext) -> list[int]:
-        """This forward's r per layer; the source map restarts at the input tokens."""
+        """This forward's r per layer; the source map restarts at the input tokens. Within a sequence's tokens, r
+        is clamped to what one matching can merge (half of them, as ToMe's release does); an r larger than every
+        sequence entering the first block is a mistake and is refused."""
+        per_layer = self.layer_r(ctx.num_layers)
+        patches = tokens.max_seqlen - ctx.cls_per_sequence(tokens)
+        if per_layer and max(per_layer) > patches:
+            raise ConfigError(
+                f"ToMe(r={max(per_layer)}): the longest sequence entering the first block holds {patches} tokens "
+                f"besides CLS, fewer than the r it is asked to merge per layer; pick r <= {patches // 2}"
+            )
         if self.trace_source:
             self.sources = SourceMap.identity(tokens.seqlens, tokens.x.device, tokens.pos, ctx.batch_size)
-        return self.layer_r(ctx.num_layers)
+        return per_layer
 
     def after_attention(self, tokens: Tokens, info: AttentionInfo, ctx: HookContext) -> Tokens:
         """Merge this layer's r tokens per sequence on the mean keys."""

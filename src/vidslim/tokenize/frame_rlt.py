@@ -12,6 +12,10 @@ Scores are measured in ImageNet-normalised units whatever the model's normalisat
 rescaled per channel by std_clip / std_imagenet), so tau means the same as on the video ViT: tau = 0.1 is about
 5.8 grey levels of mean absolute change.
 
+The code is `vs.RLT` itself: a model whose `InputSpec` says `per_frame` (tubelet 1, a CLS per frame) gets the
+mask of this rule, and embeds [CLS, kept patches] per frame in `model.embed(video, keep)`. `frame_keep_mask`
+below is the same mask as a plain function of frames.
+
 What it means: a dropped patch is not seen again in its frame; the frame's CLS attends only to the patches that
 changed. Alone, that makes the embeddings of near-static frames depend on little content. With TempMe the ClipMe
 layers join neighbouring frames into one sequence, so from the first merge layer on every CLS sees the kept
@@ -21,27 +25,13 @@ patches of its clip (frame 0's full image included), which is the combination th
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Protocol
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor
 
 from vidslim.errors import ConfigError
 from vidslim.io.transforms import CLIP_STD, IMAGENET_STD
 from vidslim.tokenize.rlt_mask import keep_mask
-from vidslim.tokens import NO_POSITION, Tokens
-
-
-class FrameTower(Protocol):
-    """What an image tower must offer to be tokenized per frame from a mask (CLIP's `VisionTransformer` does)."""
-
-    conv1: torch.nn.Conv2d
-    class_embedding: torch.nn.Parameter
-    positional_embedding: torch.nn.Parameter
-    ln_pre: torch.nn.Module
-
-    def check_video(self, video: Tensor) -> tuple[int, int]: ...
 
 
 def frame_keep_mask(video: Tensor, tau: float = 0.1, patch: int = 16, std: Sequence[float] = CLIP_STD) -> Tensor:
@@ -55,45 +45,3 @@ def frame_keep_mask(video: Tensor, tau: float = 0.1, patch: int = 16, std: Seque
     scale = torch.tensor([s / i for s, i in zip(std, IMAGENET_STD, strict=True)], device=video.device)
     frames = video.float() * scale.view(1, 1, -1, 1, 1)  # CLIP units -> ImageNet units
     return keep_mask(frames.transpose(1, 2), tau, tubelet=1, patch=patch)
-
-
-def frame_patches(video: Tensor, patch: int) -> Tensor:
-    """[B, T, C, H, W] -> [B·T, H'·W', C·p·p]: every patch flattened in (c, y, x) order (conv1's weight order)."""
-    b, t, c, h, w = video.shape
-    x = video.reshape(b * t, c, h // patch, patch, w // patch, patch).permute(0, 2, 4, 1, 3, 5)
-    return x.reshape(b * t, (h // patch) * (w // patch), c * patch * patch)
-
-
-def embed_frames_masked(tower: FrameTower, video: Tensor, mask: Tensor) -> Tokens:
-    """Packed tokens [CLS, kept patches] per frame (B·T sequences, frame-major), after ln_pre.
-
-    mask: bool [B, T, H', W'] (True = the patch becomes a token). Only kept patches are embedded (conv1 applied
-    as a Linear to the gathered rows); `pos` is (t, h, w) for patches and NO_POSITION for CLS tokens; `size` is
-    None (every token is one patch of its frame).
-    """
-    b, t = tower.check_video(video)
-    weight = tower.conv1.weight
-    p = weight.shape[-1]
-    grid = (video.shape[-2] // p, video.shape[-1] // p)
-    if tuple(mask.shape) != (b, t, *grid):
-        raise ConfigError(
-            f"frame token mask has shape {tuple(mask.shape)} but the video has {b} x {t} frames of {grid} patches; "
-            "build it from the same frames (frame_keep_mask(video, tau, patch))"
-        )
-    flat = mask.to(video.device, torch.bool).reshape(b * t, -1)  # [BT, H'W']
-    frame_idx, slot_idx = flat.nonzero(as_tuple=True)  # frame-major, then (h, w): the packing order
-    rows = frame_patches(video.to(weight.dtype), p)[frame_idx, slot_idx]  # [K, C·p·p], kept patches only
-    table = tower.positional_embedding.to(weight.dtype)
-    patches = F.linear(rows, weight.reshape(weight.shape[0], -1)) + table[1 + slot_idx]
-    kept = flat.sum(1)
-    seqlens = (kept + 1).tolist()  # one host sync: the layout must be known in Python
-    total = sum(seqlens)
-    starts = torch.cumsum(kept + 1, 0) - (kept + 1)  # each frame's CLS slot
-    x = patches.new_empty(total, patches.shape[1])
-    x[starts] = (tower.class_embedding.to(weight.dtype) + table[0]).expand(b * t, -1)
-    patch_slot = torch.arange(patches.shape[0], device=x.device) + frame_idx + 1  # frames before + own CLS
-    x[patch_slot] = patches
-    pos = torch.full((total, 3), NO_POSITION, dtype=torch.int64, device=x.device)
-    w = grid[1]
-    pos[patch_slot] = torch.stack((frame_idx % t, slot_idx // w, slot_idx % w), dim=1)
-    return Tokens(tower.ln_pre(x), seqlens, pos)

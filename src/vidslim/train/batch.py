@@ -1,9 +1,10 @@
 """Move a collated batch to the device, turning uint8 video into float there (4x less to copy than float32).
 
-uint8 video (what `vidslim.data.Collate(normalize=None)` gives) becomes float32 `(x / 255 - mean) / std` with
+Decoded uint8 video in layout "THWC" (what `vidslim.data.Collate(layout="THWC")` gives) moves as it is: a vidslim
+model prepares it itself, with its own input spec. Other uint8 video becomes float32 `(x / 255 - mean) / std` with
 the named statistics ("clip", "imagenet"), or `x / 255` with none, normalised along the channel axis of the
-batch layout. Float video is moved as it is. Tensors move with non_blocking copies; other values (caption
-lists, ids, the `skipped` count) stay as they are.
+batch layout (for models without an input spec). Float video is moved as it is. Tensors move with non_blocking
+copies; other values (caption lists, ids, the `skipped` count) stay as they are.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from typing import Any
 import torch
 
 from vidslim.errors import ConfigError
-from vidslim.io.transforms import STATS
+from vidslim.io.transforms import STATS, normalize_channels
 
 _CHANNEL_DIM = {"TCHW": -3, "CTHW": -4, "THWC": -1}
 
@@ -22,19 +23,15 @@ def normalize_video(video: torch.Tensor, stats: str | None, layout: str) -> torc
     """uint8 video in `layout` (any leading dims) -> float32, normalised per channel with `stats`."""
     if layout not in _CHANNEL_DIM:
         raise ConfigError(f"video_layout must be one of {sorted(_CHANNEL_DIM)}, got {layout!r}")
-    x = video.float()
     if stats is None:
-        return x.mul_(1.0 / 255.0)
+        return video.float().mul_(1.0 / 255.0)
     if stats not in STATS:
         raise ConfigError(f"video_normalize must be one of {sorted(STATS)} or null, got {stats!r}")
     dim = _CHANNEL_DIM[layout]
     if video.dim() < -dim or video.shape[dim] != 3:
         raise ConfigError(f"video of shape {tuple(video.shape)} has no 3-channel axis for layout {layout}; set "
                           "video_layout to the layout the collate function produces")
-    shape = [1] * video.dim()
-    shape[dim] = 3
-    mean, std = (torch.tensor(v, dtype=torch.float32, device=video.device).view(shape) for v in STATS[stats])
-    return torch.addcmul(-mean / std, x, 1.0 / (255.0 * std))
+    return normalize_channels(video, *STATS[stats], dim=dim)
 
 
 def move_batch(batch: Any, device: torch.device, stats: str | None = None, layout: str = "TCHW") -> Any:
@@ -46,7 +43,7 @@ def move_batch(batch: Any, device: torch.device, stats: str | None = None, layou
     for key, value in batch.items():
         if isinstance(value, torch.Tensor):
             value = value.to(device, non_blocking=non_blocking)
-            if key == "video" and value.dtype == torch.uint8:
+            if key == "video" and value.dtype == torch.uint8 and layout != "THWC":
                 value = normalize_video(value, stats, layout)
         out[key] = value
     return out

@@ -34,7 +34,6 @@ import torch
 from torch import Tensor, nn
 
 from vidslim.errors import ConfigError, TokenLayoutError
-from vidslim.io.transforms import CLIP_MEAN, CLIP_STD, IMAGENET_MEAN, IMAGENET_STD
 from vidslim.reduce.sources import SourceMap
 from vidslim.tokens import NO_POSITION
 from vidslim.viz.draw import GROUP_EDGE, alpha_256, blend, cell_edges, grey_out, paint, palette
@@ -218,24 +217,16 @@ def draw_merge_groups(
 # ---------------------------------------------------------------------------------------------- running a model
 def model_layout(model: nn.Module) -> tuple[int, int, int]:
     """(patch, tubelet, cls_tokens) of a vidslim CLIP or video ViT."""
-    family, config = getattr(model, "family", ""), getattr(model, "config", None)
-    if family == "clip":
-        return int(config.patch_size), 1, 1  # type: ignore[union-attr]
-    if family == "video_vit":
-        return int(config.patch_size), int(config.tubelet_size), 0  # type: ignore[union-attr]
-    raise ConfigError(f"{type(model).__name__} is not a vidslim CLIP or video ViT (vs.create_model / vs.load_model)")
+    spec = getattr(model, "input_spec", None)
+    if spec is None:
+        raise ConfigError(f"{type(model).__name__} is not a vidslim model (vs.create_model / vs.load_model)")
+    return spec.patch_size, spec.tubelet_size, 1 if spec.per_frame else 0  # a per-frame model has a CLS per frame
 
 
 def model_input(model: nn.Module, frames: Tensor) -> Tensor:
-    """uint8 frames [T, H, W, 3] -> the normalised float batch of one video the model takes (CLIP: [1, T, 3, H, W]
-    with CLIP's mean and std; video ViT: [1, 3, T, H, W] with ImageNet's)."""
-    param = next(model.parameters())
-    clip = getattr(model, "family", "") == "clip"
-    mean, std = (CLIP_MEAN, CLIP_STD) if clip else (IMAGENET_MEAN, IMAGENET_STD)
-    x = frames.to(param.device).float().div(255.0)
-    x = (x - torch.tensor(mean, device=x.device)) / torch.tensor(std, device=x.device)  # [T, H, W, 3]
-    x = x.permute(0, 3, 1, 2)[None] if clip else x.permute(3, 0, 1, 2)[None]
-    return x.to(param.dtype)
+    """uint8 frames [T, H, W, 3] -> the batch of one video the model takes (`model.prepare_input`: its input spec),
+    in the model's dtype."""
+    return model.prepare_input(frames).to(next(model.parameters()).dtype)  # type: ignore[operator]
 
 
 def run_model(model: nn.Module, frames: Tensor) -> None:

@@ -68,19 +68,13 @@ class ModelSection:
 
     def reducers(self) -> list[object] | None:
         """The configured reducers (None when the section names none)."""
-        from vidslim.models.reduction_card import build_reduction
+        from vidslim.models.registry import family_of
+        from vidslim.reduce.registry import build_reduction
 
         if self.reduction is None:
             return None
-        return build_reduction(self.reduction, model_name=self.name, where="model.reduction")
-
-
-def family_of(name: str) -> str:
-    """"clip" or "video_vit" for a create_model name."""
-    from vidslim.models.clip import ClipConfig
-    from vidslim.models.registry import get_config
-
-    return "clip" if isinstance(get_config(name), ClipConfig) else "video_vit"
+        family = family_of(self.name) if self.name else None
+        return build_reduction(self.reduction, self.name, family=family, where="model.reduction")
 
 
 # ------------------------------------------------------------------------------------------------ words
@@ -144,12 +138,13 @@ def build_model(section: ModelSection, kind: str, run_dir: Path, info: DistInfo,
     count, asked only when needed. checkpoint: load these weights instead of the section's (evaluation).
     """
     import vidslim as vs
+    from vidslim.models.registry import family_of
 
     reducers = section.reducers()
     overrides = dict(section.config)
     if checkpoint is None and section.name is not None:
         tokenizer = None
-        if family_of(section.name) == "clip" and kind == "retrieval":
+        if family_of(section.name) == "clip" and kind == "retrieval":  # a words tokenizer for the text tower
             if captions is None:
                 raise ConfigError("model.tokenizer=words needs the training captions")
             tokenizer = run_tokenizer(section, run_dir, captions, info)
@@ -205,5 +200,5 @@ def describe(model: nn.Module) -> str:
     return describe_trainable(model)
 
 
-__all__ = ["FINETUNE", "ModelSection", "build_model", "caption_words", "describe", "family_of", "run_tokenizer",
+__all__ = ["FINETUNE", "ModelSection", "build_model", "caption_words", "describe", "run_tokenizer",
            "set_finetune", "word_tokenizer"]

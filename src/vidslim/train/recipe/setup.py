@@ -1,17 +1,17 @@
 """From a run config to the objects `run_training` and `evaluate` take: config, model, task, data factory.
 
 Shared by `vidslim train` and `vidslim eval` (the schema is in `vidslim.cli.train`'s docstring). The YAML file
-is read, the key=value overrides are applied on top, and the video layout and normalisation default to what the
-model family takes (CLIP: [B, T, C, H, W] with CLIP's statistics; the video ViT: [B, C, T, H, W] with ImageNet's)
-unless the config sets them. The model is built after the first stage's data (a words tokenizer needs its
-captions, a classifier its class count), under the run's seed, so a resumed run rebuilds the same model.
+is read and the key=value overrides are applied on top. Batches carry the frames as decoded (uint8 [B, T, H, W, C])
+and the model prepares them with its own input spec (layout, statistics), on its own device, unless the config
+sets `video_layout` / `video_normalize` itself. The model is built after the first stage's data (a words
+tokenizer needs its captions, a classifier its class count), under the run's seed, so a resumed run rebuilds the
+same model.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import inspect
-import json
 import logging
 from pathlib import Path
 from typing import Any
@@ -19,17 +19,15 @@ from typing import Any
 import yaml
 from torch import nn
 
-from vidslim.cli.run_data import KINDS, DataSection, build_split
-from vidslim.cli.run_model import ModelSection, build_model, family_of
 from vidslim.errors import CheckpointError, ConfigError
 from vidslim.train import StageData, TrainConfig, config_from_dict, parse_overrides
 from vidslim.train.config import Stage
 from vidslim.train.distributed import DistInfo
+from vidslim.train.recipe.data import KINDS, DataSection, build_split
+from vidslim.train.recipe.model import ModelSection, build_model
 
 log = logging.getLogger(__name__)
 
-#: model family -> (video_layout, video_normalize) it takes
-FAMILY_VIDEO = {"clip": ("TCHW", "clip"), "video_vit": ("CTHW", "imagenet")}
 MODEL_DIR = "model"
 
 
@@ -115,28 +113,13 @@ class Run:
         apply_stage(self.model, stage)
 
 
-def _video_defaults(tree: dict[str, Any], family: str) -> dict[str, Any]:
-    layout, normalize = FAMILY_VIDEO[family]
-    tree.setdefault("video_layout", layout)
-    tree.setdefault("video_normalize", normalize)
+def _video_defaults(tree: dict[str, Any]) -> dict[str, Any]:
+    """Batches as decoded unless the config says otherwise: the model prepares them (its input spec)."""
+    if tree.get("video_normalize") is not None and tree.get("video_layout", "THWC") == "THWC":
+        raise ConfigError("video_normalize needs a video_layout (TCHW or CTHW); leave both out and the model "
+                          "prepares the decoded frames with its own statistics")
+    tree.setdefault("video_layout", "THWC")
     return tree
-
-
-def _family(section: ModelSection, checkpoint: str | Path | None) -> str:
-    """"clip" or "video_vit": the family of the model the section (or `checkpoint`) gives, read cheaply."""
-    if checkpoint is None and section.name is not None:
-        return family_of(section.name)
-    source = Path(checkpoint if checkpoint is not None else str(section.checkpoint))
-    if (source / "vidslim.json").is_file():
-        return str(json.loads((source / "vidslim.json").read_text()).get("family", "clip"))
-    if (source / "config.json").is_file():  # a Hugging Face folder: its model_type says
-        kind = json.loads((source / "config.json").read_text()).get("model_type")
-        if kind in ("clip", "videomae"):
-            return "clip" if kind == "clip" else "video_vit"
-    from vidslim.models.clip import ClipConfig
-    from vidslim.models.loading import read_checkpoint
-
-    return "clip" if isinstance(read_checkpoint(source).config, ClipConfig) else "video_vit"
 
 
 def prepare_run(kind: str, config_path: str | Path, overrides: list[str], info: DistInfo,
@@ -149,7 +132,7 @@ def prepare_run(kind: str, config_path: str | Path, overrides: list[str], info: 
     tree = read_tree(config_path, overrides)
     model_section = ModelSection.from_dict(tree.get("model"))
     data = DataSection.from_dict(tree.get("data"))
-    tree = _video_defaults(tree, _family(model_section, checkpoint))
+    tree = _video_defaults(tree)
     try:
         config = config_from_dict(tree)
     except ConfigError as error:
@@ -190,4 +173,4 @@ def resolve_checkpoint(path: str | Path | None, run_dir: Path) -> tuple[str, Pat
     return "none", None
 
 
-__all__ = ["FAMILY_VIDEO", "MODEL_DIR", "Run", "build_task", "prepare_run", "read_tree", "resolve_checkpoint"]
+__all__ = ["MODEL_DIR", "Run", "build_task", "prepare_run", "read_tree", "resolve_checkpoint"]
