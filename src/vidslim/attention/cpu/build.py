@@ -1,0 +1,203 @@
+"""Build and load the fused CPU block-sparse attention kernel (block_sparse.c): compile on first use, cache, dlopen.
+
+Nothing to install: the C source ships in the package; the first call compiles it with the system C compiler
+($CC, else cc, gcc or clang; a fraction of a second) into a cache folder ($VIDSLIM_CACHE_DIR, else
+$XDG_CACHE_HOME/vidslim or ~/.cache/vidslim), named by a hash of the source, the compiler, the flags and the CPU,
+and reuses it afterwards. BLAS is torch's own (the Fortran `sgemm_` exported by libtorch_cpu: MKL in Linux x86
+wheels), found in this process and handed to the kernel as a function pointer; MKL is told to run each call on the
+calling thread. Where any of this is missing (no compiler, no `sgemm_`, another OS) or VIDSLIM_NATIVE=0,
+`native_kernel()` is None and block-sparse attention keeps its gather + SDPA path; a failed build is logged once,
+with the compiler's error. Why the kernel exists and how it is called: `vidslim.attention.cpu.kernel`.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import dataclasses
+import functools
+import hashlib
+import logging
+import os
+import platform
+import shlex
+import shutil
+import subprocess
+import tempfile
+import threading
+from pathlib import Path
+
+import torch
+
+logger = logging.getLogger(__name__)
+
+SOURCE = Path(__file__).with_name("block_sparse.c")
+#: flag sets tried in order: tuned for this CPU, then portable (a compiler that does not know -march=native)
+FLAG_SETS = (
+    ("-O3", "-march=native", "-fno-math-errno", "-fopenmp-simd"),
+    ("-O3", "-fno-math-errno"),
+)
+
+
+class Strides(ctypes.Structure):
+    """Element strides of a packed [rows, heads, d] tensor (see strides_t in the C source)."""
+
+    _fields_ = [("row", ctypes.c_int64), ("head", ctypes.c_int64)]
+
+
+_P, _I, _I64 = ctypes.c_void_p, ctypes.c_int, ctypes.c_int64
+_ARGTYPES = [_P, Strides, _P, Strides, _P, Strides, _P, Strides, _I, _I, _I, _I, _I, _P, _P, _P]
+_ARGTYPES += [ctypes.c_float, _I64, _I64, _P, _P]
+
+
+@dataclasses.dataclass(frozen=True)
+class NativeKernel:
+    """The loaded kernel: its entry point, the BLAS it calls and where the compiled library lies."""
+
+    attend: ctypes._CFuncPtr
+    sgemm: int
+    set_blas_threads: int | None
+    path: Path
+
+
+def cache_dir() -> Path:
+    """Where compiled kernels are kept: $VIDSLIM_CACHE_DIR, else $XDG_CACHE_HOME/vidslim, else ~/.cache/vidslim."""
+    if os.environ.get("VIDSLIM_CACHE_DIR"):
+        return Path(os.environ["VIDSLIM_CACHE_DIR"]) / "kernels"
+    base = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
+    return base / "vidslim" / "kernels"
+
+
+def find_compiler() -> str | None:
+    """$CC if set (a command line such as "ccache gcc"; used even when it does not work: the user chose it), else
+    the first of cc, gcc, clang on PATH."""
+    if os.environ.get("CC"):
+        return os.environ["CC"]
+    return next((path for name in ("cc", "gcc", "clang") if (path := shutil.which(name))), None)
+
+
+def _cpu_signature() -> str:
+    """What a -march=native build depends on: the machine and its CPU flags (Linux), so a moved cache rebuilds."""
+    flags = ""
+    try:
+        with open("/proc/cpuinfo") as info:
+            flags = next((line for line in info if line.startswith(("flags", "Features"))), "")
+    except OSError:
+        pass
+    return f"{platform.machine()} {flags.strip()}"
+
+
+def _compiler_version(compiler: str) -> str:
+    try:
+        done = subprocess.run([*shlex.split(compiler), "--version"], capture_output=True, text=True, timeout=30)
+    except (OSError, subprocess.SubprocessError) as error:
+        return f"unknown ({error})"
+    return done.stdout
+
+
+def compile_kernel(compiler: str, folder: Path) -> Path:
+    """The compiled kernel library in `folder`, built now unless a build of this source, compiler and CPU is there.
+
+    Raises RuntimeError with the compiler's output when no flag set builds it.
+    """
+    source = SOURCE.read_bytes()
+    version = _compiler_version(compiler)
+    errors = []
+    for flags in FLAG_SETS:
+        key = hashlib.sha256(b"\0".join(x.encode() for x in (compiler, version, *flags)))
+        key.update(source)
+        key.update(_cpu_signature().encode())
+        target = folder / f"block_sparse_cpu-{key.hexdigest()[:16]}.so"
+        if target.exists():
+            return target
+        folder.mkdir(parents=True, exist_ok=True)
+        partial = folder / f"{target.name}.{os.getpid()}.{threading.get_ident()}.tmp"
+        command = [*shlex.split(compiler), *flags, "-shared", "-fPIC", str(SOURCE), "-o", str(partial)]
+        try:
+            done = subprocess.run(command, capture_output=True, text=True, timeout=120)
+        except (OSError, subprocess.SubprocessError) as error:
+            errors.append(f"{' '.join(command)}: {error}")
+            continue
+        if done.returncode == 0:
+            os.replace(partial, target)  # atomic: a process compiling beside us writes the same bytes
+            return target
+        partial.unlink(missing_ok=True)
+        errors.append(f"{' '.join(command)}: exit status {done.returncode}\n{done.stderr.strip()[-2000:]}")
+    raise RuntimeError("\n".join(errors))
+
+
+def _torch_blas() -> tuple[int, int | None] | None:
+    """(address of sgemm_, address of MKL's mkl_set_num_threads_local or None) from torch's CPU library, or None."""
+    folder = Path(torch.__file__).parent / "lib"
+    for name in ("libtorch_cpu.so", "libtorch_cpu.dylib"):
+        if not (folder / name).exists():
+            continue
+        try:
+            library = ctypes.CDLL(str(folder / name))  # already loaded by torch: this only looks symbols up
+        except OSError:
+            continue
+        sgemm = getattr(library, "sgemm_", None)
+        if sgemm is None:
+            return None
+        set_threads = getattr(library, "MKL_Set_Num_Threads_Local", None)  # the C interface (by value)
+        address = ctypes.cast(set_threads, ctypes.c_void_p).value if set_threads is not None else None
+        return ctypes.cast(sgemm, ctypes.c_void_p).value or 0, address
+    return None
+
+
+def _fallback_dir() -> Path:
+    """A per-user build folder in the temporary directory, for when the cache folder cannot be written."""
+    return Path(tempfile.gettempdir()) / f"vidslim-kernels-{getattr(os, 'getuid', lambda: 0)()}"
+
+
+def _load(path: Path, blas: tuple[int, int | None]) -> NativeKernel:
+    library = ctypes.CDLL(str(path))  # OSError: not loadable (a noexec folder, a truncated or foreign file)
+    attend = library.vidslim_block_sparse_attend
+    attend.argtypes = _ARGTYPES
+    attend.restype = ctypes.c_int
+    return NativeKernel(attend, blas[0], blas[1], path)
+
+
+_load_lock = threading.Lock()
+
+
+def native_kernel() -> NativeKernel | None:
+    """The fused kernel, compiled and loaded on first call; None where it cannot run (see the module doc)."""
+    with _load_lock:  # threads calling first at once wait for the one build
+        return _build_and_load()
+
+
+def forget_native_kernel() -> None:
+    """Let the next `native_kernel()` build and load again (after changing CC, VIDSLIM_CACHE_DIR or VIDSLIM_NATIVE)."""
+    with _load_lock:
+        _build_and_load.cache_clear()
+
+
+@functools.cache
+def _build_and_load() -> NativeKernel | None:
+    if os.environ.get("VIDSLIM_NATIVE", "1") == "0":
+        return None
+    blas = _torch_blas()
+    if blas is None or not blas[0]:
+        logger.info("no BLAS sgemm_ exported by torch here: block-sparse attention uses gather + SDPA")
+        return None
+    compiler = find_compiler()
+    if compiler is None:
+        logger.warning(
+            "no C compiler found (cc, gcc, clang; or set CC): block-sparse attention on CPU falls back to "
+            "gather + SDPA, ~20-25% slower. Install one (e.g. apt install gcc) or set VIDSLIM_NATIVE=0 to silence this."
+        )
+        return None
+    problems = []
+    for folder in (cache_dir(), _fallback_dir()):  # the second: an unwritable or noexec cache folder
+        try:
+            return _load(compile_kernel(compiler, folder), blas)
+        except (RuntimeError, OSError, AttributeError) as error:
+            problems.append(f"in {folder}: {error}")
+    logger.warning(
+        "could not build or load %s with %s; block-sparse attention on CPU falls back to gather + SDPA. "
+        "Set CC to a working C compiler, or VIDSLIM_NATIVE=0 to silence this.\n%s",
+        SOURCE,
+        compiler,
+        "\n".join(problems),
+    )
+    return None
