@@ -5,9 +5,10 @@ Nothing to install: the C source ships in the package; the first call compiles i
 $XDG_CACHE_HOME/vidslim or ~/.cache/vidslim), named by a hash of the source, the compiler, the flags and the CPU,
 and reuses it afterwards. BLAS is torch's own (the Fortran `sgemm_` exported by libtorch_cpu: MKL in Linux x86
 wheels), found in this process and handed to the kernel as a function pointer; MKL is told to run each call on the
-calling thread. Where any of this is missing (no compiler, no `sgemm_`, another OS) or VIDSLIM_NATIVE=0,
-`native_kernel()` is None and block-sparse attention keeps its gather + SDPA path; a failed build is logged once,
-with the compiler's error. Why the kernel exists and how it is called: `vidslim.attention.cpu.kernel`.
+calling thread. Where any of this is missing (no compiler, no `sgemm_`, another OS) or VIDSLIM_NATIVE is off
+(0, false, no, off), `native_kernel()` is None and block-sparse attention keeps its gather + SDPA path; a failed
+build is logged once, with the compiler's error. Why the kernel exists and how it is called:
+`vidslim.attention.cpu.kernel`.
 """
 
 from __future__ import annotations
@@ -172,9 +173,29 @@ def forget_native_kernel() -> None:
         _build_and_load.cache_clear()
 
 
+_OFF, _ON = ("0", "false", "no", "off"), ("1", "true", "yes", "on")
+
+
+def native_switched_on() -> bool:
+    """VIDSLIM_NATIVE read as a switch: unset or 1/true/yes/on is on, 0/false/no/off is off (any case); anything
+    else is warned about and leaves the kernel on."""
+    raw = os.environ.get("VIDSLIM_NATIVE", "")
+    value = raw.strip().lower()
+    if value in _OFF:
+        return False
+    if value and value not in _ON:
+        logger.warning(
+            "VIDSLIM_NATIVE=%r is not understood: use %s to turn the fused kernel off, %s to keep it on; it stays on",
+            raw,
+            "/".join(_OFF),
+            "/".join(_ON),
+        )
+    return True
+
+
 @functools.cache
 def _build_and_load() -> NativeKernel | None:
-    if os.environ.get("VIDSLIM_NATIVE", "1") == "0":
+    if not native_switched_on():
         return None
     blas = _torch_blas()
     if blas is None or not blas[0]:
