@@ -99,14 +99,14 @@ def test_vit_b_case_equals_dense_masked_sdpa() -> None:
 def count_builds(monkeypatch: pytest.MonkeyPatch) -> list[list[str]]:
     """From now on, the compiler command lines `build` runs (its `--version` queries left out)."""
     builds: list[list[str]] = []
-    run = build.subprocess.run
+    run = build._run_compiler
 
-    def spy(command: list[str], **kwargs: object) -> object:
+    def spy(command: list[str], timeout: float) -> object:
         if "-shared" in command:
             builds.append(command)
-        return run(command, **kwargs)  # type: ignore[call-overload]
+        return run(command, timeout)
 
-    monkeypatch.setattr(build.subprocess, "run", spy)
+    monkeypatch.setattr(build, "_run_compiler", spy)
     return builds
 
 

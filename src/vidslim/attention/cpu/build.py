@@ -1,14 +1,14 @@
 """Build and load the fused CPU block-sparse attention kernel (block_sparse.c): compile on first use, cache, dlopen.
 
 Nothing to install: the C source ships in the package; the first call compiles it with the system C compiler
-($CC, else cc, gcc or clang; a fraction of a second) into a cache folder ($VIDSLIM_CACHE_DIR, else
-$XDG_CACHE_HOME/vidslim or ~/.cache/vidslim), named by a hash of the source, the compiler, the flags and the CPU,
-and reuses it afterwards. BLAS is torch's own (the Fortran `sgemm_` exported by libtorch_cpu: MKL in Linux x86
-wheels), found in this process and handed to the kernel as a function pointer; MKL is told to run each call on the
-calling thread. Where any of this is missing (no compiler, no `sgemm_`, another OS) or VIDSLIM_NATIVE is off
-(0, false, no, off), `native_kernel()` is None and block-sparse attention keeps its gather + SDPA path; a failed
-build is logged once, with the compiler's error. Why the kernel exists and how it is called:
-`vidslim.attention.cpu.kernel`.
+($CC, else cc, gcc or clang; a fraction of a second, stopped after $VIDSLIM_CC_TIMEOUT seconds, 60 by default)
+into a cache folder ($VIDSLIM_CACHE_DIR, else $XDG_CACHE_HOME/vidslim or ~/.cache/vidslim), named by a hash of
+the source, the compiler, the flags and the CPU, and reuses it afterwards. BLAS is torch's own (the Fortran
+`sgemm_` exported by libtorch_cpu: MKL in Linux x86 wheels), found in this process and handed to the kernel as a
+function pointer; MKL is told to run each call on the calling thread. Where any of this is missing (no compiler,
+no `sgemm_`, another OS, a compiler that hangs) or VIDSLIM_NATIVE is off (0, false, no, off), `native_kernel()`
+is None and block-sparse attention keeps its gather + SDPA path; a failed build is logged once, with the
+compiler's error. Why the kernel exists and how it is called: `vidslim.attention.cpu.kernel`.
 """
 
 from __future__ import annotations
@@ -22,6 +22,7 @@ import os
 import platform
 import shlex
 import shutil
+import signal
 import subprocess
 import tempfile
 import threading
@@ -87,21 +88,75 @@ def _cpu_signature() -> str:
     return f"{platform.machine()} {flags.strip()}"
 
 
-def _compiler_version(compiler: str) -> str:
+#: seconds a compiler call may take before it is stopped (the build falls back); VIDSLIM_CC_TIMEOUT overrides
+COMPILER_TIMEOUT = 60.0
+
+
+class CompilerTimeout(Exception):
+    """The C compiler did not finish in time (a hanging $CC, say); it has been stopped."""
+
+
+def compiler_timeout() -> float:
+    """$VIDSLIM_CC_TIMEOUT in seconds (> 0), else COMPILER_TIMEOUT; a value that is not a positive number is
+    warned about and ignored."""
+    raw = os.environ.get("VIDSLIM_CC_TIMEOUT", "").strip()
+    if not raw:
+        return COMPILER_TIMEOUT
     try:
-        done = subprocess.run([*shlex.split(compiler), "--version"], capture_output=True, text=True, timeout=30)
-    except (OSError, subprocess.SubprocessError) as error:
+        seconds = float(raw)
+    except ValueError:
+        seconds = 0.0
+    if not seconds > 0:
+        logger.warning("VIDSLIM_CC_TIMEOUT=%r is not a positive number of seconds; using %g", raw, COMPILER_TIMEOUT)
+        return COMPILER_TIMEOUT
+    return seconds
+
+
+def _stop(process: subprocess.Popen) -> None:
+    """Kill the process and everything it started (a compiler driver runs cc1, as and ld), then reap it."""
+    try:
+        if hasattr(os, "killpg"):
+            os.killpg(process.pid, signal.SIGKILL)  # its own session: see _run_compiler
+        else:
+            process.kill()
+    except OSError:  # already gone
+        pass
+    process.wait()
+
+
+def _run_compiler(command: list[str], timeout: float) -> subprocess.CompletedProcess[str]:
+    """Run `command` with its output captured; past `timeout` seconds it is killed with all its children and
+    CompilerTimeout raised. OSError when it cannot be started."""
+    with subprocess.Popen(
+        command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True
+    ) as process:
+        try:
+            out, err = process.communicate(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            _stop(process)
+            raise CompilerTimeout(f"{' '.join(command)} did not finish within {timeout:g} s") from None
+        except BaseException:  # an interrupt: the compiler must not outlive us
+            _stop(process)
+            raise
+    return subprocess.CompletedProcess(command, process.returncode, out, err)
+
+
+def _compiler_version(compiler: str, timeout: float) -> str:
+    try:
+        return _run_compiler([*shlex.split(compiler), "--version"], timeout).stdout
+    except (OSError, ValueError) as error:  # ValueError: a CC that shlex cannot split
         return f"unknown ({error})"
-    return done.stdout
 
 
 def compile_kernel(compiler: str, folder: Path) -> Path:
     """The compiled kernel library in `folder`, built now unless a build of this source, compiler and CPU is there.
 
-    Raises RuntimeError with the compiler's output when no flag set builds it.
+    Raises RuntimeError with the compiler's output when no flag set builds it, CompilerTimeout when the compiler
+    hangs (not retried with other flags: it would hang again).
     """
     source = SOURCE.read_bytes()
-    version = _compiler_version(compiler)
+    timeout = compiler_timeout()
+    version = _compiler_version(compiler, timeout)
     errors = []
     for flags in FLAG_SETS:
         key = hashlib.sha256(b"\0".join(x.encode() for x in (compiler, version, *flags)))
@@ -114,10 +169,13 @@ def compile_kernel(compiler: str, folder: Path) -> Path:
         partial = folder / f"{target.name}.{os.getpid()}.{threading.get_ident()}.tmp"
         command = [*shlex.split(compiler), *flags, "-shared", "-fPIC", str(SOURCE), "-o", str(partial)]
         try:
-            done = subprocess.run(command, capture_output=True, text=True, timeout=120)
-        except (OSError, subprocess.SubprocessError) as error:
+            done = _run_compiler(command, timeout)
+        except OSError as error:
             errors.append(f"{' '.join(command)}: {error}")
             continue
+        except CompilerTimeout:
+            partial.unlink(missing_ok=True)
+            raise
         if done.returncode == 0:
             os.replace(partial, target)  # atomic: a process compiling beside us writes the same bytes
             return target
@@ -212,6 +270,13 @@ def _build_and_load() -> NativeKernel | None:
     for folder in (cache_dir(), _fallback_dir()):  # the second: an unwritable or noexec cache folder
         try:
             return _load(compile_kernel(compiler, folder), blas)
+        except CompilerTimeout as error:
+            logger.warning(
+                "C compiler hangs: %s (VIDSLIM_CC_TIMEOUT sets the limit); block-sparse attention on CPU falls back "
+                "to gather + SDPA",
+                error,
+            )
+            return None
         except (RuntimeError, OSError, AttributeError) as error:
             problems.append(f"in {folder}: {error}")
     logger.warning(
