@@ -3,6 +3,7 @@
     choose_kernel(q, k, v, key_bias)  "native" or "gather": the one decision, made per call (choose.py)
     native_group_attend(...)          the fused kernel on one group of query blocks (kernel.py)
     native_kernel()                   the compiled, checked and loaded library, or None (build.py)
+    private_folder(...), damage(...)  where builds may be kept and loaded from, and whether one is intact (cache.py)
     run_shares(work, shares)          work shared out to torch's threads, one share each (workers.py)
 
 block_sparse.c is the kernel's source, compiled on first use.

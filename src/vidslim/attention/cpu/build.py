@@ -1,14 +1,17 @@
 """Build and load the fused CPU block-sparse attention kernel (block_sparse.c): compile on first use, cache, dlopen.
 
 Nothing to install: the C source ships in the package; the first call compiles it with the system C compiler
-($CC, else cc, gcc or clang; a fraction of a second, stopped after $VIDSLIM_CC_TIMEOUT seconds, 60 by default)
-into a cache folder ($VIDSLIM_CACHE_DIR, else $XDG_CACHE_HOME/vidslim or ~/.cache/vidslim), named by a hash of
-the source, the compiler, the flags and the CPU, and reuses it afterwards. BLAS is torch's own (the Fortran
-`sgemm_` exported by libtorch_cpu: MKL in Linux x86 wheels), found in this process and handed to the kernel as a
-function pointer; MKL is told to run each call on the calling thread. Where any of this is missing (no compiler,
-no `sgemm_`, another OS, a compiler that hangs) or VIDSLIM_NATIVE is off (0, false, no, off), `native_kernel()`
-is None and block-sparse attention keeps its gather + SDPA path; a failed build is logged once, with the
-compiler's error. Why the kernel exists and how it is called: `vidslim.attention.cpu.kernel`.
+($CC, else cc, gcc or clang; a fraction of a second, cut off after $VIDSLIM_CC_TIMEOUT seconds, 60 by default)
+into a cache folder ($VIDSLIM_CACHE_DIR, else $XDG_CACHE_HOME/vidslim or ~/.cache/vidslim; a private folder in
+the temporary directory when that one cannot be used), named by a hash of the source, the compiler, the flags
+and the CPU, and reuses it afterwards. Native code is loaded only from a folder this user alone can write, and
+only after its checksum matches (`vidslim.attention.cpu.cache`). BLAS is torch's own (the Fortran `sgemm_`
+exported by libtorch_cpu: MKL in Linux x86 wheels), found in this process and handed to the kernel as a function
+pointer; MKL is told to run each call on the calling thread.
+
+Where any of this is missing (no compiler, no `sgemm_`, another OS, no safe folder, a compiler that hangs) or
+VIDSLIM_NATIVE is off (0, false, no, off), `native_kernel()` is None and block-sparse attention keeps its gather +
+SDPA path; why is logged once. Why the kernel exists and how it is called: `vidslim.attention.cpu.kernel`.
 """
 
 from __future__ import annotations
@@ -24,11 +27,13 @@ import shlex
 import shutil
 import signal
 import subprocess
-import tempfile
 import threading
 from pathlib import Path
 
 import torch
+
+from vidslim.attention.cpu import cache
+from vidslim.attention.cpu.cache import UnsafeFolder
 
 logger = logging.getLogger(__name__)
 
@@ -59,14 +64,6 @@ class NativeKernel:
     sgemm: int
     set_blas_threads: int | None
     path: Path
-
-
-def cache_dir() -> Path:
-    """Where compiled kernels are kept: $VIDSLIM_CACHE_DIR, else $XDG_CACHE_HOME/vidslim, else ~/.cache/vidslim."""
-    if os.environ.get("VIDSLIM_CACHE_DIR"):
-        return Path(os.environ["VIDSLIM_CACHE_DIR"]) / "kernels"
-    base = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
-    return base / "vidslim" / "kernels"
 
 
 def find_compiler() -> str | None:
@@ -148,24 +145,32 @@ def _compiler_version(compiler: str, timeout: float) -> str:
         return f"unknown ({error})"
 
 
+def kernel_file(folder: Path, compiler: str, version: str, flags: tuple[str, ...]) -> Path:
+    """Where the build of this source with this compiler (its command line and version), flags and CPU lies."""
+    key = hashlib.sha256(b"\0".join(x.encode() for x in (compiler, version, *flags)))
+    key.update(SOURCE.read_bytes())
+    key.update(_cpu_signature().encode())
+    return folder / f"block_sparse_cpu-{key.hexdigest()[:16]}.so"
+
+
 def compile_kernel(compiler: str, folder: Path) -> Path:
-    """The compiled kernel library in `folder`, built now unless a build of this source, compiler and CPU is there.
+    """The compiled kernel library in `folder` (a folder `cache.private_folder` has checked), built now unless an
+    intact build of this source, compiler and CPU is there; a damaged one is rebuilt.
 
     Raises RuntimeError with the compiler's output when no flag set builds it, CompilerTimeout when the compiler
     hangs (not retried with other flags: it would hang again).
     """
-    source = SOURCE.read_bytes()
     timeout = compiler_timeout()
     version = _compiler_version(compiler, timeout)
     errors = []
     for flags in FLAG_SETS:
-        key = hashlib.sha256(b"\0".join(x.encode() for x in (compiler, version, *flags)))
-        key.update(source)
-        key.update(_cpu_signature().encode())
-        target = folder / f"block_sparse_cpu-{key.hexdigest()[:16]}.so"
-        if target.exists():
+        target = kernel_file(folder, compiler, version, flags)
+        problem = cache.damage(target)
+        if problem is None:
             return target
-        folder.mkdir(parents=True, exist_ok=True)
+        if os.path.lexists(target):
+            log = logger.info if "is missing" in problem else logger.warning  # (no checksum: an older vidslim's)
+            log("rebuilding the cached kernel %s: %s", target, problem)
         partial = folder / f"{target.name}.{os.getpid()}.{threading.get_ident()}.tmp"
         command = [*shlex.split(compiler), *flags, "-shared", "-fPIC", str(SOURCE), "-o", str(partial)]
         try:
@@ -177,7 +182,7 @@ def compile_kernel(compiler: str, folder: Path) -> Path:
             partial.unlink(missing_ok=True)
             raise
         if done.returncode == 0:
-            os.replace(partial, target)  # atomic: a process compiling beside us writes the same bytes
+            cache.install(partial, target)
             return target
         partial.unlink(missing_ok=True)
         errors.append(f"{' '.join(command)}: exit status {done.returncode}\n{done.stderr.strip()[-2000:]}")
@@ -203,13 +208,16 @@ def _torch_blas() -> tuple[int, int | None] | None:
     return None
 
 
-def _fallback_dir() -> Path:
-    """A per-user build folder in the temporary directory, for when the cache folder cannot be written."""
-    return Path(tempfile.gettempdir()) / f"vidslim-kernels-{getattr(os, 'getuid', lambda: 0)()}"
-
-
 def _load(path: Path, blas: tuple[int, int | None]) -> NativeKernel:
-    library = ctypes.CDLL(str(path))  # OSError: not loadable (a noexec folder, a truncated or foreign file)
+    """Load the library at `path` after checking its folder, its owner and its checksum (`vidslim.attention.cpu.cache`).
+
+    Raises UnsafeFolder, or OSError when the file is damaged or does not load (a noexec folder, say).
+    """
+    cache.check_folder(path.parent)
+    problem = cache.damage(path)
+    if problem is not None:
+        raise OSError(f"not loaded: {problem}")
+    library = ctypes.CDLL(str(path))
     attend = library.vidslim_block_sparse_attend
     attend.argtypes = _ARGTYPES
     attend.restype = ctypes.c_int
@@ -266,10 +274,14 @@ def _build_and_load() -> NativeKernel | None:
             "gather + SDPA, ~20-25% slower. Install one (e.g. apt install gcc) or set VIDSLIM_NATIVE=0 to silence this."
         )
         return None
-    problems = []
-    for folder in (cache_dir(), _fallback_dir()):  # the second: an unwritable or noexec cache folder
+    problems: list[str] = []
+    refused: list[str] = []
+    for folder in (cache.cache_dir(), cache.fallback_dir()):  # the second: an unusable or noexec cache folder
         try:
-            return _load(compile_kernel(compiler, folder), blas)
+            kernel = _load(compile_kernel(compiler, cache.private_folder(folder)), blas)
+        except UnsafeFolder as error:
+            refused.append(str(error))
+            continue
         except CompilerTimeout as error:
             logger.warning(
                 "C compiler hangs: %s (VIDSLIM_CC_TIMEOUT sets the limit); block-sparse attention on CPU falls back "
@@ -279,6 +291,18 @@ def _build_and_load() -> NativeKernel | None:
             return None
         except (RuntimeError, OSError, AttributeError) as error:
             problems.append(f"in {folder}: {error}")
+            continue
+        if refused:
+            logger.warning("not loading native code: %s; using %s instead", "; ".join(refused), kernel.path)
+        return kernel
+    if refused:  # one line: which folder and why (with the first line of any other folder's error)
+        also = "".join(f"; {problem.splitlines()[0]}" for problem in problems)
+        logger.warning(
+            "not loading native code: %s%s; block-sparse attention on CPU falls back to gather + SDPA",
+            "; ".join(refused),
+            also,
+        )
+        return None
     logger.warning(
         "could not build or load %s with %s; block-sparse attention on CPU falls back to gather + SDPA. "
         "Set CC to a working C compiler, or VIDSLIM_NATIVE=0 to silence this.\n%s",
