@@ -4,8 +4,8 @@
     tokens and no CLS (the VideoMAE layout); q, k, v are strided views of one fused projection [N, 3, H, d],
     as the model produces them. dense = `attend` (one SDPA call); block-sparse = `SViTTPattern` (blocks of
     56, 1 local + 3 random, so 224 of 1568 keys per query) on its kernel: the fused C kernel where it runs
-    (`vidslim.attention.block_sparse_native`: float32 CPU, a C compiler), beside it the gather + SDPA kernel
-    used elsewhere (`block_sparse_native.gather_kernel_only()`), and "tiles only", SDPA on pre-gathered tiles
+    (`vidslim.attention.cpu`: float32 CPU, a C compiler), beside it the gather + SDPA kernel
+    used elsewhere (`vidslim.attention.cpu.gather_kernel_only()`), and "tiles only", SDPA on pre-gathered tiles
     in one call (that kernel without its gathers). Target: speedup >= 0.7 x the density ratio (1 / density).
     Measured on the 2-core machine this was developed on: fused 5.5x with two threads, 5.7x with one (target
     4.90); gather + SDPA 4.1-5.0x across runs, tiles only 5.1-5.3x: torch's CPU SDPA runs 56 x 224 tiles at
@@ -36,7 +36,7 @@ import torch
 
 import vidslim as vs
 from vidslim.attention import AttentionPattern, attend
-from vidslim.attention.block_sparse_native import gather_kernel_only, native_applicable
+from vidslim.attention.cpu import choose_kernel, gather_kernel_only
 from vidslim.attention.svitt import SparseAttention
 from vidslim.attention.svitt_pattern import attention_density
 from vidslim.bench import compare, count_flops
@@ -48,8 +48,8 @@ FRAMES, SIDE, HEADS, HEAD_DIM = 8, 14, 12, 64
 def kernel_in_use(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> str:
     """Which kernel `SViTTPattern.sparse_attend` runs on these inputs (under inference mode)."""
     with torch.inference_mode():
-        if native_applicable(q, k, v):
-            return "fused C kernel (vidslim.attention.block_sparse_native)"
+        if choose_kernel(q, k, v) == "native":
+            return "fused C kernel (vidslim.attention.cpu)"
     return "gather + SDPA (the fused C kernel is unavailable: no C compiler, no BLAS, or VIDSLIM_NATIVE=0)"
 
 

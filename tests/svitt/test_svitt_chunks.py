@@ -12,8 +12,8 @@ from collections.abc import Iterator
 import pytest
 import torch
 
-from vidslim.attention import block_sparse, cpu_workers
-from vidslim.attention.block_sparse_native import gather_kernel_only
+from vidslim.attention import block_sparse
+from vidslim.attention.cpu import gather_kernel_only, workers
 from vidslim.attention.svitt_pattern import SViTTPattern
 
 
@@ -61,7 +61,7 @@ def test_chunks_run_on_worker_threads(monkeypatch: pytest.MonkeyPatch) -> None:
     sdpa = block_sparse._sdpa
 
     def spy(*args: object) -> torch.Tensor:
-        seen.append((threading.get_native_id(), cpu_workers.workers_available()))
+        seen.append((threading.get_native_id(), workers.workers_available()))
         return sdpa(*args)  # type: ignore[arg-type]
 
     monkeypatch.setattr(block_sparse, "_sdpa", spy)
@@ -91,19 +91,19 @@ def test_worker_errors_reach_the_caller() -> None:
     before = torch.get_num_threads()
     try:
         torch.set_num_threads(2)
-        assert cpu_workers.run_shares(work, [0, 2, 3]) == [0, 20, 30]
+        assert workers.run_shares(work, [0, 2, 3]) == [0, 20, 30]
         with pytest.raises(ValueError, match="share 1 failed"):
-            cpu_workers.run_shares(work, [0, 1])
+            workers.run_shares(work, [0, 1])
     finally:
         torch.set_num_threads(before)
 
 
 def test_fallback_pool_runs_shares_on_its_threads(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(cpu_workers, "_gnu_openmp", lambda: None)  # as on a torch without GNU OpenMP
+    monkeypatch.setattr(workers, "_gnu_openmp", lambda: None)  # as on a torch without GNU OpenMP
     before = torch.get_num_threads()
     try:
         torch.set_num_threads(2)
-        names = cpu_workers.run_shares(lambda _: (threading.current_thread().name, torch.get_num_threads()), [0, 1])
+        names = workers.run_shares(lambda _: (threading.current_thread().name, torch.get_num_threads()), [0, 1])
     finally:
         torch.set_num_threads(before)
     assert {name.startswith("vidslim-cpu-") for name, _ in names} == {True}
@@ -111,20 +111,20 @@ def test_fallback_pool_runs_shares_on_its_threads(monkeypatch: pytest.MonkeyPatc
 
 
 def test_split_evenly() -> None:
-    assert cpu_workers.split_evenly(7, 2) == [(0, 3), (3, 7)]
-    assert cpu_workers.split_evenly(2, 4) == [(0, 1), (1, 2)]
-    assert cpu_workers.split_evenly(0, 3) == [(0, 0)]
+    assert workers.split_evenly(7, 2) == [(0, 3), (3, 7)]
+    assert workers.split_evenly(2, 4) == [(0, 1), (1, 2)]
+    assert workers.split_evenly(0, 3) == [(0, 0)]
 
 
 def test_fallback_pool_is_rebuilt_when_the_thread_count_changes(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(cpu_workers, "_gnu_openmp", lambda: None)
+    monkeypatch.setattr(workers, "_gnu_openmp", lambda: None)
     before = torch.get_num_threads()
     try:
         torch.set_num_threads(2)
-        cpu_workers.run_shares(lambda share: share, [0, 1])
+        workers.run_shares(lambda share: share, [0, 1])
         old = [t for t in threading.enumerate() if t.name.startswith("vidslim-cpu-")]
         torch.set_num_threads(3)
-        assert cpu_workers.run_shares(lambda share: share * 2, [0, 1, 2]) == [0, 2, 4]
+        assert workers.run_shares(lambda share: share * 2, [0, 1, 2]) == [0, 2, 4]
     finally:
         torch.set_num_threads(before)
     for thread in old:

@@ -1,4 +1,4 @@
-"""The fused CPU kernel of block-sparse attention (block_sparse_cpu.c through block_sparse_native.py).
+"""The fused CPU kernel of block-sparse attention (vidslim.attention.cpu: block_sparse.c, build.py, kernel.py).
 
 It must give what the gather + SDPA path gives on every layout the SViTT pattern produces (masks, key bias,
 release-parity zero keys, CLS rows, ragged batches, strided q/k/v, d != dv) on 1, 2 and 3 threads; hand-built
@@ -20,18 +20,14 @@ import torch
 import torch.nn.functional as F
 from torch.utils.flop_counter import FlopCounterMode
 
-from vidslim.attention import block_sparse, block_sparse_native
+from vidslim.attention import block_sparse
 from vidslim.attention.block_sparse import GatherGroup, gathered_attend
-from vidslim.attention.block_sparse_native import (
-    gather_kernel_only,
-    native_applicable,
-    native_group_attend,
-    native_kernel,
-)
+from vidslim.attention.cpu import build, kernel, native_group_attend, native_kernel
+from vidslim.attention.cpu.choose import choose_kernel, gather_kernel_only
 from vidslim.attention.svitt_pattern import SViTTPattern
 
-HAVE_COMPILER = block_sparse_native.find_compiler() is not None
-HAVE_BLAS = block_sparse_native._torch_blas() is not None
+HAVE_COMPILER = build.find_compiler() is not None
+HAVE_BLAS = build._torch_blas() is not None
 needs_kernel = pytest.mark.skipif(native_kernel() is None, reason="no C compiler or no BLAS sgemm_ in torch here")
 
 
@@ -39,17 +35,17 @@ needs_kernel = pytest.mark.skipif(native_kernel() is None, reason="no C compiler
 def fresh_loader(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[None]:
     """native_kernel() loads anew with a private cache folder, and is reset afterwards."""
     monkeypatch.setenv("VIDSLIM_CACHE_DIR", str(tmp_path))
-    block_sparse_native.forget_native_kernel()
+    build.forget_native_kernel()
     yield
-    block_sparse_native.forget_native_kernel()
+    build.forget_native_kernel()
 
 
 def test_the_kernel_loads_where_it_can() -> None:
     """A machine with a C compiler and torch's MKL (Linux x86 wheels, this CI) must not fall back silently."""
     if HAVE_COMPILER and HAVE_BLAS:
-        kernel = native_kernel()
-        assert kernel is not None
-        assert kernel.path.exists()
+        loaded = native_kernel()
+        assert loaded is not None
+        assert loaded.path.exists()
 
 
 @needs_kernel
@@ -61,7 +57,7 @@ def test_the_kernel_loads_where_it_can() -> None:
 def test_native_equals_gather_path(
     threads: int, monkeypatch: pytest.MonkeyPatch, mask_padding: bool, block: int, num_global: int, seqlens: list[int]
 ) -> None:
-    monkeypatch.setattr(block_sparse_native, "PARALLEL_FLOPS", 0)  # share out even these small cases
+    monkeypatch.setattr(kernel, "PARALLEL_FLOPS", 0)  # share out even these small cases
     gen = torch.Generator().manual_seed(block + num_global)
     total = sum(seqlens)
     qkv = torch.randn(total, 3, 2, 24, generator=gen)
@@ -72,14 +68,14 @@ def test_native_equals_gather_path(
     pattern = SViTTPattern(block, 1, 2, num_global, torch.rand(blocks, blocks, generator=gen), mask_padding)
     groups = pattern.plan(seqlens, q.device)
     with torch.inference_mode():
-        assert native_applicable(q, k, v)
+        assert choose_kernel(q, k, v) == "native"
         fused = gathered_attend(q, k, v, groups, key_bias=bias)
         fused_plain = gathered_attend(q, k, v, groups, scale=0.3)
         with gather_kernel_only():
-            assert not native_applicable(q, k, v)
+            assert choose_kernel(q, k, v) == "gather"
             reference = gathered_attend(q, k, v, groups, key_bias=bias)
             reference_plain = gathered_attend(q, k, v, groups, scale=0.3)
-        assert native_applicable(q, k, v)
+        assert choose_kernel(q, k, v) == "native"
     torch.testing.assert_close(fused, reference, atol=2e-6, rtol=2e-6)
     torch.testing.assert_close(fused_plain, reference_plain, atol=2e-6, rtol=2e-6)
 
@@ -101,16 +97,16 @@ def test_vit_b_case_equals_dense_masked_sdpa() -> None:
 
 
 def count_builds(monkeypatch: pytest.MonkeyPatch) -> list[list[str]]:
-    """From now on, the compiler command lines `block_sparse_native` runs (its `--version` queries left out)."""
+    """From now on, the compiler command lines `build` runs (its `--version` queries left out)."""
     builds: list[list[str]] = []
-    run = block_sparse_native.subprocess.run
+    run = build._run_compiler
 
-    def spy(command: list[str], **kwargs: object) -> object:
+    def spy(command: list[str], timeout: float) -> object:
         if "-shared" in command:
             builds.append(command)
-        return run(command, **kwargs)  # type: ignore[call-overload]
+        return run(command, timeout)
 
-    monkeypatch.setattr(block_sparse_native.subprocess, "run", spy)
+    monkeypatch.setattr(build, "_run_compiler", spy)
     return builds
 
 
@@ -184,8 +180,8 @@ def test_not_used_under_autograd_or_flop_counting(monkeypatch: pytest.MonkeyPatc
     with torch.no_grad(), FlopCounterMode(display=False):
         gathered_attend(q, k, v, groups)
     assert calls == []  # the dispatch mode sees the torch ops
-    assert not native_applicable(q.double(), k.double(), v.double())
-    assert not native_applicable(q.to(torch.bfloat16), k.to(torch.bfloat16), v.to(torch.bfloat16))
+    assert choose_kernel(q.double(), k.double(), v.double()) == "gather"
+    assert choose_kernel(q.to(torch.bfloat16), k.to(torch.bfloat16), v.to(torch.bfloat16)) == "gather"
 
 
 @needs_kernel
@@ -204,7 +200,7 @@ def test_switched_off_by_environment(monkeypatch: pytest.MonkeyPatch, fresh_load
     monkeypatch.setenv("VIDSLIM_NATIVE", "0")
     assert native_kernel() is None
     q = torch.randn(4, 1, 2)
-    assert not native_applicable(q, q, q)
+    assert choose_kernel(q, q, q) == "gather"
 
 
 @pytest.mark.skipif(not HAVE_BLAS, reason="torch exports no sgemm_ here")
@@ -215,7 +211,7 @@ def test_a_failing_compiler_falls_back_with_a_warning(
     if false is None:
         pytest.skip("no `false` program")
     monkeypatch.setenv("CC", false)
-    with caplog.at_level(logging.WARNING, logger=block_sparse_native.__name__):
+    with caplog.at_level(logging.WARNING, logger=build.__name__):
         assert native_kernel() is None
     assert "could not build" in caplog.text and "exit status 1" in caplog.text and "VIDSLIM_NATIVE=0" in caplog.text
     gen = torch.Generator().manual_seed(2)
@@ -231,13 +227,13 @@ def test_a_failing_compiler_falls_back_with_a_warning(
 
 @pytest.mark.skipif(not (HAVE_COMPILER and HAVE_BLAS), reason="no C compiler or no BLAS sgemm_ in torch here")
 def test_compiled_once_then_reused(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    compiler = block_sparse_native.find_compiler()
+    compiler = build.find_compiler()
     assert compiler is not None
-    first = block_sparse_native.compile_kernel(compiler, tmp_path)
+    first = build.compile_kernel(compiler, tmp_path)
     builds = count_builds(monkeypatch)
-    assert block_sparse_native.compile_kernel(compiler, tmp_path) == first
+    assert build.compile_kernel(compiler, tmp_path) == first
     assert builds == []
-    assert [p.name for p in tmp_path.iterdir()] == [first.name]  # no temporary file left behind
+    assert sorted(p.name for p in tmp_path.iterdir()) == [first.name, f"{first.name}.sha256"]  # no temporary file
 
 
 @needs_kernel
@@ -246,7 +242,7 @@ def test_a_key_bias_that_needs_its_gradient_takes_the_autograd_path() -> None:
     q, k, v = (torch.randn(24, 2, 8, generator=gen) for _ in range(3))
     groups = SViTTPattern(4, 1, 2, 0, torch.rand(6, 6, generator=gen)).plan([24], q.device)
     bias = torch.randn(24, generator=gen, requires_grad=True)
-    assert not native_applicable(q, k, v, bias)
+    assert choose_kernel(q, k, v, bias) == "gather"
     gathered_attend(q, k, v, groups, key_bias=bias).square().sum().backward()
     assert bias.grad is not None and bias.grad.abs().sum() > 0
 
@@ -290,13 +286,13 @@ def test_a_library_that_does_not_load_falls_back(
     """A truncated or foreign file where the build should be (or a noexec folder) is logged, not raised."""
     broken = tmp_path / "broken.so"
     broken.write_bytes(b"not a shared library")
-    monkeypatch.setattr(block_sparse_native, "find_compiler", lambda: "cc")
-    monkeypatch.setattr(block_sparse_native, "compile_kernel", lambda compiler, folder: broken)
-    with caplog.at_level(logging.WARNING, logger=block_sparse_native.__name__):
+    monkeypatch.setattr(build, "find_compiler", lambda: "cc")
+    monkeypatch.setattr(build, "compile_kernel", lambda compiler, folder: broken)
+    with caplog.at_level(logging.WARNING, logger=build.__name__):
         assert native_kernel() is None
     assert "could not build or load" in caplog.text and "broken.so" in caplog.text
     q, k, v = (torch.randn(8, 1, 4) for _ in range(3))
-    assert not native_applicable(q, k, v)
+    assert choose_kernel(q, k, v) == "gather"
 
 
 @pytest.mark.skipif(not (HAVE_COMPILER and HAVE_BLAS), reason="no C compiler or no BLAS sgemm_ in torch here")
@@ -304,16 +300,16 @@ def test_threads_loading_at_once_share_one_build(monkeypatch: pytest.MonkeyPatch
     builds = count_builds(monkeypatch)
     with ThreadPoolExecutor(4) as pool:
         kernels = list(pool.map(lambda _: native_kernel(), range(4)))
-    assert kernels[0] is not None and all(kernel is kernels[0] for kernel in kernels)
+    assert kernels[0] is not None and all(loaded is kernels[0] for loaded in kernels)
     assert len(builds) == 1
 
 
 @pytest.mark.skipif(not (HAVE_COMPILER and HAVE_BLAS), reason="no C compiler or no BLAS sgemm_ in torch here")
 def test_cc_may_be_a_command_line(monkeypatch: pytest.MonkeyPatch, fresh_loader: None) -> None:
-    compiler = block_sparse_native.find_compiler()
+    compiler = build.find_compiler()
     monkeypatch.setenv("CC", f"{compiler} -Wall")
-    kernel = native_kernel()
-    assert kernel is not None and kernel.path.exists()
+    loaded = native_kernel()
+    assert loaded is not None and loaded.path.exists()
 
 
 @needs_kernel
@@ -321,19 +317,19 @@ def test_small_calls_stay_on_the_calling_thread(monkeypatch: pytest.MonkeyPatch,
     """Sharing out costs tens of microseconds: calls under PARALLEL_FLOPS run as one share, bigger ones as one
     share per thread."""
     shares: list[int] = []
-    run_shares = block_sparse_native.run_shares
+    run_shares = kernel.run_shares
 
     def spy(work: object, parts: list[tuple[int, int]]) -> object:
         shares.append(len(parts))
         return run_shares(work, parts)  # type: ignore[arg-type]
 
-    monkeypatch.setattr(block_sparse_native, "run_shares", spy)
+    monkeypatch.setattr(kernel, "run_shares", spy)
     gen = torch.Generator().manual_seed(7)
     q, k, v = (torch.randn(48, 4, 16, generator=gen) for _ in range(3))
     groups = SViTTPattern(4, 1, 2, 0, torch.rand(12, 12, generator=gen)).plan([48], q.device)
     with torch.inference_mode():
         small = gathered_attend(q, k, v, groups)
-        monkeypatch.setattr(block_sparse_native, "PARALLEL_FLOPS", 0)
+        monkeypatch.setattr(kernel, "PARALLEL_FLOPS", 0)
         shared = gathered_attend(q, k, v, groups)
     assert shares == [1, threads]
     torch.testing.assert_close(small, shared, atol=1e-6, rtol=1e-6)

@@ -6,20 +6,19 @@ A block-sparse pattern (SViTT's local + random blocks, say) is given as index ta
     kv_index [R, K]   the packed rows of the K keys that block may see (-1: masked; ZERO_KEY: a zero key and
                       zero value that is *not* masked, to reproduce the SViTT release's unmasked padding)
 
-Two kernels run these tables, with the same results:
-- float32 on CPU without autograd: the fused C kernel of `block_sparse_native` (one head and one query block at a
-  time, in cache: copy its queries, keys and values, sgemm, softmax, sgemm, write the rows), shared out to
-  torch's threads; measured on the 2-core CPU this was developed on (benchmarks/svitt_speed.py: ViT-B heads, 1568
-  tokens, blocks of 56, 4 of 28 key blocks per query, 1/7 of the pairs): 5.5x faster than dense SDPA with two
-  threads, 5.7x with one.
-- everywhere else (GPU, autograd, bf16, no C compiler): the keys of every block are gathered with one
-  `index_select` into [R, K, H, d] and all blocks run as one batched `F.scaled_dot_product_attention` call of
-  R x H rows of bq queries by K keys: no Python loop over blocks (the SViTT release loops over query blocks),
-  the fused CPU/GPU SDPA kernels, and a backward pass. Masked slots (empty key slots, padding past the end of a
-  video) get -inf through the additive mask, left out entirely when every slot is a real key and there is no
-  key bias. On CPU the query blocks go in chunks whose gathered keys and values stay in cache (`_chunk_rows`),
-  shared out to single-threaded workers (`vidslim.attention.cpu_workers`): 4.1-5.0x on the case above, capped by
-  SDPA running 56 x 224 tiles at ~0.75 of its full-sequence rate and by the gathers, hence the fused kernel.
+Two kernels run these tables, with the same results; `vidslim.attention.cpu.choose_kernel` picks one per call:
+- "native", float32 on CPU without autograd: the fused C kernel of `vidslim.attention.cpu` (one head and one
+  query block at a time, in cache: copy its queries, keys and values, sgemm, softmax, sgemm, write the rows),
+  shared out to torch's threads;
+- "gather", everywhere else (GPU, autograd, bf16, tracers, no C compiler): the keys of every block are gathered
+  with one `index_select` into [R, K, H, d] and all blocks run as one batched `F.scaled_dot_product_attention`
+  call of R x H rows of bq queries by K keys: no Python loop over blocks (the SViTT release loops over query
+  blocks), the fused CPU/GPU SDPA kernels, and a backward pass. Masked slots (empty key slots, padding past the
+  end of a video) get -inf through the additive mask, left out entirely when every slot is a real key and there
+  is no key bias. On CPU the query blocks go in chunks whose gathered keys and values stay in cache
+  (`_chunk_rows`), shared out to single-threaded workers (`vidslim.attention.cpu.run_shares`). The gathers and
+  SDPA's rate on small tiles cap this path below the fused kernel on CPU; both are timed side by side in
+  BENCHMARKS.md (benchmarks/svitt_speed.py).
 """
 
 from __future__ import annotations
@@ -33,8 +32,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from vidslim.attention.block_sparse_native import native_applicable, native_group_attend
-from vidslim.attention.cpu_workers import run_shares, split_evenly, workers_available
+from vidslim.attention.cpu import choose_kernel, native_group_attend, run_shares, split_evenly, workers_available
 
 #: kv_index value of a slot holding a zero key and value that is not masked (release parity, see module doc)
 ZERO_KEY = -2
@@ -49,9 +47,8 @@ def _thread_buffer(slot: str, rows: int, like: Tensor) -> Tensor:
 
     The gathered keys and values are 1 + random times the size of k and v (tens of MB for ViT-B video). A fresh
     buffer of that size is paged in from the OS on every call (glibc maps allocations this large anew each
-    time), which measured ~15 ms per call for 1568 tokens, as long as the attention itself; the reused
-    buffer is paged in once. Each thread has its own (worker threads fill theirs concurrently);
-    `release_workspace()` frees them all.
+    time), which took about as long as the attention itself; the reused buffer is paged in once. Each thread has
+    its own (worker threads fill theirs concurrently); `release_workspace()` frees them all.
     """
     shape = (rows, *like.shape[1:])
     numel = math.prod(shape)
@@ -132,10 +129,10 @@ def _chunk_rows(q: Tensor, r: int, kk: int, dk: int, dv: int) -> int:
     gathered keys and values fit in CHUNK_BYTES, gathered and attended one after the other by each worker.
 
     Why: a chunk's keys and values are written by the gather and read by SDPA while still in cache, instead of
-    a 40 MB buffer going through memory twice (ViT-B, 1568 tokens, one thread: 18.6 -> 16.8 ms, 4.5x -> 5.0x
-    dense). With several threads the chunks are shared out to single-threaded workers (`_group_attend`):
-    as parallel regions of their own, one after the other, they were slower than one call (up to 10x on a
-    loaded machine, from the barriers).
+    a buffer of tens of MB going through memory twice (a clear gain on the ViT-B case of
+    benchmarks/svitt_speed.py). With several threads the chunks are shared out to single-threaded workers
+    (`_group_attend`): as parallel regions of their own, one after the other, they were slower than one call
+    (much slower on a loaded machine, from the barriers).
     """
     if q.device.type != "cpu" or (torch.is_grad_enabled() and q.requires_grad):
         return r
@@ -201,7 +198,7 @@ def _attend_share(
     """One worker's run of chunks, each gathered into this thread's buffers and attended into its output view.
 
     The lean loop matters: it runs on every thread at once and each Python step holds the GIL, so the buffers
-    are fetched once per run, not per chunk (measured 4.72x -> 4.95x dense on 2 threads, ViT-B case).
+    are fetched once per run, not per chunk (a measurable gain on 2 threads, ViT-B case).
     """
     heads = q.shape[1]
     kbuf, vbuf = _thread_buffer("k", step * kk, k), _thread_buffer("v", step * kk, v)
@@ -259,7 +256,7 @@ def _group_mask(group: GatherGroup, rows: Tensor, key_bias: Tensor | None, like:
 def _native_attend(
     q: Tensor, k: Tensor, v: Tensor, groups: Sequence[GatherGroup], key_bias: Tensor | None, scale: float | None
 ) -> Tensor:
-    """`gathered_attend` on the fused CPU kernel (`block_sparse_native`): each group writes its rows in place."""
+    """`gathered_attend` on the fused CPU kernel (`vidslim.attention.cpu`): each group writes its rows in place."""
     covers_all = len(groups) == 1 and groups[0].identity
     out = q.new_empty(q.shape[0], q.shape[1], v.shape[-1]) if covers_all else q.new_zeros(*q.shape[:2], v.shape[-1])
     for group in groups:
@@ -289,7 +286,7 @@ def gathered_attend(
         v = torch.cat((v, v.new_zeros(1, *v.shape[1:])))
         if key_bias is not None:
             key_bias = torch.cat((key_bias, key_bias.new_zeros(1)))
-    if native_applicable(q, k, v, key_bias):
+    if choose_kernel(q, k, v, key_bias) == "native":
         return _native_attend(q, k, v, groups, key_bias, scale)
     outs = [_group_attend(q, k, v, g, key_bias, scale) for g in groups]
     if len(groups) == 1 and groups[0].identity:

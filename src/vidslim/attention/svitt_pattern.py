@@ -19,7 +19,7 @@ reproduces that (gathered kernel only).
 Two ways to run it, both from `vidslim.attention.attend(..., pattern=p)`:
 - `sparse_attend`: the block-sparse kernels of `vidslim.attention.block_sparse`, which compute only the
   allowed blocks: the fast path for training and inference on CPU and GPU (float32 CPU inference runs a fused
-  C kernel, `vidslim.attention.block_sparse_native`);
+  C kernel, `vidslim.attention.cpu`);
 - `allowed`: the pattern as a pure tensor function of (query index, key index, video length), which the
   FlexAttention backend turns into a BlockMask and the SDPA backends into dense masks (references).
 """

@@ -1,6 +1,6 @@
 /* Fused block-sparse attention for CPU, float32: one query block and one head at a time, in cache.
  *
- * Compiled on first use by vidslim/attention/block_sparse_native.py (which documents why); called through ctypes.
+ * Compiled on first use by vidslim/attention/cpu/build.py; called through ctypes by cpu/kernel.py (which says why).
  * For each work item (head h, query block r):
  *   1. copy the block's queries and its K key and value rows of head h into small tiles (they stay in L1/L2);
  *   2. S = scale * Q K^T               one BLAS sgemm into a [bq x K] tile

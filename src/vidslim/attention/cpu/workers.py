@@ -1,7 +1,7 @@
 """Share CPU work out to torch's threads by hand, each thread running its share single-threaded.
 
 Some CPU kernels are made of many small, cache-sized steps (the block-sparse attention's gather-then-attend
-chunks, and its fused C kernel's (head, query block) items, run through ctypes with the GIL released). Run
+chunks, and the fused C kernel's (head, query block) items, run through ctypes with the GIL released). Run
 with torch's own intra-op threads, every step is a parallel region of its own: its tiles are too small to
 split well and the threads meet at a barrier after each one. Handing each thread a contiguous share of the
 steps instead, every thread running torch with one intra-op thread, keeps each share in its core's cache and
@@ -14,8 +14,8 @@ region (libgomp's `GOMP_parallel`, called through ctypes) whose threads each cal
 share; inside it torch sees it is in a parallel region and runs every op on the calling thread. Using the team
 matters: after each parallel op, libgomp keeps its idle threads spinning for a few milliseconds (its default
 spin count), so separate Python threads started right after the model's last op share a core with a spinning
-thread (measured: 16 ms instead of 9.8 ms for the ViT-B case of benchmarks/svitt_speed.py), while the team's
-threads pick the region up at once. Elsewhere (no libgomp found) a small pool of Python threads, each set to one
+thread and run markedly slower (seen on the ViT-B case of benchmarks/svitt_speed.py), while the team's threads
+pick the region up at once. Elsewhere (no libgomp found) a small pool of Python threads, each set to one
 intra-op thread (`torch.set_num_threads` is per thread under OpenMP and MKL), does the same; it is rebuilt
 after a fork or a change of thread count.
 """
