@@ -122,6 +122,7 @@ class _Trainer:
         self.samples_session = 0
         self.steps_per_epoch: dict[int, int] = {}
         self.bar: Any = None
+        self.damaged: list[Path] = []  # checkpoints found damaged when resuming: pruned at the next save
 
     # --- set-up -------------------------------------------------------------------------------------------
     def stage_data(self, index: int) -> StageData:
@@ -196,7 +197,9 @@ class _Trainer:
             }
             path = ckpt.save_checkpoint(self.run_dir, self.step, state,
                                         ckpt.model_tensors(self.model, self.config.checkpoint_weights), tensors,
-                                        dict(task_state), keep=self.config.keep_checkpoints)
+                                        dict(task_state), keep=self.config.keep_checkpoints,
+                                        damaged=set(self.damaged))
+            self.damaged = []  # pruned now (a damaged folder of this very step was replaced by the new one)
             log.info("checkpoint %s", path)
         self.saved_step = self.step
         barrier(self.info)
@@ -204,13 +207,15 @@ class _Trainer:
     def find_resume(self) -> ckpt.LoadedCheckpoint | None:
         if not self.config.resume:
             return None
-        path = None
+        path, found = None, None
         if self.info.is_main:
             ckpt.clean_temporary(self.run_dir)
-            found = ckpt.latest_checkpoint(self.run_dir)
+            found = ckpt.latest_checkpoint(self.run_dir, self.damaged)
             path = str(found.path) if found is not None else None
         path = broadcast_object(path, self.info)
-        return ckpt.read_checkpoint(path) if path is not None else None  # type: ignore[arg-type]
+        if found is not None or path is None:  # rank 0 has read and verified it already
+            return found
+        return ckpt.read_checkpoint(path)  # type: ignore[arg-type]
 
     def restore(self, loaded: ckpt.LoadedCheckpoint) -> None:
         """Weights, optimiser, scaler, counts and RNG from `loaded` (after the stage hook has run)."""
