@@ -370,8 +370,10 @@ class _Trainer:
             if self.step > plan.total or first_stage >= len(plan.stages):
                 raise ConfigError(f"{loaded.path}: step {self.step} / stage {first_stage} is past this config's "
                                   f"{plan.total} steps in {len(plan.stages)} stages; use a new run_dir")
-            self.metrics.truncate_after(self.step)
+            self.metrics.truncate_after(self.step, first_stage)
             self.recall_logged()
+        else:
+            self.metrics.clear()  # starting at step 0: rows of an earlier start killed before a checkpoint go
         if self.info.is_main:
             log.info("training %d of %d parameters (%.2f%%) for %d steps on %d process(es)%s", trainable, total,
                      100.0 * trainable / max(total, 1), plan.total, self.info.world_size,
