@@ -88,3 +88,7 @@ class TrainingError(VidslimError, RuntimeError):
     names the step, what was not finite and the last good checkpoint (kept: nothing non-finite is saved) to
     resume from after changing the learning rate, the gradient clipping, the precision or the data.
     """
+
+
+class RunLockedError(VidslimError, RuntimeError):
+    """A run folder is already in use by another training run; the message names its PID and host."""

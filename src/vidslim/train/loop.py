@@ -22,6 +22,8 @@ syncs anyway: when it logs, and before each checkpoint), and parameters and opti
 finite before a checkpoint is written; a diverged run stops with a TrainingError naming the step and the
 checkpoint it kept.
 
+The run folder belongs to one run at a time (`runlock`: rank 0 holds a lock for the whole call).
+
 Only parameters with requires_grad are trained; whether that is LoRA, a head or everything is the model's
 business. Gradient accumulation reproduces the large batch for losses that are means over items
 (classification); a contrastive loss sees fewer negatives per micro-batch, as in every implementation.
@@ -64,6 +66,7 @@ from vidslim.train.evaluation import autocast, evaluate
 from vidslim.train.metrics_log import MetricsLog
 from vidslim.train.optim import build_optimizer, decay_split, export_state, import_state, lr_at, set_lr, warmup_steps
 from vidslim.train.plan import Plan, plan_stages
+from vidslim.train.runlock import hold_run_dir
 from vidslim.train.sampler import TrainBatchSampler, epoch_seed
 from vidslim.train.seeding import seed_everything, worker_init
 from vidslim.train.task import LoadersFactory, StageData, Task, TrainStep
@@ -533,6 +536,7 @@ def run_training(
     dist_info: an already joined process group (default: join the one torchrun describes, and leave it after).
     Resumes automatically from RUN/checkpoints when `config.resume` (the default).
     TrainingError when training diverges (nothing non-finite is ever saved).
+    RunLockedError when another run holds `config.run_dir`.
     """
     if not isinstance(model, nn.Module):
         raise ConfigError(f"run_training: model must be a torch.nn.Module, got {type(model).__name__}")
@@ -543,7 +547,8 @@ def run_training(
     hooks = [on_stage] if callable(on_stage) else list(on_stage)
     info = dist_info if dist_info is not None else init_distributed(config.device)
     try:
-        return _Trainer(config, model, task, loaders_factory, info, hooks, on_step).run()
+        with hold_run_dir(config.run_dir, info):
+            return _Trainer(config, model, task, loaders_factory, info, hooks, on_step).run()
     finally:
         if dist_info is None:
             shutdown(info)
