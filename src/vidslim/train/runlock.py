@@ -20,10 +20,12 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, TYPE_CHECKING, Any
 
 from vidslim.errors import RunLockedError
-from vidslim.train.distributed import DistInfo, broadcast_object
+
+if TYPE_CHECKING:  # torch is only needed by hold_run_dir: the lock itself stays cheap to import
+    from vidslim.train.distributed import DistInfo
 
 try:
     import fcntl
@@ -104,6 +106,8 @@ class RunLock:
 def hold_run_dir(run_dir: str | Path, info: DistInfo) -> Iterator[None]:
     """Own `run_dir` for the block: rank 0 takes the lock, and every rank raises the same RunLockedError when it
     cannot (so no rank waits at a collective for one that stopped)."""
+    from vidslim.train.distributed import broadcast_object
+
     lock = RunLock(run_dir)
     problem: str | None = None
     if info.is_main:
