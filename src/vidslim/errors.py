@@ -84,6 +84,11 @@ class DataLoadError(VidslimError, RuntimeError):
 
 
 class TrainingError(VidslimError, RuntimeError):
-    """Training cannot go on: the loss became NaN or infinite. The message names the step and the folder of
-    the last good checkpoint to resume from after changing the learning rate, the precision or the data.
+    """Training cannot go on: the loss, a parameter or the optimiser state became NaN or infinite. The message
+    names the step, what was not finite and the last good checkpoint (kept: nothing non-finite is saved) to
+    resume from after changing the learning rate, the gradient clipping, the precision or the data.
     """
+
+
+class RunLockedError(VidslimError, RuntimeError):
+    """A run folder is already in use by another training run; the message names its PID and host."""

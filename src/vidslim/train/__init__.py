@@ -13,7 +13,8 @@ Layout of the package:
 - `optim`: AdamW with weight-decay groups, warm-up + cosine schedule, optimiser state by parameter name.
 - `sampler`: data order as a function of (seed, stage, epoch, step), for exact resume and DDP parity.
 - `seeding`: python, numpy and torch generators seeded together, and numpy in DataLoader workers.
-- `checkpoint`: atomic safetensors + JSON checkpoints, newest-complete lookup.
+- `checkpoint`: atomic safetensors + JSON checkpoints with content hashes, newest-intact lookup.
+- `runlock`: one run at a time per run folder (a lock the kernel drops when its holder dies).
 - `evaluation`: `evaluate`, sharded, gathered, deterministic evaluation.
 - `distributed`, `batch`, `metrics_log`: torchrun set-up and gathers, moving batches, metrics files.
 

@@ -7,19 +7,26 @@ A checkpoint is a folder `RUN/checkpoints/step_00001200/` holding
 - `task.safetensors`: the task's own parameters (a learnable temperature), when it has any;
 - `optimizer.safetensors`: the optimiser's tensors keyed "param_name::slot" (`vidslim.train.optim`);
 - `state.json`: step, stage, epoch, position in the epoch, skipped-video count, RNG states of python /
-  numpy / torch / CUDA for every rank, optimiser scalars, grad-scaler state, the run config and the byte
-  size of every file above.
+  numpy / torch / CUDA for every rank, optimiser scalars, grad-scaler state, the run config, the byte
+  size and sha256 of every file above, and a sha256 of state.json's own content (`state_sha256`).
 
 Atomicity: everything is written into a hidden temporary folder next to the final one, each file flushed
 and fsynced, then the folder is renamed into place with `os.replace` (atomic on POSIX) and the parent
 folder fsynced. A crash at any moment leaves either the complete new checkpoint or none (the temporary
-folder is removed at the next start), so the previous checkpoint always stays loadable. Loading checks the
-recorded file sizes and falls back to the next older checkpoint if one is damaged anyway.
+folder is removed at the next start), so the previous checkpoint always stays loadable.
+
+Integrity: loading checks the recorded sizes and content hashes (a flipped byte in a weight file would
+otherwise resume silently with wrong weights, or NaN on every restart from the optimiser state) and that the
+optimiser state is finite; a damaged checkpoint is skipped with a warning naming it, and the next older one is
+used. Damaged checkpoints never count towards `keep_checkpoints`: pruning removes them first, and always keeps
+the checkpoint just written. Checkpoints written before hashes were recorded (no `sha256` in state.json) are
+still resumed after the size check, with a note in the log that their contents could not be verified.
 """
 
 from __future__ import annotations
 
 import base64
+import hashlib
 import json
 import logging
 import os
@@ -43,6 +50,8 @@ log = logging.getLogger(__name__)
 
 FORMAT = "vidslim-train-checkpoint"
 VERSION = 1
+HASH_KEY = "sha256"  # {file name: hex digest} in state.json
+SELF_HASH_KEY = "state_sha256"  # digest of state.json's content without this key
 STATE_NAME = "state.json"
 MODEL_NAME = "model.safetensors"
 TASK_NAME = "task.safetensors"
@@ -122,6 +131,18 @@ def _write_tensors(tensors: dict[str, Tensor], path: Path) -> None:
     _fsync_path(path)
 
 
+def file_sha256(path: Path) -> str:
+    """Hex sha256 of a file's bytes, read in chunks (weight files can be large)."""
+    with open(path, "rb") as f:
+        return hashlib.file_digest(f, "sha256").hexdigest()
+
+
+def _state_digest(meta: dict[str, Any]) -> str:
+    """sha256 of the checkpoint metadata without its own digest, in a canonical JSON form."""
+    body = {k: v for k, v in meta.items() if k != SELF_HASH_KEY}
+    return hashlib.sha256(json.dumps(body, sort_keys=True, separators=(",", ":")).encode("utf-8")).hexdigest()
+
+
 def _write_json(data: dict[str, Any], path: Path) -> None:
     with open(path, "w", encoding="utf-8") as f:
         json.dump(data, f, indent=1)
@@ -147,8 +168,10 @@ def save_checkpoint(
     optimizer: dict[str, Tensor],
     task: dict[str, Tensor] | None = None,
     keep: int | None = None,
+    damaged: set[Path] | frozenset[Path] = frozenset(),
 ) -> Path:
-    """Write checkpoint `step` atomically (module docstring) and prune to the newest `keep`; returns its folder."""
+    """Write checkpoint `step` atomically (module docstring) and prune to `keep` (`prune_checkpoints`, with
+    `damaged` the folders a resume found damaged); returns its folder."""
     root = checkpoint_root(run_dir)
     root.mkdir(parents=True, exist_ok=True)
     final = root / step_dir_name(step)
@@ -161,9 +184,13 @@ def save_checkpoint(
         _write_tensors(optimizer, tmp / OPTIMIZER_NAME)
         if task:
             _write_tensors(task, tmp / TASK_NAME)
-        files = {p.name: p.stat().st_size for p in sorted(tmp.iterdir())}
+        written = sorted(tmp.iterdir())
+        files = {p.name: p.stat().st_size for p in written}
+        hashes = {p.name: file_sha256(p) for p in written}
         meta = {"format": FORMAT, "version": VERSION, "step": int(step), "time": time.time(), "files": files,
-                **state}
+                HASH_KEY: hashes, **state}
+        meta = json.loads(json.dumps(meta))  # the digest is of what reads back (tuples as lists, ...)
+        meta[SELF_HASH_KEY] = _state_digest(meta)
         _write_json(meta, tmp / STATE_NAME)
         _fsync_path(tmp)
         if final.exists():  # the same step saved again (the end of a resumed run): swap it out
@@ -178,7 +205,7 @@ def save_checkpoint(
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     if keep is not None:
-        prune_checkpoints(run_dir, keep)
+        prune_checkpoints(run_dir, keep, current=final, damaged=damaged)
     return final
 
 
@@ -195,10 +222,23 @@ def list_checkpoints(run_dir: str | Path) -> list[tuple[int, Path]]:
     return sorted(found)
 
 
-def prune_checkpoints(run_dir: str | Path, keep: int) -> None:
-    """Delete all but the newest `keep` checkpoints."""
-    for _, path in list_checkpoints(run_dir)[:-keep]:
-        shutil.rmtree(path, ignore_errors=True)
+def prune_checkpoints(run_dir: str | Path, keep: int, current: Path | None = None,
+                      damaged: set[Path] | frozenset[Path] = frozenset()) -> None:
+    """Keep `current` (the checkpoint just written) and the newest others up to `keep` in all; delete the rest.
+
+    Folders in `damaged` (found unreadable when resuming) are deleted first and never count, so damaged
+    checkpoints with higher step numbers cannot crowd out the new ones written after falling back.
+    """
+    found = list_checkpoints(run_dir)
+    bad = {Path(p).resolve() for p in damaged}
+    wanted = [p for _, p in found if current is not None and p.resolve() == Path(current).resolve()]
+    others = [p for _, p in reversed(found) if p not in wanted and p.resolve() not in bad]
+    kept = {p.resolve() for p in [*wanted, *others][:keep]}
+    for _, path in found:
+        if path.resolve() not in kept:
+            if path.resolve() in bad:
+                log.warning("removing damaged checkpoint %s", path)
+            shutil.rmtree(path, ignore_errors=True)
 
 
 def clean_temporary(run_dir: str | Path) -> None:
@@ -228,7 +268,8 @@ class LoadedCheckpoint:
 
 
 def read_checkpoint(path: str | Path) -> LoadedCheckpoint:
-    """Read and verify one checkpoint folder (format, file sizes, safetensors headers)."""
+    """Read and verify one checkpoint folder (format, sizes and hashes, safetensors headers, finite optimiser
+    state); CheckpointError names the damage."""
     folder = Path(path)
     state_file = folder / STATE_NAME
     try:
@@ -239,37 +280,73 @@ def read_checkpoint(path: str | Path) -> LoadedCheckpoint:
         raise CheckpointError(f"{folder}: not a vidslim training checkpoint (format {state.get('format')!r})")
     if int(state.get("version", 0)) > VERSION:
         raise CheckpointError(f"{folder}: written by a newer vidslim (format version {state['version']}); upgrade")
+    if SELF_HASH_KEY in state and state[SELF_HASH_KEY] != _state_digest(state):
+        raise CheckpointError(f"{state_file}: content does not match its recorded sha256 (damaged on disk)")
     for name, size in state.get("files", {}).items():
         file = folder / name
         if not file.is_file() or file.stat().st_size != size:
             raise CheckpointError(f"{file}: missing or truncated (expected {size} bytes)")
+    hashes = state.get(HASH_KEY)
+    if hashes is None:
+        log.info("%s: written before checkpoints recorded content hashes; resuming without verifying its "
+                 "contents", folder)
+    else:
+        for name, digest in hashes.items():
+            if file_sha256(folder / name) != digest:
+                raise CheckpointError(f"{folder / name}: content does not match its recorded sha256 (damaged on "
+                                      "disk)")
     try:
         model = load_file(str(folder / MODEL_NAME))
         optimizer = load_file(str(folder / OPTIMIZER_NAME))
         task = load_file(str(folder / TASK_NAME)) if (folder / TASK_NAME).is_file() else {}
     except (OSError, SafetensorError) as error:
         raise CheckpointError(f"{folder}: damaged tensor file ({error})") from None
+    bad = first_nonfinite(optimizer)
+    if bad is not None:  # Adam moments are never legitimately NaN/inf: a run that diverged before it was saved
+        raise CheckpointError(f"{folder / OPTIMIZER_NAME}: {bad} holds NaN or inf values")
     return LoadedCheckpoint(folder, state, model, optimizer, task)
 
 
-def latest_checkpoint(run_dir: str | Path) -> LoadedCheckpoint | None:
-    """The newest checkpoint of `run_dir` that reads back complete; damaged ones are skipped with a warning."""
+def first_nonfinite(tensors: dict[str, Tensor]) -> str | None:
+    """Name of the first floating-point tensor holding NaN or inf, or None (one host sync for all of them)."""
+    names = [k for k, v in tensors.items() if v.is_floating_point() and v.numel()]
+    if not names:
+        return None
+    flags = torch.stack([torch.isfinite(tensors[k]).all() for k in names]).tolist()
+    return next((k for k, ok in zip(names, flags, strict=True) if not ok), None)
+
+
+def latest_checkpoint(run_dir: str | Path, damaged: list[Path] | None = None) -> LoadedCheckpoint | None:
+    """The newest checkpoint of `run_dir` that reads back intact; damaged ones are skipped with a warning naming
+    them (and appended to `damaged` when given, so the caller can prune them)."""
     for _, path in reversed(list_checkpoints(run_dir)):
         try:
             return read_checkpoint(path)
         except CheckpointError as error:
-            log.warning("skipping damaged checkpoint: %s", error)
+            log.warning("skipping damaged checkpoint %s: %s", path, error)
+            if damaged is not None:
+                damaged.append(path)
     return None
 
 
 def load_model_tensors(module: nn.Module, tensors: dict[str, Tensor], where: str, partial: bool) -> None:
-    """Copy checkpoint tensors into `module`; partial=True allows keys missing from the file (frozen weights)."""
+    """Copy checkpoint tensors into `module`; partial=True allows keys missing from the file (frozen weights).
+
+    A checkpoint of another model (a different width, say) is one CheckpointError naming the first tensor
+    whose shape differs, instead of torch's list of every mismatch.
+    """
+    own = module.state_dict()
+    differ = [k for k, v in own.items() if k in tensors and tuple(tensors[k].shape) != tuple(v.shape)]
+    if differ:
+        key, more = differ[0], f" (and {len(differ) - 1} more tensors)" if len(differ) > 1 else ""
+        raise CheckpointError(f"{where}: {key} was saved with shape {list(tensors[key].shape)} but the model has "
+                              f"{list(own[key].shape)}{more}; use a new run_dir or the original model settings")
     result = module.load_state_dict(tensors, strict=False)
     if result.unexpected_keys or (result.missing_keys and not partial):
         raise CheckpointError(f"{where}: does not fit the model (unexpected {result.unexpected_keys[:5]}, missing "
-                              f"{result.missing_keys[:5]}); resume with the model the run was started with")
+                              f"{result.missing_keys[:5]}); use a new run_dir or the original model settings")
 
 
-__all__ = ["LoadedCheckpoint", "capture_rng", "checkpoint_root", "clean_temporary", "latest_checkpoint",
-           "list_checkpoints", "load_model_tensors", "model_tensors", "prune_checkpoints", "read_checkpoint",
-           "restore_rng", "save_checkpoint"]
+__all__ = ["LoadedCheckpoint", "capture_rng", "checkpoint_root", "clean_temporary", "file_sha256",
+           "first_nonfinite", "latest_checkpoint", "list_checkpoints", "load_model_tensors", "model_tensors",
+           "prune_checkpoints", "read_checkpoint", "restore_rng", "save_checkpoint"]

@@ -5,12 +5,20 @@
 Override keys are dotted paths into the YAML tree (list items by number); values are parsed as YAML
 (`8`, `true`, `[1, 2]`, `null`) and coerced to the field's type (`1e-4` is a float even though YAML 1.1 reads
 it as a string). Unknown keys are errors that list the valid ones. The `model`, `data` and `task` sections
-are free-form dicts for the command line that builds those objects; the loop itself never reads them.
+are free-form dicts for the command line that builds those objects; the loop itself never reads them, but the
+few numbers in `data` that size every clip (`frames`, `size`, ...) are checked here, so a bad one is named
+before any video is opened.
+
+A small config must not be able to demand unbounded work: YAML is read by `load_yaml`, which refuses files over
+`MAX_YAML_BYTES`, documents nested deeper than `MAX_YAML_DEPTH`, and documents whose anchors and aliases expand
+to more than `MAX_YAML_NODES` nodes (a few hundred bytes of nested aliases, "billion laughs", otherwise expand
+to billions of items when the tree is copied). Every number must be finite and in its range.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import math
 import types
 import typing
 from dataclasses import dataclass, field
@@ -22,6 +30,96 @@ import yaml
 from vidslim.errors import ConfigError
 
 Precision = Literal["fp32", "bf16", "fp16"]
+
+MAX_YAML_BYTES = 4 << 20
+MAX_YAML_DEPTH = 64
+MAX_YAML_NODES = 100_000
+
+
+# --- bounded YAML ---------------------------------------------------------------------------------------------
+
+def _expanded_size(root: yaml.Node, where: str) -> int:
+    """Nodes of the document with every alias expanded, counted without expanding (shared nodes memoised).
+
+    Raises ConfigError past MAX_YAML_NODES, past MAX_YAML_DEPTH, or on an alias that contains itself.
+    """
+    sizes: dict[int, int] = {}
+    active: set[int] = set()
+
+    def size(node: yaml.Node, depth: int) -> int:
+        key = id(node)
+        if key in sizes:
+            return sizes[key]
+        if key in active:
+            raise ConfigError(f"{where}: an alias refers to a node that contains it (a recursive YAML structure)")
+        if depth > MAX_YAML_DEPTH:
+            raise ConfigError(f"{where}: nested more than {MAX_YAML_DEPTH} levels deep")
+        active.add(key)
+        total = 1
+        if isinstance(node, yaml.SequenceNode):
+            children = list(node.value)
+        elif isinstance(node, yaml.MappingNode):
+            children = [n for pair in node.value for n in pair]
+        else:
+            children = []
+        for child in children:
+            total += size(child, depth + 1)
+            if total > MAX_YAML_NODES:
+                raise ConfigError(f"{where}: its anchors and aliases expand to more than {MAX_YAML_NODES} values; "
+                                  "a run config needs far fewer (is it a YAML alias bomb?)")
+        active.discard(key)
+        sizes[key] = total
+        return total
+
+    size(root, 0)
+    return sizes[id(root)]
+
+
+def load_yaml(text: str, where: str) -> Any:
+    """Parse YAML with the safe loader, refusing documents that expand past the bounds (module docstring)."""
+    if len(text) > MAX_YAML_BYTES:
+        raise ConfigError(f"{where}: {len(text)} characters of YAML; a run config is under {MAX_YAML_BYTES} bytes")
+    try:
+        depth = 0  # the event parser keeps a stack, not recursion: deep nesting is refused before composing it
+        for event in yaml.parse(text, Loader=yaml.SafeLoader):
+            if isinstance(event, yaml.CollectionStartEvent):
+                depth += 1
+                if depth > MAX_YAML_DEPTH:
+                    raise ConfigError(f"{where}: nested more than {MAX_YAML_DEPTH} levels deep")
+            elif isinstance(event, yaml.CollectionEndEvent):
+                depth -= 1
+        loader = yaml.SafeLoader(text)
+        try:
+            node = loader.get_single_node()
+            if node is None:
+                return None
+            _expanded_size(node, where)
+            return loader.construct_document(node)
+        finally:
+            loader.dispose()
+    except yaml.YAMLError as error:
+        raise ConfigError(f"{where}: not valid YAML ({' '.join(str(error).split())})") from None
+
+
+def read_yaml_file(path: str | Path) -> Any:
+    """The YAML document in file `path` (`load_yaml`), with one-line errors naming the file."""
+    file = Path(path)
+    if not file.is_file():
+        raise ConfigError(f"{file}: config file not found; pass the path of a YAML run config")
+    if file.stat().st_size > MAX_YAML_BYTES:
+        raise ConfigError(f"{file}: {file.stat().st_size} bytes; a run config is under {MAX_YAML_BYTES} bytes")
+    try:
+        text = file.read_text(encoding="utf-8")
+    except UnicodeDecodeError as error:
+        raise ConfigError(f"{file}: not a text file (byte {error.start} is not UTF-8); pass a YAML run config") \
+            from None
+    except OSError as error:
+        raise ConfigError(f"{file}: cannot be read ({error.strerror})") from None
+    return load_yaml(text, str(file))
+
+
+def _finite(value: float | None) -> bool:
+    return value is None or math.isfinite(value)
 
 
 @dataclass
@@ -44,8 +142,13 @@ class Stage:
         if (self.steps is None) == (self.epochs is None):
             raise ConfigError(f"stage {self.name!r}: give exactly one of steps or epochs, got steps={self.steps} "
                               f"and epochs={self.epochs}")
-        if (self.steps is not None and self.steps < 1) or (self.epochs is not None and self.epochs <= 0):
-            raise ConfigError(f"stage {self.name!r}: steps / epochs must be positive")
+        if (self.steps is not None and self.steps < 1) or (self.epochs is not None and not 0 < self.epochs < math.inf):
+            raise ConfigError(f"stage {self.name!r}: steps / epochs must be positive and finite")
+        for key, bad in (("batch_size", self.batch_size is not None and self.batch_size < 1),
+                         ("grad_accum", self.grad_accum is not None and self.grad_accum < 1)):
+            if bad:
+                raise ConfigError(f"stage {self.name!r}: {key} must be >= 1")
+        _check_data_numbers(self.overrides, f"stage {self.name!r}: overrides")
 
 
 @dataclass
@@ -110,12 +213,22 @@ class TrainConfig:
                 raise ConfigError("TrainConfig: give exactly one of steps or epochs (or a list of stages)")
             self.stages = [Stage(name="main", steps=self.steps, epochs=self.epochs)]
             self.steps = self.epochs = None  # now held by the stage (keeps to_dict -> config_from_dict exact)
+        numbers = {"lr": self.lr, "min_lr": self.min_lr, "warmup_ratio": self.warmup_ratio,
+                   "warmup_start_lr": self.warmup_start_lr, "weight_decay": self.weight_decay, "eps": self.eps,
+                   "grad_clip": self.grad_clip, "betas[0]": self.betas[0], "betas[1]": self.betas[1]}
+        for key, value in numbers.items():
+            if not _finite(value):
+                raise ConfigError(f"TrainConfig: {key} must be a finite number, got {value}")
         checks = [
             (self.batch_size >= 1, "batch_size must be >= 1"),
             (self.grad_accum >= 1, "grad_accum must be >= 1"),
             (self.lr > 0 and 0 <= self.min_lr <= self.lr, "need lr > 0 and 0 <= min_lr <= lr"),
+            (self.warmup_start_lr >= 0, "warmup_start_lr must be >= 0"),
             (0 <= self.warmup_ratio < 1, "warmup_ratio must be in [0, 1)"),
             (self.warmup_steps is None or self.warmup_steps >= 0, "warmup_steps must be >= 0"),
+            (self.weight_decay >= 0, f"weight_decay must be >= 0, got {self.weight_decay}"),
+            (all(0 <= b < 1 for b in self.betas), f"betas must be in [0, 1), got {list(self.betas)}"),
+            (self.eps > 0, f"eps must be > 0, got {self.eps}"),
             (self.grad_clip is None or self.grad_clip > 0, "grad_clip must be > 0 or null"),
             (self.precision in ("fp32", "bf16", "fp16"), "precision must be fp32, bf16 or fp16"),
             (self.keep_checkpoints >= 1, "keep_checkpoints must be >= 1"),
@@ -127,10 +240,32 @@ class TrainConfig:
             if not ok:
                 raise ConfigError(f"TrainConfig: {message}")
         self.betas = (float(self.betas[0]), float(self.betas[1]))
+        _check_data_numbers(self.data, "data")
 
     def to_dict(self) -> dict[str, Any]:
         """Plain JSON/YAML-able dict (the run folder keeps a copy)."""
         return dataclasses.asdict(self)
+
+
+#: numbers of the `data` section (and of stage overrides) that size every clip: key -> (minimum, integer)
+DATA_NUMBERS: dict[str, tuple[float, bool]] = {"frames": (1, True), "size": (1, True), "fps": (0, False),
+                                               "num_clips": (1, True), "num_crops": (1, True)}
+
+
+def _check_data_numbers(section: dict[str, Any], where: str) -> None:
+    """ConfigError naming the key when one of DATA_NUMBERS is not a finite number in its range (null is fine)."""
+    for key, (low, integer) in DATA_NUMBERS.items():
+        value = section.get(key)
+        if value is None:
+            continue
+        ok = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+        ok = ok and (value == int(value) if integer else True) and (value >= low if integer else value > low)
+        if not ok:
+            need = f"a whole number >= {low:g}" if integer else f"a finite number > {low:g}"
+            raise ConfigError(f"{where}.{key}: needs {need} (or null), got {value!r}")
+    hflip = section.get("hflip")
+    if hflip is not None and not (isinstance(hflip, (int, float)) and 0 <= hflip <= 1):
+        raise ConfigError(f"{where}.hflip: needs a probability in [0, 1], got {hflip!r}")
 
 
 # --- building dataclasses from plain data, with type coercion -------------------------------------------------
@@ -183,7 +318,7 @@ def _coerce(value: Any, hint: Any, where: str) -> Any:
             raise ConfigError(f"{where}: needs {wanted}, got {value!r}")
         try:
             converted = hint(value)
-        except (TypeError, ValueError):
+        except (TypeError, ValueError, OverflowError):  # int(inf) overflows
             raise ConfigError(f"{where}: needs {wanted}, got {value!r}") from None
         if hint is int and isinstance(value, float) and converted != value:
             raise ConfigError(f"{where}: needs a whole number, got {value!r}")
@@ -232,10 +367,7 @@ def parse_overrides(overrides: list[str] | tuple[str, ...], tree: dict[str, Any]
         key, sep, text = item.partition("=")
         if not sep or not key.strip():
             raise ConfigError(f"override {item!r}: write it as key=value, e.g. lr=1e-4 or stages.0.steps=100")
-        try:
-            value = yaml.safe_load(text) if text.strip() else None
-        except yaml.YAMLError as error:
-            raise ConfigError(f"override {item!r}: the value is not valid YAML ({error})") from None
+        value = load_yaml(text, f"override {item!r}") if text.strip() else None
         _set_path(tree, key.strip(), value, f"override {item!r}")
     return tree
 
@@ -251,12 +383,7 @@ def load_config(path: str | Path | None, overrides: list[str] | tuple[str, ...] 
     values: dict[str, Any] = {}
     if path is not None:
         file = Path(path)
-        if not file.is_file():
-            raise ConfigError(f"{file}: config file not found; pass the path of a YAML run config")
-        try:
-            loaded = yaml.safe_load(file.read_text(encoding="utf-8"))
-        except yaml.YAMLError as error:
-            raise ConfigError(f"{file}: not valid YAML ({error})") from None
+        loaded = read_yaml_file(file)
         if loaded is not None and not isinstance(loaded, dict):
             raise ConfigError(f"{file}: the top level must be a mapping of TrainConfig keys")
         values = loaded or {}
@@ -266,15 +393,27 @@ def load_config(path: str | Path | None, overrides: list[str] | tuple[str, ...] 
         raise ConfigError(f"{path or 'config'}: {error}") from None
 
 
-def _plain(values: Any) -> Any:
-    """Deep copy of YAML-like data (dicts, lists, scalars; dataclasses become dicts)."""
+def _plain(values: Any, budget: list[int] | None = None, depth: int = 0) -> Any:
+    """Deep copy of YAML-like data (dicts, lists, scalars; dataclasses become dicts).
+
+    At most MAX_YAML_NODES values and MAX_YAML_DEPTH levels: data parsed elsewhere (the command line reads the
+    file itself) may share one list many times over, and copying it would expand an alias bomb.
+    """
+    budget = [MAX_YAML_NODES] if budget is None else budget
+    budget[0] -= 1
+    if budget[0] < 0:
+        raise ConfigError(f"more than {MAX_YAML_NODES} values; a run config needs far fewer (is it a YAML alias "
+                          "bomb?)")
+    if depth > MAX_YAML_DEPTH:
+        raise ConfigError(f"nested more than {MAX_YAML_DEPTH} levels deep (or a structure that contains itself)")
     if dataclasses.is_dataclass(values) and not isinstance(values, type):
-        return _plain(dataclasses.asdict(values))
+        return _plain(dataclasses.asdict(values), budget, depth)
     if isinstance(values, dict):
-        return {str(k): _plain(v) for k, v in values.items()}
+        return {str(k): _plain(v, budget, depth + 1) for k, v in values.items()}
     if isinstance(values, (list, tuple)):
-        return [_plain(v) for v in values]
+        return [_plain(v, budget, depth + 1) for v in values]
     return values
 
 
-__all__ = ["Precision", "Stage", "TrainConfig", "config_from_dict", "load_config", "parse_overrides"]
+__all__ = ["MAX_YAML_BYTES", "MAX_YAML_DEPTH", "MAX_YAML_NODES", "Precision", "Stage", "TrainConfig",
+           "config_from_dict", "load_config", "load_yaml", "parse_overrides", "read_yaml_file"]

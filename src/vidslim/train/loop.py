@@ -17,6 +17,13 @@ What one call does, on every rank (torchrun starts several; one process needs no
    every `eval_every` steps and at the end (`evaluate`), checkpoints every `checkpoint_every` steps and
    at the end, and writes summary.json (steps, trainable parameters, broken videos skipped, last metrics).
 
+Divergence never reaches the disk: every step's loss is checked on the device (a flag, read where the loop
+syncs anyway: when it logs, and before each checkpoint), and parameters and optimiser state are checked to be
+finite before a checkpoint is written; a diverged run stops with a TrainingError naming the step and the
+checkpoint it kept.
+
+The run folder belongs to one run at a time (`runlock`: rank 0 holds a lock for the whole call).
+
 Only parameters with requires_grad are trained; whether that is LoRA, a head or everything is the model's
 business. Gradient accumulation reproduces the large batch for losses that are means over items
 (classification); a contrastive loss sees fewer negatives per micro-batch, as in every implementation.
@@ -59,6 +66,7 @@ from vidslim.train.evaluation import autocast, evaluate
 from vidslim.train.metrics_log import MetricsLog
 from vidslim.train.optim import build_optimizer, decay_split, export_state, import_state, lr_at, set_lr, warmup_steps
 from vidslim.train.plan import Plan, plan_stages
+from vidslim.train.runlock import hold_run_dir
 from vidslim.train.sampler import TrainBatchSampler, epoch_seed
 from vidslim.train.seeding import seed_everything, worker_init
 from vidslim.train.task import LoadersFactory, StageData, Task, TrainStep
@@ -122,6 +130,9 @@ class _Trainer:
         self.samples_session = 0
         self.steps_per_epoch: dict[int, int] = {}
         self.bar: Any = None
+        self.bad_step: Tensor | None = None  # first step whose loss was not finite (-1: none), kept on the device
+        self.bad_loss: Tensor | None = None
+        self.damaged: list[Path] = []  # checkpoints found damaged when resuming: pruned at the next save
 
     # --- set-up -------------------------------------------------------------------------------------------
     def stage_data(self, index: int) -> StageData:
@@ -178,6 +189,7 @@ class _Trainer:
     def save(self, plan: Plan, stage_index: int) -> None:
         """Checkpoint at the current step (all ranks take part: RNG states and counts are gathered)."""
         assert self.optimizer is not None
+        self.check_finite()
         rngs = all_gather_objects(ckpt.capture_rng(), self.info)
         skipped = self.skipped_total()
         if self.info.is_main:
@@ -196,7 +208,9 @@ class _Trainer:
             }
             path = ckpt.save_checkpoint(self.run_dir, self.step, state,
                                         ckpt.model_tensors(self.model, self.config.checkpoint_weights), tensors,
-                                        dict(task_state), keep=self.config.keep_checkpoints)
+                                        dict(task_state), keep=self.config.keep_checkpoints,
+                                        damaged=set(self.damaged))
+            self.damaged = []  # pruned now (a damaged folder of this very step was replaced by the new one)
             log.info("checkpoint %s", path)
         self.saved_step = self.step
         barrier(self.info)
@@ -204,13 +218,15 @@ class _Trainer:
     def find_resume(self) -> ckpt.LoadedCheckpoint | None:
         if not self.config.resume:
             return None
-        path = None
+        path, found = None, None
         if self.info.is_main:
             ckpt.clean_temporary(self.run_dir)
-            found = ckpt.latest_checkpoint(self.run_dir)
+            found = ckpt.latest_checkpoint(self.run_dir, self.damaged)
             path = str(found.path) if found is not None else None
         path = broadcast_object(path, self.info)
-        return ckpt.read_checkpoint(path) if path is not None else None  # type: ignore[arg-type]
+        if found is not None or path is None:  # rank 0 has read and verified it already
+            return found
+        return ckpt.read_checkpoint(path)  # type: ignore[arg-type]
 
     def restore(self, loaded: ckpt.LoadedCheckpoint) -> None:
         """Weights, optimiser, scaler, counts and RNG from `loaded` (after the stage hook has run)."""
@@ -248,6 +264,52 @@ class _Trainer:
         if last_eval:
             self.last_eval, self.last_eval_step = dict(last_eval), self.step
 
+    # --- divergence ---------------------------------------------------------------------------------------
+    def watch_loss(self, loss: Tensor) -> None:
+        """Remember the first step whose loss is not finite, on the loss's device (no host sync per step)."""
+        if self.bad_step is None or self.bad_loss is None:
+            self.bad_step = torch.full((), -1, dtype=torch.long, device=loss.device)
+            self.bad_loss = torch.zeros((), dtype=torch.float32, device=loss.device)
+        first = ~torch.isfinite(loss) & (self.bad_step < 0)
+        self.bad_step = torch.where(first, self.step, self.bad_step)
+        self.bad_loss = torch.where(first, loss.detach().float(), self.bad_loss)
+
+    def local_problem(self) -> str | None:
+        """What is not finite in this process (a step's loss, else a parameter, else optimiser state), or None."""
+        if self.bad_step is not None and self.bad_loss is not None and int(self.bad_step) >= 0:
+            return f"the loss became {float(self.bad_loss)} at step {int(self.bad_step)}"
+        bad = ckpt.first_nonfinite({n: p.detach() for n, p in self.step_module.named_parameters()})
+        if bad is not None:
+            return f"parameter {bad} holds NaN or inf at step {self.step}"
+        if self.optimizer is not None:
+            slots = {f"{name}::{slot}": value
+                     for group in self.optimizer.param_groups
+                     for name, p in zip(group["names"], group["params"], strict=True)
+                     for slot, value in self.optimizer.state.get(p, {}).items() if isinstance(value, Tensor)}
+            bad = ckpt.first_nonfinite(slots)
+            if bad is not None:
+                return f"optimizer state {bad} holds NaN or inf at step {self.step}"
+        return None
+
+    def check_finite(self) -> None:
+        """Before a checkpoint (every rank): raise the divergence error if any rank saw a non-finite value."""
+        problems = [p for p in all_gather_objects(self.local_problem(), self.info) if p]
+        if problems:
+            raise self.diverged(str(problems[0]))
+
+    def diverged(self, what: str) -> TrainingError:
+        """The one-line error: what was not finite, the checkpoint kept, and what to change."""
+        c = self.config
+        good = [(s, p) for s, p in ckpt.list_checkpoints(self.run_dir) if p not in self.damaged]
+        kept = (f"the last good checkpoint {good[-1][1]} (step {good[-1][0]}) was kept" if good
+                else "no checkpoint had been written yet")
+        hint = f"lower lr (now {c.lr:g})"
+        hint += (", enable grad clipping (grad_clip: 1.0)" if c.grad_clip is None
+                 else f" or grad_clip (now {c.grad_clip:g})")
+        if c.precision == "fp16":
+            hint += ", or use precision=bf16 or fp32"
+        return TrainingError(f"training diverged: {what}; {kept}; {hint}, then run again to resume")
+
     # --- bookkeeping --------------------------------------------------------------------------------------
     def skipped_total(self) -> int:
         total = all_reduce_sum(torch.tensor([self.skipped_local], dtype=torch.float64, device=self.device), self.info)
@@ -273,10 +335,10 @@ class _Trainer:
         means = all_reduce_sum(sums, self.info) / (count * self.info.world_size)
         values = dict(zip(names, means.tolist(), strict=True))
         loss = values["loss"]
-        if not np.isfinite(loss):
-            where = ckpt.checkpoint_root(self.run_dir)
-            raise TrainingError(f"the loss became {loss} at step {self.step}; lower lr, use precision=fp32 or bf16, "
-                                f"or check the data; the last good checkpoint is in {where}")
+        if not np.isfinite(loss):  # the same on every rank (all-reduced): all stop together
+            problem = self.local_problem()
+            raise self.diverged(problem or f"the loss became {loss} at or before step {self.step} in another "
+                                           "process")
         record = {"kind": "train", "step": self.step, "stage": stage_index, "epoch": epoch, "lr": lr, **values,
                   "samples_per_s": samples / max(seconds, 1e-9), "skipped_videos": self.skipped_total()}
         self.last_train = {k: float(v) for k, v in record.items() if k != "kind"}
@@ -311,8 +373,10 @@ class _Trainer:
             if self.step > plan.total or first_stage >= len(plan.stages):
                 raise ConfigError(f"{loaded.path}: step {self.step} / stage {first_stage} is past this config's "
                                   f"{plan.total} steps in {len(plan.stages)} stages; use a new run_dir")
-            self.metrics.truncate_after(self.step)
+            self.metrics.truncate_after(self.step, first_stage)
             self.recall_logged()
+        else:
+            self.metrics.clear()  # starting at step 0: rows of an earlier start killed before a checkpoint go
         if self.info.is_main:
             log.info("training %d of %d parameters (%.2f%%) for %d steps on %d process(es)%s", trainable, total,
                      100.0 * trainable / max(total, 1), plan.total, self.info.world_size,
@@ -404,6 +468,7 @@ class _Trainer:
                 sums = stacked if sums is None else sums + stacked
                 count += 1
                 self.step += 1
+                self.watch_loss(stacked[0])
                 self.samples_session += plan.batch_sizes[index]
                 self.bar.update(1)
                 if c.log_every and (self.step % c.log_every == 0 or self.step == end):
@@ -470,6 +535,8 @@ def run_training(
     on_step: called on every rank after each optimiser step with (step, last logged train record).
     dist_info: an already joined process group (default: join the one torchrun describes, and leave it after).
     Resumes automatically from RUN/checkpoints when `config.resume` (the default).
+    TrainingError when training diverges (nothing non-finite is ever saved).
+    RunLockedError when another run holds `config.run_dir`.
     """
     if not isinstance(model, nn.Module):
         raise ConfigError(f"run_training: model must be a torch.nn.Module, got {type(model).__name__}")
@@ -480,7 +547,8 @@ def run_training(
     hooks = [on_stage] if callable(on_stage) else list(on_stage)
     info = dist_info if dist_info is not None else init_distributed(config.device)
     try:
-        return _Trainer(config, model, task, loaders_factory, info, hooks, on_step).run()
+        with hold_run_dir(config.run_dir, info):
+            return _Trainer(config, model, task, loaders_factory, info, hooks, on_step).run()
     finally:
         if dist_info is None:
             shutdown(info)

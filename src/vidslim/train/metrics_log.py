@@ -3,7 +3,9 @@
 Records are flat dicts with a `kind` ("train", "eval", "stage", ...) and a `step`. The CSV of a kind takes the
 columns of the first record of that kind and is rewritten with the union of columns when a later record
 brings a new one, so it always opens cleanly in a spreadsheet. On resume the log is cut back to the
-checkpoint's step (records written after it, by the run that was killed, are dropped) so no step appears twice.
+checkpoint's step and stage (records written after it, by the run that was killed, are dropped), and a run
+that starts from step 0 clears it (a run killed before its first checkpoint is redone from the start), so no
+step appears twice.
 """
 
 from __future__ import annotations
@@ -86,13 +88,15 @@ class MetricsLog:
             writer.writeheader()
             writer.writerows(rows)
 
-    def truncate_after(self, step: int) -> None:
-        """Drop records with a step beyond `step` (resuming from the checkpoint at `step`)."""
+    def truncate_after(self, step: int, stage: int | None = None) -> None:
+        """Drop records with a step beyond `step`, or (given `stage`) of a later stage: resuming from the
+        checkpoint at `step` written in `stage` (a later stage's start record at the same step is redone)."""
         if not self.enabled or not self.jsonl.is_file():
             return
         records = self.records()
         kinds = {str(r.get("kind", "train")) for r in records}
-        kept = [r for r in records if int(r.get("step", 0)) <= step]
+        kept = [r for r in records if int(r.get("step", 0)) <= step
+                and (stage is None or int(r.get("stage", 0)) <= stage)]
         tmp = self.jsonl.with_suffix(".jsonl.tmp")
         tmp.write_text("".join(json.dumps(r) + "\n" for r in kept), encoding="utf-8")
         tmp.replace(self.jsonl)
@@ -103,6 +107,10 @@ class MetricsLog:
             self.csv_path(kind).unlink(missing_ok=True)
         for kind in self._columns:
             self._rewrite_csv(kind)
+
+    def clear(self) -> None:
+        """Drop every record (a run starting from step 0 redoes whatever a killed earlier start logged)."""
+        self.truncate_after(-1)
 
 
 __all__ = ["JSONL_NAME", "MetricsLog"]
