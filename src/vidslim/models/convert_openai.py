@@ -1,8 +1,9 @@
 """OpenAI CLIP checkpoints (`ViT-B-32.pt`, `ViT-B-16.pt`, ...) -> a vidslim ClipConfig and state dict.
 
-The released files are TorchScript archives. Their tensors are read with
-`torch.jit.load(path, map_location="cpu").state_dict()`, never by unpickling arbitrary objects; a plain
-state-dict file is read with `torch.load(weights_only=True)`. vidslim's CLIP uses OpenAI's parameter names, so the
+The released files are TorchScript archives. Their tensors are read as data by
+`vidslim.models.safe_unpickle` (the zip opened by hand, `data.pkl` through a restricted unpickler), never with
+`torch.jit.load`, which runs the archive's code; a plain state-dict file is read with
+`torch.load(weights_only=True)`. vidslim's CLIP uses OpenAI's parameter names, so the
 state dict needs no renaming: only the three non-tensor entries the archives carry (`input_resolution`,
 `context_length`, `vocab_size`) are dropped, and the config is inferred from tensor shapes as OpenAI's
 `build_model` does.
@@ -11,15 +12,14 @@ state dict needs no renaming: only the three non-tensor entries the archives car
 from __future__ import annotations
 
 import re
-import warnings
 import zipfile
 from pathlib import Path
 
-import torch
 from torch import Tensor
 
 from vidslim.errors import CheckpointError
 from vidslim.models.clip import ClipConfig
+from vidslim.models.safe_unpickle import read_torchscript_tensors
 
 #: entries of OpenAI's archives that are not parameters
 OPENAI_EXTRA_KEYS = ("input_resolution", "context_length", "vocab_size")
@@ -27,22 +27,17 @@ OPENAI_EXTRA_KEYS = ("input_resolution", "context_length", "vocab_size")
 
 def is_torchscript(path: str | Path) -> bool:
     """True when `path` is a TorchScript archive (a zip holding compiled code and constants)."""
-    if not zipfile.is_zipfile(path):
+    try:
+        with zipfile.ZipFile(path) as archive:
+            names = archive.namelist()
+    except (zipfile.BadZipFile, OSError):
         return False
-    with zipfile.ZipFile(path) as archive:
-        names = archive.namelist()
     return any(n.endswith("constants.pkl") or "/code/" in n for n in names)
 
 
 def read_torchscript(path: str | Path) -> dict[str, Tensor]:
-    """The tensors of a TorchScript archive, on the CPU."""
-    try:
-        with warnings.catch_warnings():  # torch >= 2.9 marks TorchScript deprecated; OpenAI ships it
-            warnings.filterwarnings("ignore", category=DeprecationWarning)
-            module = torch.jit.load(str(path), map_location="cpu")
-    except RuntimeError as error:
-        raise CheckpointError(f"{path}: not a readable TorchScript archive ({error})") from error
-    return {k: v for k, v in module.state_dict().items() if isinstance(v, Tensor)}
+    """The tensors of a TorchScript archive, on the CPU, read as data (its code is never run)."""
+    return read_torchscript_tensors(path)
 
 
 def is_openai_clip(state: dict[str, Tensor]) -> bool:
