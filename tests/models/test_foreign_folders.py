@@ -254,3 +254,35 @@ def test_vidslim_json_with_absurd_sizes_is_refused(tmp_path: Path, no_build: Non
 def test_absurd_override_is_refused(tmp_path: Path, no_build: None) -> None:
     folder = vs.models.save_model(vs.create_model("clip-tiny"), tmp_path / "ckpt")
     one_line(lambda: vs.load_model(folder, image_size=2**20, patch_size=1), "image_size=1048576")
+
+
+# ---------------------------------------------------------------------------------------------- bare state dicts
+def clip_tiny_state() -> dict[str, torch.Tensor]:
+    return dict(vs.create_model("clip-tiny").state_dict())
+
+
+def videomae_tiny_state() -> dict[str, torch.Tensor]:
+    return dict(vs.create_model("videomae-tiny").state_dict())
+
+
+@pytest.mark.parametrize(
+    ("make", "key", "value", "said"),
+    [
+        (clip_tiny_state, "visual.conv1.weight", torch.zeros(64), "visual.conv1.weight has shape (64,)"),
+        (clip_tiny_state, "text_projection", torch.zeros(64), "text_projection has shape (64,)"),
+        (clip_tiny_state, "visual.positional_embedding", torch.zeros(0, 64), "has shape (0, 64)"),
+        (videomae_tiny_state, "patch_embed.proj.weight", torch.zeros(64, 3, 2, 0, 0), "patch_embed.proj.weight"),
+        (videomae_tiny_state, "blocks.0.mlp.fc1.weight", None, "blocks.0.mlp.fc1.weight None"),
+        (videomae_tiny_state, "head.weight", torch.zeros(10), "head.weight has shape (10,)"),
+    ],
+)
+def test_state_dict_with_impossible_shapes_fails_in_one_line(
+    tmp_path: Path, no_build: None, make: Callable[[], dict[str, torch.Tensor]], key: str, value: Any, said: str
+) -> None:
+    state = make()
+    if value is None:
+        del state[key]
+    else:
+        state[key] = value
+    save_file(state, str(tmp_path / "weights.safetensors"))
+    one_line(lambda: vs.load_model(tmp_path / "weights.safetensors"), str(tmp_path / "weights.safetensors"), said)

@@ -50,6 +50,29 @@ def _count(state: dict[str, Tensor], pattern: str) -> int:
     return len({m.group(1) for k in state if (m := regex.match(k))})
 
 
+#: tensors whose shapes give the config -> the number of dimensions each must have
+_SHAPED = {
+    "visual.conv1.weight": 4,
+    "visual.positional_embedding": 2,
+    "ln_final.weight": 1,
+    "visual.transformer.resblocks.0.mlp.c_fc.weight": 2,
+    "transformer.resblocks.0.mlp.c_fc.weight": 2,
+    "text_projection": 2,
+    "positional_embedding": 2,
+    "token_embedding.weight": 2,
+}
+
+
+def _check_shapes(state: dict[str, Tensor], where: str) -> None:
+    """Refuse tensors whose shapes cannot describe a CLIP (a wrong rank, an empty dimension) in one line."""
+    for key, ndim in _SHAPED.items():
+        value = state.get(key)
+        if value is not None and (value.dim() != ndim or 0 in value.shape):
+            raise CheckpointError(
+                f"{where}: {key} has shape {tuple(value.shape)}; an OpenAI CLIP's is {ndim}-D and non-empty"
+            )
+
+
 def clip_config_from_openai(state: dict[str, Tensor], where: str = "checkpoint") -> ClipConfig:
     """Infer the ClipConfig of an OpenAI-named CLIP ViT state dict from its tensor shapes."""
     if "visual.proj" not in state or "visual.conv1.weight" not in state:
@@ -58,6 +81,7 @@ def clip_config_from_openai(state: dict[str, Tensor], where: str = "checkpoint")
                 f"{where}: a ResNet CLIP; vidslim supports the ViT CLIPs (ViT-B/32, ViT-B/16, ViT-L/14)"
             )
         raise CheckpointError(f"{where}: not an OpenAI CLIP ViT state dict (visual.conv1.weight / visual.proj missing)")
+    _check_shapes(state, where)
     try:
         conv = state["visual.conv1.weight"]
         vision_width, patch = conv.shape[0], conv.shape[-1]
