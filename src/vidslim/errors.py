@@ -45,6 +45,10 @@ class CheckpointError(VidslimError):
     """A checkpoint is missing, of an unknown format, or does not fit the model."""
 
 
+class UnsafeCheckpointError(CheckpointError):
+    """A checkpoint asks to run code (a pickled call vidslim does not allow); nothing of it was run."""
+
+
 class ConfigError(VidslimError, ValueError):
     """A model, reducer or run configuration is invalid."""
 

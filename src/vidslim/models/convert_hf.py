@@ -9,7 +9,8 @@ Two architectures are read, from a local folder written by `save_pretrained` (co
 
 Names that have no counterpart are passed through unchanged, so strict loading reports them by their HF name.
 Config fields missing from config.json take transformers' defaults (save_pretrained writes only the fields
-that differ from them).
+that differ from them). A size that is not a whole number, is negative, or describes an absurdly large model is
+refused naming its config.json field (`vidslim.models.guards`), before any weight is read.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from torch import Tensor
 
 from vidslim.errors import CheckpointError
 from vidslim.models.clip import ClipConfig
+from vidslim.models.guards import check_config
 from vidslim.models.video_vit import VideoViTConfig
 
 _CLIP_TEXT_DEFAULTS: dict[str, Any] = dict(
@@ -63,50 +65,103 @@ _VIDEOMAE_DEFAULTS: dict[str, Any] = dict(
 )
 
 
+def _int(value: Any, what: str, where: str) -> int:
+    """A whole number from a JSON number (`768`, `768.0`, `1e3`); anything else is a CheckpointError naming `what`."""
+    if type(value) is float and value.is_integer():
+        return int(value)
+    if type(value) is not int:
+        raise CheckpointError(f"{where}: {what}={value!r} must be a whole number")
+    return value
+
+
+def _float(value: Any, what: str, where: str) -> float:
+    if type(value) not in (int, float):
+        raise CheckpointError(f"{where}: {what}={value!r} must be a number")
+    return float(value)
+
+
 def _square(value: Any, what: str, where: str) -> int:
     """An int size from an int or a [h, w] pair with h == w."""
     if isinstance(value, (list, tuple)):
         if len(value) != 2 or value[0] != value[1]:
             raise CheckpointError(f"{where}: non-square {what} {value} is not supported")
         value = value[0]
-    return int(value)
+    return _int(value, what, where)
 
 
-def _act(name: str, where: str) -> str:
+def _section(cfg: dict[str, Any], key: str, where: str) -> dict[str, Any]:
+    """`cfg[key]` (a sub-config such as text_config): an object, or {} when absent or null."""
+    value = cfg.get(key) or {}
+    if not isinstance(value, dict):
+        raise CheckpointError(f"{where}: {key} is a {type(value).__name__}, not an object {{...}}")
+    return value
+
+
+def _act(name: Any, where: str) -> str:
     if name in ("quick_gelu", "gelu"):
         return name
     raise CheckpointError(f"{where}: activation {name!r} is not supported (quick_gelu or gelu)")
 
 
 # -------------------------------------------------------------------------------------------------- CLIP
+#: ClipConfig field -> its config.json name, for error messages
+_CLIP_FIELDS = {
+    "embed_dim": "projection_dim",
+    "image_size": "vision_config.image_size",
+    "patch_size": "vision_config.patch_size",
+    "vision_width": "vision_config.hidden_size",
+    "vision_layers": "vision_config.num_hidden_layers",
+    "vision_heads": "vision_config.num_attention_heads",
+    "vision_mlp_dim": "vision_config.intermediate_size",
+    "context_length": "text_config.max_position_embeddings",
+    "vocab_size": "text_config.vocab_size",
+    "text_width": "text_config.hidden_size",
+    "text_heads": "text_config.num_attention_heads",
+    "text_layers": "text_config.num_hidden_layers",
+    "text_mlp_dim": "text_config.intermediate_size",
+    "norm_eps": "vision_config.layer_norm_eps",
+    "eot_token_id": "text_config.eos_token_id",
+    "in_chans": "vision_config.num_channels",
+    "logit_scale_init": "logit_scale_init_value",
+}
+
+
 def clip_config_from_hf(cfg: dict[str, Any], where: str = "config.json") -> ClipConfig:
-    """ClipConfig from a CLIPModel config.json dict."""
-    text = {**_CLIP_TEXT_DEFAULTS, **(cfg.get("text_config") or {})}
-    vision = {**_CLIP_VISION_DEFAULTS, **(cfg.get("vision_config") or {})}
+    """ClipConfig from a CLIPModel config.json dict (sizes checked: whole, positive, not absurdly large)."""
+    text = {**_CLIP_TEXT_DEFAULTS, **_section(cfg, "text_config", where)}
+    vision = {**_CLIP_VISION_DEFAULTS, **_section(cfg, "vision_config", where)}
     if text["hidden_act"] != vision["hidden_act"] or text["layer_norm_eps"] != vision["layer_norm_eps"]:
         raise CheckpointError(f"{where}: text and vision towers with different activations or LayerNorm eps")
     eos = text.get("eos_token_id")
-    return ClipConfig(
-        embed_dim=int(cfg.get("projection_dim", 512)),
-        image_size=_square(vision["image_size"], "image_size", where),
-        patch_size=_square(vision["patch_size"], "patch_size", where),
-        vision_width=int(vision["hidden_size"]),
-        vision_layers=int(vision["num_hidden_layers"]),
-        vision_heads=int(vision["num_attention_heads"]),
-        vision_mlp_dim=int(vision["intermediate_size"]),
-        context_length=int(text["max_position_embeddings"]),
-        vocab_size=int(text["vocab_size"]),
-        text_width=int(text["hidden_size"]),
-        text_heads=int(text["num_attention_heads"]),
-        text_layers=int(text["num_hidden_layers"]),
-        text_mlp_dim=int(text["intermediate_size"]),
-        norm_eps=float(vision["layer_norm_eps"]),
+    # transformers pools at argmax(ids) for the legacy eos_token_id == 2 (as OpenAI does), else at the first eos
+    eot = None if eos in (None, 2) or isinstance(eos, list) else _int(eos, "text_config.eos_token_id", where)
+
+    def size(field: str) -> int:
+        section, key = _CLIP_FIELDS[field].split(".")
+        return _int((text if section == "text_config" else vision)[key], _CLIP_FIELDS[field], where)
+
+    config = ClipConfig(
+        embed_dim=_int(cfg.get("projection_dim", 512), "projection_dim", where),
+        image_size=_square(vision["image_size"], "vision_config.image_size", where),
+        patch_size=_square(vision["patch_size"], "vision_config.patch_size", where),
+        vision_width=size("vision_width"),
+        vision_layers=size("vision_layers"),
+        vision_heads=size("vision_heads"),
+        vision_mlp_dim=size("vision_mlp_dim"),
+        context_length=size("context_length"),
+        vocab_size=size("vocab_size"),
+        text_width=size("text_width"),
+        text_heads=size("text_heads"),
+        text_layers=size("text_layers"),
+        text_mlp_dim=size("text_mlp_dim"),
+        norm_eps=_float(vision["layer_norm_eps"], "vision_config.layer_norm_eps", where),
         act=_act(vision["hidden_act"], where),
-        # transformers pools at argmax(ids) for the legacy eos_token_id == 2 (as OpenAI does), else at the first eos
-        eot_token_id=None if eos in (None, 2) or isinstance(eos, list) else int(eos),
-        in_chans=int(vision["num_channels"]),
-        logit_scale_init=float(cfg.get("logit_scale_init_value", 2.6592)),
+        eot_token_id=eot,
+        in_chans=size("in_chans"),
+        logit_scale_init=_float(cfg.get("logit_scale_init_value", 2.6592), "logit_scale_init_value", where),
     )
+    check_config(config, where, _CLIP_FIELDS)
+    return config
 
 
 _CLIP_RENAMES: list[tuple[str, str]] = [
@@ -169,32 +224,52 @@ def clip_state_dict_from_hf(state: dict[str, Tensor]) -> dict[str, Tensor]:
 
 
 # -------------------------------------------------------------------------------------------------- VideoMAE
+#: VideoViTConfig field -> its config.json name, for error messages
+_VIDEOMAE_FIELDS = {
+    "embed_dim": "hidden_size",
+    "depth": "num_hidden_layers",
+    "num_heads": "num_attention_heads",
+    "mlp_dim": "intermediate_size",
+    "in_chans": "num_channels",
+    "num_classes": "num_labels",
+    "qkv_bias": "qv_bias",
+    "norm_eps": "layer_norm_eps",
+}
+
+
 def videomae_config_from_hf(cfg: dict[str, Any], where: str = "config.json") -> VideoViTConfig:
-    """VideoViTConfig from a VideoMAEForVideoClassification config.json dict."""
+    """VideoViTConfig from a VideoMAEForVideoClassification config.json dict (sizes checked as for CLIP)."""
     c = {**_VIDEOMAE_DEFAULTS, **cfg}
     if "qkv_bias" in cfg and "qv_bias" not in cfg:
         c["qv_bias"] = cfg["qkv_bias"]
     if not c["use_mean_pooling"]:
         raise CheckpointError(f"{where}: use_mean_pooling=false (no fc_norm) is not supported; vidslim pools by mean")
     labels = cfg.get("id2label")
-    num_classes = int(cfg.get("num_labels", len(labels) if labels else 2))
-    patch = _square(c["patch_size"], "patch_size", where)
-    return VideoViTConfig(
-        embed_dim=int(c["hidden_size"]),
-        depth=int(c["num_hidden_layers"]),
-        num_heads=int(c["num_attention_heads"]),
-        mlp_dim=int(c["intermediate_size"]),
+    if labels is not None and not isinstance(labels, dict):
+        raise CheckpointError(f"{where}: id2label is a {type(labels).__name__}, not an object {{...}}")
+    num_classes = _int(cfg.get("num_labels", len(labels) if labels else 2), "num_labels", where)
+
+    def size(key: str) -> int:
+        return _int(c[key], key, where)
+
+    config = VideoViTConfig(
+        embed_dim=size("hidden_size"),
+        depth=size("num_hidden_layers"),
+        num_heads=size("num_attention_heads"),
+        mlp_dim=size("intermediate_size"),
         image_size=_square(c["image_size"], "image_size", where),
-        patch_size=patch,
-        num_frames=int(c["num_frames"]),
-        tubelet_size=int(c["tubelet_size"]),
-        in_chans=int(c["num_channels"]),
+        patch_size=_square(c["patch_size"], "patch_size", where),
+        num_frames=size("num_frames"),
+        tubelet_size=size("tubelet_size"),
+        in_chans=size("num_channels"),
         num_classes=num_classes,
         qkv_bias=bool(c["qv_bias"]),
-        norm_eps=float(c["layer_norm_eps"]),
+        norm_eps=_float(c["layer_norm_eps"], "layer_norm_eps", where),
         fc_norm_eps=1e-5,  # transformers builds fc_norm with nn.LayerNorm's default eps
         act=_act(c["hidden_act"], where),
     )
+    check_config(config, where, _VIDEOMAE_FIELDS)
+    return config
 
 
 _VIDEOMAE_RENAMES: list[tuple[str, str]] = [

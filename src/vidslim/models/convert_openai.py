@@ -1,8 +1,9 @@
 """OpenAI CLIP checkpoints (`ViT-B-32.pt`, `ViT-B-16.pt`, ...) -> a vidslim ClipConfig and state dict.
 
-The released files are TorchScript archives. Their tensors are read with
-`torch.jit.load(path, map_location="cpu").state_dict()`, never by unpickling arbitrary objects; a plain
-state-dict file is read with `torch.load(weights_only=True)`. vidslim's CLIP uses OpenAI's parameter names, so the
+The released files are TorchScript archives. Their tensors are read as data by
+`vidslim.models.safe_unpickle` (the zip opened by hand, `data.pkl` through a restricted unpickler), never with
+`torch.jit.load`, which runs the archive's code; a plain state-dict file is read with
+`torch.load(weights_only=True)`. vidslim's CLIP uses OpenAI's parameter names, so the
 state dict needs no renaming: only the three non-tensor entries the archives carry (`input_resolution`,
 `context_length`, `vocab_size`) are dropped, and the config is inferred from tensor shapes as OpenAI's
 `build_model` does.
@@ -11,15 +12,14 @@ state dict needs no renaming: only the three non-tensor entries the archives car
 from __future__ import annotations
 
 import re
-import warnings
 import zipfile
 from pathlib import Path
 
-import torch
 from torch import Tensor
 
 from vidslim.errors import CheckpointError
 from vidslim.models.clip import ClipConfig
+from vidslim.models.safe_unpickle import read_torchscript_tensors
 
 #: entries of OpenAI's archives that are not parameters
 OPENAI_EXTRA_KEYS = ("input_resolution", "context_length", "vocab_size")
@@ -27,22 +27,17 @@ OPENAI_EXTRA_KEYS = ("input_resolution", "context_length", "vocab_size")
 
 def is_torchscript(path: str | Path) -> bool:
     """True when `path` is a TorchScript archive (a zip holding compiled code and constants)."""
-    if not zipfile.is_zipfile(path):
+    try:
+        with zipfile.ZipFile(path) as archive:
+            names = archive.namelist()
+    except (zipfile.BadZipFile, OSError):
         return False
-    with zipfile.ZipFile(path) as archive:
-        names = archive.namelist()
     return any(n.endswith("constants.pkl") or "/code/" in n for n in names)
 
 
 def read_torchscript(path: str | Path) -> dict[str, Tensor]:
-    """The tensors of a TorchScript archive, on the CPU."""
-    try:
-        with warnings.catch_warnings():  # torch >= 2.9 marks TorchScript deprecated; OpenAI ships it
-            warnings.filterwarnings("ignore", category=DeprecationWarning)
-            module = torch.jit.load(str(path), map_location="cpu")
-    except RuntimeError as error:
-        raise CheckpointError(f"{path}: not a readable TorchScript archive ({error})") from error
-    return {k: v for k, v in module.state_dict().items() if isinstance(v, Tensor)}
+    """The tensors of a TorchScript archive, on the CPU, read as data (its code is never run)."""
+    return read_torchscript_tensors(path)
 
 
 def is_openai_clip(state: dict[str, Tensor]) -> bool:
@@ -55,6 +50,29 @@ def _count(state: dict[str, Tensor], pattern: str) -> int:
     return len({m.group(1) for k in state if (m := regex.match(k))})
 
 
+#: tensors whose shapes give the config -> the number of dimensions each must have
+_SHAPED = {
+    "visual.conv1.weight": 4,
+    "visual.positional_embedding": 2,
+    "ln_final.weight": 1,
+    "visual.transformer.resblocks.0.mlp.c_fc.weight": 2,
+    "transformer.resblocks.0.mlp.c_fc.weight": 2,
+    "text_projection": 2,
+    "positional_embedding": 2,
+    "token_embedding.weight": 2,
+}
+
+
+def _check_shapes(state: dict[str, Tensor], where: str) -> None:
+    """Refuse tensors whose shapes cannot describe a CLIP (a wrong rank, an empty dimension) in one line."""
+    for key, ndim in _SHAPED.items():
+        value = state.get(key)
+        if value is not None and (value.dim() != ndim or 0 in value.shape):
+            raise CheckpointError(
+                f"{where}: {key} has shape {tuple(value.shape)}; an OpenAI CLIP's is {ndim}-D and non-empty"
+            )
+
+
 def clip_config_from_openai(state: dict[str, Tensor], where: str = "checkpoint") -> ClipConfig:
     """Infer the ClipConfig of an OpenAI-named CLIP ViT state dict from its tensor shapes."""
     if "visual.proj" not in state or "visual.conv1.weight" not in state:
@@ -63,6 +81,7 @@ def clip_config_from_openai(state: dict[str, Tensor], where: str = "checkpoint")
                 f"{where}: a ResNet CLIP; vidslim supports the ViT CLIPs (ViT-B/32, ViT-B/16, ViT-L/14)"
             )
         raise CheckpointError(f"{where}: not an OpenAI CLIP ViT state dict (visual.conv1.weight / visual.proj missing)")
+    _check_shapes(state, where)
     try:
         conv = state["visual.conv1.weight"]
         vision_width, patch = conv.shape[0], conv.shape[-1]

@@ -59,12 +59,22 @@ def videomae2_config(
     if not is_videomae2(state):
         raise CheckpointError(f"{where}: not a VideoMAE v2 state dict (no 5-D patch_embed.proj.weight)")
     proj = state["patch_embed.proj.weight"]
+    fc1 = state.get("blocks.0.mlp.fc1.weight")
+    if 0 in proj.shape or fc1 is None or fc1.dim() != 2 or 0 in fc1.shape:
+        shape = None if fc1 is None else tuple(fc1.shape)
+        raise CheckpointError(
+            f"{where}: patch_embed.proj.weight {tuple(proj.shape)} / blocks.0.mlp.fc1.weight {shape}: "
+            "a VideoMAE v2 state dict has both, non-empty (fc1 2-D)"
+        )
     dim, chans, tubelet, patch = proj.shape[0], proj.shape[1], proj.shape[2], proj.shape[3]
     depth = len({m.group(1) for k in state if (m := re.match(r"^blocks\.(\d+)\.attn\.qkv\.weight$", k))})
     if depth == 0:
         raise CheckpointError(f"{where}: no blocks.{{i}}.attn.qkv.weight tensors found")
     head = state.get("head.weight")
     learned = "pos_embed" in state
+    for key, value in (("head.weight", head), ("pos_embed", state.get("pos_embed"))):
+        if value is not None and value.dim() < 2:
+            raise CheckpointError(f"{where}: {key} has shape {tuple(value.shape)}; a VideoMAE v2 one is at least 2-D")
     if learned:
         n = state["pos_embed"].shape[-2]
         side = image_size // patch
@@ -77,7 +87,7 @@ def videomae2_config(
         embed_dim=dim,
         depth=depth,
         num_heads=STANDARD_HEADS.get(dim, max(dim // 64, 1)),
-        mlp_dim=state["blocks.0.mlp.fc1.weight"].shape[0],
+        mlp_dim=fc1.shape[0],
         image_size=image_size,
         patch_size=patch,
         num_frames=num_frames,
