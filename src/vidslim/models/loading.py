@@ -3,8 +3,8 @@
 `load_model(path)` accepts:
 - a Hugging Face folder of `CLIPModel` or `VideoMAEForVideoClassification` (config.json + model.safetensors,
   sharded safetensors, or pytorch_model.bin read with `torch.load(weights_only=True)`);
-- an OpenAI CLIP checkpoint file (`ViT-B-16.pt`, a TorchScript archive whose tensors are read through
-  `torch.jit.load(...).state_dict()`), or any state-dict file with OpenAI CLIP or VideoMAE v2 names
+- an OpenAI CLIP checkpoint file (`ViT-B-16.pt`, a TorchScript archive whose tensors are read as data by
+  `vidslim.models.safe_unpickle`: its code is never run), or any state-dict file with OpenAI CLIP or VideoMAE v2 names
   (`.pt`/`.pth`/`.bin` via `torch.load(weights_only=True)`, or `.safetensors`);
 - a folder written by `save_model` (model.safetensors + vidslim.json).
 
@@ -56,6 +56,7 @@ from vidslim.models.convert_openai import (
     read_torchscript,
 )
 from vidslim.models.convert_videomae2 import is_videomae2, strip_prefixes, videomae2_config, videomae2_state_dict
+from vidslim.models.guards import check_config, read_json_object, shard_files
 from vidslim.models.positions import interpolate_2d, interpolate_3d
 from vidslim.models.registry import FAMILIES, build_model
 from vidslim.models.video_vit import VideoViTConfig
@@ -123,10 +124,9 @@ def _read_weights_file(path: Path) -> dict[str, Tensor]:
 
 
 def _read_sharded(folder: Path, index: Path) -> dict[str, Tensor]:
-    files = sorted(set(json.loads(index.read_text())["weight_map"].values()))
     state: dict[str, Tensor] = {}
-    for name in files:
-        state.update(_read_weights_file(folder / name))
+    for path in shard_files(folder, index):
+        state.update(_read_weights_file(path))
     return state
 
 
@@ -160,19 +160,16 @@ def _from_state(state: dict[str, Tensor], where: str, folder: Path) -> Checkpoin
 
 def _read_hf(folder: Path) -> Checkpoint:
     where = str(folder / "config.json")
-    try:
-        cfg = json.loads((folder / "config.json").read_text())
-    except json.JSONDecodeError as error:
-        raise CheckpointError(f"{where}: not valid JSON ({error})") from error
-    if not isinstance(cfg, dict):
-        raise CheckpointError(f"{where}: expected a JSON object, got a {type(cfg).__name__}")
+    cfg = read_json_object(folder / "config.json")
     kind, arch = cfg.get("model_type"), cfg.get("architectures") or []
+    if not isinstance(arch, list):
+        raise CheckpointError(f"{where}: architectures must be a list of class names, got {arch!r}")
     if kind == "clip" and (not arch or "CLIPModel" in arch):
         config = _hf_input(clip_config_from_hf(cfg, where), cfg, folder)
         return Checkpoint(config, clip_state_dict_from_hf(_read_hf_weights(folder)), "hf-clip", folder)
     if kind == "videomae" and (not arch or "VideoMAEForVideoClassification" in arch):
-        state = videomae_state_dict_from_hf(_read_hf_weights(folder))
-        return Checkpoint(_hf_input(videomae_config_from_hf(cfg, where), cfg, folder), state, "hf-videomae", folder)
+        config = _hf_input(videomae_config_from_hf(cfg, where), cfg, folder)  # checked before any weight is read
+        return Checkpoint(config, videomae_state_dict_from_hf(_read_hf_weights(folder)), "hf-videomae", folder)
     raise CheckpointError(
         f"{where}: model_type={kind!r}, architectures={arch}: vidslim loads Hugging Face CLIPModel and "
         "VideoMAEForVideoClassification folders"
@@ -221,11 +218,12 @@ def _hf_input(config: Any, cfg: dict[str, Any], folder: Path) -> Any:
 
 def _read_vidslim(folder: Path) -> Checkpoint:
     where = folder / CONFIG_NAME
-    meta = json.loads(where.read_text())
+    meta = read_json_object(where, objects=("config",))
     family = meta.get("family")
-    if family not in FAMILIES:
+    if not isinstance(family, str) or family not in FAMILIES:
         raise CheckpointError(f"{where}: unknown model family {family!r} (known: {sorted(FAMILIES)})")
     config = config_from_dict(FAMILIES[family][1], meta.get("config", {}), where=str(where))
+    check_config(config, str(where))
     if not (folder / WEIGHTS_NAME).is_file():
         raise CheckpointError(f"{folder}: {CONFIG_NAME} but no {WEIGHTS_NAME} beside it")
     return Checkpoint(config, _read_weights_file(folder / WEIGHTS_NAME), "vidslim", folder, meta)
@@ -434,6 +432,7 @@ def load_model(
     config = _apply_overrides(
         old, {"num_frames": num_frames, "image_size": image_size, "num_classes": num_classes, **overrides}, where
     )
+    check_config(config, where)  # before position tables are resized or a model is built
     may_miss: set[str] = set()
     if num_classes is not None and num_classes != old.num_classes:
         dropped = [k for k in state if k.startswith("head.")]

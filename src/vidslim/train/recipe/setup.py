@@ -16,12 +16,11 @@ import logging
 from pathlib import Path
 from typing import Any
 
-import yaml
 from torch import nn
 
 from vidslim.errors import CheckpointError, ConfigError
 from vidslim.train import StageData, TrainConfig, config_from_dict, parse_overrides
-from vidslim.train.config import Stage
+from vidslim.train.config import Stage, read_yaml_file
 from vidslim.train.distributed import DistInfo
 from vidslim.train.recipe.data import KINDS, DataSection, build_split
 from vidslim.train.recipe.model import ModelSection, build_model
@@ -36,10 +35,7 @@ def read_tree(path: str | Path, overrides: list[str]) -> dict[str, Any]:
     file = Path(path)
     if not file.is_file():
         raise ConfigError(f"{file}: config file not found; pass the path of a YAML run config (see configs/)")
-    try:
-        loaded = yaml.safe_load(file.read_text(encoding="utf-8")) or {}
-    except yaml.YAMLError as error:
-        raise ConfigError(f"{file}: not valid YAML ({error})") from None
+    loaded = read_yaml_file(file) or {}  # bounded: size, depth and alias expansion
     if not isinstance(loaded, dict):
         raise ConfigError(f"{file}: the top level must be a mapping of run settings")
     return parse_overrides(list(overrides), loaded)
