@@ -31,9 +31,9 @@ from typing import Any
 
 import torch
 
+from vidslim.bench.token_count import TokenConfig, read_windows, window_masks
 from vidslim.io.probe import probe
 from vidslim.io.samples import sample_videos
-from vidslim.tokenize.counting import TokenConfig, read_windows, window_masks
 
 TAUS = (0.0, 0.05, 0.1, 0.15, 0.2)
 FPS_DIVISORS = (1, 2, 4)

@@ -8,19 +8,23 @@ one takes a variable-length (block-diagonal) path so that no token ever attends 
 attention. `pattern` restricts attention inside each video (the block-sparse hook SViTT builds on).
 """
 
-from vidslim.attention.api import BACKENDS, attend, use_backend
-from vidslim.attention.bias import additive_mask, size_bias
-from vidslim.attention.sparse import AttentionPattern, BlockLocalPattern, MaskPattern
-from vidslim.attention.varlen import plan_buckets
+from __future__ import annotations
 
-__all__ = [
-    "BACKENDS",
-    "AttentionPattern",
-    "BlockLocalPattern",
-    "MaskPattern",
-    "additive_mask",
-    "attend",
-    "plan_buckets",
-    "size_bias",
-    "use_backend",
-]
+from vidslim._lazy import lazy_exports
+
+# public name -> module that defines it
+_EXPORTS: dict[str, str] = {
+    "BACKENDS": "vidslim.attention.api",
+    "attend": "vidslim.attention.api",
+    "use_backend": "vidslim.attention.api",
+    "additive_mask": "vidslim.attention.bias",
+    "size_bias": "vidslim.attention.bias",
+    "AttentionPattern": "vidslim.attention.sparse",
+    "BlockLocalPattern": "vidslim.attention.sparse",
+    "MaskPattern": "vidslim.attention.sparse",
+    "plan_buckets": "vidslim.attention.varlen",
+}
+
+__all__ = sorted(_EXPORTS)
+
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)

@@ -9,15 +9,31 @@
 
 from __future__ import annotations
 
-from vidslim.bench.batching import BatchChoice, saturating_batch
-from vidslim.bench.end_to_end import Decoded, bottleneck_warnings, decode_folder
-from vidslim.bench.flops import FlopCounter, FlopReport, count_flops
-from vidslim.bench.overhead import OverheadSplit, reduction_overhead
-from vidslim.bench.suite import BenchRow, Suite, bench_methods, format_table, resolve_methods
-from vidslim.bench.timer import Comparison, Timing, compare, time_fn
+from vidslim._lazy import lazy_exports
 
-__all__ = [
-    "BatchChoice", "BenchRow", "Comparison", "Decoded", "FlopCounter", "FlopReport", "OverheadSplit", "Suite",
-    "Timing", "bench_methods", "bottleneck_warnings", "compare", "count_flops", "decode_folder", "format_table",
-    "reduction_overhead", "resolve_methods", "saturating_batch", "time_fn",
-]
+# public name -> module that defines it
+_EXPORTS: dict[str, str] = {
+    "BatchChoice": "vidslim.bench.batching",
+    "saturating_batch": "vidslim.bench.batching",
+    "Decoded": "vidslim.bench.end_to_end",
+    "bottleneck_warnings": "vidslim.bench.end_to_end",
+    "decode_folder": "vidslim.bench.end_to_end",
+    "FlopCounter": "vidslim.bench.flops",
+    "FlopReport": "vidslim.bench.flops",
+    "count_flops": "vidslim.bench.flops",
+    "OverheadSplit": "vidslim.bench.overhead",
+    "reduction_overhead": "vidslim.bench.overhead",
+    "BenchRow": "vidslim.bench.suite",
+    "Suite": "vidslim.bench.suite",
+    "bench_methods": "vidslim.bench.suite",
+    "format_table": "vidslim.bench.suite",
+    "resolve_methods": "vidslim.bench.suite",
+    "Comparison": "vidslim.bench.timer",
+    "Timing": "vidslim.bench.timer",
+    "compare": "vidslim.bench.timer",
+    "time_fn": "vidslim.bench.timer",
+}
+
+__all__ = sorted(_EXPORTS)
+
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)

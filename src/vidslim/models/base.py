@@ -106,6 +106,10 @@ class ReducibleModel(nn.Module):
         """Tokens of a prepared batch: every patch or tubelet, or those `keep` selects (a mask or a Selection)."""
         raise NotImplementedError
 
+    def encode_video(self, video: Any, *args: Any, **kwargs: Any) -> Tensor:
+        """A batch of clips (decoded frames, a `Clip`, or a prepared tensor) -> video embeddings [B, D]."""
+        raise NotImplementedError
+
     @property
     def selector(self) -> TokenSelector | None:
         """The attached before-the-model reducer (RLT, random masking), or None."""

@@ -35,7 +35,7 @@ from torch import Tensor, nn
 from vidslim.errors import ConfigError
 from vidslim.io.input_spec import InputSpec
 from vidslim.tokenize.random_mask import random_keep_mask
-from vidslim.tokenize.rlt_mask import keep_mask
+from vidslim.tokenize.rlt_mask import keep_mask, keep_mask_uint8
 from vidslim.tokenize.run_length import run_length_map
 from vidslim.tokens.selection import PoolMode, Selection, TokenSelector, check_pool
 
@@ -106,6 +106,10 @@ class RLT(TokenSelector):
         with torch.no_grad():
             return keep_mask(channels_first(video, spec), self.tau, spec.tubelet_size, spec.patch_size)
 
+    def select_frames(self, frames: Tensor, spec: InputSpec) -> Tensor:
+        """The RLT mask of decoded uint8 frames [B, T, H, W, C], computed on the integers (`keep_mask_uint8`)."""
+        return keep_mask_uint8(frames, self.tau, spec.tubelet_size, spec.patch_size)
+
     def select(self, video: Tensor, spec: InputSpec, token_mask: Tensor | None = None) -> Selection:
         """Keep mask, run lengths (the kept tokens' sizes, except per frame) and length embeddings of `video`."""
         with torch.no_grad():
@@ -149,6 +153,11 @@ class RandomMask(TokenSelector):
         grid = spec.grid(frames, height, width)
         base = torch.ones(video.shape[0], *grid, dtype=torch.bool) if token_mask is None else token_mask.bool().cpu()
         return Selection(random_keep_mask(base, self.keep, self.generator))
+
+    def select_frames(self, frames: Tensor, spec: InputSpec) -> Tensor:
+        """A random keep mask over the token grid of decoded frames [B, T, H, W, C]."""
+        grid = spec.grid(frames.shape[1], frames.shape[2], frames.shape[3])
+        return random_keep_mask(torch.ones(frames.shape[0], *grid, dtype=torch.bool), self.keep, self.generator)
 
     def extra_repr(self) -> str:
         return f"keep={self.keep}, pool={self.pool!r}"

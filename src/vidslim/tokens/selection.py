@@ -64,6 +64,11 @@ class TokenSelector(nn.Module):
         computed earlier (in a data loader, say) for the same clips."""
         raise NotImplementedError
 
+    def select_frames(self, frames: Tensor, spec: InputSpec) -> Tensor:
+        """The keep mask [B, T', H', W'] of decoded uint8 frames [B, T, H, W, C] (counting tokens over a whole video
+        without preparing it for a model); by default through `select` on the prepared frames."""
+        return self.select(spec.prepare(frames), spec).keep
+
     def check_spec(self, spec: InputSpec) -> None:
         """Raise a ConfigError when this selector cannot act on a model taking `spec` (called on attach)."""
 

@@ -16,27 +16,27 @@ tokens SViTT's `TokenPrune` kept after each pruning layer); `plot.py` plots spee
 
 from __future__ import annotations
 
-from vidslim.viz.draw import grey_out, palette
-from vidslim.viz.merge import covered_map, draw_merge_groups, draw_model_merges, group_map
-from vidslim.viz.plot import plot_speedup, render_speedup
-from vidslim.viz.prune import draw_kept_tokens, draw_model_pruning, model_kept_tokens
-from vidslim.viz.rlt import draw_token_mask
-from vidslim.viz.save import FORMATS, contact_sheet, save_frames
+from vidslim._lazy import lazy_exports
 
-__all__ = [
-    "FORMATS",
-    "contact_sheet",
-    "covered_map",
-    "draw_kept_tokens",
-    "draw_merge_groups",
-    "draw_model_merges",
-    "draw_model_pruning",
-    "draw_token_mask",
-    "grey_out",
-    "group_map",
-    "model_kept_tokens",
-    "palette",
-    "plot_speedup",
-    "render_speedup",
-    "save_frames",
-]
+# public name -> module that defines it
+_EXPORTS: dict[str, str] = {
+    "grey_out": "vidslim.viz.draw",
+    "palette": "vidslim.viz.draw",
+    "covered_map": "vidslim.viz.merge",
+    "draw_merge_groups": "vidslim.viz.merge",
+    "draw_model_merges": "vidslim.viz.merge",
+    "group_map": "vidslim.viz.merge",
+    "plot_speedup": "vidslim.viz.plot",
+    "render_speedup": "vidslim.viz.plot",
+    "draw_kept_tokens": "vidslim.viz.prune",
+    "draw_model_pruning": "vidslim.viz.prune",
+    "model_kept_tokens": "vidslim.viz.prune",
+    "draw_token_mask": "vidslim.viz.rlt",
+    "FORMATS": "vidslim.viz.save",
+    "contact_sheet": "vidslim.viz.save",
+    "save_frames": "vidslim.viz.save",
+}
+
+__all__ = sorted(_EXPORTS)
+
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)

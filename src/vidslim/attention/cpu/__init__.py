@@ -9,20 +9,24 @@
 block_sparse.c is the kernel's source, compiled on first use.
 """
 
-from vidslim.attention.cpu.build import NativeKernel, forget_native_kernel, native_kernel
-from vidslim.attention.cpu.choose import Kernel, choose_kernel, gather_kernel_only
-from vidslim.attention.cpu.kernel import native_group_attend
-from vidslim.attention.cpu.workers import run_shares, split_evenly, workers_available
+from __future__ import annotations
 
-__all__ = [
-    "Kernel",
-    "NativeKernel",
-    "choose_kernel",
-    "forget_native_kernel",
-    "gather_kernel_only",
-    "native_group_attend",
-    "native_kernel",
-    "run_shares",
-    "split_evenly",
-    "workers_available",
-]
+from vidslim._lazy import lazy_exports
+
+# public name -> module that defines it
+_EXPORTS: dict[str, str] = {
+    "NativeKernel": "vidslim.attention.cpu.build",
+    "forget_native_kernel": "vidslim.attention.cpu.build",
+    "native_kernel": "vidslim.attention.cpu.build",
+    "Kernel": "vidslim.attention.cpu.choose",
+    "choose_kernel": "vidslim.attention.cpu.choose",
+    "gather_kernel_only": "vidslim.attention.cpu.choose",
+    "native_group_attend": "vidslim.attention.cpu.kernel",
+    "run_shares": "vidslim.attention.cpu.workers",
+    "split_evenly": "vidslim.attention.cpu.workers",
+    "workers_available": "vidslim.attention.cpu.workers",
+}
+
+__all__ = sorted(_EXPORTS)
+
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)

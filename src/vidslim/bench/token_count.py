@@ -1,14 +1,16 @@
 """Counting the tokens a before-the-model method keeps, window by window, over a whole video.
 
 The video is read at a target frame rate, resized as it is decoded and cut into consecutive windows of
-`frames` frames; each window is one clip of T'·H'·W' tubelets, and the method (dense, rlt, random) decides
-which become tokens. `vidslim tokens`, the demo and benchmarks/rlt_tokens.py share this code; see
-`vidslim.cli.tokens` for the rules on the last partial window and on memory.
+`frames` frames; each window is one clip of T'·H'·W' tubelets, and the method (dense, or any before-the-model
+reducer of the registry: rlt, random) decides which become tokens, built by the registry with only the settings
+given (the rest are its constructor's defaults). `vidslim tokens`, the demo and benchmarks/rlt_tokens.py share
+this code; see `vidslim.cli.tokens` for the rules on the last partial window and on memory.
 """
 
 
 from __future__ import annotations
 
+import inspect
 import math
 import sys
 from collections.abc import Callable, Iterator
@@ -22,7 +24,15 @@ from torch import Tensor
 
 from vidslim.errors import ConfigError, SamplingError
 
-METHODS = ("dense", "rlt", "random")
+
+def _selector_methods() -> tuple[str, ...]:
+    """dense, and the short names of the registry's before-the-model reducers."""
+    from vidslim.reduce.registry import REDUCERS
+
+    return ("dense", *sorted(e.method_name for e in REDUCERS.values() if e.where == "input"))
+
+
+METHODS = _selector_methods()
 LASTS = ("drop", "pad")
 #: windows read per `read_video` call: bounds the memory of a long video
 CHUNK_WINDOWS = 64
@@ -35,8 +45,8 @@ class TokenConfig:
     """What to count: the method and its parameters, the windows, and the tubelet grid."""
 
     method: str = "rlt"
-    tau: float = 0.1
-    keep: float = 0.5
+    tau: float | None = None
+    keep: float | None = None
     frames: int = 16
     fps: float | None = None
     size: int = 224
@@ -61,10 +71,42 @@ class TokenConfig:
                               f"{max(1, round(self.size / self.patch)) * self.patch}")
         if self.fps is not None and not (math.isfinite(self.fps) and self.fps > 0):
             raise ConfigError(f"--fps must be a positive number of frames per second, got {self.fps}")
-        if not math.isfinite(self.tau):
+        if self.tau is not None and not math.isfinite(self.tau):
             raise ConfigError(f"--tau must be a finite number, got {self.tau}")
-        if not 0 < self.keep <= 1:
+        if self.keep is not None and not 0 < self.keep <= 1:
             raise ConfigError(f"--keep must be a fraction in (0, 1], got {self.keep}")
+
+    def selector(self) -> Any:
+        """The method's reducer from the registry (None for dense), with only the settings given."""
+        if self.method == "dense":
+            return None
+        from vidslim.reduce.registry import build_reduction, lookup
+
+        given = {k: v for k, v in (("tau", self.tau), ("keep", self.keep)) if v is not None}
+        params = lookup(self.method).parameters()
+        (selector,) = build_reduction(self.method, fallback={"seed": self.seed},
+                                      **{k: v for k, v in given.items() if k in params})
+        return selector
+
+    def setting(self, name: str) -> Any:
+        """The value of the method's setting `name` in use: as given, else its constructor default (None when the
+        method has no such setting)."""
+        given = getattr(self, name, None)
+        if self.method == "dense":
+            return None
+        from vidslim.reduce.registry import lookup
+
+        default = lookup(self.method).parameters().get(name)
+        if default is None or default is inspect.Parameter.empty:
+            return None
+        return given if given is not None else default
+
+    def spec(self) -> Any:
+        """The input the windows are counted as: `frames` frames of `size` px cut into tubelets and patches."""
+        from vidslim.io.input_spec import InputSpec
+        from vidslim.io.transforms import IMAGENET_MEAN, IMAGENET_STD
+
+        return InputSpec("CTHW", IMAGENET_MEAN, IMAGENET_STD, self.frames, self.size, self.patch, self.tubelet)
 
     @property
     def grid(self) -> tuple[int, int, int]:
@@ -118,8 +160,8 @@ class TokenCount:
         return {
             "video": self.video,
             "method": c.method,
-            "tau": c.tau if c.method == "rlt" else None,
-            "keep": c.keep if c.method == "random" else None,
+            "tau": c.setting("tau"),
+            "keep": c.setting("keep"),
             "frames": c.frames,
             "fps": self.fps,
             "size": c.size,
@@ -187,18 +229,14 @@ def read_windows(path: str | Path, config: TokenConfig, fps: float, native: floa
         return
 
 
-def window_masks(frames: Tensor, config: TokenConfig, generator: torch.Generator | None = None) -> Tensor:
-    """Keep masks bool [B, T', H', W'] of windows uint8 [B, T, H, W, 3] under `config.method`."""
-    from vidslim.tokenize.random_mask import random_keep_mask
-    from vidslim.tokenize.rlt_mask import keep_mask_uint8
-
-    if config.method == "rlt":
-        return torch.cat([keep_mask_uint8(part, config.tau, config.tubelet, config.patch)
-                          for part in frames.split(MASK_BATCH)])
-    everything = torch.ones(frames.shape[0], *config.grid, dtype=torch.bool)
+def window_masks(frames: Tensor, config: TokenConfig, selector: Any = None) -> Tensor:
+    """Keep masks bool [B, T', H', W'] of windows uint8 [B, T, H, W, 3] under `config.method` (`selector`: the
+    method's reducer, built once per video so a random one draws a fresh mask for every window)."""
     if config.method == "dense":
-        return everything
-    return random_keep_mask(everything, config.keep, generator)
+        return torch.ones(frames.shape[0], *config.grid, dtype=torch.bool)
+    selector = selector if selector is not None else config.selector()
+    spec = config.spec()
+    return torch.cat([selector.select_frames(part, spec) for part in frames.split(MASK_BATCH)])
 
 
 WindowHook = Callable[[Windows, Tensor, int], None]
@@ -226,12 +264,12 @@ def count_tokens(
     if not fps:
         raise ConfigError(f"{path}: the frame rate is not recorded in the file; pass --fps")
     count = TokenCount(str(path), config, float(fps))
-    generator = torch.Generator().manual_seed(config.seed)
+    selector = config.selector()
     estimate = int(info.duration_s * fps // config.frames) if info.duration_s else None
     with tqdm(total=estimate, unit="window", desc=Path(path).name, file=sys.stderr, disable=not progress,
               leave=False) as bar:
         for windows in read_windows(path, config, fps, info.fps):
-            masks = window_masks(windows.frames, config, generator)
+            masks = window_masks(windows.frames, config, selector)
             if on_windows is not None and len(masks):
                 on_windows(windows, masks, len(count.tokens_kept))
             count.start_s += windows.start_s.tolist()
