@@ -7,8 +7,8 @@ its own videos; blocks wholly inside one video are marked full and need no per-e
 by FlexAttention from the combined mask_mod, so whole blocks a pattern forbids are skipped. `key_bias`
 becomes a score_mod.
 
-Measured on a 2-core CPU with torch 2.13 (benchmarks/attention.py): correct, but ~1.5x slower than the
-bucketed SDPA path, and its backward is not implemented on CPU, so `backend="auto"` does not pick it.
+Timed by benchmarks/attention.py (BENCHMARKS.md): correct, but slower than the bucketed SDPA path, and its
+backward is not implemented on CPU, so `backend="auto"` does not pick it.
 It needs torch.compile (a C++ compiler on CPU); the first call compiles (seconds; cached on disk after).
 Workarounds for torch 2.13's CPU code generation, which failed to build every *recompile* we triggered
 (after a shape change, after a new mask_mod) and any dynamic-shape kernel whose mask_mod indexes a

@@ -11,10 +11,10 @@ padding), and long videos of different lengths each get their own call (padding 
 than a call). The constants were measured with fp32 SDPA on the 2-core CPU this library was developed on
 (see benchmarks/attention.py); they only decide where to cut, never what is computed.
 
-Why not one kernel: measured there with torch 2.13 on 8 videos of 258-1531 tokens (12 heads of 64),
-attention alone: one padded SDPA call does B*L_max^2 work and took 4.9x as long as the buckets; nested
-(jagged) tensor SDPA took ~60x as long (and fails under inference_mode); compiled FlexAttention with a
-document mask took 1.5x as long and has no CPU backward (it remains available as `backend="flex"`). A
+Why not one kernel (benchmarks/attention.py times each on videos of very different lengths; figures in
+BENCHMARKS.md, "Packed variable-length attention"): one padded SDPA call does B*L_max^2 work; nested (jagged)
+tensor SDPA is far slower (and fails under inference_mode); compiled FlexAttention with a document mask is
+slower and has no CPU backward (it remains available as `backend="flex"`). A
 Python loop of one SDPA call per video is as fast as the buckets on long videos, and the buckets become
 exactly that when the cost model says so, while still merging short or equal-length videos.
 

@@ -37,7 +37,7 @@ class Geometry:
     box: tuple[int, int, int, int]
     interpolation: str
     # one reformatter per step and read keeps FFmpeg's scaler set up between frames;
-    # VideoFrame.to_ndarray(width=...) builds a new one each call, which costs ~2 ms a frame
+    # VideoFrame.to_ndarray(width=...) builds a new one each call, a cost paid on every frame
     scaler: VideoReformatter = field(default_factory=VideoReformatter, compare=False, repr=False)
     reformatter: VideoReformatter = field(default_factory=VideoReformatter, compare=False, repr=False)
 
@@ -49,9 +49,9 @@ class Geometry:
     def convert(self, frame: av.VideoFrame) -> np.ndarray:
         """Decoded frame -> uint8 [H, W, 3] RGB, resized in swscale, rotated upright, cropped.
 
-        YUV frames are scaled in YUV first and converted to RGB at the small size: 1.5-3x faster than
-        scaling and converting in one swscale call (whose RGB output is also 2x slower at odd widths), and
-        as close to an antialiased float resize of the full RGB frame.
+        YUV frames are scaled in YUV first and converted to RGB at the small size: less work than scaling and
+        converting in one swscale call (whose RGB output is also slow at odd widths), and as close to an
+        antialiased float resize of the full RGB frame.
         """
         width, height = self.scaled
         if (frame.width, frame.height) == (width, height):

@@ -56,8 +56,8 @@ def resize(
 ) -> torch.Tensor:
     """Resize `[..., H, W, C]` frames; an int resizes the short side to it, a pair (H, W) exactly.
 
-    All frames go through one `F.interpolate` call; uint8 bilinear uses torch's native uint8 kernel (about
-    10x faster than going through float), other cases round and clamp back to uint8.
+    All frames go through one `F.interpolate` call; uint8 bilinear uses torch's native uint8 kernel (much faster
+    than going through float), other cases round and clamp back to uint8.
     """
     height, width = _hw(frames)
     out_h, out_w = short_side_size(height, width, size) if isinstance(size, int) else _pair(size)

@@ -83,8 +83,8 @@ class VideoViTConfig:
 class PatchEmbed3d(nn.Module):
     """Tubelet embedding: a Conv3d with kernel = stride = (tubelet, patch, patch), named `proj` as in VideoMAE.
 
-    Conv3d is used for dense input because it measured faster than unfold + Linear on CPU (23 ms vs 36 ms for
-    2 x 16 x 224 x 224, ViT-B); `project` applies the same weights as a Linear to already-cut tubelets.
+    Conv3d is used for dense input because it ran faster than unfold + Linear on CPU for whole clips; `project`
+    applies the same weights as a Linear to already-cut tubelets (RLT's kept ones).
     """
 
     def __init__(self, in_chans: int, dim: int, tubelet: int, patch: int) -> None:

@@ -13,8 +13,9 @@ next merge's A/B split alternates over this new order, so merges match the offic
 no protected token ToMe leaves the unmerged A tokens in descending order of their best score; so does this.)
 
 The functions here are pure: `bipartite_soft_matching` returns a `Merge` that can be applied to the features, the
-sizes and the source map of the same sequences. All sequences of a call have the same length and the same r, as
-they do per layer in ToMe and TempMe; there is no Python loop over sequences or tokens.
+sizes and the source map of the same sequences. All sequences of one call have the same length and the same r;
+packed sequences of different lengths (after RLT) and per-sequence counts go through
+`vidslim.reduce.token_merge.merge_tokens`, which groups them. There is no Python loop over sequences or tokens.
 
 Precision: the scores are computed in float32 with autocast switched off, whatever the model runs in, so that
 bf16/fp16 rounding cannot create ties that reorder the merges; the weighted average is computed in float32 too
