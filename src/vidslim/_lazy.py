@@ -23,4 +23,10 @@ def lazy_exports(package: str, exports: dict[str, str]) -> tuple[Callable[[str],
     def __dir__() -> list[str]:
         return sorted(set(vars(sys.modules[package])) | set(exports))
 
+    # a name defined in a submodule of the same name (tokens.patchify.patchify) is bound now: importing the
+    # submodule later would set the package attribute to the module and shadow the lazy lookup
+    for name, module in exports.items():
+        if module == f"{package}.{name}":
+            setattr(sys.modules[package], name, getattr(importlib.import_module(module), name))
+
     return __getattr__, __dir__

@@ -8,14 +8,13 @@ fills one cell of grid row 1, and in tubelet g (frames 2g and 2g+1) it sits in c
 from __future__ import annotations
 
 from collections.abc import Callable
-from fractions import Fraction
 from pathlib import Path
 
-import av
 import numpy as np
 import pytest
 
 import vidslim.cli.main as cli_main
+from video_files import write_video
 
 FPS = 8
 SIDE = 64
@@ -37,14 +36,8 @@ def square_frame(index: int) -> np.ndarray:
 
 def write_square_video(path: Path, num_frames: int) -> Path:
     """Write `num_frames` frames of `square_frame` as lossless H.264 at FPS."""
-    with av.open(str(path), "w") as container:
-        stream = container.add_stream("libx264", rate=Fraction(FPS), options={"qp": "0", "preset": "veryfast"})
-        stream.width = stream.height = SIDE
-        stream.pix_fmt = "yuv420p"
-        for i in range(num_frames):
-            container.mux(stream.encode(av.VideoFrame.from_ndarray(square_frame(i), format="rgb24")))
-        container.mux(stream.encode(None))
-    return path
+    frames = np.stack([square_frame(i) for i in range(num_frames)])
+    return write_video(path, frames, FPS, "libx264", "yuv420p", qp="0", preset="veryfast")
 
 
 @pytest.fixture(scope="session")

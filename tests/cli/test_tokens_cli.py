@@ -17,7 +17,7 @@ import av
 import pytest
 from PIL import Image
 
-import vidslim.tokenize.counting as counting
+import vidslim.bench.token_count as counting
 
 TOKENS_PER_WINDOW = 8 * 4 * 4
 KEPT_PER_WINDOW = 16 + 6 * 2

@@ -113,6 +113,7 @@ def test_word_tokenizer_gives_one_id_per_caption_word(tmp_path: Path) -> None:
     assert (tmp_path / "tokenizer.json").is_file()
 
 
+@pytest.mark.slow
 def test_two_processes_through_torchrun(tmp_path: Path, synth_dir: Path) -> None:
     """Rank 0 writes the data and the word vocabulary, the others wait for it; the evaluation matches one process."""
     import subprocess

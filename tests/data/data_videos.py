@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from vidslim.data.synth import write_mp4
+from video_files import write_video
 
 LEVELS = (20, 72, 124, 176)  # inside YUV's video range [16, 235], with frame ramps that do not overlap
 STEP = 6
@@ -25,8 +25,8 @@ def write_level_video(path: Path, level: int, frames: int = FRAMES, size: int = 
     path.parent.mkdir(parents=True, exist_ok=True)
     data = np.empty((frames, size, size, 3), dtype=np.uint8)
     data[:] = (level + STEP * np.arange(frames, dtype=np.int64)).clip(0, 255).astype(np.uint8)[:, None, None, None]
-    write_mp4(path, data, FPS)
-    return path
+    # the settings of vidslim.data.synth.write_mp4: x264 crf 18, one thread (the same bytes every run)
+    return write_video(path, data, FPS, "libx264", "yuv420p", crf="18", preset="veryfast", threads="1")
 
 
 def which_video(frames: torch.Tensor) -> int:

@@ -11,10 +11,11 @@ from collections.abc import Callable
 from fractions import Fraction
 from pathlib import Path
 
-import av
 import numpy as np
 import pytest
 import torch
+
+from video_files import X264_DEFAULTS, write_video
 
 BITS = 10  # frame indices up to 1023
 
@@ -38,7 +39,7 @@ def frame_ids(frames: torch.Tensor | np.ndarray) -> list[int]:
     return [int(sum(int(v) << b for b, v in enumerate(row))) for row in bits]
 
 
-def write_video(
+def write_pattern_video(
     path: Path,
     num_frames: int = 50,
     fps: int = 25,
@@ -53,44 +54,28 @@ def write_video(
     container_options: dict[str, str] | None = None,
 ) -> Path:
     """Write `num_frames` frames `frame(i, height, width)` at `fps` and return `path`."""
-    # veryfast keeps B-frames (presentation order != decode order), as real files have
-    opts = {"crf": "12", "preset": "veryfast"} if codec == "libx264" else {}
+    # libx264 gets crf 12 / veryfast (which keeps B-frames, as real files have), with `options` on top
+    opts = dict(X264_DEFAULTS) if codec == "libx264" else {}
     opts.update(options or {})
-    with av.open(str(path), "w", options=container_options or {}) as container:
-        stream = container.add_stream(codec, rate=Fraction(fps), options=opts)
-        stream.width, stream.height, stream.pix_fmt = width, height, pix_fmt
-        stream.gop_size = gop
-        if rotation is not None:
-            stream.set_display_rotation(rotation)
-        for i in range(num_frames):
-            image = av.VideoFrame.from_ndarray(frame(i, height, width), format="rgb24")
-            container.mux(stream.encode(image))
-        container.mux(stream.encode(None))
-    return path
+    frames = np.stack([frame(i, height, width) for i in range(num_frames)])
+    return write_video(path, frames, fps, codec, pix_fmt, gop=gop, rotation=rotation,
+                       container_options=container_options, **opts)
 
 
 def write_vfr_video(path: Path, times_ms: list[int], width: int = 80, height: int = 64) -> Path:
     """Variable frame rate H.264: frame i (a `pattern`) shown at `times_ms[i]` milliseconds."""
-    tick = Fraction(1, 1000)
-    with av.open(str(path), "w") as container:
-        stream = container.add_stream("libx264", rate=25, options={"crf": "12", "preset": "veryfast"})
-        stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
-        stream.time_base = stream.codec_context.time_base = tick
-        stream.gop_size = 3  # keyframes at frames 0, 3, 6, 9: a window read seeks past frames it must count
-        for i, t in enumerate(times_ms):
-            image = av.VideoFrame.from_ndarray(pattern(i, height, width), format="rgb24")
-            image.pts, image.time_base = t, tick
-            container.mux(stream.encode(image))
-        container.mux(stream.encode(None))
-    return path
+    frames = np.stack([pattern(i, height, width) for i in range(len(times_ms))])
+    # keyframes at frames 0, 3, 6, 9: a window read seeks past frames it must count
+    return write_video(path, frames, 25, "libx264", "yuv420p", gop=3, pts=times_ms, time_base=Fraction(1, 1000),
+                       crf="12", preset="veryfast")
 
 
 @pytest.fixture
 def make_video(tmp_path: Path) -> Callable[..., Path]:
-    """Factory: make_video("name.mp4", **write_video options) writes into the test's tmp_path."""
+    """Factory: make_video("name.mp4", **write_pattern_video options) writes into the test's tmp_path."""
 
     def make(name: str, **kwargs) -> Path:
-        return write_video(tmp_path / name, **kwargs)
+        return write_pattern_video(tmp_path / name, **kwargs)
 
     return make
 
@@ -110,7 +95,7 @@ def mp4(make_video: Callable[..., Path]) -> Path:
 @pytest.fixture(scope="session")
 def long_mp4(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """20 s of H.264 at 25 fps (500 frames), 80x64, a keyframe every second: for seeking tests."""
-    return write_video(tmp_path_factory.mktemp("long") / "long.mp4", num_frames=500, gop=25)
+    return write_pattern_video(tmp_path_factory.mktemp("long") / "long.mp4", num_frames=500, gop=25)
 
 
 @pytest.fixture

@@ -9,20 +9,10 @@ import av
 import numpy as np
 import pytest
 
+from video_files import write_audio_only
 from vidslim.cli.main import main
 from vidslim.errors import NoVideoStreamError, VideoDecodeError, VideoNotFoundError, VidslimError
 from vidslim.io import probe, read_video
-
-
-def _audio_only(path: Path) -> Path:
-    with av.open(str(path), "w") as container:
-        stream = container.add_stream("aac", rate=16000)
-        for i in range(8):
-            frame = av.AudioFrame.from_ndarray(np.zeros((1, 1024), np.float32), format="fltp", layout="mono")
-            frame.sample_rate, frame.pts = 16000, i * 1024
-            container.mux(stream.encode(frame))
-        container.mux(stream.encode(None))
-    return path
 
 
 def _blank_payload(make_video: Callable[..., Path], path: Path) -> Path:
@@ -49,7 +39,7 @@ def _bad_file(kind: str, tmp_path: Path, make_video: Callable[..., Path]) -> Pat
         data = make_video("whole.mp4").read_bytes()
         path.write_bytes(data[: len(data) // 2])
     elif kind == "audio":
-        _audio_only(path)
+        write_audio_only(path)
     elif kind == "undecodable":
         _blank_payload(make_video, path)
     return path

@@ -82,6 +82,7 @@ def test_clip_tiny_matches_transformers(tmp_path: Path, eos: int) -> None:
     check_clip(hf, ours, 32, 1000, None if eos == 2 else eos)
 
 
+@pytest.mark.slow
 def test_clip_b32_full_vision_matches_transformers(tmp_path: Path) -> None:
     """The whole ViT-B/32 image tower (12 layers, width 768, 224 px); a 1-layer text tower keeps it quick."""
     hf, folder = save_clip(tmp_path, dict(num_hidden_layers=1), dict(patch_size=32), projection_dim=512)

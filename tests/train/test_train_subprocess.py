@@ -45,6 +45,7 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+@pytest.mark.slow
 def test_sigkill_then_restart_ends_with_the_same_weights(tmp_path: Path) -> None:
     # dropout and data noise draw from torch's global generator, so RNG restoring matters; 40 items in
     # batches of 8 make checkpoints land mid-epoch (5 steps per epoch, a checkpoint every 3 steps)
@@ -77,6 +78,7 @@ def test_sigkill_then_restart_ends_with_the_same_weights(tmp_path: Path) -> None
     assert [r["loss"] for r in got_log] == [r["loss"] for r in ref_log]
 
 
+@pytest.mark.slow
 def test_torchrun_two_processes_match_one_process(tmp_path: Path) -> None:
     # global batch 8 with 2 accumulation steps: 2 ranks x micro-batch 2 against 1 process x micro-batch 4
     tasks = ("cls", "ret", "ret-local")
