@@ -39,6 +39,7 @@ from vidslim.bench.flops import count_flops
 from vidslim.bench.timer import compare
 from vidslim.cli.bench import load_input
 from vidslim.io.samples import sample_video
+from vidslim.models.registry import spec_of_name
 from vidslim.reduce.tempme import TempMe
 from vidslim.tokenize.frame_rlt import frame_keep_mask
 from vidslim.tokenize.rlt import RLT
@@ -91,7 +92,7 @@ def kept_fractions(video: torch.Tensor) -> tuple[float, float, list[int]]:
 
 
 def run_video(name: str, models: dict[str, Any], batch: int, frames: int, rounds: int) -> dict[str, Any]:
-    video = load_input(str(sample_video(name)), frames, 224, "clip", batch)
+    video = load_input(str(sample_video(name)), frames, spec_of_name("clip-b16", num_frames=frames), batch)
     later, overall, per_frame = kept_fractions(video)
     gflops = {m: count_flops(models[m].encode_video, video).gflops / batch for m in METHODS}
 
@@ -145,7 +146,7 @@ def profile(models: dict[str, Any], name: str, frames: int, calls: int = 3) -> d
     from torch.profiler import profile as torch_profile
 
     model = models["rlt+tempme"]
-    video = load_input(str(sample_video(name)), frames, 224, "clip", 1)
+    video = load_input(str(sample_video(name)), frames, spec_of_name("clip-b16", num_frames=frames), 1)
     ranges: list[Any] = []
 
     def enter(label: str) -> Any:

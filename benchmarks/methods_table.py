@@ -30,10 +30,10 @@ from typing import Any
 import torch
 
 from vidslim.bench.batching import saturating_batch
-from vidslim.bench.methods import model_family
 from vidslim.bench.suite import BenchRow, Suite
 from vidslim.cli.bench import load_input
 from vidslim.io.samples import sample_videos
+from vidslim.models.registry import spec_of_name
 
 #: (model, frames, headline methods for the saturating-batch and bf16 rows)
 MODELS = (
@@ -72,8 +72,8 @@ def markdown(rows: Sequence[BenchRow]) -> str:
 
 def run_model(model: str, frames: int, headline: Sequence[str], args: argparse.Namespace) -> str:
     overrides: dict[str, Any] = QUICK[model] if args.quick else {}
-    family = model_family(model) or "video_vit"
-    video = load_input(str(sample_videos()["bikes"]), frames, 224, family, 1)
+    spec = spec_of_name(model, **{**overrides, "num_frames": frames, "image_size": 224})
+    video = load_input(str(sample_videos()["bikes"]), frames, spec, 1)
     out = [f"### {model}, {frames} frames of 'bikes', 224 px\n"]
     suite = Suite(model, "all", video, frames=frames, overrides=overrides)
     rows = suite.run(batch=1, repeat=args.repeat)
