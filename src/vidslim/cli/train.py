@@ -88,9 +88,11 @@ def add_parser(subparsers: Any) -> None:
 def export_model(model: Any, run_dir: Path) -> Path:
     """save_model into RUN/model, atomically: written beside it, then swapped in."""
     from vidslim.models.loading import save_model
+    from vidslim.models.stale_temp import TEMP_PREFIX, remove_stale_temp_folders
 
+    remove_stale_temp_folders(run_dir)  # what a killed export left behind (dead PID, untouched for a minute)
     final = run_dir / MODEL_DIR
-    tmp = run_dir / f".{MODEL_DIR}-tmp-{os.getpid()}"
+    tmp = run_dir / f"{TEMP_PREFIX}{os.getpid()}"
     shutil.rmtree(tmp, ignore_errors=True)
     save_model(model, tmp)
     if final.exists():
