@@ -20,10 +20,6 @@ from vidslim.models.guards import check_config, estimate_parameters, read_json_o
 from vidslim.models.registry import build_model, get_config, list_models
 from vidslim.models.video_vit import VideoViTConfig
 
-#: loading.py calls the guards (the merge note in the report): the end-to-end folder tests below can run
-WIRED = hasattr(loading, "shard_files") and hasattr(loading, "check_config")
-needs_wiring = pytest.mark.skipif(not WIRED, reason="loading.py does not call vidslim.models.guards yet")
-
 HF_CLIP = {
     "model_type": "clip",
     "architectures": ["CLIPModel"],
@@ -226,13 +222,11 @@ def test_hf_config_whole_floats_are_read_as_ints() -> None:
 
 
 # ---------------------------------------------------------------------------------------------- through load_model
-@needs_wiring
 def test_config_json_list_fails_in_one_line(tmp_path: Path) -> None:
     write_json(tmp_path / "hf" / "config.json", [HF_CLIP])
     one_line(lambda: vs.load_model(tmp_path / "hf"), str(tmp_path / "hf" / "config.json"), "holds a JSON list")
 
 
-@needs_wiring
 def test_shard_index_traversal_is_refused_by_load_model(tmp_path: Path) -> None:
     (tmp_path / "secret.safetensors").write_bytes(b"not yours")
     write_json(tmp_path / "hf" / "config.json", HF_CLIP)
@@ -240,7 +234,6 @@ def test_shard_index_traversal_is_refused_by_load_model(tmp_path: Path) -> None:
     one_line(lambda: vs.load_model(tmp_path / "hf"), "refusing shard path '../secret.safetensors'")
 
 
-@needs_wiring
 @pytest.mark.parametrize(("field", "value"), [("vision_width", 10_000_000), ("text_layers", 10**8), ("patch_size", -8)])
 def test_vidslim_json_with_absurd_sizes_is_refused(tmp_path: Path, no_build: None, field: str, value: Any) -> None:
     folder = vs.models.save_model(vs.create_model("clip-tiny"), tmp_path / "ckpt")
@@ -250,7 +243,6 @@ def test_vidslim_json_with_absurd_sizes_is_refused(tmp_path: Path, no_build: Non
     one_line(lambda: vs.load_model(folder), str(folder / "vidslim.json"), f"{field}={value}")
 
 
-@needs_wiring
 def test_absurd_override_is_refused(tmp_path: Path, no_build: None) -> None:
     folder = vs.models.save_model(vs.create_model("clip-tiny"), tmp_path / "ckpt")
     one_line(lambda: vs.load_model(folder, image_size=2**20, patch_size=1), "image_size=1048576")

@@ -16,7 +16,7 @@ _EXPORTS: dict[str, str] = {
     "CLIP": "vidslim.models.clip",
     "ClipConfig": "vidslim.models.clip",
     "load_model": "vidslim.models.loading",
-    "read_checkpoint": "vidslim.models.loading",
+    "read_checkpoint": "vidslim.models.checkpoint_read",
     "save_model": "vidslim.models.loading",
     "create_model": "vidslim.models.registry",
     "describe_models": "vidslim.models.registry",

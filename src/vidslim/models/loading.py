@@ -35,223 +35,24 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from safetensors.torch import load_file, save_file
+from safetensors.torch import save_file
 from torch import Tensor
 
 from vidslim import __version__
 from vidslim.errors import CheckpointError, ConfigError
 from vidslim.models.base import ReducibleModel, config_from_dict
+from vidslim.models.checkpoint_read import CONFIG_NAME, WEIGHTS_NAME, Checkpoint, read_checkpoint
 from vidslim.models.clip import CLIP, ClipConfig
-from vidslim.models.convert_hf import (
-    clip_config_from_hf,
-    clip_state_dict_from_hf,
-    videomae_config_from_hf,
-    videomae_state_dict_from_hf,
-)
-from vidslim.models.convert_openai import (
-    clip_config_from_openai,
-    clip_state_dict_from_openai,
-    is_openai_clip,
-    is_torchscript,
-    read_torchscript,
-)
-from vidslim.models.convert_videomae2 import is_videomae2, strip_prefixes, videomae2_config, videomae2_state_dict
-from vidslim.models.guards import check_config, read_json_object, shard_files
+from vidslim.models.guards import check_config
 from vidslim.models.positions import interpolate_2d, interpolate_3d
-from vidslim.models.registry import FAMILIES, build_model
+from vidslim.models.registry import build_model
 from vidslim.models.video_vit import VideoViTConfig
 from vidslim.reduce.cards import reduction_card
 from vidslim.reduce.registry import build_reduction, entry_for
 
 logger = logging.getLogger(__name__)
 
-CONFIG_NAME = "vidslim.json"
-WEIGHTS_NAME = "model.safetensors"
-_REDUCERS = "reduction_modules."
-_WHAT_TO_PASS = (
-    "pass a local Hugging Face folder of CLIPModel or VideoMAEForVideoClassification (config.json + "
-    "model.safetensors), an OpenAI CLIP .pt file, a VideoMAE v2 .pth file, or a folder written by "
-    "vidslim.models.save_model. vidslim never downloads weights: fetch them first (for example "
-    "`huggingface-cli download openai/clip-vit-base-patch16 --local-dir DIR`)"
-)
-
-
-@dataclasses.dataclass
-class Checkpoint:
-    """What `read_checkpoint` found: the config, the state dict in vidslim names, and where it came from."""
-
-    config: Any
-    state: dict[str, Tensor]
-    source: str  # "vidslim", "hf-clip", "hf-videomae", "openai-clip" or "videomae2"
-    folder: Path  # the folder holding the weights (where a tokenizer vocabulary may be)
-    meta: dict[str, Any] = dataclasses.field(default_factory=dict)  # vidslim.json (vidslim checkpoints only)
-
-
-# ---------------------------------------------------------------------------------------------- reading
-def _torch_load(path: Path) -> dict[str, Any]:
-    try:
-        obj = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as error:  # pickle errors come in many types
-        raise CheckpointError(
-            f"{path}: cannot be read as weights only ({type(error).__name__}: {str(error)[:200]}). vidslim never "
-            "unpickles arbitrary objects: re-save it with torch.save(model.state_dict(), path) or as safetensors"
-        ) from error
-    if not isinstance(obj, dict):
-        raise CheckpointError(f"{path}: holds a {type(obj).__name__}, not a state dict")
-    return obj
-
-
-def _unwrap(obj: dict[str, Any]) -> dict[str, Tensor]:
-    """The tensor dict inside common wrappers ({'module': ...}, {'model': ...}, {'state_dict': ...})."""
-    for key in ("module", "model", "state_dict"):
-        inner = obj.get(key)
-        if isinstance(inner, dict) and any(isinstance(v, Tensor) for v in inner.values()):
-            obj = inner
-            break
-    return {k: v for k, v in obj.items() if isinstance(v, Tensor)}
-
-
-def _read_weights_file(path: Path) -> dict[str, Tensor]:
-    """Tensors of one weights file (safetensors, TorchScript archive or weights-only torch pickle)."""
-    if path.suffix == ".safetensors":
-        try:
-            return load_file(str(path))
-        except Exception as error:
-            raise CheckpointError(f"{path}: not a readable safetensors file ({error})") from error
-    if is_torchscript(path):
-        return read_torchscript(path)
-    return _unwrap(_torch_load(path))
-
-
-def _read_sharded(folder: Path, index: Path) -> dict[str, Tensor]:
-    state: dict[str, Tensor] = {}
-    for path in shard_files(folder, index):
-        state.update(_read_weights_file(path))
-    return state
-
-
-def _read_hf_weights(folder: Path) -> dict[str, Tensor]:
-    for name in ("model.safetensors", "pytorch_model.bin"):
-        if (folder / name).is_file():
-            return _read_weights_file(folder / name)
-    for index in ("model.safetensors.index.json", "pytorch_model.bin.index.json"):
-        if (folder / index).is_file():
-            return _read_sharded(folder, folder / index)
-    raise CheckpointError(f"{folder}: config.json but no model.safetensors or pytorch_model.bin beside it")
-
-
-def _from_state(state: dict[str, Tensor], where: str, folder: Path) -> Checkpoint:
-    """Recognise a bare state dict by its names (OpenAI CLIP, VideoMAE v2 / vidslim video ViT)."""
-    state = strip_prefixes(state)
-    if is_openai_clip(state):
-        return Checkpoint(
-            clip_config_from_openai(state, where), clip_state_dict_from_openai(state), "openai-clip", folder
-        )
-    if is_videomae2(state):
-        state = videomae2_state_dict(state)
-        return Checkpoint(videomae2_config(state, where), state, "videomae2", folder)
-    if any(k.startswith(("vision_model.", "text_model.", "videomae.")) for k in state):
-        raise CheckpointError(
-            f"{where}: a Hugging Face state dict without its config: pass the folder with config.json"
-        )
-    sample = ", ".join(list(state)[:5])
-    raise CheckpointError(f"{where}: unrecognised checkpoint (first tensors: {sample}); {_WHAT_TO_PASS}")
-
-
-def _read_hf(folder: Path) -> Checkpoint:
-    where = str(folder / "config.json")
-    cfg = read_json_object(folder / "config.json")
-    kind, arch = cfg.get("model_type"), cfg.get("architectures") or []
-    if not isinstance(arch, list):
-        raise CheckpointError(f"{where}: architectures must be a list of class names, got {arch!r}")
-    if kind == "clip" and (not arch or "CLIPModel" in arch):
-        config = _hf_input(clip_config_from_hf(cfg, where), cfg, folder)
-        return Checkpoint(config, clip_state_dict_from_hf(_read_hf_weights(folder)), "hf-clip", folder)
-    if kind == "videomae" and (not arch or "VideoMAEForVideoClassification" in arch):
-        config = _hf_input(videomae_config_from_hf(cfg, where), cfg, folder)  # checked before any weight is read
-        return Checkpoint(config, videomae_state_dict_from_hf(_read_hf_weights(folder)), "hf-videomae", folder)
-    raise CheckpointError(
-        f"{where}: model_type={kind!r}, architectures={arch}: vidslim loads Hugging Face CLIPModel and "
-        "VideoMAEForVideoClassification folders"
-    )
-
-
-def class_names_from_id2label(id2label: Any, num_classes: int, where: str) -> tuple[str, ...] | None:
-    """Class names in index order from a Hugging Face `id2label` ({"0": "abseiling", ...}); None when there is no
-    head or the map does not cover every class (a warning says so)."""
-    if not isinstance(id2label, dict) or num_classes <= 0:
-        return None
-    try:
-        names = {int(k): str(v) for k, v in id2label.items()}
-    except (TypeError, ValueError):
-        logger.warning("%s: id2label keys are not class indices; class names left out", where)
-        return None
-    if sorted(names) != list(range(num_classes)):
-        logger.warning("%s: id2label names %d classes for a head of %d; class names left out", where, len(names),
-                       num_classes)
-        return None
-    return tuple(names[i] for i in range(num_classes))
-
-
-def _hf_input(config: Any, cfg: dict[str, Any], folder: Path) -> Any:
-    """`config` with the input settings of a Hugging Face folder: mean and std from preprocessor_config.json,
-    class names from config.json's id2label (the frame size stays the model config's)."""
-    from vidslim.io.input_spec import preprocessor_overrides
-
-    changes: dict[str, Any] = {}
-    processor = folder / "preprocessor_config.json"
-    if processor.is_file():
-        try:
-            values = json.loads(processor.read_text())
-        except (json.JSONDecodeError, UnicodeDecodeError) as error:
-            raise CheckpointError(f"{processor}: not valid JSON ({error})") from error
-        if not isinstance(values, dict):
-            raise CheckpointError(f"{processor}: expected a JSON object, got a {type(values).__name__}")
-        found = preprocessor_overrides(values, str(processor))
-        changes.update({k: v for k, v in found.items() if k in ("image_mean", "image_std")})
-    names = class_names_from_id2label(cfg.get("id2label"), int(getattr(config, "num_classes", 0)),
-                                      str(folder / "config.json"))
-    if names is not None and not all(n == f"LABEL_{i}" for i, n in enumerate(names)):  # transformers' placeholders
-        changes["class_names"] = names
-    return dataclasses.replace(config, **changes) if changes else config
-
-
-def _read_vidslim(folder: Path) -> Checkpoint:
-    where = folder / CONFIG_NAME
-    meta = read_json_object(where, objects=("config",))
-    family = meta.get("family")
-    if not isinstance(family, str) or family not in FAMILIES:
-        raise CheckpointError(f"{where}: unknown model family {family!r} (known: {sorted(FAMILIES)})")
-    config = config_from_dict(FAMILIES[family][1], meta.get("config", {}), where=str(where))
-    check_config(config, str(where))
-    if not (folder / WEIGHTS_NAME).is_file():
-        raise CheckpointError(f"{folder}: {CONFIG_NAME} but no {WEIGHTS_NAME} beside it")
-    return Checkpoint(config, _read_weights_file(folder / WEIGHTS_NAME), "vidslim", folder, meta)
-
-
-def read_checkpoint(path: str | Path) -> Checkpoint:
-    """Find out what `path` holds and read it into vidslim names (no model is built)."""
-    path = Path(path).expanduser()
-    if not path.exists():
-        from vidslim.models.registry import list_models
-
-        hint = (
-            f" To build a randomly initialised {path} use vs.create_model({str(path)!r})."
-            if str(path) in list_models()
-            else ""
-        )
-        raise CheckpointError(f"{path}: no such file or folder.{hint} {_WHAT_TO_PASS}")
-    if path.is_dir():
-        if (path / CONFIG_NAME).is_file():
-            return _read_vidslim(path)
-        if (path / "config.json").is_file():
-            return _read_hf(path)
-        for name in (WEIGHTS_NAME, "pytorch_model.bin"):
-            if (path / name).is_file():
-                return _from_state(_read_weights_file(path / name), str(path / name), path)
-        raise CheckpointError(f"{path}: a folder without {CONFIG_NAME}, config.json or {WEIGHTS_NAME}; {_WHAT_TO_PASS}")
-    return _from_state(_read_weights_file(path), str(path), path.parent)
-
+_REDUCERS = "reduction_modules."  # state-dict prefix of the reducers' own parameters
 
 # ---------------------------------------------------------------------------------------------- adapting
 def _apply_overrides(config: Any, overrides: dict[str, Any], where: str) -> Any:
