@@ -22,12 +22,6 @@ from torch import Tensor
 
 from vidslim.errors import CheckpointError
 from vidslim.models.base import config_from_dict
-from vidslim.models.convert_hf import (
-    clip_config_from_hf,
-    clip_state_dict_from_hf,
-    videomae_config_from_hf,
-    videomae_state_dict_from_hf,
-)
 from vidslim.models.convert_openai import (
     clip_config_from_openai,
     clip_state_dict_from_openai,
@@ -37,6 +31,7 @@ from vidslim.models.convert_openai import (
 )
 from vidslim.models.convert_videomae2 import is_videomae2, strip_prefixes, videomae2_config, videomae2_state_dict
 from vidslim.models.guards import check_config, read_json_object, shard_files
+from vidslim.models.hf_formats import hf_format_for, supported
 from vidslim.models.registry import FAMILIES
 
 logger = logging.getLogger(__name__)
@@ -139,16 +134,14 @@ def _read_hf(folder: Path) -> Checkpoint:
     kind, arch = cfg.get("model_type"), cfg.get("architectures") or []
     if not isinstance(arch, list):
         raise CheckpointError(f"{where}: architectures must be a list of class names, got {arch!r}")
-    if kind == "clip" and (not arch or "CLIPModel" in arch):
-        config = _hf_input(clip_config_from_hf(cfg, where), cfg, folder)
-        return Checkpoint(config, clip_state_dict_from_hf(_read_hf_weights(folder)), "hf-clip", folder)
-    if kind == "videomae" and (not arch or "VideoMAEForVideoClassification" in arch):
-        config = _hf_input(videomae_config_from_hf(cfg, where), cfg, folder)  # checked before any weight is read
-        return Checkpoint(config, videomae_state_dict_from_hf(_read_hf_weights(folder)), "hf-videomae", folder)
-    raise CheckpointError(
-        f"{where}: model_type={kind!r}, architectures={arch}: vidslim loads Hugging Face CLIPModel and "
-        "VideoMAEForVideoClassification folders"
-    )
+    fmt = hf_format_for(kind, arch)
+    if fmt is None:
+        raise CheckpointError(
+            f"{where}: model_type={kind!r}, architectures={arch}: vidslim loads Hugging Face folders of "
+            f"{supported()}"
+        )
+    config = _hf_input(fmt.converter("config_from_hf")(cfg, where), cfg, folder)  # checked before any weight is read
+    return Checkpoint(config, fmt.converter("state_from_hf")(_read_hf_weights(folder)), fmt.source, folder)
 
 
 def class_names_from_id2label(id2label: Any, num_classes: int, where: str) -> tuple[str, ...] | None:

@@ -1,0 +1,62 @@
+"""Which Hugging Face architectures vidslim reads, and with which converters: one row per `model_type`.
+
+A new family adds a row here (its converters live in its own `convert_*.py`); `checkpoint_read` finds the row
+for a folder's config.json, so nothing else changes. Converters are named "module:function" and imported only
+when a folder of that type is read.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import importlib
+from collections.abc import Callable
+from typing import Any
+
+
+@dataclasses.dataclass(frozen=True)
+class HfFormat:
+    """How one Hugging Face `model_type` maps to a vidslim family.
+
+    architectures: the `architectures` class names accepted (a folder with none listed is accepted too).
+    config_from_hf / state_from_hf: "module:function" turning config.json (dict, where) into the family's config
+        and the transformers state dict into vidslim names.
+    source: the name `Checkpoint.source` reports ("hf-clip", ...).
+    """
+
+    model_type: str
+    architectures: tuple[str, ...]
+    family: str
+    config_from_hf: str
+    state_from_hf: str
+    source: str
+
+    def converter(self, which: str) -> Callable[..., Any]:
+        """The function named by field `which` ("config_from_hf", "state_from_hf", ...)."""
+        module, _, name = getattr(self, which).partition(":")
+        return getattr(importlib.import_module(module), name)
+
+    def accepts(self, architectures: list[str]) -> bool:
+        return not architectures or any(a in self.architectures for a in architectures)
+
+
+_HF = "vidslim.models.convert_hf"
+
+HF_FORMATS: tuple[HfFormat, ...] = (
+    HfFormat("clip", ("CLIPModel",), "clip", f"{_HF}:clip_config_from_hf", f"{_HF}:clip_state_dict_from_hf",
+             "hf-clip"),
+    HfFormat("videomae", ("VideoMAEForVideoClassification",), "video_vit", f"{_HF}:videomae_config_from_hf",
+             f"{_HF}:videomae_state_dict_from_hf", "hf-videomae"),
+)
+
+
+def hf_format_for(model_type: Any, architectures: list[str]) -> HfFormat | None:
+    """The row that reads a config.json of this `model_type` and `architectures`, or None."""
+    return next((f for f in HF_FORMATS if f.model_type == model_type and f.accepts(architectures)), None)
+
+
+def supported() -> str:
+    """'CLIPModel, VideoMAEForVideoClassification' for error messages."""
+    return ", ".join(a for f in HF_FORMATS for a in f.architectures)
+
+
+__all__ = ["HF_FORMATS", "HfFormat", "hf_format_for", "supported"]
