@@ -21,6 +21,12 @@ class HfFormat:
     config_from_hf / state_from_hf: "module:function" turning config.json (dict, where) into the family's config
         and the transformers state dict into vidslim names.
     source: the name `Checkpoint.source` reports ("hf-clip", ...).
+    config_to_hf / state_to_hf: the way back ("module:function", "" while there is none): the family's config to a
+        config.json dict, vidslim names to the transformers state dict.
+    transformers_class: the `transformers` class that loads what `*_to_hf` write ("CLIPModel", ...).
+
+    An in-memory `transformers` model goes through the same row: `model.config.to_dict()` is the config.json dict
+    and `model.state_dict()` the weights.
     """
 
     model_type: str
@@ -29,6 +35,9 @@ class HfFormat:
     config_from_hf: str
     state_from_hf: str
     source: str
+    config_to_hf: str = ""
+    state_to_hf: str = ""
+    transformers_class: str = ""
 
     def converter(self, which: str) -> Callable[..., Any]:
         """The function named by field `which` ("config_from_hf", "state_from_hf", ...)."""
