@@ -13,6 +13,7 @@ from vidslim._lazy import lazy_exports
 # public name -> module that defines it
 _EXPORTS: dict[str, str] = {
     "ReducibleModel": "vidslim.models.base",
+    "VideoTextModel": "vidslim.models.base",
     "CLIP": "vidslim.models.clip",
     "ClipConfig": "vidslim.models.clip",
     "load_model": "vidslim.models.loading",
