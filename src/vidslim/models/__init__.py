@@ -19,6 +19,8 @@ _EXPORTS: dict[str, str] = {
     "load_model": "vidslim.models.loading",
     "read_checkpoint": "vidslim.models.checkpoint_read",
     "save_model": "vidslim.models.loading",
+    "from_transformers": "vidslim.models.transformers_io",
+    "to_transformers": "vidslim.models.transformers_io",
     "create_model": "vidslim.models.registry",
     "describe_models": "vidslim.models.registry",
     "list_models": "vidslim.models.registry",
