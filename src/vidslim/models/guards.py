@@ -108,7 +108,10 @@ def _video_vit_parameters(c: Mapping[str, Any]) -> int:
     return embed + positions + c["depth"] * block + 2 * d + d * c["num_classes"] + c["num_classes"]
 
 
-_ESTIMATORS = {"ClipConfig": _clip_parameters, "VideoViTConfig": _video_vit_parameters}
+#: SigLIP's towers have the same blocks as CLIP's (its pooling head is about one block more per tower: within the
+#: estimate's purpose, refusing absurd sizes)
+_ESTIMATORS = {"ClipConfig": _clip_parameters, "SiglipConfig": _clip_parameters,
+               "VideoViTConfig": _video_vit_parameters}
 
 
 def estimate_parameters(config: Any) -> int | None:
