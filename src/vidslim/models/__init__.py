@@ -24,6 +24,8 @@ _EXPORTS: dict[str, str] = {
     "create_model": "vidslim.models.registry",
     "describe_models": "vidslim.models.registry",
     "list_models": "vidslim.models.registry",
+    "SigLIP": "vidslim.models.siglip",
+    "SiglipConfig": "vidslim.models.siglip",
     "VideoViT": "vidslim.models.video_vit",
     "VideoViTConfig": "vidslim.models.video_vit",
     "AttentionInfo": "vidslim.tokens.protocol",

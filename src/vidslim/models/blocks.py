@@ -46,12 +46,15 @@ class QuickGELU(nn.Module):
 
 
 def activation(name: str) -> nn.Module:
-    """The MLP activation by name: 'quick_gelu' (CLIP) or 'gelu' (exact, VideoMAE)."""
+    """The MLP activation by name: 'quick_gelu' (CLIP), 'gelu' (exact, VideoMAE) or 'gelu_tanh' (the tanh
+    approximation, SigLIP)."""
     if name == "quick_gelu":
         return QuickGELU()
     if name == "gelu":
         return nn.GELU()
-    raise ValueError(f"unknown activation {name!r}; use 'quick_gelu' or 'gelu'")
+    if name == "gelu_tanh":
+        return nn.GELU(approximate="tanh")
+    raise ValueError(f"unknown activation {name!r}; use 'quick_gelu', 'gelu' or 'gelu_tanh'")
 
 
 # --------------------------------------------------------------------------------------------- attention

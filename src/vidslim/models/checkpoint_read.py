@@ -1,11 +1,12 @@
 """Read a local checkpoint into vidslim names without building a model: what a file or folder holds, its config
 and its tensors.
 
-Formats: Hugging Face folders (config.json + model.safetensors, sharded safetensors or pytorch_model.bin read with
-`torch.load(weights_only=True)`), OpenAI CLIP TorchScript archives (tensors read as data by
-`vidslim.models.safe_unpickle`), bare OpenAI CLIP / VideoMAE v2 state dicts, and vidslim folders (vidslim.json +
-model.safetensors). From a Hugging Face folder, `preprocessor_config.json` gives the mean and std and
-`config.json`'s `id2label` the class names of a classification head.
+Formats: Hugging Face folders (config.json + model.safetensors, sharded safetensors or pytorch_model.bin read
+with `torch.load(weights_only=True)`; the architectures `hf_formats` lists), hub ids in the local Hugging Face cache
+(`vidslim.models.hub_cache`), open_clip folders (`vidslim.models.convert_open_clip`), OpenAI CLIP TorchScript
+archives (tensors read as data by `vidslim.models.safe_unpickle`), bare OpenAI CLIP / VideoMAE v2 state dicts, and
+vidslim folders (vidslim.json + model.safetensors). From a Hugging Face folder, `preprocessor_config.json` gives
+the mean and std and `config.json`'s `id2label` the class names of a classification head.
 """
 
 from __future__ import annotations
@@ -38,12 +39,13 @@ from vidslim.models.registry import FAMILIES
 logger = logging.getLogger(__name__)
 
 CONFIG_NAME = "vidslim.json"
+OPEN_CLIP_CONFIG = "open_clip_config.json"
 WEIGHTS_NAME = "model.safetensors"
 _WHAT_TO_PASS = (
-    "pass a local Hugging Face folder of CLIPModel or VideoMAEForVideoClassification (config.json + "
-    "model.safetensors), an OpenAI CLIP .pt file, a VideoMAE v2 .pth file, or a folder written by "
-    "vidslim.models.save_model. vidslim never downloads weights: fetch them first (for example "
-    "`huggingface-cli download openai/clip-vit-base-patch16 --local-dir DIR`)"
+    f"pass a local Hugging Face folder of {supported()} (config.json + model.safetensors), a hub id in the local "
+    "Hugging Face cache (org/name), an open_clip folder (open_clip_config.json + open_clip_model.safetensors), an "
+    "OpenAI CLIP .pt file, a VideoMAE v2 .pth file, or a folder written by vidslim.models.save_model. vidslim never "
+    "downloads weights: fetch them first (for example `huggingface-cli download openai/clip-vit-base-patch16`)"
 )
 
 
@@ -53,7 +55,7 @@ class Checkpoint:
 
     config: Any
     state: dict[str, Tensor]
-    source: str  # "vidslim", "hf-clip", "hf-videomae", "openai-clip" or "videomae2"
+    source: str  # "vidslim", "hf-clip", "hf-videomae", "hf-siglip", "open-clip", "openai-clip", "videomae2", ...
     folder: Path  # the folder holding the weights (where a tokenizer vocabulary may be)
     meta: dict[str, Any] = dataclasses.field(default_factory=dict)  # vidslim.json (vidslim checkpoints only)
     #: the tensor names as the source spells them (less those vidslim ignores), and the converter from vidslim
@@ -209,6 +211,14 @@ def _hf_input(config: Any, cfg: dict[str, Any], folder: Path | None) -> Any:
     return dataclasses.replace(config, **changes) if changes else config
 
 
+def _read_open_clip(folder: Path) -> Checkpoint:
+    """An open_clip folder: config checked first, then the weights (`vidslim.models.convert_open_clip`)."""
+    from vidslim.models.convert_open_clip import open_clip_state, open_clip_weights, read_open_clip_config
+
+    config = read_open_clip_config(folder)
+    return Checkpoint(config, open_clip_state(_read_weights_file(open_clip_weights(folder))), "open-clip", folder)
+
+
 def _read_vidslim(folder: Path) -> Checkpoint:
     where = folder / CONFIG_NAME
     meta = read_json_object(where, objects=("config",))
@@ -241,8 +251,13 @@ def read_checkpoint(path: str | Path) -> Checkpoint:
     if path.is_dir():
         if (path / CONFIG_NAME).is_file():
             return _read_vidslim(path)
-        if (path / "config.json").is_file():
+        hf_weights = any((path / n).exists() for n in ("model.safetensors", "pytorch_model.bin",
+                                                        "model.safetensors.index.json",
+                                                        "pytorch_model.bin.index.json"))
+        if (path / "config.json").is_file() and (hf_weights or not (path / OPEN_CLIP_CONFIG).is_file()):
             return _read_hf(path)
+        if (path / OPEN_CLIP_CONFIG).is_file():
+            return _read_open_clip(path)
         for name in (WEIGHTS_NAME, "pytorch_model.bin"):
             if (path / name).is_file():
                 return _from_state(_read_weights_file(path / name), str(path / name), path)

@@ -108,7 +108,19 @@ def _video_vit_parameters(c: Mapping[str, Any]) -> int:
     return embed + positions + c["depth"] * block + 2 * d + d * c["num_classes"] + c["num_classes"]
 
 
-_ESTIMATORS = {"ClipConfig": _clip_parameters, "VideoViTConfig": _video_vit_parameters}
+def _siglip_parameters(c: Mapping[str, Any]) -> int:
+    """Parameters of vidslim's SigLIP (patches with a bias and no CLS, the pooling head: a block less its second
+    LayerNorm's bias plus the probe; the text head with a bias, logit scale and bias)."""
+    w, t, e = c["vision_width"], c["text_width"], c["embed_dim"]
+    grid = (c["image_size"] // c["patch_size"]) ** 2
+    block = _block(w, c["vision_mlp_dim"])
+    vision = w * c["in_chans"] * c["patch_size"] ** 2 + w + grid * w + c["vision_layers"] * block + 2 * w + block - w
+    text = (c["vocab_size"] + c["context_length"]) * t + c["text_layers"] * _block(t, c["text_mlp_dim"]) + 2 * t
+    return vision + text + t * e + e + 2 + e * c["num_classes"] + c["num_classes"]
+
+
+_ESTIMATORS = {"ClipConfig": _clip_parameters, "SiglipConfig": _siglip_parameters,
+               "VideoViTConfig": _video_vit_parameters}
 
 
 def estimate_parameters(config: Any) -> int | None:

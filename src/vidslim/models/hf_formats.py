@@ -50,6 +50,7 @@ class HfFormat:
 
 _HF = "vidslim.models.convert_hf"
 _OUT = "vidslim.models.convert_hf_out"
+_SIG = "vidslim.models.convert_siglip"
 
 HF_FORMATS: tuple[HfFormat, ...] = (
     HfFormat("clip", ("CLIPModel",), "clip", f"{_HF}:clip_config_from_hf", f"{_HF}:clip_state_dict_from_hf",
@@ -57,6 +58,11 @@ HF_FORMATS: tuple[HfFormat, ...] = (
     HfFormat("videomae", ("VideoMAEForVideoClassification",), "video_vit", f"{_HF}:videomae_config_from_hf",
              f"{_HF}:videomae_state_dict_from_hf", "hf-videomae", f"{_OUT}:videomae_config_to_hf",
              f"{_OUT}:videomae_state_dict_to_hf", "VideoMAEForVideoClassification"),
+    HfFormat("siglip", ("SiglipModel",), "siglip", f"{_SIG}:siglip_config_from_hf", f"{_SIG}:siglip_state_dict_from_hf",
+             "hf-siglip", f"{_SIG}:siglip_config_to_hf", f"{_SIG}:siglip_state_dict_to_hf", "SiglipModel"),
+    HfFormat("siglip2", ("Siglip2Model",), "siglip", f"{_SIG}:siglip_config_from_hf",
+             f"{_SIG}:siglip_state_dict_from_hf", "hf-siglip2", f"{_SIG}:siglip_config_to_hf",
+             f"{_SIG}:siglip2_state_dict_to_hf", "Siglip2Model"),
 )
 
 

@@ -15,6 +15,7 @@ from typing import Any
 from vidslim.errors import ConfigError
 from vidslim.models.base import ReducibleModel, config_from_dict
 from vidslim.models.clip import CLIP, ClipConfig
+from vidslim.models.siglip import SigLIP, SiglipConfig
 from vidslim.models.video_vit import VideoViT, VideoViTConfig
 
 #: name -> (model class, config class, config fields, one-line description)
@@ -86,11 +87,27 @@ _REGISTRY: dict[str, tuple[type[ReducibleModel], type, dict[str, Any], str]] = {
         dict(embed_dim=64, depth=2, num_heads=2, mlp_dim=256, image_size=32, num_frames=4, num_classes=10),
         "tiny random video ViT for tests: 4x32x32 input, width 64, 2 layers, 10 classes",
     ),
+    "siglip-b16-224": (SigLIP, SiglipConfig, dict(), "SigLIP ViT-B/16, 224 px, per-frame video encoder (no CLS)"),
+    "siglip2-b16-224": (
+        SigLIP,
+        SiglipConfig,
+        dict(vocab_size=256000),
+        "SigLIP 2 ViT-B/16, 224 px (fixed resolution, a SiglipModel), per-frame video encoder (no CLS)",
+    ),
+    "siglip-tiny": (
+        SigLIP,
+        SiglipConfig,
+        dict(embed_dim=64, image_size=32, patch_size=8, vision_width=64, vision_layers=2, vision_heads=2,
+             vision_mlp_dim=256, context_length=16, vocab_size=1000, text_width=64, text_heads=2, text_layers=2,
+             text_mlp_dim=256, num_frames=4),
+        "tiny random SigLIP for tests: 32 px frames, 8 px patches, width 64, 2 layers, 1000-token vocabulary",
+    ),
 }
 
 #: model family (ReducibleModel.family) -> (model class, config class)
 FAMILIES: dict[str, tuple[Callable[..., ReducibleModel], type]] = {
     "clip": (CLIP, ClipConfig),
+    "siglip": (SigLIP, SiglipConfig),
     "video_vit": (VideoViT, VideoViTConfig),
 }
 

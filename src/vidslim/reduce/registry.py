@@ -39,7 +39,8 @@ Where = Literal["input", "blocks", "attention"]
 WHERE: tuple[Where, ...] = ("input", "blocks", "attention")
 
 #: how errors name each model family
-FAMILY_NAMES = {"video_vit": "the video ViT (videomae-*)", "clip": "CLIP (clip-*)"}
+FAMILY_NAMES = {"video_vit": "the video ViT (videomae-*)", "clip": "CLIP (clip-*)",
+                "siglip": "SigLIP (siglip-*, siglip2-*)"}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -107,14 +108,15 @@ _BUILT_IN = (
     _entry("rlt", "vidslim.tokenize.rlt:RLT",
            "RLT: drop tubelets that repeat the one before them (tau=0.1, random_keep=; needs real video); on CLIP, "
            "vidslim's per-frame RLT: patches that repeat the previous frame's are dropped, CLS kept",
-           ("video_vit", "clip"), readback={"length_embed": "use_length_embed"}),
+           ("video_vit", "clip", "siglip"), readback={"length_embed": "use_length_embed"}),
     _entry("random_mask", "vidslim.tokenize.rlt:RandomMask",
            "random masking: keep a random fraction of the tubelets (keep=0.5; video ViT only)", ("video_vit",),
            aliases=("random",), hint="it masks the tubelets of a video model such as 'videomae-b16'"),
     _entry("tome", "vidslim.reduce.tome:ToMe", "ToMe: r tokens merged per sequence after attention in every layer"),
     _entry("tempme", "vidslim.reduce.tempme:TempMe",
-           "TempMe: ImgMe then ClipMe merging, the paper's settings for clip-b32/b16 (CLIP only)", ("clip",),
-           hint="it merges CLIP's per-frame sequences: use it with a CLIP model, or vs.ToMe for the video ViT"),
+           "TempMe: ImgMe then ClipMe merging, the paper's settings for clip-b32/b16 (per-frame towers: CLIP, SigLIP)",
+           ("clip", "siglip"),
+           hint="it merges per-frame sequences: use it with a CLIP or SigLIP model, or vs.ToMe for the video ViT"),
     _entry("token_prune", "vidslim.reduce.svitt_prune:TokenPrune",
            "SViTT node sparsity: keep the most-attended tokens after some layers (layers=[3,6,9], keep=0.7)",
            aliases=("tokenprune",)),
