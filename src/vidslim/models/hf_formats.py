@@ -49,12 +49,22 @@ class HfFormat:
 
 
 _HF = "vidslim.models.convert_hf"
+_VJ = "vidslim.models.convert_vjepa2"
+_VV = "vidslim.models.convert_vivit"
 
 HF_FORMATS: tuple[HfFormat, ...] = (
     HfFormat("clip", ("CLIPModel",), "clip", f"{_HF}:clip_config_from_hf", f"{_HF}:clip_state_dict_from_hf",
              "hf-clip"),
     HfFormat("videomae", ("VideoMAEForVideoClassification",), "video_vit", f"{_HF}:videomae_config_from_hf",
              f"{_HF}:videomae_state_dict_from_hf", "hf-videomae"),
+    HfFormat("vjepa2", ("VJEPA2Model",), "vjepa2", f"{_VJ}:vjepa2_config_from_hf", f"{_VJ}:vjepa2_state_dict_from_hf",
+             "hf-vjepa2", f"{_VJ}:vjepa2_config_to_hf", f"{_VJ}:vjepa2_state_dict_to_hf", "VJEPA2Model"),
+    HfFormat("vjepa2", ("VJEPA2ForVideoClassification",), "vjepa2", f"{_VJ}:vjepa2_config_from_hf",
+             f"{_VJ}:vjepa2_state_dict_from_hf", "hf-vjepa2", f"{_VJ}:vjepa2_config_to_hf",
+             f"{_VJ}:vjepa2_state_dict_to_hf", "VJEPA2ForVideoClassification"),
+    HfFormat("vivit", ("VivitForVideoClassification",), "vivit", f"{_VV}:vivit_config_from_hf",
+             f"{_VV}:vivit_state_dict_from_hf", "hf-vivit", f"{_VV}:vivit_config_to_hf", f"{_VV}:vivit_state_dict_to_hf",
+             "VivitForVideoClassification"),
 )
 
 
