@@ -5,7 +5,8 @@ tubelet_size ([t, h, w] with h == w), num_channels, qkv_bias, layer_norm_eps, hi
 gelu_pytorch_tanh are the tanh-approximated GELU, gelu the exact one), num_labels / id2label.
 Weights: q/k/v projections are fused into `attn.qkv`. Both namings are read: the one on disk (published checkpoints
 and `save_pretrained`: `vivit.encoder.layer.N.attention.attention.query`, `intermediate.dense`, ...) and the one
-of the model in memory (`vivit.layers.N.attention.q_proj`, `mlp.fc1`, ...); the way back writes the one on disk. names with no counterpart pass through unchanged, so strict
+of the model in memory (`vivit.layers.N.attention.q_proj`, `mlp.fc1`, ...); the way back writes the one on disk.
+Names with no counterpart pass through unchanged, so strict
 loading reports them by their transformers name.
 """
 

@@ -63,8 +63,8 @@ HF_FORMATS: tuple[HfFormat, ...] = (
              f"{_VJ}:vjepa2_state_dict_from_hf", "hf-vjepa2", f"{_VJ}:vjepa2_config_to_hf",
              f"{_VJ}:vjepa2_state_dict_to_hf", "VJEPA2ForVideoClassification"),
     HfFormat("vivit", ("VivitForVideoClassification",), "vivit", f"{_VV}:vivit_config_from_hf",
-             f"{_VV}:vivit_state_dict_from_hf", "hf-vivit", f"{_VV}:vivit_config_to_hf", f"{_VV}:vivit_state_dict_to_hf",
-             "VivitForVideoClassification"),
+             f"{_VV}:vivit_state_dict_from_hf", "hf-vivit", f"{_VV}:vivit_config_to_hf",
+             f"{_VV}:vivit_state_dict_to_hf", "VivitForVideoClassification"),
 )
 
 
