@@ -190,9 +190,12 @@ class VJEPA2(ReducibleModel):
         tokens = self.forward_tokens(video, token_mask)
         if hasattr(self, "pooler"):
             return self.pooler(tokens)
-        seq, weight = tokens.batch_index, tokens.sizes().to(tokens.x.dtype)
-        sums = tokens.x.new_zeros(tokens.batch_size, tokens.dim).index_add_(0, seq, tokens.x * weight[:, None])
-        return sums / tokens.x.new_zeros(tokens.batch_size).index_add_(0, seq, weight)[:, None]
+        if tokens.size is None and tokens.is_uniform:
+            return tokens.dense().mean(dim=1)
+        lengths = torch.tensor(tokens.seqlens, device=tokens.x.device)
+        weight = tokens.sizes().to(tokens.x.dtype)
+        sums = torch.segment_reduce(tokens.x * weight[:, None], "sum", lengths=lengths)  # contiguous runs per clip
+        return sums / torch.segment_reduce(weight, "sum", lengths=lengths)[:, None]
 
     def forward(self, video: Tensor, token_mask: Tensor | None = None) -> Tensor:
         """[B, T, C, H, W] -> logits [B, num_classes], or video features [B, D] without a classifier."""
