@@ -104,7 +104,7 @@ def dense_vs_transformers(args: argparse.Namespace) -> list[dict[str, Any]]:
     rows = []
     for family, frames, size in (("vjepa2", 16, 256), ("vivit", 32, 224)):
         with tempfile.TemporaryDirectory() as folder:
-            hf, ours, call = hf_pair(family, args.depth, folder)
+            _, ours, call = hf_pair(family, args.depth, folder)
         video = window(ours, path, frames, size)
         with torch.inference_mode():
             out = ours.forward_tokens(video).dense() if family == "vjepa2" else ours(video)

@@ -25,6 +25,8 @@ _EXPORTS: dict[str, str] = {
     "load_model": "vidslim.models.loading",
     "list_models": "vidslim.models.registry",
     "save_model": "vidslim.models.loading",
+    "from_transformers": "vidslim.models.transformers_io",
+    "to_transformers": "vidslim.models.transformers_io",
     "RLT": "vidslim.tokenize.rlt",
     "RandomMask": "vidslim.tokenize.rlt",
     "ToMe": "vidslim.reduce.tome",

@@ -135,3 +135,15 @@ def test_wrong_clip_length_is_a_clear_error() -> None:
 def test_vivit_b_is_the_published_size() -> None:
     config = vs.models.registry.get_config("vivit-b")
     assert (config.embed_dim, config.depth, config.num_frames, config.grid) == (768, 12, 32, (16, 14, 14))
+
+
+@torch.no_grad()
+def test_in_and_out_of_transformers_in_memory(pair) -> None:
+    hf, _ = pair
+    model = vs.from_transformers(hf)
+    x = video(seed=5)
+    assert (model(x) - hf(pixel_values=x).logits).abs().max() <= TOL
+    back = vs.to_transformers(model)
+    assert isinstance(back, VivitForVideoClassification)
+    assert (back(pixel_values=x).logits - model(x)).abs().max() <= 1e-5
+    assert back.config.id2label[2] == "action2"

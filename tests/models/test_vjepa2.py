@@ -171,3 +171,13 @@ def test_named_published_sizes_build_without_weights() -> None:
         assert (config.embed_dim, config.image_size, config.grid) == (width, 256, (8, 16, 16))
     model = vs.create_model("vjepa2-vitl-256", depth=1)
     assert model.input_spec.layout == "TCHW" and model.input_spec.tubelet_size == 2
+
+
+@torch.no_grad()
+def test_from_transformers_in_memory(encoder_pair, classifier_pair) -> None:
+    x = video(seed=7)
+    hf, _ = encoder_pair
+    ref = hf(pixel_values_videos=x, skip_predictor=True).last_hidden_state
+    assert (vs.from_transformers(hf).forward_tokens(x).dense() - ref).abs().max() <= TOL
+    hf, _ = classifier_pair
+    assert (vs.from_transformers(hf)(x) - hf(pixel_values_videos=x).logits).abs().max() <= TOL

@@ -13,11 +13,14 @@ from vidslim._lazy import lazy_exports
 # public name -> module that defines it
 _EXPORTS: dict[str, str] = {
     "ReducibleModel": "vidslim.models.base",
+    "VideoTextModel": "vidslim.models.base",
     "CLIP": "vidslim.models.clip",
     "ClipConfig": "vidslim.models.clip",
     "load_model": "vidslim.models.loading",
     "read_checkpoint": "vidslim.models.checkpoint_read",
     "save_model": "vidslim.models.loading",
+    "from_transformers": "vidslim.models.transformers_io",
+    "to_transformers": "vidslim.models.transformers_io",
     "create_model": "vidslim.models.registry",
     "describe_models": "vidslim.models.registry",
     "list_models": "vidslim.models.registry",

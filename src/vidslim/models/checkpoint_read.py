@@ -13,6 +13,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import logging
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -55,6 +56,11 @@ class Checkpoint:
     source: str  # "vidslim", "hf-clip", "hf-videomae", "openai-clip" or "videomae2"
     folder: Path  # the folder holding the weights (where a tokenizer vocabulary may be)
     meta: dict[str, Any] = dataclasses.field(default_factory=dict)  # vidslim.json (vidslim checkpoints only)
+    #: the tensor names as the source spells them (less those vidslim ignores), and the converter from vidslim
+    #: names back to those (when the format has one): a loading error then names what is missing in the user's
+    #: own naming
+    source_keys: frozenset[str] = frozenset()
+    to_source: Callable[[dict[str, Tensor]], dict[str, Tensor]] | None = None
 
 
 # ---------------------------------------------------------------------------------------------- reading
@@ -131,17 +137,36 @@ def _from_state(state: dict[str, Tensor], where: str, folder: Path) -> Checkpoin
 def _read_hf(folder: Path) -> Checkpoint:
     where = str(folder / "config.json")
     cfg = read_json_object(folder / "config.json")
+    return checkpoint_from_hf(cfg, lambda: _read_hf_weights(folder), where, folder)
+
+
+def checkpoint_from_hf(cfg: dict[str, Any], weights: Callable[[], dict[str, Tensor]], where: str,
+                       folder: Path | None, architecture: str | None = None) -> Checkpoint:
+    """A Checkpoint from a config.json dict and (a function returning) the transformers state dict, through the
+    `hf_formats` row of its model_type: a folder and an in-memory model (`architecture`: its class name) alike.
+    The config is checked before any weight is read."""
     kind, arch = cfg.get("model_type"), cfg.get("architectures") or []
     if not isinstance(arch, list):
         raise CheckpointError(f"{where}: architectures must be a list of class names, got {arch!r}")
-    fmt = hf_format_for(kind, arch)
+    fmt = hf_format_for(kind, [architecture] if architecture else arch)
     if fmt is None:
-        raise CheckpointError(
-            f"{where}: model_type={kind!r}, architectures={arch}: vidslim loads Hugging Face folders of "
-            f"{supported()}"
-        )
-    config = _hf_input(fmt.converter("config_from_hf")(cfg, where), cfg, folder)  # checked before any weight is read
-    return Checkpoint(config, fmt.converter("state_from_hf")(_read_hf_weights(folder)), fmt.source, folder)
+        what = architecture or f"architectures={arch}"
+        raise CheckpointError(f"{where}: model_type={kind!r}, {what}: vidslim reads Hugging Face models of "
+                              f"{supported()}")
+    config = _hf_input(fmt.converter("config_from_hf")(cfg, where), cfg, folder)
+    state = weights()
+    convert = fmt.converter("state_from_hf")
+    to_source = fmt.converter("state_to_hf") if fmt.state_to_hf else None
+    return Checkpoint(config, convert(state), fmt.source, folder or Path("."),
+                      source_keys=frozenset(k for k in state if _kept(convert, k, state[k])), to_source=to_source)
+
+
+def _kept(convert: Callable[[dict[str, Tensor]], dict[str, Tensor]], key: str, value: Tensor) -> bool:
+    """Whether `convert` keeps tensor `key` (False for names it drops, such as position_ids buffers)."""
+    try:
+        return bool(convert({key: value}))
+    except Exception:  # a converter that needs its siblings keeps the name
+        return True
 
 
 def class_names_from_id2label(id2label: Any, num_classes: int, where: str) -> tuple[str, ...] | None:
@@ -161,14 +186,14 @@ def class_names_from_id2label(id2label: Any, num_classes: int, where: str) -> tu
     return tuple(names[i] for i in range(num_classes))
 
 
-def _hf_input(config: Any, cfg: dict[str, Any], folder: Path) -> Any:
+def _hf_input(config: Any, cfg: dict[str, Any], folder: Path | None) -> Any:
     """`config` with the input settings of a Hugging Face folder: mean and std from preprocessor_config.json,
     class names from config.json's id2label (the frame size stays the model config's)."""
     from vidslim.io.input_spec import preprocessor_overrides
 
     changes: dict[str, Any] = {}
-    processor = folder / "preprocessor_config.json"
-    if processor.is_file():
+    processor = folder / "preprocessor_config.json" if folder is not None else None
+    if processor is not None and processor.is_file():
         try:
             values = json.loads(processor.read_text())
         except (json.JSONDecodeError, UnicodeDecodeError) as error:
@@ -178,7 +203,7 @@ def _hf_input(config: Any, cfg: dict[str, Any], folder: Path) -> Any:
         found = preprocessor_overrides(values, str(processor))
         changes.update({k: v for k, v in found.items() if k in ("image_mean", "image_std")})
     names = class_names_from_id2label(cfg.get("id2label"), int(getattr(config, "num_classes", 0)),
-                                      str(folder / "config.json"))
+                                      str(folder / "config.json") if folder else "config.id2label")
     if names is not None and not all(n == f"LABEL_{i}" for i, n in enumerate(names)):  # transformers' placeholders
         changes["class_names"] = names
     return dataclasses.replace(config, **changes) if changes else config
@@ -199,6 +224,10 @@ def _read_vidslim(folder: Path) -> Checkpoint:
 
 def read_checkpoint(path: str | Path) -> Checkpoint:
     """Find out what `path` holds and read it into vidslim names (no model is built)."""
+    from vidslim.models.hub_cache import looks_like_hub_id, snapshot_folder
+
+    if isinstance(path, str) and looks_like_hub_id(path):
+        path = snapshot_folder(path)
     path = Path(path).expanduser()
     if not path.exists():
         from vidslim.models.registry import list_models
@@ -221,4 +250,5 @@ def read_checkpoint(path: str | Path) -> Checkpoint:
     return _from_state(_read_weights_file(path), str(path), path.parent)
 
 
-__all__ = ["CONFIG_NAME", "WEIGHTS_NAME", "Checkpoint", "class_names_from_id2label", "read_checkpoint"]
+__all__ = ["CONFIG_NAME", "WEIGHTS_NAME", "Checkpoint", "checkpoint_from_hf", "class_names_from_id2label",
+           "read_checkpoint"]

@@ -5,7 +5,8 @@ tubelet_size ([t, h, w] with h == w), num_channels, qkv_bias, layer_norm_eps, hi
 gelu_pytorch_tanh are the tanh-approximated GELU, gelu the exact one), num_labels / id2label.
 Weights: q/k/v projections are fused into `attn.qkv`. Both namings are read: the one on disk (published checkpoints
 and `save_pretrained`: `vivit.encoder.layer.N.attention.attention.query`, `intermediate.dense`, ...) and the one
-of the model in memory (`vivit.layers.N.attention.q_proj`, `mlp.fc1`, ...); the way back writes the one on disk.
+of the model in memory (`vivit.layers.N.attention.q_proj`, `mlp.fc1`, ...); the way back writes the one in memory
+(`load_state_dict`; `save_pretrained` turns it into the one on disk).
 Names with no counterpart pass through unchanged, so strict
 loading reports them by their transformers name.
 """
@@ -94,11 +95,10 @@ _BACK: list[tuple[str, str]] = [
     (r"^cls_token$", "vivit.embeddings.cls_token"),
     (r"^pos_embed$", "vivit.embeddings.position_embeddings"),
     (r"^patch_embed\.proj\.", "vivit.embeddings.patch_embeddings.projection."),
-    (r"^blocks\.(\d+)\.attn\.proj\.", r"vivit.encoder.layer.\1.attention.output.dense."),
-    (r"^blocks\.(\d+)\.norm1\.", r"vivit.encoder.layer.\1.layernorm_before."),
-    (r"^blocks\.(\d+)\.norm2\.", r"vivit.encoder.layer.\1.layernorm_after."),
-    (r"^blocks\.(\d+)\.mlp\.fc1\.", r"vivit.encoder.layer.\1.intermediate.dense."),
-    (r"^blocks\.(\d+)\.mlp\.fc2\.", r"vivit.encoder.layer.\1.output.dense."),
+    (r"^blocks\.(\d+)\.attn\.proj\.", r"vivit.layers.\1.attention.o_proj."),
+    (r"^blocks\.(\d+)\.norm1\.", r"vivit.layers.\1.layernorm_before."),
+    (r"^blocks\.(\d+)\.norm2\.", r"vivit.layers.\1.layernorm_after."),
+    (r"^blocks\.(\d+)\.mlp\.", r"vivit.layers.\1.mlp."),
     (r"^norm\.", "vivit.layernorm."),
     (r"^head\.", "classifier."),
 ]
@@ -121,15 +121,15 @@ def vivit_state_dict_from_hf(state: dict[str, Tensor]) -> dict[str, Tensor]:
 
 
 def vivit_state_dict_to_hf(state: dict[str, Tensor]) -> dict[str, Tensor]:
-    """vidslim names -> a VivitForVideoClassification state dict (q/k/v split again)."""
+    """vidslim names -> the state dict of a VivitForVideoClassification in memory (q/k/v split again)."""
     out: dict[str, Tensor] = {}
     for key, value in state.items():
         if key.startswith("reduction_modules."):
             continue
         m = re.match(r"^blocks\.(\d+)\.attn\.qkv\.(weight|bias)$", key)
         if m:
-            for part, chunk in zip(("query", "key", "value"), value.chunk(3), strict=True):
-                out[f"vivit.encoder.layer.{m.group(1)}.attention.attention.{part}.{m.group(2)}"] = chunk.clone()
+            for part, chunk in zip("qkv", value.chunk(3), strict=True):
+                out[f"vivit.layers.{m.group(1)}.attention.{part}_proj.{m.group(2)}"] = chunk.clone()
             continue
         name = _rename(key, _BACK)
         if name == key:

@@ -49,14 +49,16 @@ class HfFormat:
 
 
 _HF = "vidslim.models.convert_hf"
+_OUT = "vidslim.models.convert_hf_out"
 _VJ = "vidslim.models.convert_vjepa2"
 _VV = "vidslim.models.convert_vivit"
 
 HF_FORMATS: tuple[HfFormat, ...] = (
     HfFormat("clip", ("CLIPModel",), "clip", f"{_HF}:clip_config_from_hf", f"{_HF}:clip_state_dict_from_hf",
-             "hf-clip"),
+             "hf-clip", f"{_OUT}:clip_config_to_hf", f"{_OUT}:clip_state_dict_to_hf", "CLIPModel"),
     HfFormat("videomae", ("VideoMAEForVideoClassification",), "video_vit", f"{_HF}:videomae_config_from_hf",
-             f"{_HF}:videomae_state_dict_from_hf", "hf-videomae"),
+             f"{_HF}:videomae_state_dict_from_hf", "hf-videomae", f"{_OUT}:videomae_config_to_hf",
+             f"{_OUT}:videomae_state_dict_to_hf", "VideoMAEForVideoClassification"),
     HfFormat("vjepa2", ("VJEPA2Model",), "vjepa2", f"{_VJ}:vjepa2_config_from_hf", f"{_VJ}:vjepa2_state_dict_from_hf",
              "hf-vjepa2", f"{_VJ}:vjepa2_config_to_hf", f"{_VJ}:vjepa2_state_dict_to_hf", "VJEPA2Model"),
     HfFormat("vjepa2", ("VJEPA2ForVideoClassification",), "vjepa2", f"{_VJ}:vjepa2_config_from_hf",
@@ -73,9 +75,18 @@ def hf_format_for(model_type: Any, architectures: list[str]) -> HfFormat | None:
     return next((f for f in HF_FORMATS if f.model_type == model_type and f.accepts(architectures)), None)
 
 
+def hf_format_of(family: str, model_type: str | None = None) -> HfFormat | None:
+    """The row that writes a vidslim `family` back to transformers (`model_type` picks one when several rows of
+    the family can), or None when there is none."""
+    rows = [f for f in HF_FORMATS if f.family == family and f.transformers_class]
+    if model_type is not None:
+        rows = [f for f in rows if f.model_type == model_type] or rows
+    return rows[0] if rows else None
+
+
 def supported() -> str:
     """'CLIPModel, VideoMAEForVideoClassification' for error messages."""
     return ", ".join(a for f in HF_FORMATS for a in f.architectures)
 
 
-__all__ = ["HF_FORMATS", "HfFormat", "hf_format_for", "supported"]
+__all__ = ["HF_FORMATS", "HfFormat", "hf_format_for", "hf_format_of", "supported"]

@@ -38,6 +38,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from vidslim.errors import ConfigError
+from vidslim.models.base import VideoTextModel
 from vidslim.tasks.metrics import retrieval_metrics
 
 LN100 = math.log(100.0)
@@ -170,11 +171,13 @@ def contrastive_loss(
     return 0.5 * (_soft_cross_entropy(logits, eye) + _soft_cross_entropy(logits.t(), eye))
 
 
-def _require(model: nn.Module, name: str, fix: str) -> Callable[..., Tensor]:
-    method = getattr(model, name, None)
-    if not callable(method):
-        raise ConfigError(f"RetrievalTask needs model.{name}(...); {type(model).__name__} has none ({fix})")
-    return method
+def _require_video_text(model: nn.Module) -> VideoTextModel:
+    if not isinstance(model, VideoTextModel):
+        raise ConfigError(
+            f"RetrievalTask needs a vision-text model with encode_video and encode_text; {type(model).__name__} "
+            "has not both (use a CLIP-family model)"
+        )
+    return model
 
 
 class RetrievalTask(nn.Module):
@@ -225,8 +228,8 @@ class RetrievalTask(nn.Module):
 
     def loss(self, model: nn.Module, batch: dict[str, Any]) -> tuple[Tensor, dict[str, Tensor]]:
         """Contrastive loss of one batch of (video, caption) pairs, plus what to log."""
-        video_emb = _require(model, "encode_video", "a vision-text model")(batch["video"])
-        text_emb = _require(model, "encode_text", "a vision-text model")(batch["text"])
+        video_text = _require_video_text(model)
+        video_emb, text_emb = video_text.encode_video(batch["video"]), video_text.encode_text(batch["text"])
         scale = self.scale_param(model)
         if isinstance(scale, Tensor) and self.max_logit_scale is not None:
             scale = scale.clamp(max=self.max_logit_scale)
