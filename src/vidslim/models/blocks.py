@@ -52,7 +52,7 @@ def activation(name: str) -> nn.Module:
         return QuickGELU()
     if name == "gelu":
         return nn.GELU()
-    if name == "gelu_tanh":
+    if name == "gelu_tanh":  # transformers' gelu_fast / gelu_new / gelu_pytorch_tanh (ViViT)
         return nn.GELU(approximate="tanh")
     raise ValueError(f"unknown activation {name!r}; use 'quick_gelu', 'gelu' or 'gelu_tanh'")
 
@@ -69,6 +69,8 @@ class Attention(nn.Module):
         self.scale = self.head_dim**-0.5
         self.causal = causal
         self.lora: nn.Module | None = None  # a LoRA adapter on the fused QKV projection (vidslim.models.lora)
+        #: rotates q and k by each token's (t, h, w) position (V-JEPA 2's 3-D rotary embedding), or None
+        self.rotary: nn.Module | None = None
 
     def qkv_weight_bias(self) -> tuple[Tensor, Tensor | None]:
         """The fused [3D, D] projection weight and its [3D] bias (or None)."""
@@ -97,9 +99,11 @@ class Attention(nn.Module):
         want_info: bool = False,
         pattern: AttentionPattern | None = None,
         queries: int = 0,
+        positions: Tensor | None = None,
     ) -> tuple[Tensor, AttentionInfo | None]:
         """[total, D] -> ([total, D], info). `info` is built only when `want_info` (a hook will read it);
-        `pattern` restricts which keys each query sees inside its sequence (block-sparse attention).
+        `pattern` restricts which keys each query sees inside its sequence (block-sparse attention); `positions`
+        ([total, 3], the tokens' (t, h, w)) feed `rotary` when the attention has one.
 
         queries > 0: only the first `queries` tokens of each sequence ask (sequences of any lengths, each at least
         `queries` long); the result is their outputs [S·queries, D] and no info. Keys and values are still every
@@ -108,6 +112,8 @@ class Attention(nn.Module):
             return self._first_queries(x, seqlens, key_bias, pattern, queries), None
         total = x.shape[0]
         q, k, v = self.project_qkv(x).view(total, 3, self.heads, self.head_dim).unbind(1)
+        if self.rotary is not None and positions is not None:
+            q, k = self.rotary(q, k, positions)
         if self.causal:  # the text tower: always an equal-length batch, never reduced
             b, n = len(seqlens), total // max(len(seqlens), 1)
             qd, kd, vd = (t.reshape(b, n, self.heads, self.head_dim).transpose(1, 2) for t in (q, k, v))
@@ -285,7 +291,7 @@ class Block(nn.Module):
         if hooks is None or ctx is None:  # dense: no context, no info, no bias
             if cls_readout is not None and (readout := self._cls_only(tokens, None, None, cls_readout)) is not None:
                 return readout
-            a, _ = self.attention(self.norm_a(tokens.x), tokens.seqlens)
+            a, _ = self.attention(self.norm_a(tokens.x), tokens.seqlens, positions=self.positions(tokens))
             x = self.residual(tokens.x, a, tokens)
             return tokens.replace(x=self.residual(x, self.feedforward(self.norm_b(x)), tokens))
 
@@ -305,7 +311,8 @@ class Block(nn.Module):
         if cls_readout is not None and (readout := self._cls_only(tokens, key_bias, pattern, cls_readout)) is not None:
             return readout
         a, info = self.attention(
-            self.norm_a(tokens.x), tokens.seqlens, key_bias, want_info=bool(hooks.after_attention), pattern=pattern
+            self.norm_a(tokens.x), tokens.seqlens, key_bias, want_info=bool(hooks.after_attention), pattern=pattern,
+            positions=self.positions(tokens),
         )
         tokens = tokens.replace(x=self.residual(tokens.x, a, tokens))
         for hook in hooks.after_attention:
@@ -316,6 +323,11 @@ class Block(nn.Module):
             with reduce_range(hook, "after_mlp"):
                 tokens = check_tokens(hook(tokens, ctx), hook)
         return tokens
+
+    def positions(self, tokens: Tokens) -> Tensor | None:
+        """The tokens' (t, h, w) when the attention rotates by position (read after the before_attention hooks,
+        which may reorder or merge tokens), else None."""
+        return tokens.pos if self.attention.rotary is not None else None
 
     def _cls_only(
         self, tokens: Tokens, key_bias: Tensor | None, pattern: AttentionPattern | None, cls_total: int

@@ -119,8 +119,33 @@ def _siglip_parameters(c: Mapping[str, Any]) -> int:
     return vision + text + t * e + e + 2 + e * c["num_classes"] + c["num_classes"]
 
 
+
+
+def _tubelet_vit(c: Mapping[str, Any]) -> int:
+    """Tubelet embedding + blocks with a fused, fully biased q/k/v + final LayerNorm (V-JEPA 2, ViViT)."""
+    d = c["embed_dim"]
+    embed = d * c["in_chans"] * c["tubelet_size"] * c["patch_size"] ** 2 + d
+    block = _block(d, c["mlp_dim"]) - (0 if c["qkv_bias"] else 3 * d)
+    return embed + c["depth"] * block + 2 * d
+
+
+def _vjepa2_parameters(c: Mapping[str, Any]) -> int:
+    """V-JEPA 2: no position table; a classifier adds the attentive pooler (MLPs 4x wide) and the head."""
+    d, n = c["embed_dim"], c["num_classes"]
+    pooler = d + c["pooler_layers"] * _block(d, 4 * d) + 11 * d * d + 12 * d if n > 0 else 0
+    return _tubelet_vit(c) + pooler + (d * n + n if n > 0 else 0)
+
+
+def _vivit_parameters(c: Mapping[str, Any]) -> int:
+    """ViViT: CLS token and a learned position table over CLS + every tubelet, plus the head."""
+    d, n = c["embed_dim"], c["num_classes"]
+    tokens = (c["num_frames"] // c["tubelet_size"]) * (c["image_size"] // c["patch_size"]) ** 2
+    return _tubelet_vit(c) + d + (1 + tokens) * d + d * n + n
+
+
 _ESTIMATORS = {"ClipConfig": _clip_parameters, "SiglipConfig": _siglip_parameters,
-               "VideoViTConfig": _video_vit_parameters}
+               "VideoViTConfig": _video_vit_parameters,
+               "VJEPA2Config": _vjepa2_parameters, "ViViTConfig": _vivit_parameters}
 
 
 def estimate_parameters(config: Any) -> int | None:

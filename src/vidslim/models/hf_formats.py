@@ -51,6 +51,8 @@ class HfFormat:
 _HF = "vidslim.models.convert_hf"
 _OUT = "vidslim.models.convert_hf_out"
 _SIG = "vidslim.models.convert_siglip"
+_VJ = "vidslim.models.convert_vjepa2"
+_VV = "vidslim.models.convert_vivit"
 
 HF_FORMATS: tuple[HfFormat, ...] = (
     HfFormat("clip", ("CLIPModel",), "clip", f"{_HF}:clip_config_from_hf", f"{_HF}:clip_state_dict_from_hf",
@@ -63,6 +65,14 @@ HF_FORMATS: tuple[HfFormat, ...] = (
     HfFormat("siglip2", ("Siglip2Model",), "siglip", f"{_SIG}:siglip_config_from_hf",
              f"{_SIG}:siglip_state_dict_from_hf", "hf-siglip2", f"{_SIG}:siglip_config_to_hf",
              f"{_SIG}:siglip2_state_dict_to_hf", "Siglip2Model"),
+    HfFormat("vjepa2", ("VJEPA2Model",), "vjepa2", f"{_VJ}:vjepa2_config_from_hf", f"{_VJ}:vjepa2_state_dict_from_hf",
+             "hf-vjepa2", f"{_VJ}:vjepa2_config_to_hf", f"{_VJ}:vjepa2_state_dict_to_hf", "VJEPA2Model"),
+    HfFormat("vjepa2", ("VJEPA2ForVideoClassification",), "vjepa2", f"{_VJ}:vjepa2_config_from_hf",
+             f"{_VJ}:vjepa2_state_dict_from_hf", "hf-vjepa2", f"{_VJ}:vjepa2_config_to_hf",
+             f"{_VJ}:vjepa2_state_dict_to_hf", "VJEPA2ForVideoClassification"),
+    HfFormat("vivit", ("VivitForVideoClassification",), "vivit", f"{_VV}:vivit_config_from_hf",
+             f"{_VV}:vivit_state_dict_from_hf", "hf-vivit", f"{_VV}:vivit_config_to_hf",
+             f"{_VV}:vivit_state_dict_to_hf", "VivitForVideoClassification"),
 )
 
 

@@ -40,7 +40,7 @@ WHERE: tuple[Where, ...] = ("input", "blocks", "attention")
 
 #: how errors name each model family
 FAMILY_NAMES = {"video_vit": "the video ViT (videomae-*)", "clip": "CLIP (clip-*)",
-                "siglip": "SigLIP (siglip-*, siglip2-*)"}
+                "siglip": "SigLIP (siglip-*, siglip2-*)", "vjepa2": "V-JEPA 2 (vjepa2-*)", "vivit": "ViViT (vivit-*)"}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -108,9 +108,10 @@ _BUILT_IN = (
     _entry("rlt", "vidslim.tokenize.rlt:RLT",
            "RLT: drop tubelets that repeat the one before them (tau=0.1, random_keep=; needs real video); on CLIP, "
            "vidslim's per-frame RLT: patches that repeat the previous frame's are dropped, CLS kept",
-           ("video_vit", "clip", "siglip"), readback={"length_embed": "use_length_embed"}),
+           ("video_vit", "clip", "siglip", "vjepa2", "vivit"), readback={"length_embed": "use_length_embed"}),
     _entry("random_mask", "vidslim.tokenize.rlt:RandomMask",
-           "random masking: keep a random fraction of the tubelets (keep=0.5; video ViT only)", ("video_vit",),
+           "random masking: keep a random fraction of the tubelets (keep=0.5; tubelet models only)",
+           ("video_vit", "vjepa2"),
            aliases=("random",), hint="it masks the tubelets of a video model such as 'videomae-b16'"),
     _entry("tome", "vidslim.reduce.tome:ToMe", "ToMe: r tokens merged per sequence after attention in every layer"),
     _entry("tempme", "vidslim.reduce.tempme:TempMe",

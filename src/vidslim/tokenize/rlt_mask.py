@@ -35,10 +35,12 @@ def _check_grid(frames: int, height: int, width: int, tubelet: int, patch: int) 
 
 def _compared_frames(frames: Tensor, tubelet: int, time_dim: int) -> tuple[Tensor, Tensor]:
     """(A, B) frame stacks for slots k = 1..T'-1: A = last frame of slot k, B = first frame of slot k-1."""
-    k = torch.arange(1, frames.shape[time_dim] // tubelet, device=frames.device)
-    later = frames.index_select(time_dim, (k + 1) * tubelet - 1)
-    earlier = frames.index_select(time_dim, (k - 1) * tubelet)
-    return later, earlier
+    slots = frames.shape[time_dim] // tubelet
+    # strided views, not gathers: a gather along time of a transposed [B, T, C, H, W] batch is a slow strided copy
+    later, earlier = [slice(None)] * frames.dim(), [slice(None)] * frames.dim()
+    later[time_dim] = slice(2 * tubelet - 1, slots * tubelet, tubelet)
+    earlier[time_dim] = slice(0, max(slots - 1, 0) * tubelet, tubelet)
+    return frames[tuple(later)], frames[tuple(earlier)]
 
 
 def _slot_scores_to_mask(score: Tensor, tau: float) -> Tensor:

@@ -1,0 +1,119 @@
+"""The plain ViT block V-JEPA 2 and ViViT share: fused q/k/v with a full bias, and (V-JEPA 2) 3-D rotary positions.
+
+    x = x + proj(attn(norm1(x)))      q, k rotated by each token's own (t, h, w) when `rotary` is set
+    x = x + fc2(act(fc1(norm2(x))))
+
+Parameter names: `norm1`, `attn.qkv` (weight [3D, D] and bias [3D], q then k then v), `attn.proj`, `norm2`,
+`mlp.fc1`, `mlp.fc2`; the converters fuse transformers' separate q/k/v projections into `qkv`.
+
+`Rotary3d` is V-JEPA 2's rotary embedding: the head dimension is cut into three equal even parts (the rest is left
+as it is) that turn with the token's frame, row and column index. Within a part of d dims, pair j = (x[2j], x[2j+1])
+is rotated as (x[2j]·cos - x[2j+1]·sin, x[2j+1]·cos + x[2j]·sin), and the angle of dim i is pos · 10000^-(i mod
+d/2)/(d/2): the frequency table is laid out twice one after the other while the pairs are interleaved, as the
+released checkpoints were trained (and as transformers computes it). Because it reads `Tokens.pos`, a token that
+RLT keeps, or a token ToMe merges into another, turns by its own position, never by its slot in the sequence.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor, nn
+
+from vidslim.models.blocks import Attention, Block, VideoMAEMLP
+
+
+class Rotary3d(nn.Module):
+    """Rotate q and k [total, H, d] by positions [total, 3] (see the module docstring)."""
+
+    def __init__(self, head_dim: int, base: float = 10000.0) -> None:
+        super().__init__()
+        self.head_dim = head_dim
+        self.part = 2 * ((head_dim // 3) // 2)  # dims per axis (even)
+        self.base = base
+        self._cache: tuple[Tensor, torch.dtype, Tensor, Tensor] | None = None
+
+    def tables(self, positions: Tensor, dtype: torch.dtype) -> tuple[Tensor, Tensor]:
+        """cos and sin [total, 1, d] (cos 1 and sin 0 on the dims left unrotated); the last result is reused
+        while the same positions tensor comes back (every block of a forward without merging)."""
+        cached = self._cache
+        if cached is not None and cached[0] is positions and cached[1] == dtype:
+            return cached[2], cached[3]
+        d = self.part
+        omega = torch.arange(d // 2, dtype=torch.float32, device=positions.device) / (d / 2.0)
+        omega = 1.0 / self.base**omega  # [d/2]
+        angles = positions.to(torch.float32)[:, :, None] * omega  # [total, 3, d/2]
+        angles = torch.cat((angles, angles), dim=-1).flatten(1)  # [total, 3·d]: each axis' table laid out twice
+        total, rest = positions.shape[0], self.head_dim - 3 * d
+        cos = torch.cat((angles.cos(), angles.new_ones(total, rest)), dim=1).to(dtype)[:, None]
+        sin = torch.cat((angles.sin(), angles.new_zeros(total, rest)), dim=1).to(dtype)[:, None]
+        self._cache = (positions, dtype, cos, sin)
+        return cos, sin
+
+    def forward(self, q: Tensor, k: Tensor, positions: Tensor) -> tuple[Tensor, Tensor]:
+        cos, sin = self.tables(positions, q.dtype)
+        return _rotate(q, cos, sin), _rotate(k, cos, sin)
+
+
+def _rotate(x: Tensor, cos: Tensor, sin: Tensor) -> Tensor:
+    """x·cos + pairs(x)·sin with pairs (x0, x1) -> (-x1, x0) interleaved over the head dimension."""
+    pairs = x.unflatten(-1, (-1, 2))
+    turned = torch.stack((-pairs[..., 1], pairs[..., 0]), dim=-1).flatten(-2)
+    return x * cos + turned * sin
+
+
+class FusedAttention(Attention):
+    """Attention with one `qkv` Linear (bias on q, k and v) and an output `proj`; optional 3-D rotary positions."""
+
+    def __init__(self, dim: int, heads: int, qkv_bias: bool = True, rotary: bool = False) -> None:
+        super().__init__(dim, heads)
+        self.qkv = nn.Linear(dim, 3 * dim, bias=qkv_bias)
+        self.proj = nn.Linear(dim, dim)
+        if rotary:
+            self.rotary = Rotary3d(self.head_dim)
+
+    def qkv_weight_bias(self) -> tuple[Tensor, Tensor | None]:
+        return self.qkv.weight, self.qkv.bias
+
+    def project_out(self, x: Tensor) -> Tensor:
+        return self.proj(x)
+
+
+class ViTBlock(Block):
+    """norm1, attn (qkv, proj), norm2, mlp (fc1, fc2): a pre-LN ViT block with a fused, fully biased projection."""
+
+    def __init__(
+        self,
+        dim: int,
+        heads: int,
+        mlp_dim: int,
+        eps: float,
+        act: str,
+        qkv_bias: bool = True,
+        rotary: bool = False,
+        drop_path_rate: float = 0.0,
+    ) -> None:
+        super().__init__()
+        self.norm1 = nn.LayerNorm(dim, eps=eps)
+        self.attn = FusedAttention(dim, heads, qkv_bias, rotary)
+        self.norm2 = nn.LayerNorm(dim, eps=eps)
+        self.mlp = VideoMAEMLP(dim, mlp_dim, act)
+        self.drop_path_rate = drop_path_rate
+
+    @property
+    def norm_a(self) -> nn.Module:
+        return self.norm1
+
+    @property
+    def attention(self) -> Attention:
+        return self.attn
+
+    @property
+    def norm_b(self) -> nn.Module:
+        return self.norm2
+
+    @property
+    def feedforward(self) -> nn.Module:
+        return self.mlp
+
+
+__all__ = ["FusedAttention", "Rotary3d", "ViTBlock"]
