@@ -33,7 +33,7 @@ from vidslim.io.transforms import normalize
 from vidslim.tokenize.rlt_mask import keep_mask
 
 #: windows of 16 frames taken from the start of each sample video
-WINDOWS = {"bigbuckbunny": 3, "bikes": 3, "carphone_pristine": 2}
+WINDOWS = {"bigbuckbunny": 3, "bikes": 3, "carphone": 2}
 
 
 def official_rule(x: torch.Tensor, tau: float = 0.1, tubelet: int = 2, patch: int = 16) -> torch.Tensor:
