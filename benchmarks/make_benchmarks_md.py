@@ -82,6 +82,19 @@ SECTIONS: list[tuple[str, str, list[str], str]] = [
         "`vidslim bench --method all` on both paper models: batch 1, a saturating batch and bf16, side by side.",
     ),
     (
+        "rlt_mask_speed",
+        "RLT: keep mask against the official rule",
+        ["rlt_mask_speed.py", "--threads", "1", "--rounds", "9"],
+        "vidslim's RLT keep mask against the release's rule (re-implemented from the spec) on the same 8 real clips.",
+    ),
+    (
+        "overhead_profile",
+        "Where the non-FLOP time goes (realised speedup and profile)",
+        ["overhead_profile.py", "--threads", "1", "--rounds", "3", "--batches", "1"],
+        "Every method and combination: realised = speedup x FLOP ratio with its IQR, and one profiled call split "
+        "into GEMM, attention, reducer and other time.",
+    ),
+    (
         "learn",
         "Do reduced models learn as well?",
         ["learn.py"],

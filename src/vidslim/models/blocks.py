@@ -156,20 +156,20 @@ class Attention(nn.Module):
         s, width = len(seqlens), max(seqlens)
         d, h, hd = self.dim, self.heads, self.head_dim
         lengths = torch.tensor(list(seqlens), device=x.device)
-        rows = ((torch.cumsum(lengths, 0) - lengths)[:, None] + torch.arange(c, device=x.device)).reshape(-1)
+        starts = torch.cumsum(lengths, 0) - lengths
+        rows = (starts[:, None] + torch.arange(c, device=x.device)).reshape(-1)
         q = self.project_qkv(x.index_select(0, rows), slice(0, d)).view(s, c, h, hd).transpose(1, 2)
         real = torch.arange(width, device=x.device)[None] < lengths[:, None]  # [S, L] True on real keys
+        seq = torch.repeat_interleave(torch.arange(s, device=x.device), lengths, output_size=x.shape[0])
+        slots = seq * width + torch.arange(x.shape[0], device=x.device) - starts[seq]  # row of each token in [S·L]
         kv = self.project_qkv(x, slice(d, 3 * d))
-        padded = kv.new_zeros(s, width, 2 * d)
-        padded[real] = kv
+        padded = kv.new_zeros(s * width, 2 * d).index_copy_(0, slots, kv)  # an index, not a bool mask: no sync
         padded = padded.view(s, width, 2, h, hd)
         k, v = padded[:, :, 0].transpose(1, 2), padded[:, :, 1].transpose(1, 2)
         allowed = pattern.padded_mask(lengths, width)[:, None, :c] if pattern is not None else real[:, None, None]
         bias = None
         if key_bias is not None:
-            bias = key_bias.new_zeros(s, width)
-            bias[real] = key_bias
-            bias = bias.view(s, 1, 1, width)
+            bias = key_bias.new_zeros(s * width).index_copy_(0, slots, key_bias).view(s, 1, 1, width)
         mask = additive_mask(allowed, bias, q.dtype)
         out = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, scale=self.scale)
         return self.project_out(out.transpose(1, 2).reshape(s * c, d))
