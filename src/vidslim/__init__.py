@@ -27,6 +27,8 @@ _EXPORTS: dict[str, str] = {
     "save_model": "vidslim.models.loading",
     "RLT": "vidslim.tokenize.rlt",
     "RandomMask": "vidslim.tokenize.rlt",
+    "RLTBudget": "vidslim.tokenize.rlt_budget",
+    "export_model": "vidslim.export.api",
     "ToMe": "vidslim.reduce.tome",
     "TempMe": "vidslim.reduce.tempme",
     "add_lora": "vidslim.models.lora",
