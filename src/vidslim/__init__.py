@@ -29,6 +29,8 @@ _EXPORTS: dict[str, str] = {
     "to_transformers": "vidslim.models.transformers_io",
     "RLT": "vidslim.tokenize.rlt",
     "RandomMask": "vidslim.tokenize.rlt",
+    "RLTBudget": "vidslim.tokenize.rlt_budget",
+    "export_model": "vidslim.export.api",
     "ToMe": "vidslim.reduce.tome",
     "TempMe": "vidslim.reduce.tempme",
     "add_lora": "vidslim.models.lora",

@@ -109,6 +109,11 @@ _BUILT_IN = (
            "RLT: drop tubelets that repeat the one before them (tau=0.1, random_keep=; needs real video); on CLIP, "
            "vidslim's per-frame RLT: patches that repeat the previous frame's are dropped, CLS kept",
            ("video_vit", "clip", "siglip", "vjepa2", "vivit"), readback={"length_embed": "use_length_embed"}),
+    _entry("rlt_budget", "vidslim.tokenize.rlt_budget:RLTBudget",
+           "RLT with a fixed budget: every clip keeps exactly k tubelets (keep=0.5 or tokens=), the ones RLT's "
+           "difference score ranks highest; static shapes, for export and compiled graphs (video ViT only)",
+           ("video_vit",), readback={"length_embed": "use_length_embed"},
+           hint="it keeps k tubelets per clip of a video model such as 'videomae-b16'"),
     _entry("random_mask", "vidslim.tokenize.rlt:RandomMask",
            "random masking: keep a random fraction of the tubelets (keep=0.5; tubelet models only)",
            ("video_vit", "vjepa2"),
