@@ -40,9 +40,8 @@ class TokenBudget(Generic[T]):
             out.append(self.flush())
         self._items.append(item)
         self._tokens += tokens
-        if self.max_items is not None and len(self._items) >= self.max_items:
-            out.append(self.flush())
-        elif self.budget is not None and self._tokens >= self.budget:
+        full = self.max_items is not None and len(self._items) >= self.max_items
+        if full or (self.budget is not None and self._tokens >= self.budget):
             out.append(self.flush())
         return out
 

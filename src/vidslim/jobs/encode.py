@@ -64,7 +64,8 @@ class WindowEncoder:
 
         def run() -> Tensor:
             with torch.inference_mode():
-                out = self.model.encode_video(video) if mask is None else self.model.encode_video(video, token_mask=mask)
+                encode = self.model.encode_video
+                out = encode(video) if mask is None else encode(video, token_mask=mask)
                 return F.normalize(out.float(), dim=-1)
 
         if self.flops is None:

@@ -37,7 +37,8 @@ def resolve_model(model: Any, method: str | None = None, settings: Mapping[str, 
         from vidslim.reduce.registry import build_reduction
 
         family = getattr(model, "family", None)
-        reducers = [] if method == "dense" else build_reduction(method, model=backbone, family=family, **dict(settings or {}))
+        reducers = [] if method == "dense" else build_reduction(method, model=backbone, family=family,
+                                                                **dict(settings or {}))
         model.set_reduction(reducers)
     elif settings:
         raise ConfigError("--set applies to a --method; name the method the settings are for")

@@ -85,10 +85,10 @@ def maybe_build_faiss(folder: Path, mode: str = "auto") -> bool:
         return False
     if mode == "auto":
         try:
-            import faiss  # noqa: F401
+            import faiss
         except ImportError:
             return False
-    columns, vectors = read_rows(folder)
+    _columns, vectors = read_rows(folder)
     if mode == "auto" and len(vectors) < FAISS_MIN_ROWS:
         return False
     if len(vectors) == 0:
@@ -98,7 +98,7 @@ def maybe_build_faiss(folder: Path, mode: str = "auto") -> bool:
     tmp = folder / f".{FAISS_FILE}.tmp-{os.getpid()}"
     faiss.write_index(index, str(tmp))
     os.replace(tmp, folder / FAISS_FILE)
-    (folder / FAISS_META).write_text(json.dumps({"rows": int(len(vectors)), "nprobe": index.nprobe}) + "\n")
+    (folder / FAISS_META).write_text(json.dumps({"rows": len(vectors), "nprobe": index.nprobe}) + "\n")
     return True
 
 

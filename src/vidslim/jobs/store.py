@@ -35,7 +35,7 @@ FAILED_KEY = b"vidslim.failed"
 def _pyarrow() -> Any:
     try:
         import pyarrow
-        import pyarrow.parquet  # noqa: F401
+        import pyarrow.parquet
     except ImportError:
         raise ConfigError("writing and reading an index needs pyarrow: pip install 'vidslim[index]'") from None
     return pyarrow
