@@ -65,6 +65,7 @@ def write_meta(folder: Path, meta: dict[str, Any]) -> None:
     """index.json: written on a fresh folder; on an existing one it must describe the same job (resuming)."""
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / META
+    meta = json.loads(json.dumps(meta))  # tuples as lists, as they read back
     if path.is_file():
         old = json.loads(path.read_text(encoding="utf-8"))
         changed = sorted(k for k in set(old) | set(meta) if old.get(k) != meta.get(k))
