@@ -63,7 +63,7 @@ def faiss_module() -> Any:
 
 def build_ivf(vectors: np.ndarray, nprobe: int = FAISS_NPROBE, seed: int = 0) -> Any:
     """An IVF inner-product index over L2-normalised `vectors` [N, D]: sqrt(N) cells (k-means trained on at most
-    64 vectors a cell, so building stays a matter of seconds on a CPU at a million rows)."""
+    64 vectors a cell, which bounds the k-means work at a million rows)."""
     faiss = faiss_module()
     n, dim = vectors.shape
     nlist = max(1, min(int(np.sqrt(n)), n // 39))
