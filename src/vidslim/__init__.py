@@ -45,6 +45,9 @@ _EXPORTS: dict[str, str] = {
     "CurriculumStage": "vidslim.reduce.curriculum",
     "apply_stage": "vidslim.reduce.curriculum",
     "load_curriculum": "vidslim.reduce.curriculum",
+    "embed_videos": "vidslim.jobs.embed",
+    "VideoIndex": "vidslim.jobs.search",
+    "classify_videos": "vidslim.jobs.classify",
 }
 
 __all__ = ["__version__", *sorted(_EXPORTS)]
