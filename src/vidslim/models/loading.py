@@ -27,6 +27,7 @@ class names of a classification head.
 from __future__ import annotations
 
 import dataclasses
+import importlib
 import json
 import logging
 import shutil
@@ -42,7 +43,7 @@ from vidslim import __version__
 from vidslim.errors import CheckpointError, ConfigError
 from vidslim.models.base import ReducibleModel, config_from_dict
 from vidslim.models.checkpoint_read import CONFIG_NAME, WEIGHTS_NAME, Checkpoint, read_checkpoint
-from vidslim.models.clip import CLIP, ClipConfig
+from vidslim.models.clip import ClipConfig
 from vidslim.models.guards import check_config
 from vidslim.models.positions import interpolate_2d, interpolate_3d
 from vidslim.models.registry import build_model
@@ -145,26 +146,41 @@ def _check_fit(
     )
 
 
+#: model family -> (the module and class of its tokenizer, what that family calls it in messages)
+TOKENIZERS: dict[str, tuple[str, str, str]] = {
+    "clip": ("vidslim.models.clip_tokenizer", "ClipTokenizer", "CLIP"),
+    "siglip": ("vidslim.models.siglip_tokenizer", "SiglipTokenizer", "SigLIP"),
+}
+
+
 def _attach_tokenizer(model: ReducibleModel, tokenizer: Any, folder: Path) -> None:
-    """Attach a CLIP tokenizer: an object, a folder path, or (None) the checkpoint's folder if it has one."""
-    if not isinstance(model, CLIP) or tokenizer is False:
+    """Attach the family's tokenizer: an object, a folder path, or (None) the checkpoint's folder if it has one.
+
+    The reader is picked by `model.family` (`TOKENIZERS`); a family without one takes no tokenizer. A tokenizer
+    with a `context_length` gets the model's, so strings are padded to the text tower's positions."""
+    if tokenizer is False or model.family not in TOKENIZERS:
         return
     if tokenizer is not None and not isinstance(tokenizer, (str, Path)):
         model.tokenizer = tokenizer
         return
+    module, name, label = TOKENIZERS[model.family]
     try:
-        from vidslim.models.clip_tokenizer import ClipTokenizer
+        reader = getattr(importlib.import_module(module), name)
     except ImportError as error:
         if tokenizer is not None:
-            raise ConfigError(f"tokenizer={tokenizer!s}: the CLIP tokenizer is unavailable ({error})") from error
+            raise ConfigError(f"tokenizer={tokenizer!s}: the {label} tokenizer is unavailable ({error})") from error
         return
     if tokenizer is not None:
-        model.tokenizer = ClipTokenizer.from_folder(tokenizer)
-        return
-    try:  # best effort: the checkpoint's folder may hold the vocabulary
-        model.tokenizer = ClipTokenizer.from_folder(folder)
-    except Exception as error:
-        logger.debug("no CLIP tokenizer in %s (%s); encode_text takes token ids", folder, error)
+        model.tokenizer = reader.from_folder(tokenizer)
+    else:
+        try:  # best effort: the checkpoint's folder may hold the vocabulary
+            model.tokenizer = reader.from_folder(folder)
+        except Exception as error:
+            logger.debug("no %s tokenizer in %s (%s); encode_text takes token ids", label, folder, error)
+            return
+    context = getattr(model.config, "context_length", None)
+    if context is not None and hasattr(model.tokenizer, "context_length"):
+        model.tokenizer.context_length = int(context)
 
 
 # ---------------------------------------------------------------------------------------------- reducers and LoRA
@@ -241,8 +257,8 @@ def load_model(
         saved with (its reduction card), else the dense model; [] the dense model.
     num_classes: replace the classifier head with a new, randomly initialised one of this size (0: no head).
     num_frames / image_size: run on another input size (position tables are resized or rebuilt, with a warning).
-    tokenizer: CLIP only: a tokenizer object or a folder with the CLIP vocabulary; by default the checkpoint's
-        folder is tried; False attaches none.
+    tokenizer: CLIP and SigLIP: a tokenizer object or a folder with the vocabulary (CLIP's BPE files; SigLIP's
+        spiece.model or SigLIP 2's tokenizer.json); by default the checkpoint's folder is tried; False attaches none.
     overrides: other config fields (e.g. drop_path=0.1).
     """
     if isinstance(path, torch.nn.Module):
@@ -325,7 +341,7 @@ def save_model(model: ReducibleModel, directory: str | Path, format: str = "vids
     vidslim.json also holds the reduction card and the LoRA settings, so `load_model(folder)` rebuilds the same
     model; parameters of reducers that are nn.Modules and LoRA adapters are saved with the weights. A reducer
     type that is not registered (`vidslim.reduce.registry.register_reducer`) is named but cannot be rebuilt:
-    load such a checkpoint with the same `reduction=`. The vocabulary files of an attached CLIP tokenizer are
+    load such a checkpoint with the same `reduction=`. The vocabulary files of an attached CLIP or SigLIP tokenizer are
     copied beside the weights.
     """
     if not isinstance(model, ReducibleModel) or not model.family:
@@ -364,17 +380,18 @@ def save_model(model: ReducibleModel, directory: str | Path, format: str = "vids
 
 
 def _copy_tokenizer_files(tokenizer: Any, folder: Path) -> None:
-    """Copy the vocabulary files an attached CLIP tokenizer was read from, so `load_model` finds them again."""
+    """Copy the vocabulary files an attached tokenizer was read from, so `load_model` finds them again."""
     source = getattr(tokenizer, "source", None)
     if not source:
         return
     from vidslim.models.clip_tokenizer import MERGES_TXT, OPENAI_BPE, TOKENIZER_JSON, VOCAB_JSON
+    from vidslim.models.siglip_tokenizer import FILES as SIGLIP_FILES
 
     origin = Path(source)
     origin = origin if origin.is_dir() else origin.parent
     if origin.resolve() == folder.resolve():
         return
-    for name in (TOKENIZER_JSON, VOCAB_JSON, MERGES_TXT, *OPENAI_BPE):
+    for name in dict.fromkeys((TOKENIZER_JSON, VOCAB_JSON, MERGES_TXT, *OPENAI_BPE, *SIGLIP_FILES)):
         if (origin / name).is_file():
             shutil.copyfile(origin / name, folder / name)
 

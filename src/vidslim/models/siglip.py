@@ -255,11 +255,14 @@ class SigLIP(ReducibleModel):
 
     def encode_text(self, text: Tensor | str | Sequence[str]) -> Tensor:
         """Token ids [N, L] (padded as the SigLIP processor pads, to max_length) or strings with an attached
-        tokenizer -> [N, E]: the last position after ln_final, through text_head (not normalised)."""
+        tokenizer (`vidslim.models.siglip_tokenizer`, padded to context_length) -> [N, E]: the last position after
+        ln_final, through text_head (not normalised)."""
         if not isinstance(text, Tensor):
             if self.tokenizer is None:
-                raise ConfigError("this SigLIP has no tokenizer attached: pass token ids [N, L] (the SigLIP "
-                                  "processor's input_ids, padding='max_length'), or set model.tokenizer")
+                raise ConfigError("this SigLIP has no tokenizer attached, so it cannot encode strings: pass token "
+                                  "ids [N, L], load with vs.load_model(path, tokenizer=FOLDER) where FOLDER holds "
+                                  "spiece.model or tokenizer.json, or set model.tokenizer = "
+                                  "SiglipTokenizer.from_folder(FOLDER) (vidslim.models.siglip_tokenizer)")
             text = self.tokenizer([text] if isinstance(text, str) else list(text))
         ids = text.unsqueeze(0) if text.dim() == 1 else text
         ids = ids.to(self.token_embedding.weight.device).long()

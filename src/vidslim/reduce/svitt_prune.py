@@ -34,7 +34,7 @@ from __future__ import annotations
 import dataclasses
 import math
 from collections.abc import Iterable, Sequence
-from typing import Any
+from typing import Any, ClassVar
 
 import torch
 from torch import Tensor
@@ -94,6 +94,10 @@ class TokenPrune:
     of them (1.0: no pruning, exactly the dense model); score: "auto", "cls", "mean" or "random"; seed: the
     generator of the "random" scores. Set `trace = True` to record `self.kept` in every forward (module docstring).
     """
+
+    #: per backbone (what `--method token_prune` starts from): the release's layers 3, 6, 9 of 12 become
+    #: floor(l·L/12) in a tower of L layers, so siglip-tiny's 2 layers prune after layers 0 and 1
+    PRESETS: ClassVar[dict[str, dict[str, Any]]] = {"siglip-tiny": {"layers": (0, 1)}}
 
     layers: Iterable[int] = (3, 6, 9)
     keep: float = 0.7
