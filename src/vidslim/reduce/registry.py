@@ -120,7 +120,7 @@ _BUILT_IN = (
            aliases=("random",), hint="it masks the tubelets of a video model such as 'videomae-b16'"),
     _entry("tome", "vidslim.reduce.tome:ToMe", "ToMe: r tokens merged per sequence after attention in every layer"),
     _entry("tempme", "vidslim.reduce.tempme:TempMe",
-           "TempMe: ImgMe then ClipMe merging, the paper's settings for clip-b32/b16 (per-frame towers: CLIP, SigLIP)",
+           "TempMe: ImgMe then ClipMe merging; presets: the paper's for clip-b32/b16, depth-scaled for SigLIP",
            ("clip", "siglip"),
            hint="it merges per-frame sequences: use it with a CLIP or SigLIP model, or vs.ToMe for the video ViT"),
     _entry("token_prune", "vidslim.reduce.svitt_prune:TokenPrune",
