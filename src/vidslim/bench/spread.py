@@ -11,9 +11,11 @@ whatever slowed the machine down for that round; the rounds' ratios still scatte
 cores in the middle of one call but not the other. The spread of those ratios, not the machine's load, decides:
 the figure is unreliable when the interquartile range of the per-round speedups is wider than `MAX_SPREAD` of
 their median (relative half-width above `MAX_SPREAD / 2`), or when fewer than `MIN_ROUNDS` rounds ran. The load
-is reported beside it so a reader sees why. `MAX_SPREAD` comes from measuring RLT on videomae-b16 quiet and beside
-two busy processes (benchmarks/timer_under_load.py): quiet runs stay well inside it, the busy runs whose ratio
-moved by more than 15% fall outside it.
+is reported beside it so a reader sees why. `MAX_SPREAD` comes from measuring RLT on videomae-b16 with one torch
+thread, as the machine was and beside two busy processes (benchmarks/timer_under_load.py; BENCHMARKS.md has the
+figures): the paired median held within a few percent while the relative IQR of the rounds grew roughly threefold
+under load, staying under `MAX_SPREAD` when the median held; a wider scatter is where the median stops being
+reproducible.
 
 The CPU time of the timed thread is kept beside wall time: `cpu_share` (CPU seconds over wall seconds) far below
 the threads torch runs on means the thread was waiting for a core, i.e. the machine was busy during the call.
