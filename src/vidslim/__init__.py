@@ -41,6 +41,7 @@ _EXPORTS: dict[str, str] = {
     "CurriculumStage": "vidslim.reduce.curriculum",
     "apply_stage": "vidslim.reduce.curriculum",
     "load_curriculum": "vidslim.reduce.curriculum",
+    "tune": "vidslim.bench.tune",
 }
 
 __all__ = ["__version__", *sorted(_EXPORTS)]

@@ -16,7 +16,7 @@ from vidslim import __version__
 from vidslim.errors import VidslimError
 
 # subcommand modules, in the order `vidslim --help` lists them
-_COMMANDS = ("info", "tokens", "bench", "train", "evaluate", "data", "demo")
+_COMMANDS = ("info", "tokens", "bench", "tune", "train", "evaluate", "data", "demo")
 
 
 def build_parser() -> argparse.ArgumentParser:
