@@ -55,7 +55,7 @@ def stop(processes: list[subprocess.Popen]) -> None:
 
 def line(name: str, r: dict[str, Any]) -> str:
     spread = f"[{r['speedup_q25']:.2f}-{r['speedup_q75']:.2f}]"
-    return (f"{name:<6} speedup {r['speedup']:.2f}x {spread} cpu-time speedup {r['cpu_speedup']:.2f}x, "
+    return (f"- {name:<6} speedup {r['speedup']:.2f}x {spread} cpu-time speedup {r['cpu_speedup']:.2f}x, "
             f"{r['rounds']} rounds, load {r['load_before']:.1f} -> {r['load_after']:.1f} on {r['cores']} cores, "
             f"dense {r['dense_ms']:.0f} ms, rlt {r['time_ms']:.0f} ms, {r['seconds']:.0f} s: {r['verdict']}")
 
@@ -82,7 +82,7 @@ def main() -> int:
     moved = abs(loaded["speedup"] / quiet["speedup"] - 1)
     ok = moved <= 0.15 or not loaded["reliable"]
     why = "within 15%" if moved <= 0.15 else "flagged unreliable" if ok else "moved > 15% yet called reliable"
-    print(f"busy/quiet speedup {loaded['speedup'] / quiet['speedup']:.3f} (moved {moved:.0%}); "
+    print(f"- busy/quiet speedup {loaded['speedup'] / quiet['speedup']:.3f} (moved {moved:.0%}); "
           f"{'PASS' if ok else 'FAIL'}: {why}")
     if args.json:
         with open(args.json, "w") as f:
