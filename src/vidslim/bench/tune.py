@@ -319,7 +319,8 @@ def combination_note(tuner: Tuner, result: TuneResult) -> str | None:
     gflops = result.predicted["gflops"]
     combo = f"rlt+{method}"
     try:
-        mild = tuner.solve(combo, f"gflops={gflops:.6g}")
+        fixed = {k: v for k, v in result.settings.items() if k != result.knob}  # e.g. TempMe's groups
+        mild = tuner.solve(combo, f"gflops={gflops:.6g}", fixed)
     except ConfigError:
         return None
     knob = KNOBS[method]
