@@ -156,7 +156,9 @@ def build_method(name: str, model: str | ModelSource, strict: bool = True, **opt
     try:
         return build_reduction(name, preset, family=family, where=f"--method {name!r}", fallback={"seed": 0},
                                **options)
-    except (ValueError, TypeError) as error:
+    except ConfigError:
+        raise
+    except (ValueError, TypeError) as error:  # a value a reducer's constructor refuses
         raise ConfigError(f"--method {name!r} with {options}: {_first_line(error)}") from None
 
 
@@ -166,6 +168,8 @@ def _card_reducers(card: Sequence[Any], source: ModelSource, name: str) -> list[
 
     try:
         return build_reduction(list(card), source.preset, family=source.family, where=f"card {name!r}")
+    except ConfigError:
+        raise
     except (ValueError, TypeError) as error:
         raise ConfigError(f"card {name!r}: {_first_line(error)}") from None
 
