@@ -48,6 +48,7 @@ _EXPORTS: dict[str, str] = {
     "embed_videos": "vidslim.jobs.embed",
     "VideoIndex": "vidslim.jobs.search",
     "classify_videos": "vidslim.jobs.classify",
+    "tune": "vidslim.bench.tune",
 }
 
 __all__ = ["__version__", *sorted(_EXPORTS)]

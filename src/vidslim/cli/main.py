@@ -16,7 +16,8 @@ from vidslim import __version__
 from vidslim.errors import VidslimError
 
 # subcommand modules, in the order `vidslim --help` lists them
-_COMMANDS = ("info", "tokens", "bench", "train", "evaluate", "embed", "search", "classify", "data", "export", "demo")
+_COMMANDS = ("info", "tokens", "bench", "tune", "train", "evaluate", "embed", "search", "classify", "data",
+             "export", "demo")
 
 
 def build_parser() -> argparse.ArgumentParser:
