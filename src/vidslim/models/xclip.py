@@ -130,13 +130,15 @@ class XClipVision(VisionTransformer):
             tokens = block(tokens, ctx, hooks, messages=messages)
         return tokens
 
-    def prompt_context(self, tokens: Tokens, batch: int, frames: int) -> Tensor:
+    def prompt_context(self, tokens: Tokens, batch: int, frames: int, whole: bool = False) -> Tensor:
         """[B, P, E]: per patch slot, the size-weighted mean over the video's patch tokens in that slot of
-        ln -> proj of the last block's tokens; all zeros where no token is left (see the module docstring)."""
+        ln -> proj of the last block's tokens; all zeros where no token is left (see the module docstring).
+
+        whole: the tokens are every frame's [CLS, patches] in grid order (no reducer ran), so the slots are a view."""
         g = self.config.grid
         slots = g[0] * g[1]
-        if tokens.batch_size == batch * frames and tokens.is_uniform and tokens.max_seqlen == 1 + slots:
-            x = tokens.dense()[:, 1:]  # every frame whole: transformers' mean over frames
+        if whole:
+            x = tokens.dense()[:, 1:]  # transformers' mean over frames
             f = self.prompts_visual_ln(x) @ self.prompts_visual_proj.to(x.dtype)
             return f.view(batch, frames, slots, -1).mean(dim=1)
         if tokens.pos is None:
@@ -210,7 +212,9 @@ class XCLIP(CLIP):
                               "supported: sample every clip to the model's num_frames")
         tokens, b, t = self.encode_tokens(video, token_mask)
         emb = self.mit(self.visual.project(self.visual.frame_cls(tokens, b, t)))
-        return torch.cat((emb[:, None], self.visual.prompt_context(tokens, b, t).to(emb.dtype)), dim=1)
+        whole = self.hooks is None and self.selector is None
+        context = self.visual.prompt_context(tokens, b, t, whole)
+        return torch.cat((emb[:, None], context.to(emb.dtype)), dim=1)
 
     @staticmethod
     def video_embedding(state: Tensor) -> Tensor:
