@@ -128,8 +128,9 @@ def tempme_on_xclip(args: argparse.Namespace) -> list[dict[str, Any]]:
     torch.manual_seed(0)
     dense = vs.create_model("xclip-b16", num_frames=12).eval()
     tempme = vs.TempMe.paper("clip-b16")
-    merged = vs.create_model("xclip-b16", num_frames=12, reduction=[tempme]).eval()
+    merged = vs.create_model("xclip-b16", num_frames=12).eval()
     merged.load_state_dict(dense.state_dict())
+    merged.set_reduction([tempme])
     blocks = merged.visual.transformer.resblocks
     seen: list[int] = []
     blocks[-1].register_forward_pre_hook(lambda _m, a: seen.append(a[0].total))
