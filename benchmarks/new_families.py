@@ -1,4 +1,5 @@
-"""V-JEPA 2 and ViViT: RLT on V-JEPA 2 in its ViT-L layout, and dense vidslim against transformers on the same weights.
+"""V-JEPA 2, ViViT and X-CLIP: RLT on V-JEPA 2 in its ViT-L layout, dense vidslim against transformers on the same
+weights, and TempMe on X-CLIP B/16 against dense.
 
 (a) RLT (tau 0.1) on V-JEPA 2 in the ViT-L layout (width 1024, 16 heads, MLP 4096, tubelets 2x16x16), one window
     of 16 frames at 256 px (short side, centre crop) at the native frame rate of each real sample video
@@ -7,6 +8,10 @@
 (b) dense vidslim against transformers (`VJEPA2Model` encoder, `VivitForVideoClassification`) on the same random
     weights (written with save_pretrained and read with vs.load_model), same input: vidslim should be at least as
     fast.
+
+(c) TempMe (the paper's clip-b16 settings: r 10, merge layers 8-10, groups 2x2x3) on X-CLIP B/16 (12 blocks, full
+    depth: the merge layers need them) against dense, one window of 12 frames at 224 px at native fps of each
+    sample video: tokens per video entering the last block, the FLOP ratio and the measured speedup.
 
 Random weights, fp32, CPU. On a small shared machine the full depth takes too long, so the blocks are cut
 (`--depth`, 4 by default; every block costs the same, so ratios hold, and the depth is printed with the figures).
@@ -119,8 +124,40 @@ def dense_vs_transformers(args: argparse.Namespace) -> list[dict[str, Any]]:
     return rows
 
 
+def tempme_on_xclip(args: argparse.Namespace) -> list[dict[str, Any]]:
+    torch.manual_seed(0)
+    dense = vs.create_model("xclip-b16", num_frames=12).eval()
+    tempme = vs.TempMe.paper("clip-b16")
+    merged = vs.create_model("xclip-b16", num_frames=12).eval()
+    merged.load_state_dict(dense.state_dict())
+    merged.set_reduction([tempme])
+    blocks = merged.visual.transformer.resblocks
+    seen: list[int] = []
+    blocks[-1].register_forward_pre_hook(lambda _m, a: seen.append(a[0].total))
+    rows = []
+    for name, path in sample_videos().items():
+        if name not in args.videos:
+            continue
+        video = window(dense, str(path), 12, 224)
+        with torch.inference_mode():
+            merged(video)
+        ratio = count_flops(dense, video).total / count_flops(merged, video).total
+        with torch.inference_mode():
+            timed = compare({"dense": lambda v=video: dense(v), "tempme": lambda v=video: merged(v)}, warmup=1,
+                            repeat=args.xclip_rounds, memory=False)
+        speedup = 1.0 / timed.paired_ratio("tempme")
+        rows.append({"video": name, "last_block_tokens": seen[0], "dense_tokens": 12 * 197, "flop_ratio": ratio,
+                     "speedup": speedup, "of_flop_ratio": speedup / ratio,
+                     "dense_ms": spread_ms(timed.timings["dense"]), "tempme_ms": spread_ms(timed.timings["tempme"])})
+        seen.clear()
+        print(json.dumps(rows[-1]), flush=True)
+    return rows
+
+
 def to_markdown(result: dict[str, Any]) -> str:
     s = result["settings"]
+    if not result["rlt"]:
+        return to_markdown_xclip(result)
     lines = [f"V-JEPA 2 ViT-L layout cut to {s['depth']} blocks, RLT tau {s['tau']}, 1 x 16 x 256 x 256 at native "
              f"fps, fp32, {s['threads']} threads, {s['rounds']} interleaved rounds; ms as median (p25-p75).", "",
              "| video | tubelets kept | FLOP ratio | dense ms | RLT ms | speedup (/ FLOP ratio) |",
@@ -134,6 +171,19 @@ def to_markdown(result: dict[str, Any]) -> str:
     for r in result["dense"]:
         lines.append(f"| {r['family']} | {r['input']} | {r['max_abs_diff']:.1e} | {r['transformers_ms']} | "
                      f"{r['vidslim_ms']} | {r['speedup']:.2f}x |")
+    return "\n".join([*lines, "", to_markdown_xclip(result)])
+
+
+def to_markdown_xclip(result: dict[str, Any]) -> str:
+    s, lines = result["settings"], []
+    if result.get("xclip"):
+        lines += [f"TempMe (clip-b16 paper settings) on X-CLIP B/16, 12 blocks, 1 x 12 x 224 x 224 at native fps, "
+                  f"{s['xclip_rounds']} interleaved rounds:", "",
+                  "| video | tokens into the last block | FLOP ratio | dense ms | TempMe ms | speedup (/ FLOP ratio) |",
+                  "|---|---:|---:|---:|---:|---:|"]
+        for r in result["xclip"]:
+            lines.append(f"| {r['video']} | {r['last_block_tokens']} / {r['dense_tokens']} | {r['flop_ratio']:.2f}x | "
+                         f"{r['dense_ms']} | {r['tempme_ms']} | {r['speedup']:.2f}x ({r['of_flop_ratio']:.2f}) |")
     return "\n".join(lines)
 
 
@@ -144,16 +194,20 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--videos", nargs="+", default=["bigbuckbunny", "bikes", "carphone"])
+    parser.add_argument("--xclip-rounds", type=int, default=3, help="rounds of the X-CLIP B/16 timing (default 3)")
+    parser.add_argument("--only", choices=("vjepa2", "xclip"), help="run one part: V-JEPA 2 / ViViT, or X-CLIP")
     parser.add_argument("--quick", action="store_true", help="depth 1, 2 rounds, one video")
     parser.add_argument("--json", help="also write the results to this file")
     args = parser.parse_args()
     if args.quick:
-        args.depth, args.rounds, args.videos = 1, 2, args.videos[:1]
+        args.depth, args.rounds, args.xclip_rounds, args.videos = 1, 2, 1, args.videos[:1]
     torch.set_num_threads(args.threads)
+    first = args.only in (None, "vjepa2")
     result = {"settings": {"depth": args.depth, "tau": args.tau, "rounds": args.rounds,
-                           "threads": torch.get_num_threads(), "torch": torch.__version__,
-                           "machine": platform.processor() or platform.machine()},
-              "rlt": rlt_on_vjepa2(args), "dense": dense_vs_transformers(args)}
+                           "xclip_rounds": args.xclip_rounds, "threads": torch.get_num_threads(),
+                           "torch": torch.__version__, "machine": platform.processor() or platform.machine()},
+              "rlt": rlt_on_vjepa2(args) if first else [], "dense": dense_vs_transformers(args) if first else [],
+              "xclip": tempme_on_xclip(args) if args.only in (None, "xclip") else []}
     if args.json:
         with open(args.json, "w") as f:
             json.dump(result, f, indent=2)

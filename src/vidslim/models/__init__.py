@@ -28,6 +28,8 @@ _EXPORTS: dict[str, str] = {
     "SiglipConfig": "vidslim.models.siglip",
     "VideoViT": "vidslim.models.video_vit",
     "VideoViTConfig": "vidslim.models.video_vit",
+    "XCLIP": "vidslim.models.xclip",
+    "XClipConfig": "vidslim.models.xclip",
     "AttentionInfo": "vidslim.tokens.protocol",
     "HookContext": "vidslim.tokens.protocol",
     "Reducer": "vidslim.tokens.protocol",

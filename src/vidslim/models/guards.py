@@ -143,7 +143,18 @@ def _vivit_parameters(c: Mapping[str, Any]) -> int:
     return _tubelet_vit(c) + d + (1 + tokens) * d + d * n + n
 
 
-_ESTIMATORS = {"ClipConfig": _clip_parameters, "SiglipConfig": _siglip_parameters,
+def _xclip_parameters(c: Mapping[str, Any]) -> int:
+    """X-CLIP: CLIP plus message parts per vision block (fc, LayerNorm, attention), the prompt-context LayerNorm and
+    projection, the MIT (frame positions + blocks) and the prompt generator (LayerNorm, alpha, cross-attention
+    layers with q/k/v unbiased and MLPs 4x wide)."""
+    w, e, m = c["vision_width"], c["embed_dim"], c["mit_width"]
+    messages = c["vision_layers"] * (5 * w * w + 7 * w)
+    mit = c["num_frames"] * m + c["mit_layers"] * _block(m, c["mit_mlp_dim"])
+    prompts = 3 * e + c["prompt_layers"] * (12 * e * e + 10 * e)
+    return _clip_parameters(c) + messages + 2 * w + w * e + mit + prompts
+
+
+_ESTIMATORS = {"ClipConfig": _clip_parameters, "XClipConfig": _xclip_parameters, "SiglipConfig": _siglip_parameters,
                "VideoViTConfig": _video_vit_parameters,
                "VJEPA2Config": _vjepa2_parameters, "ViViTConfig": _vivit_parameters}
 

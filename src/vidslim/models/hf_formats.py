@@ -53,6 +53,7 @@ _OUT = "vidslim.models.convert_hf_out"
 _SIG = "vidslim.models.convert_siglip"
 _VJ = "vidslim.models.convert_vjepa2"
 _VV = "vidslim.models.convert_vivit"
+_XC = "vidslim.models.convert_xclip"
 
 HF_FORMATS: tuple[HfFormat, ...] = (
     HfFormat("clip", ("CLIPModel",), "clip", f"{_HF}:clip_config_from_hf", f"{_HF}:clip_state_dict_from_hf",
@@ -73,6 +74,8 @@ HF_FORMATS: tuple[HfFormat, ...] = (
     HfFormat("vivit", ("VivitForVideoClassification",), "vivit", f"{_VV}:vivit_config_from_hf",
              f"{_VV}:vivit_state_dict_from_hf", "hf-vivit", f"{_VV}:vivit_config_to_hf",
              f"{_VV}:vivit_state_dict_to_hf", "VivitForVideoClassification"),
+    HfFormat("xclip", ("XCLIPModel",), "xclip", f"{_XC}:xclip_config_from_hf", f"{_XC}:xclip_state_dict_from_hf",
+             "hf-xclip", f"{_XC}:xclip_config_to_hf", f"{_XC}:xclip_state_dict_to_hf", "XCLIPModel"),
 )
 
 

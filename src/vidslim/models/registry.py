@@ -19,6 +19,7 @@ from vidslim.models.siglip import SigLIP, SiglipConfig
 from vidslim.models.video_vit import VideoViT, VideoViTConfig
 from vidslim.models.vivit import ViViT, ViViTConfig
 from vidslim.models.vjepa2 import VJEPA2, VJEPA2Config
+from vidslim.models.xclip import XCLIP, XClipConfig
 
 #: name -> (model class, config class, config fields, one-line description)
 _REGISTRY: dict[str, tuple[type[ReducibleModel], type, dict[str, Any], str]] = {
@@ -131,6 +132,21 @@ _REGISTRY: dict[str, tuple[type[ReducibleModel], type, dict[str, Any], str]] = {
         dict(embed_dim=64, depth=2, num_heads=2, mlp_dim=128, image_size=32, num_frames=4, num_classes=10),
         "tiny random ViViT for tests: 4x32x32 input, width 64, 2 layers, 10 classes",
     ),
+    "xclip-b32": (
+        XCLIP, XClipConfig, dict(patch_size=32),
+        "X-CLIP B/32, 8x224x224: per-frame CLIP with message tokens, MIT, video-specific text prompts",
+    ),
+    "xclip-b16": (
+        XCLIP, XClipConfig, dict(patch_size=16),
+        "X-CLIP B/16, 8x224x224: per-frame CLIP with message tokens, MIT, video-specific text prompts",
+    ),
+    "xclip-tiny": (
+        XCLIP, XClipConfig,
+        dict(embed_dim=32, image_size=32, patch_size=8, vision_width=64, vision_layers=2, vision_heads=2,
+             vision_mlp_dim=256, text_width=64, text_heads=2, text_layers=2, text_mlp_dim=256, mit_width=32,
+             mit_heads=2, mit_mlp_dim=64, prompt_heads=2, num_frames=4),
+        "tiny random X-CLIP for tests: 4x32x32 input, width 64, 2 layers (real 49408 vocabulary)",
+    ),
 }
 
 #: model family (ReducibleModel.family) -> (model class, config class)
@@ -140,6 +156,7 @@ FAMILIES: dict[str, tuple[Callable[..., ReducibleModel], type]] = {
     "video_vit": (VideoViT, VideoViTConfig),
     "vjepa2": (VJEPA2, VJEPA2Config),
     "vivit": (ViViT, ViViTConfig),
+    "xclip": (XCLIP, XClipConfig),
 }
 
 
