@@ -181,3 +181,28 @@ def test_from_transformers_in_memory(encoder_pair, classifier_pair) -> None:
     assert (vs.from_transformers(hf).forward_tokens(x).dense() - ref).abs().max() <= TOL
     hf, _ = classifier_pair
     assert (vs.from_transformers(hf)(x) - hf(pixel_values_videos=x).logits).abs().max() <= TOL
+
+
+@pytest.mark.parametrize("num_classes", [0, 3], ids=["encoder", "classifier"])
+@torch.no_grad()
+def test_to_transformers_round_trip_in_memory(num_classes: int) -> None:
+    """vidslim -> transformers (the class matching the head) -> vidslim equal to 1e-5; transformers' encoder
+    gives vidslim's tokens although its predictor (which vidslim does not have) is freshly initialised."""
+    torch.manual_seed(2)
+    model = vs.create_model("vjepa2-tiny", num_classes=num_classes).eval()
+    gen = torch.Generator().manual_seed(3)
+    for p in model.parameters():  # biases and norms away from their init, so a mapping error shows
+        p.add_(0.05 * torch.randn(p.shape, generator=gen))
+    hf = vs.to_transformers(model)
+    assert type(hf).__name__ == ("VJEPA2ForVideoClassification" if num_classes else "VJEPA2Model")
+    encoder = hf.vjepa2 if num_classes else hf
+    assert any(k.startswith("predictor.") for k in encoder.state_dict())
+    x = video(seed=8)
+    tokens = encoder(pixel_values_videos=x, skip_predictor=True).last_hidden_state
+    assert (model.forward_tokens(x).dense() - tokens).abs().max() <= 1e-5
+    want = model(x)
+    if num_classes:
+        assert (hf(pixel_values_videos=x).logits - want).abs().max() <= 1e-5
+    back = vs.from_transformers(hf)
+    assert (back(x) - want).abs().max() <= 1e-5
+    assert (back.forward_tokens(x).x - model.forward_tokens(x).x).abs().max() <= 1e-5
