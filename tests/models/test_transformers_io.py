@@ -167,3 +167,16 @@ def test_missing_tensor_is_named_in_the_checkpoints_own_naming(tmp_path: Path) -
     message = str(error.value)
     assert f"1 missing: {gone}" in message
     assert "in_proj_weight" not in message and "unexpected" not in message
+
+
+def test_writing_back_is_strict_outside_the_rows_absent_prefixes(monkeypatch: pytest.MonkeyPatch) -> None:
+    """V-JEPA 2's row lets transformers initialise the predictor, and nothing else: an encoder tensor the
+    converter fails to write is still an error."""
+    from vidslim.models import convert_vjepa2
+
+    model = vs.create_model("vjepa2-tiny").eval()
+    to_hf = convert_vjepa2.vjepa2_state_dict_to_hf
+    monkeypatch.setattr(convert_vjepa2, "vjepa2_state_dict_to_hf",
+                        lambda state: {k: v for k, v in to_hf(state).items() if k != "encoder.layernorm.weight"})
+    with pytest.raises(CheckpointError, match=r"VJEPA2Model.*missing \['encoder\.layernorm\.weight'\]"):
+        vs.to_transformers(model)

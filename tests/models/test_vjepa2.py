@@ -21,9 +21,11 @@ from vidslim.models.convert_vjepa2 import (
     vjepa2_state_dict_to_hf,
 )
 from vidslim.models.registry import build_model
+from vidslim.models.vit_block import RotaryTables
 from vidslim.reduce import ToMe
 from vidslim.reduce.svitt_prune import TokenPrune
 from vidslim.tokenize.rlt import RandomMask
+from vidslim.tokens import grid_positions
 
 TOL = 1e-4
 
@@ -181,3 +183,62 @@ def test_from_transformers_in_memory(encoder_pair, classifier_pair) -> None:
     assert (vs.from_transformers(hf).forward_tokens(x).dense() - ref).abs().max() <= TOL
     hf, _ = classifier_pair
     assert (vs.from_transformers(hf)(x) - hf(pixel_values_videos=x).logits).abs().max() <= TOL
+
+
+@pytest.mark.parametrize("num_classes", [0, 3], ids=["encoder", "classifier"])
+@torch.no_grad()
+def test_to_transformers_round_trip_in_memory(num_classes: int) -> None:
+    """vidslim -> transformers (the class matching the head) -> vidslim equal to 1e-5; transformers' encoder
+    gives vidslim's tokens although its predictor (which vidslim does not have) is freshly initialised."""
+    torch.manual_seed(2)
+    model = vs.create_model("vjepa2-tiny", num_classes=num_classes).eval()
+    gen = torch.Generator().manual_seed(3)
+    for p in model.parameters():  # biases and norms away from their init, so a mapping error shows
+        p.add_(0.05 * torch.randn(p.shape, generator=gen))
+    hf = vs.to_transformers(model)
+    assert type(hf).__name__ == ("VJEPA2ForVideoClassification" if num_classes else "VJEPA2Model")
+    encoder = hf.vjepa2 if num_classes else hf
+    assert any(k.startswith("predictor.") for k in encoder.state_dict())
+    x = video(seed=8)
+    tokens = encoder(pixel_values_videos=x, skip_predictor=True).last_hidden_state
+    assert (model.forward_tokens(x).dense() - tokens).abs().max() <= 1e-5
+    want = model(x)
+    if num_classes:
+        assert (hf(pixel_values_videos=x).logits - want).abs().max() <= 1e-5
+    back = vs.from_transformers(hf)
+    assert (back(x) - want).abs().max() <= 1e-5
+    assert (back.forward_tokens(x).x - model.forward_tokens(x).x).abs().max() <= 1e-5
+
+
+@torch.no_grad()
+def test_rotary_tables_are_computed_once_per_forward(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every block of a forward rotates with the same cos/sin (one computation); the next forward's new
+    positions get new tables, and a ToMe merge (new positions) gets its own."""
+    seen: list[torch.Tensor] = []
+    real = RotaryTables.__call__
+
+    def spy(self: RotaryTables, positions: torch.Tensor, dtype: torch.dtype) -> tuple[torch.Tensor, torch.Tensor]:
+        out = real(self, positions, dtype)
+        seen.append(out[0])
+        return out
+
+    monkeypatch.setattr(RotaryTables, "__call__", spy)
+    model = vs.create_model("vjepa2-tiny", depth=3).eval()
+    model(video())
+    model(video(seed=1))
+    assert len(seen) == 6 and all(c is seen[0] for c in seen[:3]) and all(c is seen[3] for c in seen[3:])
+    assert seen[3] is not seen[0]
+    seen.clear()
+    model.set_reduction([ToMe(r=2)])
+    model(video())
+    assert seen[0] is not seen[1] and seen[1] is not seen[2]  # ToMe merges after each block's attention
+
+
+def test_rotary_tables_keep_inference_and_autograd_apart() -> None:
+    tables = RotaryTables(48)
+    pos = grid_positions(2, 2, 2)
+    with torch.inference_mode():
+        frozen, _ = tables(pos, torch.float32)
+    cos, _ = tables(pos, torch.float32)
+    assert frozen.is_inference() and not cos.is_inference()
+    assert tables(pos, torch.float32)[0] is cos and tables(pos, torch.float64)[0].dtype == torch.float64

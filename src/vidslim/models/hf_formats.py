@@ -24,6 +24,10 @@ class HfFormat:
     config_to_hf / state_to_hf: the way back ("module:function", "" while there is none): the family's config to a
         config.json dict, vidslim names to the transformers state dict.
     transformers_class: the `transformers` class that loads what `*_to_hf` write ("CLIPModel", ...).
+    head: which models of the family this row writes back: True only those with a classifier head (the config's
+        num_classes > 0), False only those without, None either (so a family may have one row per class).
+    absent_prefixes: name prefixes of `transformers_class` tensors that vidslim never has (V-JEPA 2's pretraining
+        predictor): writing back leaves them as that class initialises them; every other tensor must match.
 
     An in-memory `transformers` model goes through the same row: `model.config.to_dict()` is the config.json dict
     and `model.state_dict()` the weights.
@@ -38,6 +42,8 @@ class HfFormat:
     config_to_hf: str = ""
     state_to_hf: str = ""
     transformers_class: str = ""
+    head: bool | None = None
+    absent_prefixes: tuple[str, ...] = ()
 
     def converter(self, which: str) -> Callable[..., Any]:
         """The function named by field `which` ("config_from_hf", "state_from_hf", ...)."""
@@ -67,10 +73,12 @@ HF_FORMATS: tuple[HfFormat, ...] = (
              f"{_SIG}:siglip_state_dict_from_hf", "hf-siglip2", f"{_SIG}:siglip_config_to_hf",
              f"{_SIG}:siglip2_state_dict_to_hf", "Siglip2Model"),
     HfFormat("vjepa2", ("VJEPA2Model",), "vjepa2", f"{_VJ}:vjepa2_config_from_hf", f"{_VJ}:vjepa2_state_dict_from_hf",
-             "hf-vjepa2", f"{_VJ}:vjepa2_config_to_hf", f"{_VJ}:vjepa2_state_dict_to_hf", "VJEPA2Model"),
+             "hf-vjepa2", f"{_VJ}:vjepa2_config_to_hf", f"{_VJ}:vjepa2_state_dict_to_hf", "VJEPA2Model",
+             head=False, absent_prefixes=("predictor.",)),
     HfFormat("vjepa2", ("VJEPA2ForVideoClassification",), "vjepa2", f"{_VJ}:vjepa2_config_from_hf",
              f"{_VJ}:vjepa2_state_dict_from_hf", "hf-vjepa2", f"{_VJ}:vjepa2_config_to_hf",
-             f"{_VJ}:vjepa2_state_dict_to_hf", "VJEPA2ForVideoClassification"),
+             f"{_VJ}:vjepa2_state_dict_to_hf", "VJEPA2ForVideoClassification", head=True,
+             absent_prefixes=("vjepa2.predictor.",)),
     HfFormat("vivit", ("VivitForVideoClassification",), "vivit", f"{_VV}:vivit_config_from_hf",
              f"{_VV}:vivit_state_dict_from_hf", "hf-vivit", f"{_VV}:vivit_config_to_hf",
              f"{_VV}:vivit_state_dict_to_hf", "VivitForVideoClassification"),
@@ -84,10 +92,11 @@ def hf_format_for(model_type: Any, architectures: list[str]) -> HfFormat | None:
     return next((f for f in HF_FORMATS if f.model_type == model_type and f.accepts(architectures)), None)
 
 
-def hf_format_of(family: str, model_type: str | None = None) -> HfFormat | None:
-    """The row that writes a vidslim `family` back to transformers (`model_type` picks one when several rows of
-    the family can), or None when there is none."""
-    rows = [f for f in HF_FORMATS if f.family == family and f.transformers_class]
+def hf_format_of(family: str, model_type: str | None = None, has_head: bool | None = None) -> HfFormat | None:
+    """The row that writes a vidslim `family` back to transformers (`model_type`, and whether the model has a
+    classifier head, pick one when several rows of the family can), or None when there is none."""
+    rows = [f for f in HF_FORMATS if f.family == family and f.transformers_class
+            and (has_head is None or f.head is None or f.head == has_head)]
     if model_type is not None:
         rows = [f for f in rows if f.model_type == model_type] or rows
     return rows[0] if rows else None

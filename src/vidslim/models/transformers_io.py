@@ -6,8 +6,11 @@
 
 Going in, `hf_model.config.to_dict()` is read as config.json and `hf_model.state_dict()` as the weights, and the
 model's class name picks the row (`hf_formats.hf_format_for`), so any family with a row comes in with no code
-here. Going out, the row of the model's family (`hf_formats.hf_format_of`) names the converters and the
-`transformers` class. `transformers` is imported only by `to_transformers`; nothing is downloaded either way.
+here. Going out, the row of the model's family (`hf_formats.hf_format_of`), chosen by its `model_type` and by
+whether the model has a classifier head, names the converters and the `transformers` class. Loading into that class
+is strict, except for the tensors under the row's `absent_prefixes`, which vidslim never had: V-JEPA 2's
+pretraining predictor is left as transformers initialises it (random; encoding and classifying never use it).
+`transformers` is imported only by `to_transformers`; nothing is downloaded either way.
 """
 
 from __future__ import annotations
@@ -98,7 +101,9 @@ def dense_state(model: ReducibleModel) -> dict[str, Tensor]:
 def _row(model: ReducibleModel) -> HfFormat:
     if not isinstance(model, ReducibleModel) or not model.family:
         raise ConfigError(f"to_transformers takes a vidslim model, got {type(model).__name__}")
-    row = hf_format_of(model.family, getattr(model.config, "hf_model_type", None))
+    classes = getattr(model.config, "num_classes", None)
+    has_head = None if classes is None else classes > 0
+    row = hf_format_of(model.family, getattr(model.config, "hf_model_type", None), has_head)
     if row is None:
         raise ConfigError(f"vidslim cannot write a {model.family} model as a transformers model (no class for it); "
                           "save it with save_model(model, DIR)")
@@ -112,7 +117,9 @@ def hf_config_dict(model: ReducibleModel) -> dict[str, Any]:
 
 def to_transformers(model: ReducibleModel) -> nn.Module:
     """The `transformers` model equal to `model`'s dense form (LoRA merged, reducers off), in eval mode, on CPU
-    in float32 as vidslim stores it. Its weights are copies."""
+    in float32 as vidslim stores it. Its weights are copies. Tensors the class has and vidslim never had (the
+    row's `absent_prefixes`: V-JEPA 2's predictor) keep the class's fresh initialisation; all others load
+    strictly."""
     row = _row(model)
     try:
         import transformers
@@ -124,14 +131,14 @@ def to_transformers(model: ReducibleModel) -> nn.Module:
     hf = hf_cls(hf_cls.config_class.from_dict(cfg))
     state = row.converter("state_to_hf")(dense_state(model))
     wanted = hf.state_dict()
-    missing = sorted(set(wanted) - set(state))
+    missing = sorted(k for k in set(wanted) - set(state) if not k.startswith(row.absent_prefixes))
     unexpected = sorted(set(state) - set(wanted))
     shapes = sorted(k for k in set(wanted) & set(state) if wanted[k].shape != state[k].shape)
     if missing or unexpected or shapes:
         raise CheckpointError(f"to_transformers: the {row.transformers_class} built from {model.family}'s config does "
                               f"not take its tensors (missing {missing[:5]}, unexpected {unexpected[:5]}, other "
                               f"shape {shapes[:5]}); this is a vidslim bug, please report it")
-    hf.load_state_dict(state, strict=True)
+    hf.load_state_dict(state, strict=not row.absent_prefixes)  # the check above already made it strict elsewhere
     return hf.eval()
 
 

@@ -22,54 +22,76 @@ from torch import Tensor, nn
 from vidslim.models.blocks import Attention, Block, VideoMAEMLP
 
 
-class Rotary3d(nn.Module):
-    """Rotate q and k [total, H, d] by positions [total, 3] (see the module docstring)."""
+class RotaryTables:
+    """cos and sin of V-JEPA 2's rotary angles for a positions tensor, with sin's sign folded in per dim.
+
+    One instance is shared by every block of a model, so a forward computes the tables once, not once per block:
+    the last result is kept while the same positions tensor comes back (the blocks of a forward pass it along
+    unchanged; a reducer that merges or reorders tokens makes a new one, and the tables follow it). Tables made
+    under inference mode are never handed to a forward that records gradients, and the other way round.
+    """
 
     def __init__(self, head_dim: int, base: float = 10000.0) -> None:
-        super().__init__()
         self.head_dim = head_dim
         self.part = 2 * ((head_dim // 3) // 2)  # dims per axis (even)
         self.base = base
-        self._cache: tuple[Tensor, torch.dtype, Tensor, Tensor] | None = None
+        self._last: tuple[Tensor, torch.dtype, bool, Tensor, Tensor] | None = None
 
-    def tables(self, positions: Tensor, dtype: torch.dtype) -> tuple[Tensor, Tensor]:
-        """cos and sin [total, 1, d] (cos 1 and sin 0 on the dims left unrotated); the last result is reused
-        while the same positions tensor comes back (every block of a forward without merging)."""
-        cached = self._cache
-        if cached is not None and cached[0] is positions and cached[1] == dtype:
-            return cached[2], cached[3]
+    def __call__(self, positions: Tensor, dtype: torch.dtype) -> tuple[Tensor, Tensor]:
+        """cos and signed sin [total, 1, d] for positions [total, 3]: cos 1 and sin 0 on the dims left unrotated;
+        sin negated on the even dims, which take -x[2j+1]·sin (see `rotate`)."""
+        inference = torch.is_inference_mode_enabled()
+        last = self._last
+        if last is not None and last[0] is positions and last[1] == dtype and last[2] == inference:
+            return last[3], last[4]
         d = self.part
         omega = torch.arange(d // 2, dtype=torch.float32, device=positions.device) / (d / 2.0)
         omega = 1.0 / self.base**omega  # [d/2]
         angles = positions.to(torch.float32)[:, :, None] * omega  # [total, 3, d/2]
         angles = torch.cat((angles, angles), dim=-1).flatten(1)  # [total, 3·d]: each axis' table laid out twice
         total, rest = positions.shape[0], self.head_dim - 3 * d
-        cos = torch.cat((angles.cos(), angles.new_ones(total, rest)), dim=1).to(dtype)[:, None]
-        sin = torch.cat((angles.sin(), angles.new_zeros(total, rest)), dim=1).to(dtype)[:, None]
-        self._cache = (positions, dtype, cos, sin)
+        cos = torch.cat((angles.cos(), angles.new_ones(total, rest)), dim=1)
+        sin = torch.cat((angles.sin(), angles.new_zeros(total, rest)), dim=1)
+        sin.view(total, -1, 2)[..., 0].neg_()
+        cos, sin = cos.to(dtype)[:, None], sin.to(dtype)[:, None]
+        self._last = (positions, dtype, inference, cos, sin)
         return cos, sin
+
+
+class Rotary3d(nn.Module):
+    """Rotate q and k [total, H, d] by positions [total, 3] (see the module docstring). `tables` is shared by
+    the blocks of one model (`RotaryTables`); without one the module makes its own."""
+
+    def __init__(self, head_dim: int, tables: RotaryTables | None = None) -> None:
+        super().__init__()
+        self.head_dim = head_dim
+        self.tables = tables if tables is not None else RotaryTables(head_dim)
+        if self.tables.head_dim != head_dim:
+            raise ValueError(f"rotary tables of head width {self.tables.head_dim} for heads of width {head_dim}")
 
     def forward(self, q: Tensor, k: Tensor, positions: Tensor) -> tuple[Tensor, Tensor]:
         cos, sin = self.tables(positions, q.dtype)
-        return _rotate(q, cos, sin), _rotate(k, cos, sin)
+        return rotate(q, cos, sin), rotate(k, cos, sin)
 
 
-def _rotate(x: Tensor, cos: Tensor, sin: Tensor) -> Tensor:
-    """x·cos + pairs(x)·sin with pairs (x0, x1) -> (-x1, x0) interleaved over the head dimension."""
-    pairs = x.unflatten(-1, (-1, 2))
-    turned = torch.stack((-pairs[..., 1], pairs[..., 0]), dim=-1).flatten(-2)
-    return x * cos + turned * sin
+def rotate(x: Tensor, cos: Tensor, signed_sin: Tensor) -> Tensor:
+    """x·cos + swap(x)·signed_sin, where swap exchanges the two dims of each interleaved pair: the even dim gets
+    -x[2j+1]·sin and the odd one x[2j]·sin. One copy (the swap) and two in-place passes over it."""
+    out = x.unflatten(-1, (-1, 2)).flip(-1).flatten(-2)  # a fresh tensor: flip copies
+    return out.mul_(signed_sin).add_(x * cos)
 
 
 class FusedAttention(Attention):
     """Attention with one `qkv` Linear (bias on q, k and v) and an output `proj`; optional 3-D rotary positions."""
 
-    def __init__(self, dim: int, heads: int, qkv_bias: bool = True, rotary: bool = False) -> None:
+    def __init__(
+        self, dim: int, heads: int, qkv_bias: bool = True, rotary: bool | RotaryTables = False
+    ) -> None:
         super().__init__(dim, heads)
         self.qkv = nn.Linear(dim, 3 * dim, bias=qkv_bias)
         self.proj = nn.Linear(dim, dim)
-        if rotary:
-            self.rotary = Rotary3d(self.head_dim)
+        if rotary is not False:
+            self.rotary = Rotary3d(self.head_dim, rotary if isinstance(rotary, RotaryTables) else None)
 
     def qkv_weight_bias(self) -> tuple[Tensor, Tensor | None]:
         return self.qkv.weight, self.qkv.bias
@@ -89,7 +111,7 @@ class ViTBlock(Block):
         eps: float,
         act: str,
         qkv_bias: bool = True,
-        rotary: bool = False,
+        rotary: bool | RotaryTables = False,
         drop_path_rate: float = 0.0,
     ) -> None:
         super().__init__()
@@ -116,4 +138,4 @@ class ViTBlock(Block):
         return self.mlp
 
 
-__all__ = ["FusedAttention", "Rotary3d", "ViTBlock"]
+__all__ = ["FusedAttention", "Rotary3d", "RotaryTables", "ViTBlock", "rotate"]

@@ -4,7 +4,8 @@ Input: float video [B, T, C, H, W] (transformers' `pixel_values_videos`), ImageN
 frames (or a `Clip`), which the model prepares itself (`input_spec`).
 
     tubelets (Conv3d `patch_embed.proj`, no position table)
-    -> pre-LN blocks, q and k rotated by each token's (t, h, w) (`vidslim.models.vit_block.Rotary3d`)
+    -> pre-LN blocks, q and k rotated by each token's (t, h, w) (`vidslim.models.vit_block.Rotary3d`; the blocks
+       share one `RotaryTables`, so the cos/sin of the packed positions are computed once per forward)
     -> LayerNorm `norm`                                   `forward_tokens` ends here (transformers' encoder output)
     -> attentive pooler (self-attention layers, then one learned query cross-attending to every token) -> `head`
        for a classifier (num_classes > 0); the size-weighted mean of the normalised tokens without one
@@ -34,7 +35,7 @@ from vidslim.io.transforms import IMAGENET_MEAN, IMAGENET_STD
 from vidslim.models.base import ReducibleModel
 from vidslim.models.blocks import VideoMAEMLP, drop_path_rates, init_linear_, run_blocks
 from vidslim.models.tubelet_embed import embed_tubelets, tubelet_grid
-from vidslim.models.vit_block import ViTBlock
+from vidslim.models.vit_block import RotaryTables, ViTBlock
 from vidslim.tokens import Tokens
 from vidslim.tokens.selection import Selection
 
@@ -145,8 +146,9 @@ class VJEPA2(ReducibleModel):
             stride=(c.tubelet_size, c.patch_size, c.patch_size),
         )
         rates = drop_path_rates(c.drop_path, c.depth)
+        tables = RotaryTables(c.embed_dim // c.num_heads)  # shared: cos/sin once per forward, not once per block
         self.blocks = nn.ModuleList(
-            ViTBlock(c.embed_dim, c.num_heads, c.mlp_dim, c.norm_eps, c.act, c.qkv_bias, True, rates[i])
+            ViTBlock(c.embed_dim, c.num_heads, c.mlp_dim, c.norm_eps, c.act, c.qkv_bias, tables, rates[i])
             for i in range(c.depth)
         )
         self.norm = nn.LayerNorm(c.embed_dim, eps=c.norm_eps)
