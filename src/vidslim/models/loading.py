@@ -149,6 +149,7 @@ def _check_fit(
 #: model family -> (the module and class of its tokenizer, what that family calls it in messages)
 TOKENIZERS: dict[str, tuple[str, str, str]] = {
     "clip": ("vidslim.models.clip_tokenizer", "ClipTokenizer", "CLIP"),
+    "xclip": ("vidslim.models.clip_tokenizer", "ClipTokenizer", "X-CLIP"),  # X-CLIP folders carry CLIP's vocabulary
     "siglip": ("vidslim.models.siglip_tokenizer", "SiglipTokenizer", "SigLIP"),
 }
 
