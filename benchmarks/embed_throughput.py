@@ -1,16 +1,21 @@
 """What `vidslim embed` and `vidslim search` cost on this machine, decode included (BENCHMARKS.md, "Embedding").
 
-    PYTHONPATH=src python benchmarks/embed_throughput.py                 # the default sizes (a few minutes on 2 CPUs)
-    PYTHONPATH=src python benchmarks/embed_throughput.py --synthetic 300 --repeat 3 --json out.json
+    PYTHONPATH=src python benchmarks/embed_throughput.py                 # the default sizes (several minutes, 2 CPUs)
+    PYTHONPATH=src python benchmarks/embed_throughput.py --synthetic 300 --repeat 3 --skip search,ray --json out.json
 
-1. videos/s of the whole job (decode in a worker process, model, Parquet) for dense, RLT and RLT+TempMe on CLIP
-   B/16 (random weights; speed does not depend on them) at 12 frames, 224 px, one window per video, over the
-   real sample videos and a synthetic collection;
-2. token-budget batching vs a fixed batch on a ragged RLT collection (real and synthetic videos mixed);
-3. exact vs FAISS (IVF) search latency per query over 10^4 and 10^6 random 512-d vectors (vidslim's timer);
+1. videos/s of the whole job (decode in a worker process, model, FLOP counting as `vidslim embed` does, Parquet)
+   for dense, RLT and RLT+TempMe, on two collections:
+   - the real sample videos cut into `--window`-second windows, CLIP B/16 at 12 frames, 224 px;
+   - `--synthetic` short synthetic videos (64 px, 3 s at 8 fps, one window each), CLIP B/32 at 12 frames, 224 px
+     (B/16 dense would need about 4x longer per video: a few hundred of them would not run in minutes here);
+   with each method's FLOP ratio (from the index's gflops column), so the realised share of it shows;
+2. token-budget batching vs a fixed batch of the same number of dense windows, on a ragged RLT collection (the
+   synthetic videos keep about a quarter of their tokens, the real windows most of theirs): videos/s, and the
+   largest batch in tokens and in model seconds, which is what the budget bounds;
+3. exact vs FAISS (IVF) search latency per query over 10^4 and 10^6 random 512-d vectors;
 4. local vs Ray on this machine (2 actors), the same job.
-Whole jobs are timed with time.perf_counter, `--repeat` times each, interleaved across methods so a change of
-load hits all of them; median and min-max are reported with the load average.
+Jobs are compared with `vidslim.bench.timer.compare` (whole jobs as contenders, interleaved, order rotated every
+round) and reported as paired speedups with their spread and verdict; search latencies with `time_fn`.
 """
 
 from __future__ import annotations
@@ -19,9 +24,9 @@ import argparse
 import json
 import os
 import shutil
-import statistics
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -29,62 +34,91 @@ import numpy as np
 import torch
 
 import vidslim as vs
-from vidslim.bench.timer import time_fn
+from vidslim.bench.timer import Comparison, compare, time_fn
 from vidslim.data.synth import make_synthetic
 from vidslim.io.samples import sample_videos
 from vidslim.jobs.search import build_ivf, exact_topk
 
-
-def spread(samples: list[float]) -> dict[str, float]:
-    return {"median": statistics.median(samples), "min": min(samples), "max": max(samples), "n": len(samples)}
+METHODS = ("dense", "rlt", "rlt+tempme")
 
 
-def collection(root: Path, synthetic: int) -> Path:
-    """A list file: the real sample videos and `synthetic` synthetic ones (64 px, 8 fps, 3 s; upscaled to 224)."""
-    make_synthetic(root / "synth", num_videos=synthetic, fps=8, seconds=3, size=64, seed=1)
-    paths = [str(p) for p in sample_videos().values()] + sorted(str(p) for p in (root / "synth").glob("*.mp4"))
-    listing = root / "videos.txt"
-    listing.write_text("\n".join(paths) + "\n")
+def real_list(root: Path) -> Path:
+    listing = root / "real.txt"
+    listing.write_text("\n".join(str(p) for p in sample_videos().values()) + "\n")
     return listing
 
 
-def embed_once(listing: Path, model: Any, out: Path, **options: Any) -> tuple[float, Any]:
-    shutil.rmtree(out, ignore_errors=True)
-    started = time.perf_counter()
-    summary = vs.embed_videos(listing, model, out, faiss="never", **options)
-    return time.perf_counter() - started, summary
+def synthetic_list(root: Path, count: int) -> Path:
+    """A list file of `count` synthetic videos (64 px, 8 fps, 3 s; upscaled to 224 by the model's spec)."""
+    make_synthetic(root / "synth", num_videos=count, fps=8, seconds=3, size=64, seed=1)
+    listing = root / "synth.txt"
+    listing.write_text("\n".join(sorted(str(p) for p in (root / "synth").glob("*.mp4"))) + "\n")
+    return listing
 
 
-def methods_section(listing: Path, work: Path, repeat: int, frames: int) -> dict[str, Any]:
-    models = {}
-    for method in ("dense", "rlt", "rlt+tempme"):
-        model = vs.create_model("clip-b16", num_frames=frames)
-        reducers = [] if method == "dense" else vs.build_reduction(method, model="clip-b16", family="clip")
-        models[method] = model.set_reduction(reducers).eval()
-    samples: dict[str, list[float]] = {m: [] for m in models}
-    info: dict[str, Any] = {}
-    for _ in range(repeat):
-        for method, model in models.items():
-            seconds, summary = embed_once(listing, model, work / method, workers=1, batch_size=4)
-            samples[method].append(summary.embedded / seconds)
-            info[method] = {"bottleneck": summary.timing["bottleneck"], "tokens_per_window":
-                            summary.timing["tokens"] / max(summary.timing["windows"], 1),
-                            "decode_s": summary.timing["decode_s"], "model_s": summary.timing["model_s"],
-                            "videos": summary.embedded}
-    dense = statistics.median(samples["dense"])
-    return {m: {"videos_per_s": spread(s), "speedup": statistics.median(s) / dense, **info[m]}
-            for m, s in samples.items()}
+def job(listing: Path, model: Any, out: Path, last: dict[str, Any], key: str, **options: Any) -> Callable[[], None]:
+    """A whole `vs.embed_videos` run into a fresh `out` (FLOPs counted, as `vidslim embed` does by default)."""
+
+    def run() -> None:
+        shutil.rmtree(out, ignore_errors=True)
+        last[key] = (vs.embed_videos(listing, model, out, faiss="never", **options), out)
+
+    return run
 
 
-def batching_section(listing: Path, work: Path, repeat: int, frames: int) -> dict[str, Any]:
-    model = vs.create_model("clip-b16", num_frames=frames, reduction=vs.build_reduction("rlt", family="clip")).eval()
-    samples: dict[str, list[float]] = {"token_budget": [], "fixed": []}
-    for _ in range(repeat):
-        for name, options in (("token_budget", {"batch_size": 4}), ("fixed", {"fixed_batch": True, "batch_size": 4})):
-            seconds, summary = embed_once(listing, model, work / name, workers=1, **options)
-            samples[name].append(summary.embedded / seconds)
-    ratio = statistics.median(samples["token_budget"]) / statistics.median(samples["fixed"])
-    return {**{k: {"videos_per_s": spread(v)} for k, v in samples.items()}, "budget_over_fixed": ratio}
+def paired(result: Comparison, name: str) -> dict[str, Any]:
+    p = result.paired(name)
+    return {"speedup": p.speedup, "low": p.low, "high": p.high, "reliable": p.reliable, "label": p.label()}
+
+
+def job_info(summary: Any, out: Path) -> dict[str, Any]:
+    timing = summary.timing
+    gflops = vs.VideoIndex(out).columns["gflops"]
+    return {"videos": summary.embedded, "windows": summary.windows, "gflops": float(np.nansum(gflops)),
+            "tokens_per_window": timing["tokens"] / max(timing["windows"], 1), "decode_s": timing["decode_s"],
+            "decode_wait_s": timing["decode_wait_s"], "model_s": timing["model_s"], "job_s": summary.seconds,
+            "batches": timing["batches"], "batch_tokens_max": timing["batch_tokens_max"],
+            "batch_s_max": timing["batch_s_max"], "bottleneck": timing["bottleneck"]}
+
+
+def methods_section(listing: Path, work: Path, repeat: int, config: str, window: float | None) -> dict[str, Any]:
+    last: dict[str, Any] = {}
+    contenders = {}
+    for method in METHODS:
+        model = vs.create_model(config, num_frames=12)
+        reducers = [] if method == "dense" else vs.build_reduction(method, model=config, family="clip")
+        model.set_reduction(reducers).eval()
+        contenders[method] = job(listing, model, work / method, last, method, workers=1, batch_size=4, window=window)
+    videos = len(listing.read_text().split())
+    result = compare(contenders, baseline="dense", warmup=0, repeat=repeat, memory=False, items_per_call=videos)
+    info = {m: job_info(*last[m]) for m in METHODS}
+    out: dict[str, Any] = {"model": config, "frames": 12, "window_s": window, "videos": videos,
+                           "load": result.load.to_dict() if result.load else None}
+    for m in METHODS:
+        flop_ratio = info["dense"]["gflops"] / info[m]["gflops"]
+        out[m] = {"videos_per_s": result.timings[m].throughput(), "job_s_median": result.timings[m].median,
+                  "paired": paired(result, m), "flop_ratio": flop_ratio,
+                  "realised": paired(result, m)["speedup"] / flop_ratio, **info[m]}
+    print(result.table(), flush=True)
+    return out
+
+
+def batching_section(listing: Path, work: Path, repeat: int, batch: int) -> dict[str, Any]:
+    """Fixed batches of `batch` windows vs a budget of `batch` dense windows' tokens, RLT on CLIP B/32."""
+    model = vs.create_model("clip-b32", num_frames=12, reduction=vs.build_reduction("rlt", family="clip")).eval()
+    last: dict[str, Any] = {}
+    contenders = {
+        "fixed": job(listing, model, work / "fixed", last, "fixed", workers=1, fixed_batch=True, batch_size=batch),
+        "token_budget": job(listing, model, work / "budget", last, "token_budget", workers=1, batch_size=batch),
+    }
+    videos = len(listing.read_text().split())
+    result = compare(contenders, baseline="fixed", warmup=0, repeat=repeat, memory=False, items_per_call=videos)
+    print(result.table(), flush=True)
+    t, h, w = model.input_spec.grid()
+    return {"model": "clip-b32", "batch": batch, "budget_tokens": batch * t * h * w, "videos": videos,
+            "load": result.load.to_dict() if result.load else None,
+            **{k: {"videos_per_s": result.timings[k].throughput(), **job_info(*last[k])} for k in contenders},
+            "budget_over_fixed": paired(result, "token_budget")}
 
 
 def search_section(sizes: list[int], dim: int) -> dict[str, Any]:
@@ -110,67 +144,87 @@ def search_section(sizes: list[int], dim: int) -> dict[str, Any]:
     return out
 
 
-def ray_section(listing: Path, work: Path, repeat: int, frames: int) -> dict[str, Any]:
+def ray_section(listing: Path, work: Path, repeat: int) -> dict[str, Any]:
+    """The RLT+TempMe CLIP B/32 job on the synthetic videos: 1 decode worker + the model locally vs 2 Ray actors."""
     import ray
 
     from vidslim.scale import embed_on_ray
 
     model_dir = work / "rlt_tempme_model"
-    model = vs.create_model("clip-b16", num_frames=frames,
-                            reduction=vs.build_reduction("rlt+tempme", model="clip-b16", family="clip"))
+    model = vs.create_model("clip-b32", num_frames=12,
+                            reduction=vs.build_reduction("rlt+tempme", model="clip-b32", family="clip"))
     vs.save_model(model, model_dir)
     ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, logging_level="ERROR")
-    samples: dict[str, list[float]] = {"local": [], "ray": []}
+    last: dict[str, Any] = {}
+
+    def on_ray() -> None:
+        shutil.rmtree(work / "ray", ignore_errors=True)
+        embed_on_ray(listing, str(model_dir), work / "ray", actors=2, videos_per_batch=4, batch_size=4, faiss="never")
+
+    contenders = {"local": job(listing, str(model_dir), work / "local", last, "local", workers=1, batch_size=4,
+                               flops=None), "ray": on_ray}
+    videos = len(listing.read_text().split())
     try:
-        for _ in range(repeat):
-            seconds, summary = embed_once(listing, str(model_dir), work / "local", workers=1, batch_size=4)
-            samples["local"].append(summary.embedded / seconds)
-            shutil.rmtree(work / "ray", ignore_errors=True)
-            started = time.perf_counter()
-            summary = embed_on_ray(listing, str(model_dir), work / "ray", actors=2, videos_per_batch=4,
-                                   batch_size=4, faiss="never")
-            samples["ray"].append(summary.embedded / (time.perf_counter() - started))
+        result = compare(contenders, baseline="local", warmup=0, repeat=repeat, memory=False, items_per_call=videos)
     finally:
         ray.shutdown()
-    overhead = statistics.median(samples["local"]) / statistics.median(samples["ray"]) - 1
-    return {**{k: {"videos_per_s": spread(v)} for k, v in samples.items()}, "ray_overhead": overhead,
-            "note": "Ray started before timing (ray.init not included)"}
+    print(result.table(), flush=True)
+    ray_vs_local = paired(result, "ray")
+    return {**{k: {"videos_per_s": result.timings[k].throughput()} for k in contenders}, "ray_vs_local": ray_vs_local,
+            "ray_overhead": 1 / ray_vs_local["speedup"] - 1, "load": result.load.to_dict() if result.load else None,
+            "note": "Ray started before timing (ray.init not included); neither side counts FLOPs"}
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--synthetic", type=int, default=12, help="synthetic videos next to the 3 real ones")
-    parser.add_argument("--frames", type=int, default=12)
-    parser.add_argument("--repeat", type=int, default=2)
+    parser.add_argument("--synthetic", type=int, default=200, help="synthetic videos (default 200)")
+    parser.add_argument("--window", type=float, default=2.0, help="window seconds on the real videos (default 2)")
+    parser.add_argument("--repeat", type=int, default=3, help="rounds of every comparison (default 3)")
+    parser.add_argument("--batch", type=int, default=4, help="batching section: windows per fixed batch, and the "
+                        "budget in dense windows (default 4)")
     parser.add_argument("--search-sizes", default="10000,1000000")
     parser.add_argument("--dim", type=int, default=512)
-    parser.add_argument("--skip", default="", help="comma list of sections to skip: methods,batching,search,ray")
+    parser.add_argument("--skip", default="", help="comma list of sections to skip: "
+                        "real,synthetic,batching,search,ray")
     parser.add_argument("--json", default=None, metavar="FILE")
     args = parser.parse_args()
     skip = set(filter(None, args.skip.split(",")))
     result: dict[str, Any] = {"threads": torch.get_num_threads(), "cpus": os.cpu_count(),
-                              "load_before": os.getloadavg(), "timing": "whole jobs: perf_counter; search: "
-                              "vidslim.bench.timer.time_fn"}
+                              "load_before": os.getloadavg(), "timing": "jobs: vidslim.bench.timer.compare; "
+                              "search: vidslim.bench.timer.time_fn", "started": time.strftime("%Y-%m-%d %H:%M")}
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
-        listing = collection(work, args.synthetic)
-        result["videos"] = len(listing.read_text().split())
-        if "methods" not in skip:
-            result["methods"] = methods_section(listing, work, args.repeat, args.frames)
-            print(json.dumps({"methods": result["methods"]}, indent=1), flush=True)
-        if "batching" not in skip:
-            result["batching"] = batching_section(listing, work, args.repeat, args.frames)
-            print(json.dumps({"batching": result["batching"]}, indent=1), flush=True)
-        if "search" not in skip:
-            result["search"] = search_section([int(s) for s in args.search_sizes.split(",")], args.dim)
-            print(json.dumps({"search": result["search"]}, indent=1), flush=True)
-        if "ray" not in skip:
-            result["ray"] = ray_section(listing, work, args.repeat, args.frames)
-            print(json.dumps({"ray": result["ray"]}, indent=1), flush=True)
+        real = real_list(work)
+        synth = synthetic_list(work, args.synthetic) if {"synthetic", "batching", "ray"} - skip else None
+        sections: dict[str, Callable[[], Any]] = {
+            "real": lambda: methods_section(real, work / "real", args.repeat, "clip-b16", args.window),
+            "synthetic": lambda: methods_section(synth, work / "synthetic", args.repeat, "clip-b32", None),
+            "batching": lambda: batching_section(
+                _mixed(work, synth, real), work / "batching", args.repeat, args.batch),
+            "search": lambda: search_section([int(s) for s in args.search_sizes.split(",")], args.dim),
+            "ray": lambda: ray_section(synth, work, args.repeat),
+        }
+        for name, run in sections.items():
+            if name in skip:
+                continue
+            started = time.perf_counter()
+            result[name] = run()
+            result[name]["section_s"] = time.perf_counter() - started
+            print(json.dumps({name: result[name]}, indent=1), flush=True)
     result["load_after"] = os.getloadavg()
     if args.json:
         Path(args.json).write_text(json.dumps(result, indent=1) + "\n")
-    print(json.dumps({k: result[k] for k in ("videos", "load_before", "load_after")}))
+    print(json.dumps({k: result[k] for k in ("load_before", "load_after")}))
+
+
+def _mixed(work: Path, synth: Path | None, real: Path) -> Path:
+    """The ragged collection: the synthetic videos with the real ones spread among them."""
+    paths = synth.read_text().split() if synth else []
+    for k, path in enumerate(real.read_text().split()):
+        paths.insert((k + 1) * len(paths) // 4, path)
+    listing = work / "mixed.txt"
+    listing.write_text("\n".join(paths) + "\n")
+    return listing
 
 
 if __name__ == "__main__":

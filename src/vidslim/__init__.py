@@ -45,7 +45,7 @@ _EXPORTS: dict[str, str] = {
     "CurriculumStage": "vidslim.reduce.curriculum",
     "apply_stage": "vidslim.reduce.curriculum",
     "load_curriculum": "vidslim.reduce.curriculum",
-    "embed_videos": "vidslim.jobs.embed",
+    "embed_videos": "vidslim._jobs_api",
     "VideoIndex": "vidslim.jobs.search",
     "classify_videos": "vidslim.jobs.classify",
     "tune": "vidslim.bench.tune",

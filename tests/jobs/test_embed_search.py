@@ -58,6 +58,26 @@ def test_token_budget_and_fixed_batches_write_the_same_rows(videos: Path, clip_m
     a, b = vs.VideoIndex(tmp_path / "a"), vs.VideoIndex(tmp_path / "b")
     assert np.array_equal(a.columns["tokens"], b.columns["tokens"])
     assert np.abs(a.vectors - b.vectors).max() < 1e-5
+    # vs.embed_videos counts FLOPs by default; packed attention counts each window's own length, so the index's
+    # total does not depend on how windows were batched, and a window keeping more tokens costs more
+    ga, gb = a.columns["gflops"], b.columns["gflops"]
+    assert (ga > 0).all() and ga.sum() == pytest.approx(gb.sum(), rel=1e-9)
+    order = np.argsort(a.columns["tokens"], kind="stable")
+    assert (np.diff(ga[order]) >= 0).all() and ga.max() > ga.min()
+
+
+def test_the_jobs_layer_counts_no_flops_unless_given_a_meter(videos: Path, clip_model: Path, tmp_path: Path) -> None:
+    from vidslim.bench.flops import count_flops
+    from vidslim.jobs import embed_videos as jobs_embed_videos
+
+    jobs_embed_videos(videos, clip_model, tmp_path / "a", workers=0)
+    assert np.isnan(vs.VideoIndex(tmp_path / "a").columns["gflops"]).all()
+    vs.embed_videos(videos, clip_model, tmp_path / "b", workers=0, flops=None)
+    assert np.isnan(vs.VideoIndex(tmp_path / "b").columns["gflops"]).all()
+    vs.embed_videos(videos, clip_model, tmp_path / "c", workers=0, fixed_batch=True, batch_size=1)
+    model = vs.load_model(clip_model)
+    one = count_flops(model.encode_video, model.input_spec.random()).total / 1e9  # a dense window, counted alone
+    assert vs.VideoIndex(tmp_path / "c").columns["gflops"] == pytest.approx(one, rel=1e-9)
 
 
 _KILLED_JOB = """

@@ -405,3 +405,11 @@ def count_flops(model_or_fn: nn.Module | Callable[..., Any], *inputs: Any, **kwa
     with torch.no_grad(), FlopCounter(root if isinstance(root, nn.Module) else None) as counter:
         model_or_fn(*inputs, **kwargs)
     return counter.report()
+
+
+def flops_of(fn: Callable[[], Any]) -> tuple[Any, int]:
+    """Run `fn()` once and return (its result, the FLOPs it spent): the meter `vidslim.jobs` takes
+    (`vidslim.jobs.meter.FlopMeter`), which fills an index's gflops column."""
+    with FlopCounter() as counter:
+        out = fn()
+    return out, counter.report().total

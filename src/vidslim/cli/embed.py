@@ -59,21 +59,10 @@ def add_model_options(parser: argparse.ArgumentParser) -> None:
 
 
 def parse_settings(items: list[str]) -> dict[str, Any]:
-    from vidslim.cli.bench import parse_overrides
+    """--set strings -> method settings, each key and value checked against the reducer registry."""
+    from vidslim.bench.settings import parse_settings as parse
 
-    return parse_overrides(items)
-
-
-def flop_meter() -> Any:
-    """vidslim's FLOP counter as the embed job's meter: (result, FLOPs) of a function."""
-    from vidslim.bench.flops import FlopCounter
-
-    def meter(fn: Any) -> tuple[Any, int]:
-        with FlopCounter() as counter:
-            out = fn()
-        return out, counter.report().total
-
-    return meter
+    return parse(items, (), "an embedding job (only method settings apply)")[1]
 
 
 def _table(summary: dict[str, Any]) -> str:
@@ -103,10 +92,11 @@ def run(args: argparse.Namespace) -> int:
                                actors=args.actors, gpus_per_actor=args.gpus_per_actor, faiss=args.faiss,
                                progress=not args.json, **options)
     else:
+        from vidslim.bench.flops import flops_of
         from vidslim.jobs.embed import embed_videos
 
         summary = embed_videos(args.source, args.model, args.out, workers=args.workers, part_videos=args.part_videos,
-                               device=args.device, flops=None if args.no_flops else flop_meter(), faiss=args.faiss,
+                               device=args.device, flops=None if args.no_flops else flops_of, faiss=args.faiss,
                                progress=not args.json, **options)
     result = summary.to_dict()
     print(json.dumps(result) if args.json else _table(result))

@@ -20,7 +20,8 @@ from pathlib import Path
 from typing import Any
 
 from vidslim.jobs.budget import TokenBudget
-from vidslim.jobs.encode import FlopMeter, StreamStats, WindowEncoder, embed_stream
+from vidslim.jobs.encode import StreamStats, WindowEncoder, embed_stream
+from vidslim.jobs.meter import FlopMeter
 from vidslim.jobs.model_source import card_of, resolve_model
 from vidslim.jobs.reader import WindowReader, decoded
 from vidslim.jobs.sources import list_videos
@@ -101,9 +102,10 @@ def embed_videos(
     method/settings: a reduction method replacing the checkpoint's reducers (None keeps them; "dense": none).
     window/stride: window length and step in seconds (None: one window per video; see `windows.py`).
     batch_size/token_budget/fixed_batch: batching (see `make_batcher`). workers: decoding processes (0: inline).
-    part_videos: videos per Parquet part (what a kill can lose). flops: a FLOP meter (`vidslim embed` passes
-    vidslim's counter; None leaves the gflops column empty). faiss: "auto" builds a FAISS index once the index
-    holds `search.FAISS_MIN_ROWS` rows and faiss is installed, "always", or "never".
+    part_videos: videos per Parquet part (what a kill can lose). flops: a FLOP meter (`jobs/meter.py`; None
+    leaves the gflops column empty; the public `vs.embed_videos` passes vidslim's counter unless told otherwise).
+    faiss: "auto" builds a FAISS index once the index holds `search.FAISS_MIN_ROWS` rows and faiss is installed,
+    "always", or "never".
     """
     started = time.perf_counter()
     model, name = resolve_model(model, method, settings)
@@ -128,7 +130,7 @@ def embed_videos(
 
         bar = tqdm(total=len(todo), unit="video", desc="embed", dynamic_ncols=True)
     group, rows, group_failed = [], Rows(), {}
-    for item, item_rows in embed_stream(decoded(reader, workers), encoder, batcher, stats):
+    for item, item_rows in embed_stream(decoded(reader, workers, ahead=2 * batch_size), encoder, batcher, stats):
         group.append(item.path)
         if item_rows is None:
             group_failed[item.path] = item.error or "unreadable"

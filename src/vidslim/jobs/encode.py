@@ -11,8 +11,8 @@ both write the same numbers.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -21,16 +21,15 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from vidslim.jobs.budget import TokenBudget
+from vidslim.jobs.meter import FlopMeter
 from vidslim.jobs.reader import VideoItem
 from vidslim.jobs.store import Rows
-
-#: run a zero-argument function, return (its result, FLOPs it spent); `vidslim embed` passes vidslim's counter
-FlopMeter = Callable[[Callable[[], Tensor]], tuple[Tensor, int]]
 
 
 @dataclass
 class StreamStats:
-    """Where the time went: waiting for decoded videos, in the model, and the workers' own decode seconds."""
+    """Where the time went: waiting for decoded videos, in the model, and the workers' own decode seconds; and
+    each batch's tokens and model seconds (what a token budget bounds)."""
 
     decode_wait_s: float = 0.0
     model_s: float = 0.0
@@ -38,6 +37,8 @@ class StreamStats:
     windows: int = 0
     batches: int = 0
     tokens: int = 0
+    batch_tokens: list[int] = field(default_factory=list)
+    batch_s: list[float] = field(default_factory=list)
 
     def bottleneck(self, workers: int) -> str:
         """"decode" when the workers together need longer to decode than the model to embed, else "model"."""
@@ -46,7 +47,9 @@ class StreamStats:
     def to_dict(self, workers: int) -> dict[str, Any]:
         return {"decode_s": self.decode_s, "decode_wait_s": self.decode_wait_s, "model_s": self.model_s,
                 "windows": self.windows, "batches": self.batches, "tokens": self.tokens,
-                "bottleneck": self.bottleneck(workers)}
+                "batch_tokens_max": max(self.batch_tokens, default=0),
+                "batch_s_median": float(np.median(self.batch_s)) if self.batch_s else 0.0,
+                "batch_s_max": max(self.batch_s, default=0.0), "bottleneck": self.bottleneck(workers)}
 
 
 class WindowEncoder:
@@ -91,10 +94,13 @@ def embed_stream(items: Iterable[VideoItem], encoder: WindowEncoder, batcher: To
         tokens = [b[4] for b in batch]
         started = time.perf_counter()
         emb, gflops = encoder(video, keep, tokens)
-        stats.model_s += time.perf_counter() - started
+        seconds = time.perf_counter() - started
+        stats.model_s += seconds
         stats.batches += 1
         stats.windows += len(batch)
         stats.tokens += sum(tokens)
+        stats.batch_tokens.append(sum(tokens))
+        stats.batch_s.append(seconds)
         for (index, window, *_), e, g in zip(batch, emb, gflops, strict=True):
             pending[index][1][window] = e
             pending[index][2][window] = g

@@ -12,6 +12,7 @@ videos overlaps with the model working on the current ones; items come back in o
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -103,13 +104,16 @@ def _worker_init(_: int) -> None:
     torch.set_num_threads(1)  # the workers decode; the model's threads stay in the main process
 
 
-def decoded(reader: WindowReader, workers: int, prefetch: int = 4) -> Iterator[VideoItem]:
-    """The reader's items in order, decoded by `workers` processes (0: in this process) ahead of the consumer."""
+def decoded(reader: WindowReader, workers: int, ahead: int = 8) -> Iterator[VideoItem]:
+    """The reader's items in order, decoded by `workers` processes (0: in this process) up to `ahead` videos ahead
+    of the consumer. The job asks for about two batches' worth: while the model runs one batch the workers keep
+    decoding, so the next batch is ready when the model is (a batch of RLT windows holds several times more
+    windows than a batch of dense ones; with too few decoded ahead the model would wait for the rest)."""
     if workers <= 0:
         yield from (reader[i] for i in range(len(reader)))
         return
     loader = torch.utils.data.DataLoader(
         reader, batch_size=1, shuffle=False, num_workers=workers, collate_fn=_collate_one,
-        worker_init_fn=_worker_init, prefetch_factor=prefetch, persistent_workers=False,
+        worker_init_fn=_worker_init, prefetch_factor=max(2, math.ceil(ahead / workers)), persistent_workers=False,
     )
     yield from loader
