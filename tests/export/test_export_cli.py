@@ -27,3 +27,11 @@ def test_threshold_rlt_is_refused(tmp_path: Path, capsys: pytest.CaptureFixture[
     err = capsys.readouterr().err
     assert "rlt_budget" in err and err.count("\n") == 1
     assert not out.exists()
+
+
+def test_unknown_setting_is_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    out = tmp_path / "m.onnx"
+    assert main(["export", "videomae-tiny", "--method", "rlt_budget", "--set", "bogus=1", "--out", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert "bogus" in err and "keep" in err and err.count("\n") == 1
+    assert not out.exists()

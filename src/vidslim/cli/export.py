@@ -42,27 +42,21 @@ def add_parser(subparsers: Any) -> None:
 
 
 def build_model(name: str, method: str | None, settings: list[str], seed: int) -> Any:
-    """The model to export: a named config (random weights) or a checkpoint, with `method`'s reducers."""
+    """The model to export: a named config (random weights) or a checkpoint, with `method`'s reducers (checked
+    --set values: config fields go to the model, reducer settings to the method)."""
     import torch
 
-    from vidslim.cli.bench import parse_overrides, split_overrides
+    from vidslim.cli.bench import split_settings
     from vidslim.models.loading import load_model
-    from vidslim.models.registry import create_model, list_models
     from vidslim.reduce.registry import build_reduction
 
-    values = parse_overrides(settings)
-    if name in list_models():
-        torch.manual_seed(seed)
-        config, options = split_overrides(values, name)
-        model = create_model(name, **config)
-        model.set_reduction(build_reduction(method, name, family=model.family, **options))
-        return model
-    if method is None and values:
-        raise ConfigError("--set needs --method for a checkpoint (its saved reduction is used as it is)")
-    model = load_model(name) if method is None else load_model(name, reduction=[])
-    if method is not None:
-        model.set_reduction(build_reduction(method, None, family=model.family, **values))
-    return model
+    if method is None and settings:
+        raise ConfigError("--set needs --method (without one, a checkpoint's saved reduction is exported as it is)")
+    if method is None:
+        return load_model(name)
+    _, options, source = split_settings(settings, name)
+    torch.manual_seed(seed)
+    return source.build(build_reduction(method, source.preset, family=source.family, **options))
 
 
 def run(args: argparse.Namespace) -> int:
