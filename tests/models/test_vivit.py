@@ -3,14 +3,12 @@ off equal dense, and the methods that do not apply refused."""
 
 from __future__ import annotations
 
-import json
-
 import pytest
 import torch
-from safetensors.torch import save_file
 from transformers import VivitConfig, VivitForVideoClassification
 
 import vidslim as vs
+from model_checks import TOL, decoded_frames, reduced, switched_off_gap, through_folder, video, write_hf_folder
 from vidslim.attention.svitt import SparseAttention
 from vidslim.errors import ConfigError
 from vidslim.models.convert_vivit import (
@@ -24,8 +22,6 @@ from vidslim.reduce import ToMe
 from vidslim.reduce.svitt_prune import TokenPrune
 from vidslim.tokens import NO_POSITION
 
-TOL = 1e-4
-
 
 @pytest.fixture(scope="module")
 def pair(tmp_path_factory: pytest.TempPathFactory) -> tuple[VivitForVideoClassification, object]:
@@ -34,13 +30,7 @@ def pair(tmp_path_factory: pytest.TempPathFactory) -> tuple[VivitForVideoClassif
     config = VivitConfig(hidden_size=64, num_hidden_layers=2, num_attention_heads=2, intermediate_size=128,
                          image_size=32, num_frames=4, id2label=labels, label2id={v: k for k, v in labels.items()})
     hf = VivitForVideoClassification(config).eval()
-    folder = tmp_path_factory.mktemp("vivit")
-    hf.save_pretrained(folder)
-    return hf, vs.load_model(folder)
-
-
-def video(batch: int = 2, seed: int = 0) -> torch.Tensor:
-    return torch.randn(batch, 4, 3, 32, 32, generator=torch.Generator().manual_seed(seed))
+    return hf, through_folder(hf, tmp_path_factory.mktemp("vivit"))
 
 
 @torch.no_grad()
@@ -63,10 +53,9 @@ def test_in_memory_names_convert_too(pair) -> None:
 @torch.no_grad()
 def test_way_back_loads_in_transformers_with_the_same_outputs(pair, tmp_path) -> None:
     _, model = pair
-    (tmp_path / "config.json").write_text(json.dumps(vivit_config_to_hf(model.config)))
-    save_file(vivit_state_dict_to_hf({k: v.contiguous() for k, v in model.state_dict().items()}),
-              str(tmp_path / "model.safetensors"))
-    back = VivitForVideoClassification.from_pretrained(tmp_path).eval()
+    state = vivit_state_dict_to_hf({k: v.contiguous() for k, v in model.state_dict().items()})
+    back = VivitForVideoClassification.from_pretrained(write_hf_folder(tmp_path, vivit_config_to_hf(model.config),
+                                                                       state)).eval()
     x = video(seed=2)
     assert (back(pixel_values=x).logits - model(x)).abs().max() <= 1e-5
     assert back.config.id2label[3] == "action3"
@@ -78,12 +67,9 @@ def test_rlt_keeps_the_cls_token_and_each_tubelets_own_position(pair) -> None:
     hf, model = pair
     x = video(2, seed=3)
     x[0, 1:] = x[0, :1]  # clip 0 is still: RLT keeps its first of two time steps
-    model.set_reduction([vs.RLT(tau=0.01)])
-    try:
+    with reduced(model, [vs.RLT(tau=0.01)]):
         tokens = model.embed_input(x)
         logits = model(x)
-    finally:
-        model.set_reduction(None)
     assert tokens.seqlens == (1 + 4, 1 + 8)
     assert (tokens.pos[0] == NO_POSITION).all() and (tokens.pos[5] == NO_POSITION).all()
     ref = hf.vivit.embeddings(x)  # [B, 1 + 8, D]: CLS then tubelets, positions added
@@ -97,14 +83,7 @@ def test_rlt_keeps_the_cls_token_and_each_tubelets_own_position(pair) -> None:
                          ids=["rlt", "tome", "tokenprune", "svitt"])
 @torch.no_grad()
 def test_every_reducer_switched_off_equals_dense(pair, reducer: object) -> None:
-    _, model = pair
-    x = video(seed=4)
-    dense = model(x)
-    model.set_reduction([reducer])
-    try:
-        assert (model(x) - dense).abs().max() <= TOL
-    finally:
-        model.set_reduction(None)
+    assert switched_off_gap(pair[1], video(seed=4), reducer) <= TOL
 
 
 @pytest.mark.parametrize("reduction", [[vs.RLT(tau=0.05)], [ToMe(r=2)], [TokenPrune(layers=(0,), keep=0.5)],
@@ -113,8 +92,7 @@ def test_every_reducer_switched_off_equals_dense(pair, reducer: object) -> None:
 @torch.no_grad()
 def test_each_method_runs_on_decoded_frames(reduction: list[object]) -> None:
     model = vs.create_model("vivit-tiny", reduction=reduction).eval()
-    frames = torch.randint(0, 255, (2, 4, 32, 32, 3), dtype=torch.uint8)
-    out = model(frames)
+    out = model(decoded_frames())
     assert out.shape == (2, 10) and torch.isfinite(out).all()
 
 

@@ -3,15 +3,13 @@ positions, packed batches, reducers switched off equal dense, and the methods th
 
 from __future__ import annotations
 
-import json
-
 import pytest
 import torch
-from safetensors.torch import save_file
 from transformers import VJEPA2Config as HFConfig
 from transformers import VJEPA2ForVideoClassification, VJEPA2Model
 
 import vidslim as vs
+from model_checks import TOL, decoded_frames, reduced, switched_off_gap, through_folder, video, write_hf_folder
 from vidslim.attention.svitt import SparseAttention
 from vidslim.errors import ConfigError
 from vidslim.models.convert_vjepa2 import (
@@ -27,8 +25,6 @@ from vidslim.reduce.svitt_prune import TokenPrune
 from vidslim.tokenize.rlt import RandomMask
 from vidslim.tokens import grid_positions
 
-TOL = 1e-4
-
 
 def hf_config(**extra: object) -> HFConfig:
     # head width 48: three rotary parts of 16 dims, nothing left over; mlp_ratio 2 (the pooler stays 4x)
@@ -41,9 +37,7 @@ def hf_config(**extra: object) -> HFConfig:
 def encoder_pair(tmp_path_factory: pytest.TempPathFactory) -> tuple[VJEPA2Model, vs.models.base.ReducibleModel]:
     torch.manual_seed(0)
     hf = VJEPA2Model(hf_config()).eval()
-    folder = tmp_path_factory.mktemp("vjepa2")
-    hf.save_pretrained(folder)
-    return hf, vs.load_model(folder)
+    return hf, through_folder(hf, tmp_path_factory.mktemp("vjepa2"))
 
 
 @pytest.fixture(scope="module")
@@ -51,13 +45,7 @@ def classifier_pair(tmp_path_factory: pytest.TempPathFactory) -> tuple[VJEPA2For
     torch.manual_seed(1)
     labels = {i: f"class{i}" for i in range(5)}
     hf = VJEPA2ForVideoClassification(hf_config(id2label=labels, label2id={v: k for k, v in labels.items()})).eval()
-    folder = tmp_path_factory.mktemp("vjepa2cls")
-    hf.save_pretrained(folder)
-    return hf, vs.load_model(folder)
-
-
-def video(batch: int = 2, seed: int = 0) -> torch.Tensor:
-    return torch.randn(batch, 4, 3, 32, 32, generator=torch.Generator().manual_seed(seed))
+    return hf, through_folder(hf, tmp_path_factory.mktemp("vjepa2cls"))
 
 
 @torch.no_grad()
@@ -89,10 +77,9 @@ def test_in_memory_conversion_matches(classifier_pair) -> None:
 @torch.no_grad()
 def test_way_back_loads_in_transformers_with_the_same_outputs(classifier_pair, tmp_path) -> None:
     _, model = classifier_pair
-    (tmp_path / "config.json").write_text(json.dumps(vjepa2_config_to_hf(model.config)))
     state = vjepa2_state_dict_to_hf({k: v.contiguous() for k, v in model.state_dict().items()})
-    save_file(state, str(tmp_path / "model.safetensors"))
-    back = VJEPA2ForVideoClassification.from_pretrained(tmp_path).eval()
+    back = VJEPA2ForVideoClassification.from_pretrained(write_hf_folder(tmp_path, vjepa2_config_to_hf(model.config),
+                                                                        state)).eval()
     x = video(seed=3)
     assert (back(pixel_values_videos=x).logits - model(x)).abs().max() <= 1e-5
     assert back.config.id2label[4] == "class4"
@@ -105,11 +92,8 @@ def test_rlt_tokens_rotate_by_their_own_positions(encoder_pair) -> None:
     x = video(2, seed=4)
     x[0, 1:] = x[0, :1]  # clip 0 is a still frame: RLT drops the second time step
     x[1, 1:, :, :16] = x[1, :1, :, :16]  # clip 1 is still in its top half only
-    model.set_reduction([vs.RLT(tau=0.01)])
-    try:
+    with reduced(model, [vs.RLT(tau=0.01)]):
         tokens = model.forward_tokens(x)
-    finally:
-        model.set_reduction(None)
     assert tokens.seqlens == (4, 6)
     embedded = hf.encoder.embeddings(x)  # [B, 8, D]
     for b, (start, n) in enumerate(zip((0, 4), tokens.seqlens, strict=True)):
@@ -126,12 +110,9 @@ def test_a_packed_batch_equals_each_clip_alone(classifier_pair) -> None:
     _, model = classifier_pair
     x = video(2, seed=5)
     x[0, 1:] = x[0, :1]
-    model.set_reduction([vs.RLT(tau=0.01)])
-    try:
+    with reduced(model, [vs.RLT(tau=0.01)]):
         both = model(x)
         alone = torch.cat([model(x[i:i + 1]) for i in range(2)])
-    finally:
-        model.set_reduction(None)
     assert (both - alone).abs().max() <= TOL
 
 
@@ -141,14 +122,7 @@ def test_a_packed_batch_equals_each_clip_alone(classifier_pair) -> None:
 ], ids=["rlt", "random", "tome", "tokenprune", "svitt"])
 @torch.no_grad()
 def test_every_reducer_switched_off_equals_dense(classifier_pair, reducer: object) -> None:
-    _, model = classifier_pair
-    x = video(seed=6)
-    dense = model(x)
-    model.set_reduction([reducer])
-    try:
-        assert (model(x) - dense).abs().max() <= TOL
-    finally:
-        model.set_reduction(None)
+    assert switched_off_gap(classifier_pair[1], video(seed=6), reducer) <= TOL
 
 
 @pytest.mark.parametrize("reduction", [[vs.RLT(tau=0.05)], [RandomMask(keep=0.5, seed=0)], [ToMe(r=2)],
@@ -157,8 +131,7 @@ def test_every_reducer_switched_off_equals_dense(classifier_pair, reducer: objec
 @torch.no_grad()
 def test_each_method_runs_on_decoded_frames(reduction: list[object]) -> None:
     model = vs.create_model("vjepa2-tiny", num_classes=3, reduction=reduction).eval()
-    frames = torch.randint(0, 255, (2, 4, 32, 32, 3), dtype=torch.uint8)
-    out = model(frames)
+    out = model(decoded_frames())
     assert out.shape == (2, 3) and torch.isfinite(out).all()
 
 

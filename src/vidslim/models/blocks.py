@@ -401,7 +401,8 @@ class ClipBlock(Block):
 
 
 class VideoMAEBlock(Block):
-    """VideoMAE v2's Block: norm1, attn (qkv, q_bias, v_bias, proj), norm2, mlp (fc1, fc2); GELU."""
+    """VideoMAE v2's Block: norm1, attn (qkv, q_bias, v_bias, proj), norm2, mlp (fc1, fc2); GELU. `attn` replaces
+    the attention (same names around it: `vit_block.ViTBlock`)."""
 
     def __init__(
         self,
@@ -412,10 +413,11 @@ class VideoMAEBlock(Block):
         qkv_bias: bool = True,
         act: str = "gelu",
         drop_path_rate: float = 0.0,
+        attn: Attention | None = None,
     ) -> None:
         super().__init__()
         self.norm1 = nn.LayerNorm(dim, eps=eps)
-        self.attn = VideoMAEAttention(dim, heads, qkv_bias)
+        self.attn = attn if attn is not None else VideoMAEAttention(dim, heads, qkv_bias)
         self.norm2 = nn.LayerNorm(dim, eps=eps)
         self.mlp = VideoMAEMLP(dim, mlp_dim, act)
         self.drop_path_rate = drop_path_rate

@@ -38,9 +38,9 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from vidslim.errors import ConfigError
-from vidslim.io.transforms import CLIP_MEAN, CLIP_STD
 from vidslim.models.base import ReducibleModel
 from vidslim.models.blocks import ClipBlock, drop_path_rates, run_blocks
+from vidslim.models.config_shape import FrameTextShape
 from vidslim.models.positions import frame_positions
 from vidslim.tokens import NO_POSITION, Tokens
 from vidslim.tokens.protocol import HookContext, ReducerHooks
@@ -48,50 +48,11 @@ from vidslim.tokens.selection import Selection, as_selection
 
 
 @dataclasses.dataclass
-class ClipConfig:
+class ClipConfig(FrameTextShape):
     """Shape of a CLIP ViT (vision + text). `eot_token_id=None` pools at argmax(ids) (OpenAI's rule)."""
 
-    embed_dim: int = 512
-    image_size: int = 224
-    patch_size: int = 32
-    vision_width: int = 768
-    vision_layers: int = 12
-    vision_heads: int = 12
-    vision_mlp_dim: int = 3072
-    context_length: int = 77
-    vocab_size: int = 49408
-    text_width: int = 512
-    text_heads: int = 8
-    text_layers: int = 12
-    text_mlp_dim: int = 2048
-    norm_eps: float = 1e-5
-    act: str = "quick_gelu"
     eot_token_id: int | None = 49407
-    in_chans: int = 3
-    num_frames: int = 12
-    num_classes: int = 0
-    drop_path: float = 0.0
     logit_scale_init: float = math.log(1 / 0.07)
-    image_mean: tuple[float, ...] = CLIP_MEAN
-    image_std: tuple[float, ...] = CLIP_STD
-    class_names: tuple[str, ...] | None = None
-
-    @property
-    def grid(self) -> tuple[int, int]:
-        side = self.image_size // self.patch_size
-        return (side, side)
-
-    def validate(self) -> None:
-        """Raise ConfigError when the sizes do not fit together."""
-        if self.image_size % self.patch_size:
-            raise ConfigError(f"image_size={self.image_size} must be a multiple of patch_size={self.patch_size}")
-        if self.vision_width % self.vision_heads or self.text_width % self.text_heads:
-            raise ConfigError(
-                f"vision_width={self.vision_width} / text_width={self.text_width} must be divisible by "
-                f"vision_heads={self.vision_heads} / text_heads={self.text_heads}"
-            )
-        if self.class_names is not None and len(self.class_names) != self.num_classes:
-            raise ConfigError(f"{len(self.class_names)} class names for a head of num_classes={self.num_classes}")
 
 
 class Transformer(nn.Module):

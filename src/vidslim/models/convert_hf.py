@@ -16,13 +16,14 @@ refused naming its config.json field (`vidslim.models.guards`), before any weigh
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from typing import Any
 
-import torch
 from torch import Tensor
 
 from vidslim.errors import CheckpointError
 from vidslim.models.clip import ClipConfig
+from vidslim.models.convert_rules import Fuser, Rule, rename, rules
 from vidslim.models.guards import check_config
 from vidslim.models.video_vit import VideoViTConfig
 
@@ -164,63 +165,73 @@ def clip_config_from_hf(cfg: dict[str, Any], where: str = "config.json") -> Clip
     return config
 
 
-_CLIP_RENAMES: list[tuple[str, str]] = [
-    (r"^text_model\.embeddings\.token_embedding\.", "token_embedding."),
-    (r"^text_model\.embeddings\.position_embedding\.weight$", "positional_embedding"),
-    (r"^text_model\.encoder\.layers\.", "transformer.resblocks."),
-    (r"^text_model\.final_layer_norm\.", "ln_final."),
-    (r"^vision_model\.embeddings\.class_embedding$", "visual.class_embedding"),
-    (r"^vision_model\.embeddings\.patch_embedding\.", "visual.conv1."),
-    (r"^vision_model\.embeddings\.position_embedding\.weight$", "visual.positional_embedding"),
-    (r"^vision_model\.pre_layrnorm\.", "visual.ln_pre."),
-    (r"^vision_model\.encoder\.layers\.", "visual.transformer.resblocks."),
-    (r"^vision_model\.post_layernorm\.", "visual.ln_post."),
-    (r"\.self_attn\.out_proj\.", ".attn.out_proj."),
-    (r"\.layer_norm1\.", ".ln_1."),
-    (r"\.layer_norm2\.", ".ln_2."),
-    (r"\.mlp\.fc1\.", ".mlp.c_fc."),
-    (r"\.mlp\.fc2\.", ".mlp.c_proj."),
+#: transformers <-> OpenAI name pieces of the text tower CLIP, SigLIP and X-CLIP share
+CLIP_TEXT_NAMES = [
+    ("^text_model.embeddings.token_embedding.", "^token_embedding."),
+    ("^text_model.embeddings.position_embedding.weight$", "^positional_embedding$"),
+    ("^text_model.encoder.layers.", "^transformer.resblocks."),
+    ("^text_model.final_layer_norm.", "^ln_final."),
 ]
+#: ... of a block in any of their towers
+CLIP_BLOCK_NAMES = [
+    (".self_attn.out_proj.", ".attn.out_proj."),
+    (".layer_norm1.", ".ln_1."),
+    (".layer_norm2.", ".ln_2."),
+    (".mlp.fc1.", ".mlp.c_fc."),
+    (".mlp.fc2.", ".mlp.c_proj."),
+]
+#: the projections CLIPModel and XCLIPModel keep as Linear weights [E, W], OpenAI as matrices [W, E]
+CLIP_PROJECTIONS = {"visual_projection.weight": "visual.proj", "text_projection.weight": "text_projection"}
 
 
-def _rename(key: str, rules: list[tuple[str, str]]) -> str:
-    for pattern, repl in rules:
-        key = re.sub(pattern, repl, key)
-    return key
+def clip_vision_names(pre_layernorm: str = "pre_layrnorm") -> list[tuple[str, str]]:
+    """transformers <-> OpenAI name pieces of CLIP's image tower (CLIPModel spells its pre-LayerNorm
+    `pre_layrnorm`, XCLIPModel `pre_layernorm`)."""
+    return [
+        ("^vision_model.embeddings.class_embedding$", "^visual.class_embedding$"),
+        ("^vision_model.embeddings.patch_embedding.", "^visual.conv1."),
+        ("^vision_model.embeddings.position_embedding.weight$", "^visual.positional_embedding$"),
+        (f"^vision_model.{pre_layernorm}.", "^visual.ln_pre."),
+        ("^vision_model.encoder.layers.", "^visual.transformer.resblocks."),
+        ("^vision_model.post_layernorm.", "^visual.ln_post."),
+    ]
 
 
-def _fuse(
-    parts: dict[str, dict[str, tuple[str, Tensor]]], names: tuple[str, ...], fused: str, out: dict[str, Tensor]
-) -> None:
-    """Concatenate per-prefix q/k/v tensors into `prefix + fused`; incomplete groups keep their original keys."""
-    for prefix, group in parts.items():
-        if all(n in group for n in names):
-            out[prefix + fused] = torch.cat([group[n][1] for n in names], dim=0)
-        else:
-            out.update(dict(group.values()))
+CLIP_NAMES = CLIP_TEXT_NAMES + clip_vision_names() + CLIP_BLOCK_NAMES
+
+
+def clip_layout_from_hf(
+    state: dict[str, Tensor],
+    renames: list[Rule],
+    attention: tuple[str, ...] = ("self_attn",),
+    projections: dict[str, str] | None = None,
+    reshape: Callable[[str, Tensor], Tensor] | None = None,
+) -> dict[str, Tensor]:
+    """transformers names -> OpenAI's for a model in CLIP's layout (CLIP, SigLIP, X-CLIP): `renames` applied, the
+    `projections` transposed, the q/k/v of every module in `attention` fused into its `in_proj_weight/bias`
+    (`self_attn` becomes `attn`; other modules keep their name), `reshape(name, value)` for the rest."""
+    out: dict[str, Tensor] = {}
+    in_proj = Fuser(("q", "k", "v"))
+    projections = projections or {}
+    qkv = re.compile(rf"^(.*\.)({'|'.join(attention)})\.([qkv])_proj\.(weight|bias)$")
+    for key, value in state.items():
+        if key.endswith("position_ids"):
+            continue
+        if key in projections:
+            out[projections[key]] = value.t().contiguous()
+            continue
+        name = rename(key, renames)
+        if m := qkv.match(name):
+            module = "attn" if m.group(2) == "self_attn" else m.group(2)
+            in_proj.add(f"{m.group(1)}{module}.in_proj_{m.group(4)}", m.group(3), key, value)
+            continue
+        out[name] = reshape(name, value) if reshape is not None else value
+    return in_proj.into(out)
 
 
 def clip_state_dict_from_hf(state: dict[str, Tensor]) -> dict[str, Tensor]:
     """Rename a CLIPModel state dict to OpenAI names (fusing q/k/v, transposing the projections)."""
-    out: dict[str, Tensor] = {}
-    weights: dict[str, dict[str, tuple[str, Tensor]]] = {}
-    biases: dict[str, dict[str, tuple[str, Tensor]]] = {}
-    for key, value in state.items():
-        if key.endswith("position_ids"):
-            continue
-        if key in ("visual_projection.weight", "text_projection.weight"):
-            out["visual.proj" if key.startswith("visual") else "text_projection"] = value.t().contiguous()
-            continue
-        name = _rename(key, _CLIP_RENAMES)
-        m = re.match(r"^(.*\.)self_attn\.([qkv])_proj\.(weight|bias)$", name)
-        if m:
-            prefix = m.group(1) + "attn."
-            (weights if m.group(3) == "weight" else biases).setdefault(prefix, {})[m.group(2)] = (key, value)
-            continue
-        out[name] = value
-    _fuse(weights, ("q", "k", "v"), "in_proj_weight", out)
-    _fuse(biases, ("q", "k", "v"), "in_proj_bias", out)
-    return out
+    return clip_layout_from_hf(state, rules(CLIP_NAMES), projections=CLIP_PROJECTIONS)
 
 
 # -------------------------------------------------------------------------------------------------- VideoMAE
@@ -292,15 +303,14 @@ _VIDEOMAE_RENAMES: list[tuple[str, str]] = [
 def videomae_state_dict_from_hf(state: dict[str, Tensor]) -> dict[str, Tensor]:
     """Rename a VideoMAEForVideoClassification state dict to VideoMAE v2 names (fusing q/k/v weights)."""
     out: dict[str, Tensor] = {}
-    weights: dict[str, dict[str, tuple[str, Tensor]]] = {}
+    qkv = Fuser(("query", "key", "value"))
     for key, value in state.items():
         if key.endswith("position_embeddings"):
             continue  # the fixed sinusoid table, when a checkpoint carries it: rebuilt by the model
-        name = _rename(key, _VIDEOMAE_RENAMES)
+        name = rename(key, _VIDEOMAE_RENAMES)
         m = re.match(r"^(blocks\.\d+\.)attention\.attention\.(query|key|value)\.weight$", name)
         if m:
-            weights.setdefault(m.group(1) + "attn.", {})[m.group(2)] = (key, value)
+            qkv.add(m.group(1) + "attn.qkv.weight", m.group(2), key, value)
             continue
         out[name] = value
-    _fuse(weights, ("query", "key", "value"), "qkv.weight", out)
-    return out
+    return qkv.into(out)

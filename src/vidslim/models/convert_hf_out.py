@@ -13,33 +13,18 @@ back gives the same tensors.
 from __future__ import annotations
 
 import logging
-import re
+from collections.abc import Callable
 from typing import Any
 
 from torch import Tensor
 
 from vidslim.errors import ConfigError
 from vidslim.models.clip import ClipConfig
+from vidslim.models.convert_hf import CLIP_NAMES, CLIP_PROJECTIONS
+from vidslim.models.convert_rules import Rule, rename, rules, split_fused
 from vidslim.models.video_vit import VideoViTConfig
 
 logger = logging.getLogger(__name__)
-
-
-def _rename(key: str, rules: list[tuple[str, str]]) -> str:
-    for pattern, repl in rules:
-        key = re.sub(pattern, repl, key)
-    return key
-
-
-def split_qkv(key: str, value: Tensor, fused: str, names: tuple[str, str, str], template: str,
-              out: dict[str, Tensor]) -> bool:
-    """Split `value` (3 equal row blocks) into `template.format(prefix, name)` keys when `key` ends with `fused`."""
-    if not key.endswith(fused):
-        return False
-    prefix = key[: -len(fused)]
-    for name, part in zip(names, value.chunk(3, dim=0), strict=True):
-        out[template.format(prefix, name)] = part.contiguous()
-    return True
 
 
 def id2label(class_names: tuple[str, ...] | None, num_classes: int) -> dict[str, Any]:
@@ -67,40 +52,37 @@ def clip_config_to_hf(c: ClipConfig) -> dict[str, Any]:
             "logit_scale_init_value": c.logit_scale_init, "text_config": text, "vision_config": vision}
 
 
-_CLIP_BACK: list[tuple[str, str]] = [
-    (r"^token_embedding\.", "text_model.embeddings.token_embedding."),
-    (r"^positional_embedding$", "text_model.embeddings.position_embedding.weight"),
-    (r"^transformer\.resblocks\.", "text_model.encoder.layers."),
-    (r"^ln_final\.", "text_model.final_layer_norm."),
-    (r"^visual\.class_embedding$", "vision_model.embeddings.class_embedding"),
-    (r"^visual\.conv1\.", "vision_model.embeddings.patch_embedding."),
-    (r"^visual\.positional_embedding$", "vision_model.embeddings.position_embedding.weight"),
-    (r"^visual\.ln_pre\.", "vision_model.pre_layrnorm."),
-    (r"^visual\.transformer\.resblocks\.", "vision_model.encoder.layers."),
-    (r"^visual\.ln_post\.", "vision_model.post_layernorm."),
-    (r"\.attn\.out_proj\.", ".self_attn.out_proj."),
-    (r"\.ln_1\.", ".layer_norm1."),
-    (r"\.ln_2\.", ".layer_norm2."),
-    (r"\.mlp\.c_fc\.", ".mlp.fc1."),
-    (r"\.mlp\.c_proj\.", ".mlp.fc2."),
-]
+def clip_layout_to_hf(
+    state: dict[str, Tensor],
+    renames: list[Rule],
+    attention: tuple[str, ...] = ("attn",),
+    projections: dict[str, str] | None = None,
+    reshape: Callable[[str, Tensor], Tensor] | None = None,
+) -> dict[str, Tensor]:
+    """OpenAI names -> transformers' for a model in CLIP's layout, the mirror of `convert_hf.clip_layout_from_hf`:
+    `renames` applied, the `projections` (transformers name -> ours) transposed back, `reshape(name, value)` on the
+    renamed tensors, and the fused `in_proj_weight/bias` of every module in `attention` split into q/k/v
+    projections (`attn` becomes `self_attn`)."""
+    back = {ours: theirs for theirs, ours in (projections or {}).items()}
+    out: dict[str, Tensor] = {}
+    for key, value in state.items():
+        if key in back:
+            out[back[key]] = value.t().contiguous()
+            continue
+        name = rename(key, renames)
+        if reshape is not None:
+            value = reshape(name, value)
+        if any(split_fused(name, value, f".{module}.in_proj_{param}", ("q", "k", "v"),
+                           f"{{}}.{'self_attn' if module == 'attn' else module}.{{}}_proj.{param}", out)
+               for module in attention for param in ("weight", "bias")):
+            continue
+        out[name] = value
+    return out
 
 
 def clip_state_dict_to_hf(state: dict[str, Tensor]) -> dict[str, Tensor]:
     """OpenAI CLIP names -> CLIPModel names (q/k/v split, projections transposed)."""
-    out: dict[str, Tensor] = {}
-    for key, value in state.items():
-        if key in ("visual.proj", "text_projection"):
-            name = "visual_projection.weight" if key == "visual.proj" else "text_projection.weight"
-            out[name] = value.t().contiguous()
-            continue
-        name = _rename(key, _CLIP_BACK)
-        if split_qkv(name, value, ".attn.in_proj_weight", ("q", "k", "v"), "{}.self_attn.{}_proj.weight", out):
-            continue
-        if split_qkv(name, value, ".attn.in_proj_bias", ("q", "k", "v"), "{}.self_attn.{}_proj.bias", out):
-            continue
-        out[name] = value
-    return out
+    return clip_layout_to_hf(state, rules(CLIP_NAMES, back=True), projections=CLIP_PROJECTIONS)
 
 
 # -------------------------------------------------------------------------------------------------- VideoMAE
@@ -138,13 +120,13 @@ def videomae_state_dict_to_hf(state: dict[str, Tensor]) -> dict[str, Tensor]:
     """VideoMAE v2 names -> VideoMAEForVideoClassification names (qkv split)."""
     out: dict[str, Tensor] = {}
     for key, value in state.items():
-        name = _rename(key, _VIDEOMAE_BACK)
-        if split_qkv(name, value, ".attn.qkv.weight", ("query", "key", "value"), "{}.attention.attention.{}.weight",
-                     out):
+        name = rename(key, _VIDEOMAE_BACK)
+        if split_fused(name, value, ".attn.qkv.weight", ("query", "key", "value"), "{}.attention.attention.{}.weight",
+                       out):
             continue
         out[name] = value
     return out
 
 
-__all__ = ["clip_config_to_hf", "clip_state_dict_to_hf", "id2label", "split_qkv", "videomae_config_to_hf",
+__all__ = ["clip_config_to_hf", "clip_layout_to_hf", "clip_state_dict_to_hf", "id2label", "videomae_config_to_hf",
            "videomae_state_dict_to_hf"]

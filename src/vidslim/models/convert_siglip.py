@@ -13,14 +13,22 @@ is refused.
 from __future__ import annotations
 
 import math
-import re
 from typing import Any
 
 from torch import Tensor
 
 from vidslim.errors import CheckpointError
-from vidslim.models.convert_hf import _float, _fuse, _int, _rename, _section, _square
-from vidslim.models.convert_hf_out import split_qkv
+from vidslim.models.convert_hf import (
+    CLIP_BLOCK_NAMES,
+    CLIP_TEXT_NAMES,
+    _float,
+    _int,
+    _section,
+    _square,
+    clip_layout_from_hf,
+)
+from vidslim.models.convert_hf_out import clip_layout_to_hf
+from vidslim.models.convert_rules import Rule, rules
 from vidslim.models.guards import check_config
 from vidslim.models.siglip import SiglipConfig
 
@@ -83,52 +91,39 @@ def siglip_config_from_hf(cfg: dict[str, Any], where: str = "config.json") -> Si
     return config
 
 
-_IN: list[tuple[str, str]] = [
-    (r"^text_model\.embeddings\.token_embedding\.", "token_embedding."),
-    (r"^text_model\.embeddings\.position_embedding\.weight$", "positional_embedding"),
-    (r"^text_model\.encoder\.layers\.", "transformer.resblocks."),
-    (r"^text_model\.final_layer_norm\.", "ln_final."),
-    (r"^text_model\.head\.", "text_head."),
-    (r"^vision_model\.embeddings\.patch_embedding\.", "visual.conv1."),
-    (r"^vision_model\.embeddings\.position_embedding\.weight$", "visual.positional_embedding"),
-    (r"^vision_model\.encoder\.layers\.", "visual.transformer.resblocks."),
-    (r"^vision_model\.post_layernorm\.", "visual.ln_post."),
+#: transformers <-> vidslim name pieces SigLIP adds to CLIP's text tower, and of its image tower
+_NAMES = [
+    *CLIP_TEXT_NAMES,
+    ("^text_model.head.", "^text_head."),
+    ("^vision_model.embeddings.patch_embedding.", "^visual.conv1."),
+    ("^vision_model.embeddings.position_embedding.weight$", "^visual.positional_embedding$"),
+    ("^vision_model.encoder.layers.", "^visual.transformer.resblocks."),
+    ("^vision_model.post_layernorm.", "^visual.ln_post."),
+]
+#: the MAP head: nn.MultiheadAttention's names under `attention` there, right under `head` here
+_HEAD_IN: list[Rule] = [
     (r"^vision_model\.head\.attention\.", "visual.head."),
     (r"^vision_model\.head\.layernorm\.", "visual.head.ln."),
     (r"^vision_model\.head\.", "visual.head."),
-    (r"\.self_attn\.out_proj\.", ".attn.out_proj."),
-    (r"\.layer_norm1\.", ".ln_1."),
-    (r"\.layer_norm2\.", ".ln_2."),
-    (r"\.mlp\.fc1\.", ".mlp.c_fc."),
-    (r"\.mlp\.fc2\.", ".mlp.c_proj."),
 ]
+_IN = rules(_NAMES) + _HEAD_IN + rules(CLIP_BLOCK_NAMES)
+
+
+def _tensor_from_hf(name: str, value: Tensor) -> Tensor:
+    """The probe flattened; SigLIP 2's Linear patch embedding over (row, col, channel) as the Conv2d it equals."""
+    if name == "visual.head.probe":
+        return value.reshape(-1)
+    if name == "visual.conv1.weight" and value.dim() == 2:
+        channels = 3 if value.shape[1] % 3 == 0 else 1  # RGB, as every published SigLIP 2
+        p = math.isqrt(value.shape[1] // channels)
+        return value.reshape(value.shape[0], p, p, channels).permute(0, 3, 1, 2).contiguous()
+    return value
 
 
 def siglip_state_dict_from_hf(state: dict[str, Tensor]) -> dict[str, Tensor]:
     """SiglipModel / Siglip2Model names -> vidslim SigLIP names (q/k/v fused, probe flattened, a Linear patch
     embedding reshaped to the Conv2d it equals)."""
-    out: dict[str, Tensor] = {}
-    weights: dict[str, dict[str, tuple[str, Tensor]]] = {}
-    biases: dict[str, dict[str, tuple[str, Tensor]]] = {}
-    for key, value in state.items():
-        if key.endswith("position_ids"):
-            continue
-        name = _rename(key, _IN)
-        m = re.match(r"^(.*\.)self_attn\.([qkv])_proj\.(weight|bias)$", name)
-        if m:
-            (weights if m.group(3) == "weight" else biases).setdefault(m.group(1) + "attn.", {})[m.group(2)] = (
-                key, value)
-            continue
-        if name == "visual.head.probe":
-            value = value.reshape(-1)
-        elif name == "visual.conv1.weight" and value.dim() == 2:  # SigLIP 2: Linear over (row, col, channel)
-            channels = 3 if value.shape[1] % 3 == 0 else 1  # RGB, as every published SigLIP 2
-            p = math.isqrt(value.shape[1] // channels)
-            value = value.reshape(value.shape[0], p, p, channels).permute(0, 3, 1, 2).contiguous()
-        out[name] = value
-    _fuse(weights, ("q", "k", "v"), "in_proj_weight", out)
-    _fuse(biases, ("q", "k", "v"), "in_proj_bias", out)
-    return out
+    return clip_layout_from_hf(state, _IN, reshape=_tensor_from_hf)
 
 
 def siglip_config_to_hf(c: SiglipConfig) -> dict[str, Any]:
@@ -152,46 +147,26 @@ def siglip_config_to_hf(c: SiglipConfig) -> dict[str, Any]:
     return {"model_type": "siglip", "architectures": ["SiglipModel"], "text_config": text, "vision_config": vision}
 
 
-_OUT: list[tuple[str, str]] = [
-    (r"^token_embedding\.", "text_model.embeddings.token_embedding."),
-    (r"^positional_embedding$", "text_model.embeddings.position_embedding.weight"),
-    (r"^transformer\.resblocks\.", "text_model.encoder.layers."),
-    (r"^ln_final\.", "text_model.final_layer_norm."),
-    (r"^text_head\.", "text_model.head."),
-    (r"^visual\.conv1\.", "vision_model.embeddings.patch_embedding."),
-    (r"^visual\.positional_embedding$", "vision_model.embeddings.position_embedding.weight"),
-    (r"^visual\.transformer\.resblocks\.", "vision_model.encoder.layers."),
-    (r"^visual\.ln_post\.", "vision_model.post_layernorm."),
+_HEAD_OUT: list[Rule] = [
     (r"^visual\.head\.(in_proj_weight|in_proj_bias|out_proj\.)", r"vision_model.head.attention.\1"),
     (r"^visual\.head\.ln\.", "vision_model.head.layernorm."),
     (r"^visual\.head\.mlp\.c_fc\.", "vision_model.head.mlp.fc1."),
     (r"^visual\.head\.mlp\.c_proj\.", "vision_model.head.mlp.fc2."),
     (r"^visual\.head\.probe$", "vision_model.head.probe"),
-    (r"\.attn\.out_proj\.", ".self_attn.out_proj."),
-    (r"\.ln_1\.", ".layer_norm1."),
-    (r"\.ln_2\.", ".layer_norm2."),
-    (r"\.mlp\.c_fc\.", ".mlp.fc1."),
-    (r"\.mlp\.c_proj\.", ".mlp.fc2."),
 ]
+_OUT = rules(_NAMES, back=True) + _HEAD_OUT + rules(CLIP_BLOCK_NAMES, back=True)
 
 
 def _state_to_hf(state: dict[str, Tensor], siglip2: bool) -> dict[str, Tensor]:
-    out: dict[str, Tensor] = {}
-    for key, value in state.items():
-        name = _rename(key, _OUT)
+    def reshape(name: str, value: Tensor) -> Tensor:
         if name == "vision_model.head.probe":
-            value = value.reshape(1, 1, -1)
-        elif siglip2 and name == "vision_model.embeddings.patch_embedding.weight":
-            value = value.permute(0, 2, 3, 1).reshape(value.shape[0], -1).contiguous()
-        if name.startswith("vision_model.head."):  # nn.MultiheadAttention keeps its fused names
-            out[name] = value
-            continue
-        if split_qkv(name, value, ".attn.in_proj_weight", ("q", "k", "v"), "{}.self_attn.{}_proj.weight", out):
-            continue
-        if split_qkv(name, value, ".attn.in_proj_bias", ("q", "k", "v"), "{}.self_attn.{}_proj.bias", out):
-            continue
-        out[name] = value
-    return out
+            return value.reshape(1, 1, -1)
+        if siglip2 and name == "vision_model.embeddings.patch_embedding.weight":
+            return value.permute(0, 2, 3, 1).reshape(value.shape[0], -1).contiguous()
+        return value
+
+    # the MAP head keeps nn.MultiheadAttention's fused names: only `attn` modules are split
+    return clip_layout_to_hf(state, _OUT, reshape=reshape)
 
 
 def siglip_state_dict_to_hf(state: dict[str, Tensor]) -> dict[str, Tensor]:

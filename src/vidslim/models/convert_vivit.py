@@ -19,7 +19,8 @@ from typing import Any
 from torch import Tensor
 
 from vidslim.errors import CheckpointError
-from vidslim.models.convert_hf import _float, _fuse, _int, _rename, _square
+from vidslim.models.convert_hf import _float, _int, _square
+from vidslim.models.convert_rules import Fuser, rename, split_fused
 from vidslim.models.guards import check_config
 from vidslim.models.vivit import ViViTConfig
 
@@ -92,6 +93,7 @@ _RENAMES: list[tuple[str, str]] = [
     (r"^classifier\.", "head."),
 ]
 _BACK: list[tuple[str, str]] = [
+    (r"^blocks\.(\d+)\.attn\.qkv\.(weight|bias)$", r"vivit.layers.\1.attention.qkv.\2"),  # split below
     (r"^cls_token$", "vivit.embeddings.cls_token"),
     (r"^pos_embed$", "vivit.embeddings.position_embeddings"),
     (r"^patch_embed\.proj\.", "vivit.embeddings.patch_embeddings.projection."),
@@ -107,17 +109,16 @@ _BACK: list[tuple[str, str]] = [
 def vivit_state_dict_from_hf(state: dict[str, Tensor]) -> dict[str, Tensor]:
     """Rename a VivitForVideoClassification state dict to vidslim names (fusing q/k/v)."""
     out: dict[str, Tensor] = {}
-    groups: dict[str, dict[str, tuple[str, Tensor]]] = {}
+    qkv = Fuser(("q", "k", "v"))
     for key, value in state.items():
-        name = _rename(key, _RENAMES)
+        name = rename(key, _RENAMES)
         m = re.match(r"^(blocks\.\d+\.)attention\.(?:attention\.)?(q|k|v|query|key|value)(?:_proj)?\.(weight|bias)$",
                      name)
         if m:
-            groups.setdefault(f"{m.group(1)}attn.qkv.{m.group(3)}", {})[m.group(2)[0]] = (key, value)
+            qkv.add(f"{m.group(1)}attn.qkv.{m.group(3)}", m.group(2)[0], key, value)
             continue
         out[name] = value
-    _fuse(groups, ("q", "k", "v"), "", out)
-    return out
+    return qkv.into(out)
 
 
 def vivit_state_dict_to_hf(state: dict[str, Tensor]) -> dict[str, Tensor]:
@@ -126,14 +127,12 @@ def vivit_state_dict_to_hf(state: dict[str, Tensor]) -> dict[str, Tensor]:
     for key, value in state.items():
         if key.startswith("reduction_modules."):
             continue
-        m = re.match(r"^blocks\.(\d+)\.attn\.qkv\.(weight|bias)$", key)
-        if m:
-            for part, chunk in zip("qkv", value.chunk(3), strict=True):
-                out[f"vivit.layers.{m.group(1)}.attention.{part}_proj.{m.group(2)}"] = chunk.clone()
-            continue
-        name = _rename(key, _BACK)
+        name = rename(key, _BACK)
         if name == key:
             raise CheckpointError(f"ViViT export: tensor {key!r} has no transformers name")
+        if any(split_fused(name, value, f".attention.qkv.{param}", ("q", "k", "v"), f"{{}}.attention.{{}}_proj.{param}",
+                           out, copy=True) for param in ("weight", "bias")):
+            continue
         out[name] = value
     return out
 

@@ -19,7 +19,8 @@ from typing import Any
 from torch import Tensor
 
 from vidslim.errors import CheckpointError
-from vidslim.models.convert_hf import _act, _float, _fuse, _int, _rename, _square
+from vidslim.models.convert_hf import _act, _float, _int, _square
+from vidslim.models.convert_rules import Fuser, rename
 from vidslim.models.guards import check_config
 from vidslim.models.vjepa2 import VJEPA2Config
 
@@ -104,11 +105,10 @@ _RENAMES: list[tuple[str, str]] = [
 def vjepa2_state_dict_from_hf(state: dict[str, Tensor]) -> dict[str, Tensor]:
     """Rename a V-JEPA 2 state dict to vidslim names (fusing q/k/v and the pooler's k/v; predictor left out)."""
     out: dict[str, Tensor] = {}
-    qkv: dict[str, dict[str, tuple[str, Tensor]]] = {}
-    kv: dict[str, dict[str, tuple[str, Tensor]]] = {}
+    qkv, kv = Fuser(("q", "k", "v")), Fuser(("k", "v"))
     dropped = 0
     for key, value in state.items():
-        name = _rename(key, _RENAMES)
+        name = rename(key, _RENAMES)
         if name.startswith("predictor."):
             dropped += 1
             continue
@@ -118,15 +118,14 @@ def vjepa2_state_dict_from_hf(state: dict[str, Tensor]) -> dict[str, Tensor]:
         m = re.match(r"^(.*\.)attention\.(query|key|value)\.(weight|bias)$", name) or re.match(
             r"^(pooler\.blocks\.\d+\.)self_attn\.([qkv])_proj\.(weight|bias)$", name)
         if m:
-            qkv.setdefault(f"{m.group(1)}attn.qkv.{m.group(3)}", {})[m.group(2)[0]] = (key, value)
+            qkv.add(f"{m.group(1)}attn.qkv.{m.group(3)}", m.group(2)[0], key, value)
             continue
         m = re.match(r"^pooler\.cross\.cross_attn\.([kv])_proj\.(weight|bias)$", name)
         if m:
-            kv.setdefault(f"pooler.cross.kv.{m.group(2)}", {})[m.group(1)] = (key, value)
+            kv.add(f"pooler.cross.kv.{m.group(2)}", m.group(1), key, value)
             continue
         out[name] = value
-    _fuse(qkv, ("q", "k", "v"), "", out)
-    _fuse(kv, ("k", "v"), "", out)
+    kv.into(qkv.into(out))
     if dropped:
         logger.info("V-JEPA 2: %d predictor tensors left out (vidslim runs the encoder only)", dropped)
     return out

@@ -13,14 +13,25 @@ rule, so `eot_token_id` is None.
 
 from __future__ import annotations
 
-import re
 from typing import Any
 
 from torch import Tensor
 
 from vidslim.errors import CheckpointError
-from vidslim.models.convert_hf import _act, _float, _fuse, _int, _rename, _section, _square
-from vidslim.models.convert_hf_out import split_qkv
+from vidslim.models.convert_hf import (
+    CLIP_BLOCK_NAMES,
+    CLIP_PROJECTIONS,
+    CLIP_TEXT_NAMES,
+    _act,
+    _float,
+    _int,
+    _section,
+    _square,
+    clip_layout_from_hf,
+    clip_vision_names,
+)
+from vidslim.models.convert_hf_out import clip_layout_to_hf
+from vidslim.models.convert_rules import Rule, rules
 from vidslim.models.guards import check_config
 from vidslim.models.xclip import XClipConfig
 
@@ -85,52 +96,30 @@ def xclip_config_from_hf(cfg: dict[str, Any], where: str = "config.json") -> XCl
     return config
 
 
-_IN: list[tuple[str, str]] = [
-    (r"^text_model\.embeddings\.token_embedding\.", "token_embedding."),
-    (r"^text_model\.embeddings\.position_embedding\.weight$", "positional_embedding"),
-    (r"^text_model\.encoder\.layers\.", "transformer.resblocks."),
-    (r"^text_model\.final_layer_norm\.", "ln_final."),
-    (r"^vision_model\.embeddings\.class_embedding$", "visual.class_embedding"),
-    (r"^vision_model\.embeddings\.patch_embedding\.", "visual.conv1."),
-    (r"^vision_model\.embeddings\.position_embedding\.weight$", "visual.positional_embedding"),
-    (r"^vision_model\.pre_layernorm\.", "visual.ln_pre."),
-    (r"^vision_model\.encoder\.layers\.", "visual.transformer.resblocks."),
-    (r"^vision_model\.post_layernorm\.", "visual.ln_post."),
-    (r"^prompts_visual_layernorm\.", "visual.prompts_visual_ln."),
-    (r"^prompts_visual_projection$", "visual.prompts_visual_proj"),
-    (r"^mit\.encoder\.layers\.", "mit.transformer.resblocks."),
+#: transformers <-> vidslim name pieces of X-CLIP's towers and its own parts
+_NAMES = [
+    *CLIP_TEXT_NAMES,
+    *clip_vision_names("pre_layernorm"),
+    ("^prompts_visual_layernorm.", "^visual.prompts_visual_ln."),
+    ("^prompts_visual_projection$", "^visual.prompts_visual_proj$"),
+    ("^mit.encoder.layers.", "^mit.transformer.resblocks."),
+]
+_PROMPT_MLP_IN: list[Rule] = [
     (r"^(prompts_generator\.decoder\.\d+\.mlp)\.0\.", r"\1.c_fc."),
     (r"^(prompts_generator\.decoder\.\d+\.mlp)\.3\.", r"\1.c_proj."),
-    (r"\.self_attn\.out_proj\.", ".attn.out_proj."),
-    (r"\.layer_norm1\.", ".ln_1."),
-    (r"\.layer_norm2\.", ".ln_2."),
-    (r"\.mlp\.fc1\.", ".mlp.c_fc."),
-    (r"\.mlp\.fc2\.", ".mlp.c_proj."),
 ]
-_PROJECTIONS = {"visual_projection.weight": "visual.proj", "text_projection.weight": "text_projection"}
+_PROMPT_MLP_OUT: list[Rule] = [
+    (r"^(prompts_generator\.decoder\.\d+\.mlp)\.c_fc\.", r"\1.0."),
+    (r"^(prompts_generator\.decoder\.\d+\.mlp)\.c_proj\.", r"\1.3."),
+]
+_IN = rules(_NAMES) + _PROMPT_MLP_IN + rules(CLIP_BLOCK_NAMES)
+_OUT = rules(_NAMES, back=True) + _PROMPT_MLP_OUT + rules(CLIP_BLOCK_NAMES, back=True)
+_ATTENTION = ("self_attn", "message_attn")
 
 
 def xclip_state_dict_from_hf(state: dict[str, Tensor]) -> dict[str, Tensor]:
     """XCLIPModel names -> vidslim X-CLIP names (q/k/v fused, the two projections transposed)."""
-    out: dict[str, Tensor] = {}
-    weights: dict[str, dict[str, tuple[str, Tensor]]] = {}
-    biases: dict[str, dict[str, tuple[str, Tensor]]] = {}
-    for key, value in state.items():
-        if key.endswith("position_ids"):
-            continue
-        if key in _PROJECTIONS:
-            out[_PROJECTIONS[key]] = value.t().contiguous()
-            continue
-        name = _rename(key, _IN)
-        m = re.match(r"^(.*\.)(self_attn|message_attn)\.([qkv])_proj\.(weight|bias)$", name)
-        if m:
-            prefix = m.group(1) + ("attn." if m.group(2) == "self_attn" else "message_attn.")
-            (weights if m.group(4) == "weight" else biases).setdefault(prefix, {})[m.group(3)] = (key, value)
-            continue
-        out[name] = value
-    _fuse(weights, ("q", "k", "v"), "in_proj_weight", out)
-    _fuse(biases, ("q", "k", "v"), "in_proj_bias", out)
-    return out
+    return clip_layout_from_hf(state, _IN, _ATTENTION, CLIP_PROJECTIONS)
 
 
 def xclip_config_to_hf(c: XClipConfig) -> dict[str, Any]:
@@ -153,50 +142,9 @@ def xclip_config_to_hf(c: XClipConfig) -> dict[str, Any]:
             "logit_scale_init_value": c.logit_scale_init}
 
 
-_OUT: list[tuple[str, str]] = [
-    (r"^token_embedding\.", "text_model.embeddings.token_embedding."),
-    (r"^positional_embedding$", "text_model.embeddings.position_embedding.weight"),
-    (r"^transformer\.resblocks\.", "text_model.encoder.layers."),
-    (r"^ln_final\.", "text_model.final_layer_norm."),
-    (r"^visual\.class_embedding$", "vision_model.embeddings.class_embedding"),
-    (r"^visual\.conv1\.", "vision_model.embeddings.patch_embedding."),
-    (r"^visual\.positional_embedding$", "vision_model.embeddings.position_embedding.weight"),
-    (r"^visual\.ln_pre\.", "vision_model.pre_layernorm."),
-    (r"^visual\.transformer\.resblocks\.", "vision_model.encoder.layers."),
-    (r"^visual\.ln_post\.", "vision_model.post_layernorm."),
-    (r"^visual\.prompts_visual_ln\.", "prompts_visual_layernorm."),
-    (r"^visual\.prompts_visual_proj$", "prompts_visual_projection"),
-    (r"^mit\.transformer\.resblocks\.", "mit.encoder.layers."),
-    (r"^(prompts_generator\.decoder\.\d+\.mlp)\.c_fc\.", r"\1.0."),
-    (r"^(prompts_generator\.decoder\.\d+\.mlp)\.c_proj\.", r"\1.3."),
-    (r"\.attn\.out_proj\.", ".self_attn.out_proj."),
-    (r"\.ln_1\.", ".layer_norm1."),
-    (r"\.ln_2\.", ".layer_norm2."),
-    (r"\.mlp\.c_fc\.", ".mlp.fc1."),
-    (r"\.mlp\.c_proj\.", ".mlp.fc2."),
-]
-
-
 def xclip_state_dict_to_hf(state: dict[str, Tensor]) -> dict[str, Tensor]:
     """vidslim X-CLIP names -> XCLIPModel names: the exact inverse of `xclip_state_dict_from_hf`."""
-    out: dict[str, Tensor] = {}
-    back = {v: k for k, v in _PROJECTIONS.items()}
-    for key, value in state.items():
-        if key in back:
-            out[back[key]] = value.t().contiguous()
-            continue
-        name = _rename(key, _OUT)
-        if split_qkv(name, value, ".message_attn.in_proj_weight", ("q", "k", "v"), "{}.message_attn.{}_proj.weight",
-                     out):
-            continue
-        if split_qkv(name, value, ".message_attn.in_proj_bias", ("q", "k", "v"), "{}.message_attn.{}_proj.bias", out):
-            continue
-        if split_qkv(name, value, ".attn.in_proj_weight", ("q", "k", "v"), "{}.self_attn.{}_proj.weight", out):
-            continue
-        if split_qkv(name, value, ".attn.in_proj_bias", ("q", "k", "v"), "{}.self_attn.{}_proj.bias", out):
-            continue
-        out[name] = value
-    return out
+    return clip_layout_to_hf(state, _OUT, ("message_attn", "attn"), CLIP_PROJECTIONS)
 
 
 __all__ = ["xclip_config_from_hf", "xclip_config_to_hf", "xclip_state_dict_from_hf", "xclip_state_dict_to_hf"]

@@ -34,6 +34,7 @@ from vidslim.errors import ConfigError
 from vidslim.models.base import ReducibleModel
 from vidslim.models.blocks import ClipMLP
 from vidslim.models.clip import Transformer
+from vidslim.models.config_shape import FrameTextShape
 from vidslim.models.positions import frame_positions
 from vidslim.tokens import Tokens
 from vidslim.tokens.selection import Selection, as_selection
@@ -43,52 +44,31 @@ SIGLIP_STD = (0.5, 0.5, 0.5)
 
 
 @dataclasses.dataclass
-class SiglipConfig:
+class SiglipConfig(FrameTextShape):
     """Shape of a SigLIP ViT (vision + text). `embed_dim` is the text head's output and must equal vision_width."""
 
     embed_dim: int = 768
-    image_size: int = 224
     patch_size: int = 16
-    vision_width: int = 768
-    vision_layers: int = 12
-    vision_heads: int = 12
-    vision_mlp_dim: int = 3072
     context_length: int = 64
     vocab_size: int = 32000
     text_width: int = 768
     text_heads: int = 12
-    text_layers: int = 12
     text_mlp_dim: int = 3072
     norm_eps: float = 1e-6
     act: str = "gelu_tanh"
-    in_chans: int = 3
     num_frames: int = 8
-    num_classes: int = 0
-    drop_path: float = 0.0
-    hf_model_type: str = "siglip"  # "siglip2": written back as transformers' Siglip2Model
     image_mean: tuple[float, ...] = SIGLIP_MEAN
     image_std: tuple[float, ...] = SIGLIP_STD
-    class_names: tuple[str, ...] | None = None
-
-    @property
-    def grid(self) -> tuple[int, int]:
-        side = self.image_size // self.patch_size
-        return (side, side)
+    hf_model_type: str = "siglip"  # "siglip2": written back as transformers' Siglip2Model
 
     def validate(self) -> None:
         """Raise ConfigError when the sizes do not fit together."""
-        if self.image_size % self.patch_size:
-            raise ConfigError(f"image_size={self.image_size} must be a multiple of patch_size={self.patch_size}")
-        if self.vision_width % self.vision_heads or self.text_width % self.text_heads:
-            raise ConfigError(f"vision_width={self.vision_width} / text_width={self.text_width} must be divisible by "
-                              f"vision_heads={self.vision_heads} / text_heads={self.text_heads}")
+        super().validate()
         if self.embed_dim != self.vision_width:
             raise ConfigError(f"embed_dim={self.embed_dim} (the text head's output) must equal "
                               f"vision_width={self.vision_width}: SigLIP compares them directly")
         if self.hf_model_type not in ("siglip", "siglip2"):
             raise ConfigError(f"hf_model_type={self.hf_model_type!r}: use 'siglip' or 'siglip2'")
-        if self.class_names is not None and len(self.class_names) != self.num_classes:
-            raise ConfigError(f"{len(self.class_names)} class names for a head of num_classes={self.num_classes}")
 
 
 class AttentionPool(nn.Module):

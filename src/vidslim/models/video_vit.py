@@ -28,9 +28,9 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from vidslim.errors import ConfigError
-from vidslim.io.transforms import IMAGENET_MEAN, IMAGENET_STD
 from vidslim.models.base import ReducibleModel
 from vidslim.models.blocks import VideoMAEBlock, drop_path_rates, init_linear_, run_blocks
+from vidslim.models.config_shape import TubeletShape
 from vidslim.models.positions import interpolate_3d, sinusoid_table
 from vidslim.tokens import Tokens, grid_positions
 from vidslim.tokens.selection import Selection, as_selection
@@ -39,45 +39,11 @@ logger = logging.getLogger(__name__)
 
 
 @dataclasses.dataclass
-class VideoViTConfig:
+class VideoViTConfig(TubeletShape):
     """Shape of a VideoMAE-layout video ViT. `grid` is the (t, h, w) token grid of the configured input."""
 
-    embed_dim: int = 768
-    depth: int = 12
-    num_heads: int = 12
-    mlp_dim: int = 3072
-    image_size: int = 224
-    patch_size: int = 16
-    num_frames: int = 16
-    tubelet_size: int = 2
-    in_chans: int = 3
-    num_classes: int = 400
-    qkv_bias: bool = True
-    norm_eps: float = 1e-6
     fc_norm_eps: float = 1e-6
-    act: str = "gelu"
     learned_pos: bool = False
-    drop_path: float = 0.0
-    image_mean: tuple[float, ...] = IMAGENET_MEAN
-    image_std: tuple[float, ...] = IMAGENET_STD
-    class_names: tuple[str, ...] | None = None
-
-    @property
-    def grid(self) -> tuple[int, int, int]:
-        side = self.image_size // self.patch_size
-        return (self.num_frames // self.tubelet_size, side, side)
-
-    def validate(self) -> None:
-        """Raise ConfigError when the sizes do not fit together."""
-        if self.embed_dim % self.num_heads:
-            raise ConfigError(f"embed_dim={self.embed_dim} is not divisible by num_heads={self.num_heads}")
-        if self.image_size % self.patch_size or self.num_frames % self.tubelet_size:
-            raise ConfigError(
-                f"image_size={self.image_size} must be a multiple of patch_size={self.patch_size} and "
-                f"num_frames={self.num_frames} a multiple of tubelet_size={self.tubelet_size}"
-            )
-        if self.class_names is not None and len(self.class_names) != self.num_classes:
-            raise ConfigError(f"{len(self.class_names)} class names for a head of num_classes={self.num_classes}")
 
 
 class PatchEmbed3d(nn.Module):

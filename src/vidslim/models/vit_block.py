@@ -19,7 +19,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
-from vidslim.models.blocks import Attention, Block, VideoMAEMLP
+from vidslim.models.blocks import Attention, VideoMAEBlock
 
 
 class RotaryTables:
@@ -100,8 +100,8 @@ class FusedAttention(Attention):
         return self.proj(x)
 
 
-class ViTBlock(Block):
-    """norm1, attn (qkv, proj), norm2, mlp (fc1, fc2): a pre-LN ViT block with a fused, fully biased projection."""
+class ViTBlock(VideoMAEBlock):
+    """norm1, attn (qkv, proj), norm2, mlp (fc1, fc2): VideoMAE's block with a fused, fully biased projection."""
 
     def __init__(
         self,
@@ -114,28 +114,8 @@ class ViTBlock(Block):
         rotary: bool | RotaryTables = False,
         drop_path_rate: float = 0.0,
     ) -> None:
-        super().__init__()
-        self.norm1 = nn.LayerNorm(dim, eps=eps)
-        self.attn = FusedAttention(dim, heads, qkv_bias, rotary)
-        self.norm2 = nn.LayerNorm(dim, eps=eps)
-        self.mlp = VideoMAEMLP(dim, mlp_dim, act)
-        self.drop_path_rate = drop_path_rate
-
-    @property
-    def norm_a(self) -> nn.Module:
-        return self.norm1
-
-    @property
-    def attention(self) -> Attention:
-        return self.attn
-
-    @property
-    def norm_b(self) -> nn.Module:
-        return self.norm2
-
-    @property
-    def feedforward(self) -> nn.Module:
-        return self.mlp
+        attn = FusedAttention(dim, heads, qkv_bias, rotary)
+        super().__init__(dim, heads, mlp_dim, eps, qkv_bias, act, drop_path_rate, attn)
 
 
 __all__ = ["FusedAttention", "Rotary3d", "RotaryTables", "ViTBlock", "rotate"]

@@ -25,6 +25,7 @@ from torch import Tensor, nn
 from vidslim.errors import ConfigError
 from vidslim.models.base import ReducibleModel
 from vidslim.models.blocks import drop_path_rates, init_linear_, run_blocks
+from vidslim.models.config_shape import TubeletShape
 from vidslim.models.tubelet_embed import embed_tubelets, tubelet_grid
 from vidslim.models.vit_block import ViTBlock
 from vidslim.tokens import NO_POSITION, Tokens, grid_positions
@@ -32,41 +33,13 @@ from vidslim.tokens.selection import Selection
 
 
 @dataclasses.dataclass
-class ViViTConfig:
+class ViViTConfig(TubeletShape):
     """Shape of a ViViT classifier (transformers' VivitForVideoClassification)."""
 
-    embed_dim: int = 768
-    depth: int = 12
-    num_heads: int = 12
-    mlp_dim: int = 3072
-    image_size: int = 224
-    patch_size: int = 16
     num_frames: int = 32
-    tubelet_size: int = 2
-    in_chans: int = 3
-    qkv_bias: bool = True
-    norm_eps: float = 1e-6
     act: str = "gelu_tanh"
-    num_classes: int = 400
-    drop_path: float = 0.0
     image_mean: tuple[float, ...] = (0.5, 0.5, 0.5)
     image_std: tuple[float, ...] = (0.5, 0.5, 0.5)
-    class_names: tuple[str, ...] | None = None
-
-    @property
-    def grid(self) -> tuple[int, int, int]:
-        side = self.image_size // self.patch_size
-        return (self.num_frames // self.tubelet_size, side, side)
-
-    def validate(self) -> None:
-        """Raise ConfigError when the sizes do not fit together."""
-        if self.embed_dim % self.num_heads:
-            raise ConfigError(f"embed_dim={self.embed_dim} is not divisible by num_heads={self.num_heads}")
-        if self.image_size % self.patch_size or self.num_frames % self.tubelet_size:
-            raise ConfigError(f"image_size={self.image_size} must be a multiple of patch_size={self.patch_size} and "
-                              f"num_frames={self.num_frames} a multiple of tubelet_size={self.tubelet_size}")
-        if self.class_names is not None and len(self.class_names) != self.num_classes:
-            raise ConfigError(f"{len(self.class_names)} class names for a head of num_classes={self.num_classes}")
 
 
 class ViViT(ReducibleModel):

@@ -31,9 +31,9 @@ import torch
 from torch import Tensor, nn
 
 from vidslim.errors import ConfigError
-from vidslim.io.transforms import IMAGENET_MEAN, IMAGENET_STD
 from vidslim.models.base import ReducibleModel
 from vidslim.models.blocks import VideoMAEMLP, drop_path_rates, init_linear_, run_blocks
+from vidslim.models.config_shape import TubeletShape
 from vidslim.models.tubelet_embed import embed_tubelets, tubelet_grid
 from vidslim.models.vit_block import RotaryTables, ViTBlock
 from vidslim.tokens import Tokens
@@ -41,7 +41,7 @@ from vidslim.tokens.selection import Selection
 
 
 @dataclasses.dataclass
-class VJEPA2Config:
+class VJEPA2Config(TubeletShape):
     """Shape of a V-JEPA 2 encoder (and its attentive classifier when num_classes > 0)."""
 
     embed_dim: int = 1024
@@ -49,37 +49,15 @@ class VJEPA2Config:
     num_heads: int = 16
     mlp_dim: int = 4096
     image_size: int = 256
-    patch_size: int = 16
-    num_frames: int = 16
-    tubelet_size: int = 2
-    in_chans: int = 3
-    qkv_bias: bool = True
-    norm_eps: float = 1e-6
-    act: str = "gelu"
     num_classes: int = 0
     pooler_layers: int = 3
-    drop_path: float = 0.0
-    image_mean: tuple[float, ...] = IMAGENET_MEAN
-    image_std: tuple[float, ...] = IMAGENET_STD
-    class_names: tuple[str, ...] | None = None
-
-    @property
-    def grid(self) -> tuple[int, int, int]:
-        side = self.image_size // self.patch_size
-        return (self.num_frames // self.tubelet_size, side, side)
 
     def validate(self) -> None:
-        """Raise ConfigError when the sizes do not fit together."""
-        if self.embed_dim % self.num_heads:
-            raise ConfigError(f"embed_dim={self.embed_dim} is not divisible by num_heads={self.num_heads}")
+        """Raise ConfigError when the sizes do not fit together (heads wide enough for 3-D rotary positions too)."""
+        super().validate()
         if (self.embed_dim // self.num_heads) < 6:
             raise ConfigError(f"head width {self.embed_dim // self.num_heads} is too small for 3-D rotary positions "
                               "(at least 6: two dims per axis)")
-        if self.image_size % self.patch_size or self.num_frames % self.tubelet_size:
-            raise ConfigError(f"image_size={self.image_size} must be a multiple of patch_size={self.patch_size} and "
-                              f"num_frames={self.num_frames} a multiple of tubelet_size={self.tubelet_size}")
-        if self.class_names is not None and len(self.class_names) != self.num_classes:
-            raise ConfigError(f"{len(self.class_names)} class names for a head of num_classes={self.num_classes}")
 
 
 class CrossAttentionPool(nn.Module):

@@ -39,34 +39,20 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from vidslim.errors import ConfigError
-from vidslim.io.transforms import CLIP_MEAN, CLIP_STD
 from vidslim.models.base import ReducibleModel
 from vidslim.models.clip import CLIP, Transformer, VisionTransformer
+from vidslim.models.config_shape import FrameTextShape, check_heads
 from vidslim.models.xclip_parts import MultiFrameIntegration, PromptGenerator, XClipEncoder
 from vidslim.tokens import Tokens
 from vidslim.tokens.protocol import HookContext
 
 
 @dataclasses.dataclass
-class XClipConfig:
+class XClipConfig(FrameTextShape):
     """Shape of an X-CLIP: CLIP's fields (same names) plus the MIT and the prompt generator. `mit_width` must
     equal `embed_dim` (the MIT runs on projected frame embeddings); `num_frames` is fixed by the MIT's table."""
 
-    embed_dim: int = 512
-    image_size: int = 224
-    patch_size: int = 32
-    vision_width: int = 768
-    vision_layers: int = 12
-    vision_heads: int = 12
-    vision_mlp_dim: int = 3072
-    context_length: int = 77
-    vocab_size: int = 49408
-    text_width: int = 512
-    text_heads: int = 8
-    text_layers: int = 12
-    text_mlp_dim: int = 2048
-    norm_eps: float = 1e-5
-    act: str = "quick_gelu"
+    num_frames: int = 8
     eot_token_id: int | None = None  # X-CLIP pools at argmax(ids) (transformers forces its legacy rule)
     mit_width: int = 512
     mit_layers: int = 1
@@ -76,34 +62,15 @@ class XClipConfig:
     prompt_heads: int = 8
     prompt_alpha: float = 0.1
     prompt_act: str = "quick_gelu"
-    in_chans: int = 3
-    num_frames: int = 8
-    num_classes: int = 0
-    drop_path: float = 0.0
     logit_scale_init: float = math.log(1 / 0.07)
-    image_mean: tuple[float, ...] = CLIP_MEAN
-    image_std: tuple[float, ...] = CLIP_STD
-    class_names: tuple[str, ...] | None = None
-
-    @property
-    def grid(self) -> tuple[int, int]:
-        side = self.image_size // self.patch_size
-        return (side, side)
 
     def validate(self) -> None:
         """Raise ConfigError when the sizes do not fit together."""
-        if self.image_size % self.patch_size:
-            raise ConfigError(f"image_size={self.image_size} must be a multiple of patch_size={self.patch_size}")
-        for width, heads, what in ((self.vision_width, self.vision_heads, "vision"),
-                                   (self.text_width, self.text_heads, "text"), (self.mit_width, self.mit_heads, "mit"),
-                                   (self.embed_dim, self.prompt_heads, "prompt")):
-            if width % heads:
-                raise ConfigError(f"X-CLIP {what} width {width} is not divisible by its {heads} heads")
+        super().validate()
+        check_heads(self, ("mit_width", "mit_heads"), ("embed_dim", "prompt_heads"))
         if self.mit_width != self.embed_dim:
             raise ConfigError(f"mit_width={self.mit_width} must equal embed_dim={self.embed_dim}: the MIT runs on the "
                               "projected frame embeddings")
-        if self.class_names is not None and len(self.class_names) != self.num_classes:
-            raise ConfigError(f"{len(self.class_names)} class names for a head of num_classes={self.num_classes}")
 
 
 class XClipVision(VisionTransformer):
