@@ -29,6 +29,8 @@ stands for itself only (no size), since each frame is encoded on its own.
 
 from __future__ import annotations
 
+import math
+
 import torch
 from torch import Tensor, nn
 
@@ -74,8 +76,11 @@ class RLT(TokenSelector):
     ) -> None:
         super().__init__()
         tau = float(tau)
-        if tau != tau:  # NaN compares false with everything: it would keep an arbitrary half
-            raise ConfigError("RLT(tau=nan): tau must be a number (a negative tau keeps every tubelet)")
+        # NaN compares false with everything (it would keep an arbitrary half), a negative tau keeps every tubelet
+        # and an infinite one drops all but the first frame's: none is a threshold anyone means
+        if not (math.isfinite(tau) and tau >= 0):
+            raise ConfigError(f"RLT(tau={tau}): tau must be a finite number >= 0 (0.1 is the paper's; 0 drops only "
+                              "exact repeats)")
         if random_keep is not None and not 0.0 < random_keep <= 1.0:
             raise ConfigError(f"random_keep must be a fraction in (0, 1], got {random_keep}")
         self.tau = tau

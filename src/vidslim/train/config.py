@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import stat
 import types
 import typing
 from dataclasses import dataclass, field
@@ -27,7 +28,7 @@ from typing import Any, Literal
 
 import yaml
 
-from vidslim.errors import ConfigError
+from vidslim.errors import ConfigError, printable
 
 Precision = Literal["fp32", "bf16", "fp16"]
 
@@ -101,21 +102,41 @@ def load_yaml(text: str, where: str) -> Any:
         raise ConfigError(f"{where}: not valid YAML ({' '.join(str(error).split())})") from None
 
 
+def check_config_file(file: Path) -> None:
+    """A one-line ConfigError unless `file` is a regular file: missing, a folder, a FIFO (reading it would wait
+    for a writer forever), a name the system refuses."""
+    shown = printable(str(file))
+    try:
+        mode = file.stat().st_mode
+    except FileNotFoundError:
+        raise ConfigError(f"{shown}: config file not found; pass the path of a YAML run config (see configs/)") \
+            from None
+    except OSError as error:
+        raise ConfigError(f"{shown}: cannot be opened ({error.strerror}); pass the path of a YAML run config") \
+            from None
+    if stat.S_ISDIR(mode):
+        raise ConfigError(f"{shown}: is a folder; pass the path of a YAML run config inside it")
+    if not stat.S_ISREG(mode):
+        raise ConfigError(f"{shown}: is not a regular file (a FIFO or a device); pass the path of a YAML run config")
+    if file.stat().st_size == 0:
+        raise ConfigError(f"{shown}: the file is empty; a run config needs at least a model and data section "
+                          "(see configs/)")
+
+
 def read_yaml_file(path: str | Path) -> Any:
     """The YAML document in file `path` (`load_yaml`), with one-line errors naming the file."""
     file = Path(path)
-    if not file.is_file():
-        raise ConfigError(f"{file}: config file not found; pass the path of a YAML run config")
+    check_config_file(file)
     if file.stat().st_size > MAX_YAML_BYTES:
         raise ConfigError(f"{file}: {file.stat().st_size} bytes; a run config is under {MAX_YAML_BYTES} bytes")
     try:
         text = file.read_text(encoding="utf-8")
     except UnicodeDecodeError as error:
-        raise ConfigError(f"{file}: not a text file (byte {error.start} is not UTF-8); pass a YAML run config") \
-            from None
+        raise ConfigError(f"{printable(str(file))}: not a text file (byte {error.start} is not UTF-8); pass a YAML run "
+                          "config") from None
     except OSError as error:
         raise ConfigError(f"{file}: cannot be read ({error.strerror})") from None
-    return load_yaml(text, str(file))
+    return load_yaml(text, printable(str(file)))
 
 
 def _finite(value: float | None) -> bool:

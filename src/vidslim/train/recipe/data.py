@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import sys
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -115,7 +116,7 @@ def synthetic_annotations(section: DataSection, info: DistInfo) -> Path:
         stamp = root / SYNTH_STAMP
         current = json.loads(stamp.read_text()) if stamp.is_file() else None
         if current != settings or not annotations.is_file():
-            make_synthetic(root, progress=True, **settings)
+            make_synthetic(root, progress=sys.stderr.isatty(), **settings)
             stamp.write_text(json.dumps(settings, indent=1) + "\n")
     barrier(info)
     return annotations
@@ -167,7 +168,7 @@ def build_split(section: DataSection, kind: str, split: str, train: bool, info: 
         raise ConfigError(f"data.name={section.name!r} gives a {type(dataset).__name__}; `{kind}` needs a "
                           f"{wanted.__name__} (a {'caption' if kind == 'retrieval' else 'label'} data set)")
     if section.cache:
-        return CachedDataset(dataset, f"{split} split", progress=info.is_main)
+        return CachedDataset(dataset, f"{split} split", progress=info.is_main and sys.stderr.isatty())
     return dataset
 
 
