@@ -183,3 +183,11 @@ def test_bad_uses_say_what_to_do() -> None:
         vs.RLT(random_keep=0.0)
     with pytest.raises(ConfigError, match="pool"):
         vs.RLT(pool="max")  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("tau", [float("nan"), -1.0, -1e-9, float("inf"), "nan"])
+def test_a_threshold_nobody_means_is_refused(tau: object) -> None:
+    """NaN would keep an arbitrary half of the tubelets, a negative tau all of them, inf none after frame 0."""
+    with pytest.raises(ConfigError, match=r"RLT\(tau=.*\): tau must be a finite number >= 0"):
+        vs.RLT(tau=tau)  # type: ignore[arg-type]
+    assert vs.RLT(tau=0.0).tau == 0.0

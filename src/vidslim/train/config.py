@@ -414,6 +414,32 @@ def load_config(path: str | Path | None, overrides: list[str] | tuple[str, ...] 
         raise ConfigError(f"{path or 'config'}: {error}") from None
 
 
+def read_run_config(run_dir: str | Path) -> dict[str, Any] | None:
+    """RUN/config.yaml as the run that wrote the folder's checkpoints saved it (None when absent or unreadable)."""
+    try:
+        loaded = read_yaml_file(Path(run_dir) / "config.yaml")
+    except ConfigError:
+        return None
+    return loaded if isinstance(loaded, dict) else None
+
+
+def model_changes(before: dict[str, Any] | None, now: dict[str, Any]) -> str:
+    """'; model.config.embed_dim is 48 now, 32 when the checkpoints were written' for every model setting that
+    differs between two run configs ('' when nothing is known or nothing differs)."""
+    if not before:
+        return ""
+
+    def flat(tree: Any, prefix: str) -> dict[str, Any]:
+        if not isinstance(tree, dict):
+            return {prefix: tree}
+        return {k: v for key, value in tree.items() for k, v in flat(value, f"{prefix}.{key}").items()}
+
+    old, new = flat(before.get("model", {}), "model"), flat(now.get("model", {}), "model")
+    changed = [f"{key} is {new.get(key)!r} now, {old.get(key)!r} when the checkpoints were written"
+               for key in sorted(set(old) | set(new)) if old.get(key) != new.get(key)]
+    return "; " + ", ".join(changed) if changed else ""
+
+
 def _plain(values: Any, budget: list[int] | None = None, depth: int = 0) -> Any:
     """Deep copy of YAML-like data (dicts, lists, scalars; dataclasses become dicts).
 
