@@ -248,6 +248,7 @@ def cases(root: Path) -> list[Case]:
         ("model.reduction=[{rlt: {tau: .nan}}]", "tau"), ("model.reduction=[{rlt: {tau: -1}}]", "tau"),
         ("model.reduction=[{tokenprune: {layers: [99]}}]", "99"), ("data.synthetic.fps=1e9", "fps"),
         ("model.config.embed_dim=10000000", "embed_dim"), ("data.video_root=/proc/no/such", "/proc/no/such"),
+        ("data.fps=1e9", "data.fps"), ("data.frames=100000000", "data.frames"), ("device=tpu9", "tpu9"),
         ("nonsense", "nonsense"),
     ):
         slug = "".join(c if c.isalnum() else "_" for c in override)[:40]
@@ -270,7 +271,7 @@ def cases(root: Path) -> list[Case]:
     out.append(Case("bench --threads -1", ("bench", "--model", "videomae-tiny", "--no-time", "--threads", "-1"),
                     "threads"))
     out.append(Case("bench --device cuda", ("bench", "--model", "videomae-tiny", "--no-time", "--device", "cuda"),
-                    "cuda"))
+                    "CUDA"))  # bench's options are checked by bench itself; here the top-level handler's one line
     out.append(Case("unknown command", ("frobnicate",), "frobnicate", quick=True))
     out.append(Case("info to a closed pipe", ("info", "--json", real), "", status=141, lines=0, stdout="closed",
                     quick=True))

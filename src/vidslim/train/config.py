@@ -28,7 +28,8 @@ from typing import Any, Literal
 
 import yaml
 
-from vidslim.errors import ConfigError, printable
+from vidslim.errors import ConfigError, SamplingError, printable
+from vidslim.io.limits import check_fps, check_frames, check_size
 
 Precision = Literal["fp32", "bf16", "fp16"]
 
@@ -284,6 +285,13 @@ def _check_data_numbers(section: dict[str, Any], where: str) -> None:
         if not ok:
             need = f"a whole number >= {low:g}" if integer else f"a finite number > {low:g}"
             raise ConfigError(f"{where}.{key}: needs {need} (or null), got {value!r}")
+    bounds = {"frames": check_frames, "size": check_size, "fps": check_fps}  # what one read may ask for
+    for key, check in bounds.items():
+        if section.get(key) is not None:
+            try:
+                check(int(section[key]) if key != "fps" else section[key], f"{where}.{key}")
+            except SamplingError as error:
+                raise ConfigError(str(error)) from None
     hflip = section.get("hflip")
     if hflip is not None and not (isinstance(hflip, (int, float)) and 0 <= hflip <= 1):
         raise ConfigError(f"{where}.hflip: needs a probability in [0, 1], got {hflip!r}")

@@ -101,7 +101,7 @@ class CachedDataset(Dataset[dict[str, Any]]):
 
 def synthetic_annotations(section: DataSection, info: DistInfo) -> Path:
     """The synthetic data set's annotations.jsonl, written by rank 0 when missing or made with other settings."""
-    from vidslim.data.synth import make_synthetic
+    from vidslim.data.synth import check_synthetic, make_synthetic
 
     if not section.video_root:
         raise ConfigError("data.video_root: name the folder the synthetic videos are written to (e.g. data/synth)")
@@ -111,6 +111,8 @@ def synthetic_annotations(section: DataSection, info: DistInfo) -> Path:
     unknown = sorted(set(settings) - allowed)
     if unknown:
         raise ConfigError(f"data.synthetic: unknown key(s) {unknown}; valid keys: {sorted(allowed)}")
+    check_synthetic(settings["num_videos"], settings["fps"], settings["seconds"], settings["size"],
+                    names=lambda name: f"data.synthetic.{name}")
     annotations = root / "annotations.jsonl"
     if info.is_main:
         stamp = root / SYNTH_STAMP
