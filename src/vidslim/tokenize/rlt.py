@@ -59,7 +59,7 @@ class RLT(TokenSelector):
     """Run-length tokenization: keep a tubelet only when it differs from the one before it by more than tau.
 
     tau:          threshold on the mean absolute difference of ImageNet-normalised pixels (0.1 in every shipped
-                  config; tau < 0 keeps every tubelet and gives the dense model's output)
+                  config; a finite number >= 0: 0 drops only exact repeats)
     length_embed: add a learned embedding of the run length (off in the release's configs)
     random_keep:  also keep only this fraction of the RLT tokens, at random (paper Table 3); None = off
     pool:         'mean' over tokens (the release) or 'length', weighted by run length
