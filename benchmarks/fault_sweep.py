@@ -334,7 +334,8 @@ def run_case(case: Case, root: Path) -> str | None:
     finally:
         if full is not None:
             full.close()
-    return judge(case, process.returncode, err_bytes.decode("utf-8", "replace"))
+    status = process.returncode if process.returncode >= 0 else 128 - process.returncode  # as a shell reports it
+    return judge(case, status, err_bytes.decode("utf-8", "replace"))
 
 
 def judge(case: Case, status: int, err: str) -> str | None:

@@ -163,8 +163,12 @@ def run_command(args: argparse.Namespace, debug: bool = False) -> int:
 
 def main(argv: Sequence[str] | None = None) -> int:
     argv, debug = _debug_wanted(list(sys.argv[1:] if argv is None else argv))
-    parser = build_parser()
-    args = _parse(parser, argv)
+    try:
+        parser = build_parser()  # imports every command: seconds, long enough to press Ctrl-C in
+        args = _parse(parser, argv)
+    except KeyboardInterrupt:
+        print("vidslim: interrupted", file=sys.stderr)
+        return 130
     if not getattr(args, "func", None):
         parser.print_help()
         return 1
