@@ -24,32 +24,16 @@ from __future__ import annotations
 import argparse
 import json
 import platform
-import statistics
 import tempfile
-import time
 from collections.abc import Callable
 from typing import Any
 
 import torch
 
 import vidslim as vs
+from vidslim.bench.timer import compare
 
 ROWS = ("clip-b16", "clip-b32", "videomae-b16")
-
-
-def interleaved(a: Callable[[], object], b: Callable[[], object], rounds: int) -> tuple[list[float], list[float]]:
-    """Time `a` and `b` once per round, alternating which goes first, after one warm-up call each."""
-    a()
-    b()
-    ta: list[float] = []
-    tb: list[float] = []
-    for r in range(rounds):
-        order = ((a, ta), (b, tb)) if r % 2 == 0 else ((b, tb), (a, ta))
-        for fn, times in order:
-            start = time.perf_counter()
-            fn()
-            times.append(time.perf_counter() - start)
-    return ta, tb
 
 
 def clip_pair(patch: int, frames: int) -> tuple[Callable[[], torch.Tensor], Callable[[], torch.Tensor], float]:
@@ -92,17 +76,20 @@ def run_row(name: str, rounds: int, frames: int) -> dict[str, Any]:
         patch = 16 if name == "clip-b16" else 32
         ours, theirs, diff = clip_pair(patch, frames)
         shape = f"{frames} frames x 224 x 224 ({frames} x {(224 // patch) ** 2 + 1} tokens)"
-    with torch.inference_mode():
-        t_ours, t_theirs = interleaved(ours, theirs, rounds)
-    ratios = [b / a for a, b in zip(t_ours, t_theirs, strict=True)]
+    with torch.inference_mode():  # the project's timer: alternating paired rounds after one warm-up round
+        result = compare({"transformers": theirs, "vidslim": ours}, warmup=1, repeat=rounds, memory=False)
+    paired = result.paired("vidslim")  # transformers time / vidslim time, per round
+    t_ours, t_theirs = result.timings["vidslim"], result.timings["transformers"]
     return {
         "model": name,
         "input": shape,
-        "vidslim_ms": 1000 * statistics.median(t_ours),
-        "transformers_ms": 1000 * statistics.median(t_theirs),
-        "vidslim_min_ms": 1000 * min(t_ours),
-        "transformers_min_ms": 1000 * min(t_theirs),
-        "speedup": statistics.median(ratios),
+        "vidslim_ms": 1000 * t_ours.median,
+        "transformers_ms": 1000 * t_theirs.median,
+        "vidslim_min_ms": 1000 * t_ours.min,
+        "transformers_min_ms": 1000 * t_theirs.min,
+        "speedup": paired.speedup,
+        "speedup_text": paired.label(),
+        "paired": paired.to_dict(),
         "max_abs_diff": diff,
         "rounds": rounds,
     }
@@ -119,10 +106,11 @@ def markdown(rows: list[dict[str, Any]], meta: dict[str, Any]) -> str:
     for r in rows:
         lines.append(
             f"| {r['model']} | {r['input']} | {r['vidslim_ms']:.0f} ({r['vidslim_min_ms']:.0f}) | "
-            f"{r['transformers_ms']:.0f} ({r['transformers_min_ms']:.0f}) | {r['speedup']:.2f}x | "
+            f"{r['transformers_ms']:.0f} ({r['transformers_min_ms']:.0f}) | {r['speedup_text']} | "
             f"{r['max_abs_diff']:.1e} |"
         )
-    lines += ["", "speed-up: median over rounds of transformers time / vidslim time (> 1: vidslim faster)"]
+    lines += ["", "speed-up: median over rounds of transformers time / vidslim time (> 1: vidslim faster) "
+              "[interquartile range]; '~x?' marks a figure whose rounds scatter too much to quote"]
     return "\n".join(lines)
 
 

@@ -25,8 +25,12 @@ _EXPORTS: dict[str, str] = {
     "load_model": "vidslim.models.loading",
     "list_models": "vidslim.models.registry",
     "save_model": "vidslim.models.loading",
+    "from_transformers": "vidslim.models.transformers_io",
+    "to_transformers": "vidslim.models.transformers_io",
     "RLT": "vidslim.tokenize.rlt",
     "RandomMask": "vidslim.tokenize.rlt",
+    "RLTBudget": "vidslim.tokenize.rlt_budget",
+    "export_model": "vidslim.export.api",
     "ToMe": "vidslim.reduce.tome",
     "TempMe": "vidslim.reduce.tempme",
     "add_lora": "vidslim.models.lora",
@@ -41,6 +45,10 @@ _EXPORTS: dict[str, str] = {
     "CurriculumStage": "vidslim.reduce.curriculum",
     "apply_stage": "vidslim.reduce.curriculum",
     "load_curriculum": "vidslim.reduce.curriculum",
+    "embed_videos": "vidslim.jobs.embed",
+    "VideoIndex": "vidslim.jobs.search",
+    "classify_videos": "vidslim.jobs.classify",
+    "tune": "vidslim.bench.tune",
 }
 
 __all__ = ["__version__", *sorted(_EXPORTS)]

@@ -24,6 +24,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from kernel_builds import count_builds
 from vidslim.attention.block_sparse import gathered_attend
 from vidslim.attention.cpu import build, cache, choose_kernel, gather_kernel_only, native_kernel
 from vidslim.attention.svitt_pattern import SViTTPattern
@@ -87,20 +88,6 @@ def plant(library: Path, folder: Path) -> list[Path]:
         cache.checksum_file(target).write_text(hashlib.sha256(target.read_bytes()).hexdigest() + "\n")
         planted.append(target)
     return planted
-
-
-def count_builds(monkeypatch: pytest.MonkeyPatch) -> list[list[str]]:
-    """From now on, the compiler command lines the loader runs (its `--version` queries left out)."""
-    builds: list[list[str]] = []
-    run = build._run_compiler
-
-    def spy(command: list[str], timeout: float) -> object:
-        if "-shared" in command:
-            builds.append(command)
-        return run(command, timeout)
-
-    monkeypatch.setattr(build, "_run_compiler", spy)
-    return builds
 
 
 def check_attention(expect: str) -> None:

@@ -42,9 +42,12 @@ def test_one_row_per_method_dense_first_with_fractions() -> None:
     assert all(r.batch == 2 and r.time_ms > 0 and r.videos_per_s == pytest.approx(2e3 / r.time_ms) for r in rows)
     assert prune.realised == pytest.approx(prune.speedup * prune.flop_ratio)
     lines = format_table(rows).splitlines()
-    assert lines[0].split()[:2] == ["method", "mode"] and [line.split()[0] for line in lines[1:]] == [
+    assert lines[0].split()[:2] == ["method", "mode"] and [line.split()[0] for line in lines[1:4]] == [
         "dense", "tokenprune", "tome",
     ]  # fmt: skip
+    assert prune.rounds == 2 and not prune.reliable  # two rounds cannot show a spread: never a plain figure
+    assert "~" in lines[2] and lines[-1].startswith("~x?: not a measurement to quote (unreliable: load")
+    assert prune.cores >= 1 and prune.verdict.startswith("unreliable")
 
 
 def test_real_clip_input_and_batches_cut_cyclically() -> None:
@@ -83,3 +86,28 @@ def test_row_json_has_per_video_time() -> None:
     row = BenchRow("tome", batch=4, time_ms=10.0, speedup=float("nan"))
     out = row.to_dict()
     assert out["model_ms_per_video"] == 2.5 and out["speedup"] is None and out["reduction"] == []
+
+
+def test_no_time_counts_only() -> None:
+    rows = bench_methods("videomae-tiny", "tome", frames=4, overrides=TINY, time=False)
+    assert all(r.time_ms is None and r.speedup is None and r.overhead_pct is None for r in rows)
+    assert rows[1].flop_ratio < 1
+
+
+def test_a_saved_checkpoint_is_benched_with_its_own_weights(tmp_path: object) -> None:
+    import vidslim as vs
+    from vidslim.bench.source import ModelSource
+
+    torch.manual_seed(0)
+    model = vs.create_model("videomae-tiny", depth=4, num_frames=4)
+    folder = vs.save_model(model, tmp_path / "ckpt")  # type: ignore[operator]
+    source = ModelSource.open(str(folder))
+    assert source.family == "video_vit" and source.base is not None
+    suite = Suite(source, "dense,tome", frames=4, options={"r": 2})
+    dense = suite.entries["dense"].model
+    assert torch.equal(dense.state_dict()["patch_embed.proj.weight"], model.state_dict()["patch_embed.proj.weight"])
+    tome = suite.entries["tome"].model
+    assert tome.reduction and not dense.reduction
+    x = suite.batch_input(1)
+    with torch.no_grad():  # the dense copy is the saved model
+        assert torch.allclose(dense(x), model.eval()(x), atol=1e-5)

@@ -127,7 +127,7 @@ def test_combinations_and_clear_errors(bench) -> None:
     status, _, err = bench("--model", "videomae-tiny", "--method", "rlt+tempme", "--no-time")
     assert status == 2 and "'tempme' acts on CLIP" in err and "pick a method that fits" in err
     status, _, err = bench("--model", "videomae-tiny", "--set", "bogus=1", "--no-time")
-    assert status == 2 and "neither a method option" in err
+    assert status == 2 and "neither a method setting" in err
 
 
 TINY_BASE = ["--model", "videomae-tiny", "--set", "depth=4", "--frames", "4", "--warmup", "0", "--repeat", "1"]
@@ -175,3 +175,31 @@ def test_suite_bad_lists_name_the_fix(bench) -> None:
     assert status == 2 and "fp32,bf16" in err
     status, _, err = bench(*TINY_SUITE, "--precision", "fp16", "--no-time")
     assert status == 2 and "--precision 'fp16'" in err
+
+
+def test_settings_are_checked_and_typed(bench) -> None:
+    status, _, err = bench("--model", "videomae-tiny", "--method", "rlt", "--set", "tau=abc", "--no-time")
+    assert status == 2 and "--set tau=abc: tau takes a number (default 0.1)" in err and err.count("\n") == 1
+    status, _, err = bench("--model", "clip-tiny", "--method", "tempme", "--set", "tempme.nope=1", "--no-time")
+    assert status == 2 and "tempme has no setting 'nope'" in err
+    status, _, err = bench("--model", "clip-tiny", "--method", "tempme", "--set", "tempme.groups=a,b", "--no-time")
+    assert status == 2 and "groups takes a comma list like 2,2,3" in err
+
+
+def test_a_checkpoint_folder_tempme_at_8_frames_and_a_card(bench, tmp_path) -> None:
+    import vidslim as vs
+    from vidslim.bench.card_file import write_card
+
+    folder = vs.save_model(vs.create_model("clip-tiny", vision_layers=4), tmp_path / "clip")
+    status, out, _ = bench("--model", str(folder), "--method", "tempme", "--frames", "8", "--set",
+                           "tempme.groups=2,2,2", "--set", "tempme.merge_layers=1,2,3", "--set", "tempme.r=1",
+                           "--no-time", "--json")  # fmt: skip
+    assert status == 0
+    result = json.loads(out)
+    assert result["frames"] == 8 and "groups=[2, 2, 2]" in result["reduction"][0]
+    card = write_card(tmp_path / "card.json", [{"tome": {"r": 2}}], model="clip-tiny")
+    status, out, _ = bench("--model", str(folder), "--card", str(card), "--frames", "4", "--no-time", "--json")
+    assert status == 0
+    rows = json.loads(out)["rows"]
+    assert [r["method"] for r in rows] == ["dense", "card"] and rows[1]["flop_ratio"] < 1
+    assert rows[1]["speedup"] is None  # --no-time: nothing timed on the suite path either

@@ -71,7 +71,7 @@ def test_overrides_and_config_errors(tmp_path: Path, synth_dir: Path, monkeypatc
     status, _, err = run_cli(monkeypatch, capsys, "train", "classify", tmp_path / "missing.yaml")
     assert status == 2 and "config file not found" in err
     status, _, err = run_cli(monkeypatch, capsys, "train", "retrieval", config, f"run_dir={tmp_path / 'r'}")
-    assert status == 2 and "RetrievalTask needs model.encode_text" in err  # a classifier cannot do retrieval
+    assert status == 2 and "RetrievalTask needs a vision-text model" in err  # a classifier cannot do retrieval
     # LoRA fine-tuning and an override of the schedule; the exported model carries the adapters
     status, out, _ = run_cli(monkeypatch, capsys, "train", "classify", config, "model.finetune=lora",
                              "model.lora_rank=2", "steps=2", "checkpoint_every=0", f"run_dir={tmp_path / 'lora'}",

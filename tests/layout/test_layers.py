@@ -9,8 +9,8 @@ from pathlib import Path
 import vidslim
 
 #: DESIGN.md's layers, top first; `errors` and `_lazy` sit above them all
-LAYERS = ("io", "tokens", "tokenize", "reduce", "attention", "models", "data", "tasks", "train", "jobs", "bench",
-          "viz", "cli")
+LAYERS = ("io", "tokens", "tokenize", "reduce", "attention", "models", "export", "data", "tasks", "train", "jobs",
+          "bench", "viz", "cli")
 ROOT = Path(vidslim.__file__).parent
 
 

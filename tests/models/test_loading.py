@@ -12,6 +12,7 @@ from safetensors.torch import load_file, save_file
 from torch import nn
 
 import vidslim as vs
+from checkpoint_files import openai_torchscript
 from vidslim.errors import CheckpointError
 from vidslim.models import save_model
 
@@ -23,27 +24,6 @@ IDS = torch.tensor([[49406, 320, 1929, 49407, 0, 0], [49406, 518, 49407, 0, 0, 0
 def clip_outputs(model: nn.Module) -> tuple[torch.Tensor, torch.Tensor]:
     with torch.inference_mode():
         return model.encode_video(FRAMES), model.encode_text(IDS)
-
-
-def openai_torchscript(state: dict[str, torch.Tensor], path: Path) -> None:
-    """Write `state` as a TorchScript archive with OpenAI's layout: nested modules, fp16 tensors, extra entries."""
-
-    class Holder(nn.Module):
-        def forward(self, x: torch.Tensor) -> torch.Tensor:
-            return x
-
-    root = Holder()
-    for key, value in state.items():
-        *parents, leaf = key.split(".")
-        module = root
-        for name in parents:
-            if not hasattr(module, name):
-                module.add_module(name, nn.Module())
-            module = getattr(module, name)
-        module.register_parameter(leaf, nn.Parameter(value.detach().clone().half(), requires_grad=False))
-    for extra in ("input_resolution", "context_length", "vocab_size"):
-        root.register_buffer(extra, torch.tensor(32))
-    torch.jit.script(root).save(str(path))
 
 
 def test_openai_state_dict_file_loads(tmp_path: Path) -> None:

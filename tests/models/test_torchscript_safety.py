@@ -17,32 +17,12 @@ import torch
 from torch import nn
 
 import vidslim as vs
+from checkpoint_files import nested_holder
 from vidslim.errors import CheckpointError, UnsafeCheckpointError
 from vidslim.models.convert_openai import read_torchscript
 from vidslim.models.safe_unpickle import read_torchscript_tensors
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")  # torch.jit writes (and reads) the references
-
-
-def nested_holder(state: dict[str, torch.Tensor]) -> nn.Module:
-    """A module holding `state` under its dotted names, as OpenAI's archives do (fp16 parameters, int buffers)."""
-
-    class Holder(nn.Module):
-        def forward(self, x: torch.Tensor) -> torch.Tensor:
-            return x
-
-    root = Holder()
-    for key, value in state.items():
-        *parents, leaf = key.split(".")
-        module = root
-        for name in parents:
-            if not hasattr(module, name):
-                module.add_module(name, nn.Module())
-            module = getattr(module, name)
-        module.register_parameter(leaf, nn.Parameter(value.detach().clone().half(), requires_grad=False))
-    for extra in ("input_resolution", "context_length", "vocab_size"):
-        root.register_buffer(extra, torch.tensor(32))
-    return root
 
 
 def tiny_clip_archive(path: Path) -> nn.Module:

@@ -20,6 +20,7 @@ import torch
 import torch.nn.functional as F
 from torch.utils.flop_counter import FlopCounterMode
 
+from kernel_builds import count_builds
 from vidslim.attention import block_sparse
 from vidslim.attention.block_sparse import GatherGroup, gathered_attend
 from vidslim.attention.cpu import build, kernel, native_group_attend, native_kernel
@@ -94,20 +95,6 @@ def test_vit_b_case_equals_dense_masked_sdpa() -> None:
             q.transpose(0, 1), k.transpose(0, 1), v.transpose(0, 1), attn_mask=mask
         ).transpose(0, 1)
     torch.testing.assert_close(fused, dense, atol=2e-6, rtol=1e-5)
-
-
-def count_builds(monkeypatch: pytest.MonkeyPatch) -> list[list[str]]:
-    """From now on, the compiler command lines `build` runs (its `--version` queries left out)."""
-    builds: list[list[str]] = []
-    run = build._run_compiler
-
-    def spy(command: list[str], timeout: float) -> object:
-        if "-shared" in command:
-            builds.append(command)
-        return run(command, timeout)
-
-    monkeypatch.setattr(build, "_run_compiler", spy)
-    return builds
 
 
 def one_group(q_index: list[list[int]], kv_index: list[list[int]], identity: bool = False) -> GatherGroup:

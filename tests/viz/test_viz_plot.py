@@ -102,3 +102,18 @@ def test_place_label_moves_further_out_when_the_near_places_are_taken() -> None:
     # right above, right below, left above, left below one label height out all touch the box: centred above it
     assert far == (200 - width // 2, 200 - gap - height - 2 - out, 200 - width // 2 + width - 1, 200 - gap - 3 - out)
     assert far[3] < taken[0][1]
+
+
+def test_spread_bars_and_unreliable_points_are_hollow_grey() -> None:
+    from vidslim.viz.plot import SHAKY
+
+    points = [("ok", 0.5, 1.8, 1.7, 1.9, True), ("shaky", 0.3, 1.2, 0.6, 2.6, False)]
+    image = render_speedup(points)
+    axes = speedup_axes(points)
+    assert axes.y_max >= 2.6 * 1.1 - 1e-9  # the top of the widest bar fits
+    ok, shaky = axes.px(0.5, 1.8), axes.px(0.3, 1.2)
+    assert image.getpixel(ok) == POINT
+    assert image.getpixel(shaky) == BACKGROUND  # a ring, not a dot: not a plain fact
+    assert image.getpixel((shaky[0], axes.px(0, 2.4)[1])) == SHAKY  # the spread bar above it
+    with pytest.raises(ConfigError, match="low <= speedup <= high"):
+        render_speedup([("bad", 0.5, 1.0, 1.2, 1.5, True)])

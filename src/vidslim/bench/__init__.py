@@ -4,6 +4,7 @@
     report = count_flops(model, video)             # report.gflops, report.table(depth=2)
     timing = time_fn(lambda: model(video), items_per_call=8)
     result = compare({"dense": dense_fn, "rlt": rlt_fn}, baseline="dense")
+    p = result.paired("rlt")                       # per-round speedups: p.speedup, p.low/high, p.verdict, p.label()
     rows = bench_methods("clip-b32", "all", frames=8)   # every method vs dense, interleaved; format_table(rows)
 """
 
@@ -28,6 +29,8 @@ _EXPORTS: dict[str, str] = {
     "bench_methods": "vidslim.bench.suite",
     "format_table": "vidslim.bench.suite",
     "resolve_methods": "vidslim.bench.suite",
+    "MachineLoad": "vidslim.bench.spread",
+    "PairedRatio": "vidslim.bench.spread",
     "Comparison": "vidslim.bench.timer",
     "Timing": "vidslim.bench.timer",
     "compare": "vidslim.bench.timer",

@@ -28,7 +28,7 @@ from __future__ import annotations
 import dataclasses
 import itertools
 import math
-import time
+import time as _time
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
@@ -37,6 +37,8 @@ from torch import Tensor, nn
 
 from vidslim.bench.overhead import reduction_overhead
 from vidslim.bench.report import layer_report
+from vidslim.bench.source import ModelSource
+from vidslim.bench.spread import PairedRatio
 from vidslim.bench.timer import compare, time_fn
 from vidslim.errors import ConfigError
 
@@ -61,7 +63,16 @@ class BenchRow:
     time_ms: float | None = None
     videos_per_s: float | None = None
     speedup: float | None = None
-    paired_speedup: float | None = None
+    speedup_q25: float | None = None
+    speedup_q75: float | None = None
+    speedup_ci95: tuple[float, float] | None = None
+    cpu_speedup: float | None = None
+    rounds: int = 0
+    reliable: bool | None = None
+    verdict: str | None = None
+    load_before: float | None = None
+    load_after: float | None = None
+    cores: int | None = None
     realised: float | None = None
     overhead_ms: float | None = None
     overhead_pct: float | None = None
@@ -79,8 +90,27 @@ class BenchRow:
     def to_dict(self) -> dict[str, Any]:
         out = dataclasses.asdict(self)
         out["reduction"] = list(self.reduction)
+        out["speedup_ci95"] = None if self.speedup_ci95 is None else list(self.speedup_ci95)
         out["model_ms_per_video"] = self.model_ms_per_video
-        return {k: (None if isinstance(v, float) and not math.isfinite(v) else v) for k, v in out.items()}
+        return {k: _finite(v) for k, v in out.items()}
+
+    def speedup_text(self) -> str:
+        """The speedup with its interquartile range, or marked unreliable with the reason (never a bare figure)."""
+        if self.speedup is None:
+            return "-"
+        if self.method == "dense":
+            return "1.00x"
+        if not self.reliable:
+            return f"~{self.speedup:.2f}x?"
+        return f"{self.speedup:.2f}x [{self.speedup_q25:.2f}-{self.speedup_q75:.2f}]"
+
+
+def _finite(value: Any) -> Any:
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, list):
+        return [_finite(v) for v in value]
+    return value
 
 
 @dataclasses.dataclass
@@ -109,20 +139,42 @@ def _roles(name: str) -> set[str]:
     return {lookup(part).where for part in name.split("+") if part != "dense"}
 
 
-def build_method(name: str, model: str, strict: bool = True, **options: Any) -> list[object]:
-    """The reducers of method `name` for the named model, through the reducer registry: refused before any model
-    is built when a part does not fit the model's family; fixed seeds where a part takes one (reproducible rows).
-    strict=False drops the options no part of the method takes (one option set for many methods)."""
+def build_method(name: str, model: str | ModelSource, strict: bool = True, **options: Any) -> list[object]:
+    """The reducers of method `name` for a model (a registered name or a `ModelSource`), through the reducer
+    registry: refused before any model is built when a part does not fit the model's family; fixed seeds where a
+    part takes one (reproducible rows). strict=False drops the options no part of the method takes (one option
+    set for many methods). A value a reducer refuses is a one-line ConfigError."""
     from vidslim.models.registry import family_of
     from vidslim.reduce.registry import build_reduction
 
     if not strict:
         options = _taken(name, options)
-    return build_reduction(name, model, family=family_of(model), where=f"--method {name!r}", fallback={"seed": 0},
-                           **options)
+    if isinstance(model, ModelSource):
+        preset, family = model.preset, model.family
+    else:
+        preset, family = model, family_of(model)
+    try:
+        return build_reduction(name, preset, family=family, where=f"--method {name!r}", fallback={"seed": 0},
+                               **options)
+    except ConfigError:
+        raise
+    except (ValueError, TypeError) as error:  # a value a reducer's constructor refuses
+        raise ConfigError(f"--method {name!r} with {options}: {_first_line(error)}") from None
 
 
-def resolve_methods(spec: str | Sequence[str], model: str, **options: Any) -> list[str]:
+def _card_reducers(card: Sequence[Any], source: ModelSource, name: str) -> list[object]:
+    """The reducers of a reduction card, for this model's family (a part that does not fit is a ConfigError)."""
+    from vidslim.reduce.registry import build_reduction
+
+    try:
+        return build_reduction(list(card), source.preset, family=source.family, where=f"card {name!r}")
+    except ConfigError:
+        raise
+    except (ValueError, TypeError) as error:
+        raise ConfigError(f"card {name!r}: {_first_line(error)}") from None
+
+
+def resolve_methods(spec: str | Sequence[str], model: str | ModelSource, **options: Any) -> list[str]:
     """Method names to run, dense first: "all" (see the module doc), "a,b+c" or a list. Explicit names are
     checked by `build_method` (a ConfigError names the fix); "all" keeps only what builds for `model`."""
     from vidslim.reduce.registry import WHERE, summaries
@@ -178,7 +230,8 @@ def _taken(method: str, options: Mapping[str, Any]) -> dict[str, Any]:
 class Suite:
     """One model per method, sharing the dense model's weights, and the input they all run on.
 
-    model:     a registered model name (`vidslim.models.registry.list_models()`)
+    model:     a registered model name (`vidslim.models.registry.list_models()`, random weights), anything
+               `vidslim.load_model` reads (a folder, a file, a cached hub id), or a `ModelSource`
     methods:   "all", "a,b+c" or a list (dense is always added, first)
     video:     input in the model's layout, one clip or a batch ([C, T, H, W] / [B, C, T, H, W] for the video ViT,
                [T, C, H, W] / [B, T, C, H, W] for CLIP), normalised; None: random (not for RLT, whose tokens depend
@@ -187,11 +240,12 @@ class Suite:
                unless `overrides` sets it, since frame schedules (TempMe's groups) read it there
     overrides: model config fields (e.g. vision_layers=2); options: method options (`build_reduction`)
     full_last_layer: CLIP runs its last block on every token, not only the CLS tokens
+    cards:     extra rows built from reduction cards: row name -> card (`vidslim.reduce.cards`), timed like methods
     """
 
     def __init__(
         self,
-        model: str,
+        model: str | ModelSource,
         methods: str | Sequence[str] = "all",
         video: Tensor | None = None,
         *,
@@ -202,18 +256,22 @@ class Suite:
         seed: int = 0,
         full_last_layer: bool = False,
         skip_broken: bool | None = None,
+        cards: Mapping[str, Sequence[Any]] | None = None,
     ) -> None:
-        from vidslim.models.registry import create_model, spec_of_name
-
-        self.model_name = model
         self.device = torch.device(device)
         options, overrides = dict(options or {}), dict(overrides or {})
-        if frames is None and video is not None:  # the time axis of a clip or a batch in the model's layout
-            spec = spec_of_name(model, **overrides)
+        if isinstance(model, str) and frames is None and video is not None:  # the time axis in the model's layout
+            spec = ModelSource.open(model, **overrides).spec
             frames = int(video.shape[spec.frame_axis - (5 - video.dim())])
         if frames is not None:
             overrides.setdefault("num_frames", frames)  # reducers with a frame schedule (TempMe) read the config
-        self.methods = resolve_methods(methods, model, **options)
+        if isinstance(model, ModelSource) and {**model.overrides, **overrides} != model.overrides:
+            model = ModelSource.open(model.name, **{**model.overrides, **overrides})  # e.g. the clip's frames
+        source = model if isinstance(model, ModelSource) else ModelSource.open(model, **overrides)
+        self.source = source
+        self.model_name = source.name
+        cards = dict(cards or {})
+        self.methods = resolve_methods(methods, source, **options) + list(cards)
         skip = (methods == "all" or list(methods) == ["all"]) if skip_broken is None else skip_broken
         self.skipped: dict[str, str] = {}
         self.entries: dict[str, _Entry] = {}
@@ -221,8 +279,9 @@ class Suite:
         for name in self.methods:
             torch.manual_seed(seed)
             try:
-                reducers = build_method(name, model, strict=False, **options)
-                net = create_model(model, reduction=reducers, **overrides).eval()
+                reducers = (_card_reducers(cards[name], source, name) if name in cards
+                            else build_method(name, source, strict=False, **options))
+                net = source.build(reducers)
             except ConfigError as error:
                 if not skip or name == "dense":
                     raise
@@ -231,9 +290,11 @@ class Suite:
             if base is None:
                 net.to(self.device)
                 base = net.state_dict()
-            else:
+            elif source.base is None:
                 net.load_state_dict(base, strict=False, assign=True)  # share the dense weights
                 net.to(self.device)
+            else:
+                net.to(self.device)  # a loaded checkpoint's copies share its weights already
             if full_last_layer and hasattr(net, "visual"):  # CLIP's last block on every token, not only the CLS
                 net.visual.cls_readout = False
             forward = net
@@ -305,8 +366,11 @@ class Suite:
         warmup: int = 1,
         repeat: int = 5,
         overhead: bool = True,
+        time: bool = True,
+        progress: Callable[[], Any] | None = None,
     ) -> list[BenchRow]:
-        """Time every method interleaved at one setting; one row per method, dense first."""
+        """Time every method interleaved at one setting; one row per method, dense first. time=False: tokens and
+        FLOPs only (nothing is timed or profiled); `progress` is called after every timed round."""
         x = self.batch_input(batch)
         mode = "compiled" if compile else "eager"
         rows = {
@@ -319,30 +383,30 @@ class Suite:
             if entry.error is not None:
                 rows[name].error = entry.error
                 continue
-            if compile:
+            if compile and time:
                 try:
                     forward = torch.compile(forward)
                     call = self.caller(forward, x, precision)
-                    began = time.perf_counter()
+                    began = _time.perf_counter()
                     call()
                     if self.device.type == "cuda":
                         torch.cuda.synchronize()
-                    rows[name].compile_s = time.perf_counter() - began
+                    rows[name].compile_s = _time.perf_counter() - began
                 except Exception as error:  # any compiler failure becomes the row's note
                     rows[name].error = f"compile failed: {_first_line(error)}"
                     continue
             calls[name] = self.caller(forward, x, precision)
-        if calls:
+        if calls and time:
             comparison = compare(
                 calls, baseline=next(iter(calls)), warmup=warmup, repeat=repeat, device=self.device.type,
-                items_per_call=batch, memory=False,
+                items_per_call=batch, memory=False, progress=progress,
             )  # fmt: skip
             has_dense = "dense" in calls
             for name in calls:
                 row, timing = rows[name], comparison.timings[name]
                 row.time_ms, row.videos_per_s = timing.median * 1e3, timing.throughput()
                 if has_dense:
-                    row.speedup, row.paired_speedup = comparison.speedup(name), 1.0 / comparison.paired_ratio(name)
+                    _set_speedup(row, comparison.paired(name))
         dense = self.entries["dense"]
         for name, entry in self.entries.items():
             row = rows[name]
@@ -351,12 +415,22 @@ class Suite:
             row.flop_ratio = entry.gflops / dense.gflops if dense.gflops else None
             if row.speedup is not None and row.flop_ratio is not None:
                 row.realised = row.speedup * row.flop_ratio
-            if overhead and name in calls:
+            if overhead and time and name in calls:
                 split = reduction_overhead(calls[name], entry.model, self.device.type)
                 row.overhead_pct = split.percent
                 row.overhead_ms = split.percent / 100.0 * row.time_ms if row.time_ms is not None else split.reduce_ms
                 row.overhead_by_label = split.by_label
         return list(rows.values())
+
+
+def _set_speedup(row: BenchRow, paired: PairedRatio) -> None:
+    """Copy a paired speedup, its spread, verdict and the machine's load into a row."""
+    row.speedup, row.speedup_q25, row.speedup_q75 = paired.speedup, paired.low, paired.high
+    row.speedup_ci95, row.cpu_speedup, row.rounds = paired.ci, paired.cpu_speedup, paired.n
+    row.reliable = paired.reliable or row.method == "dense"
+    row.verdict = "baseline" if row.method == "dense" else paired.verdict
+    if paired.load is not None:
+        row.load_before, row.load_after, row.cores = paired.load.before, paired.load.after, paired.load.cores
 
 
 def bench_methods(
@@ -371,12 +445,13 @@ def bench_methods(
     warmup: int = 1,
     repeat: int = 5,
     overhead: bool = True,
+    time: bool = True,
     **suite_options: Any,
 ) -> list[BenchRow]:
     """Build a `Suite` and run it once: one row per method (dense first). `suite_options` go to `Suite`
     (frames, overrides, options, seed, full_last_layer)."""
     suite = Suite(model, methods, video, device=device, **suite_options)
-    return suite.run(batch, precision, compile, warmup, repeat, overhead)
+    return suite.run(batch, precision, compile, warmup, repeat, overhead, time)
 
 
 # ------------------------------------------------------------------------------------------------- table
@@ -389,7 +464,7 @@ _COLUMNS: tuple[tuple[str, str, Callable[[BenchRow], Any]], ...] = (
     ("GFLOPs", ">", lambda r: _f(r.gflops, ".2f")),
     ("FLOP ratio", ">", lambda r: _f(r.flop_ratio, ".3f")),
     ("ms/batch", ">", lambda r: _f(r.time_ms, ".1f")),
-    ("speedup", ">", lambda r: _f(r.speedup, ".2f", "x")),
+    ("speedup [IQR]", ">", lambda r: r.speedup_text()),
     ("realised", ">", lambda r: _f(r.realised, ".2f")),
     ("reduce ms", ">", lambda r: _f(r.overhead_ms, ".2f")),
     ("reduce %", ">", lambda r: _f(r.overhead_pct, ".1f")),
@@ -417,4 +492,8 @@ def format_table(rows: Sequence[BenchRow]) -> str:
     for row, cell in zip(rows, cells, strict=True):
         line = "  ".join(f"{c:{align}{w}}" for c, (_, align, _), w in zip(cell, columns, widths, strict=True))
         lines.append(line + (f"  ! {row.error}" if row.error else ""))
+    shaky = [r for r in rows if r.speedup is not None and not r.reliable]
+    if shaky:
+        lines.append(f"~x?: not a measurement to quote ({shaky[0].verdict}); rerun on a quieter machine or with more "
+                     "--repeat")
     return "\n".join(lines)

@@ -9,27 +9,22 @@ CUDA work is asynchronous: with `sync=None` (auto) the timer calls `torch.cuda.s
 starting and before stopping the clock whenever CUDA is initialised, so a sample covers the kernels,
 not just their launch.
 
-Peak memory (`Timing.peak_memory_bytes`) comes from one extra, untimed call after the timed ones, so
-measuring never disturbs a sample: the peak that call reaches above what was in use just before it.
-- CUDA: `torch.cuda.max_memory_allocated()` after `reset_peak_memory_stats()`, minus
-  `memory_allocated()` before. Exact for tensors; excludes the caching allocator's unused reserve.
-- CPU on Linux: free heap memory is first handed back to the system (glibc `malloc_trim`), so that
-  memory kept from earlier calls cannot hide the call's own use; then the resident-set high-water mark
-  (VmHWM, reset through `/proc/self/clear_refs`) minus VmRSS before the call. It counts pages touched,
-  from any allocator, so it is close to, and at most slightly under, the call's real working memory.
-  Resetting VmHWM also resets the process's `ru_maxrss`.
-- CPU elsewhere: the rise of `resource.getrusage().ru_maxrss`, the process-lifetime peak RSS: 0 when
-  the call stayed under an earlier peak, so only a lower bound.
-- None when none of these is available or `memory=False`.
-`Timing.memory_source` names which one was used.
+Every sample also records the CPU seconds of the timed thread (`time.thread_time`) and every measurement the
+machine's load before and after (`vidslim.bench.spread.MachineLoad`), so a report can say how busy the machine
+was. `Comparison.paired(name)` gives a contender's per-round speedups over the baseline with their spread, a
+bootstrap interval and a verdict ("unreliable: load 5.8 on 2 cores, ..."): use it, not a bare ratio, for any
+figure a user reads.
+
+    result = compare({"dense": dense_fn, "rlt": rlt_fn}, baseline="dense", repeat=7)
+    p = result.paired("rlt")      # p.speedup, p.low, p.high, p.ci, p.reliable, p.verdict, p.label()
+
+Peak memory (`Timing.peak_memory_bytes`) comes from one extra, untimed call after the timed ones
+(`vidslim.bench.memory`), so measuring never disturbs a sample.
 """
 
 from __future__ import annotations
 
-import ctypes
-import ctypes.util
 import math
-import re
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -37,6 +32,9 @@ from typing import Any
 
 import numpy as np
 import torch
+
+from vidslim.bench.memory import Probe, make_probe
+from vidslim.bench.spread import MachineLoad, PairedRatio
 
 Clock = Callable[[], float]
 Sync = Callable[[], None]
@@ -56,6 +54,8 @@ class Timing:
     peak_memory_bytes: int | None = None
     memory_source: str | None = None
     items_per_call: float | None = None
+    cpu_samples: tuple[float, ...] = ()
+    load: MachineLoad | None = None
 
     def _q(self, q: float) -> float:
         return float(np.percentile(self.samples, q)) if self.samples else math.nan
@@ -98,6 +98,18 @@ class Timing:
         """Interquartile range (p75 - p25) in seconds."""
         return self._q(75) - self._q(25)
 
+    @property
+    def cpu_median(self) -> float | None:
+        """Median CPU seconds of the timed thread per call (None when not recorded)."""
+        return float(np.median(self.cpu_samples)) if self.cpu_samples else None
+
+    @property
+    def cpu_share(self) -> float | None:
+        """CPU seconds of the timed thread over wall seconds, summed over calls (well under the threads torch uses:
+        the thread waited for a core)."""
+        wall = sum(self.samples)
+        return sum(self.cpu_samples) / wall if self.cpu_samples and wall > 0 else None
+
     def throughput(self, items_per_call: float | None = None) -> float:
         """Items per second at the median latency (items: videos, frames, tokens ... per call)."""
         items = self.items_per_call if items_per_call is None else items_per_call
@@ -121,6 +133,8 @@ class Timing:
             "max_s": self.max, "p10_s": self.p10, "p90_s": self.p90, "iqr_s": self.iqr, "n": self.n,
             "warmup": self.warmup, "peak_memory_bytes": self.peak_memory_bytes,
             "memory_source": self.memory_source, "samples_s": list(self.samples),
+            "cpu_median_s": self.cpu_median, "cpu_share": self.cpu_share,
+            **(self.load.to_dict() if self.load is not None else {}),
         }
         if self.items_per_call is not None:
             out["items_per_call"] = self.items_per_call
@@ -134,6 +148,7 @@ class Comparison:
 
     timings: dict[str, Timing]
     baseline: str
+    load: MachineLoad | None = None
 
     def ratio(self, name: str) -> float:
         """Median time of `name` over median time of the baseline (< 1: faster than the baseline)."""
@@ -144,6 +159,13 @@ class Comparison:
         a, b = self.timings[name].samples, self.timings[self.baseline].samples
         return float(np.median(np.asarray(a) / np.asarray(b)))
 
+    def paired(self, name: str) -> PairedRatio:
+        """`name`'s per-round speedups over the baseline, their spread, the load and the verdict."""
+        a, b = self.timings[name], self.timings[self.baseline]
+        share = [s for s in (a.cpu_share, b.cpu_share) if s is not None]
+        return PairedRatio.of(b.samples, a.samples, b.cpu_samples, a.cpu_samples, self.load,
+                              min(share) if share else None)
+
     def speedup(self, name: str) -> float:
         """Baseline median over `name`'s median (> 1: faster than the baseline)."""
         return 1.0 / self.ratio(name)
@@ -153,25 +175,31 @@ class Comparison:
         return {name: self.ratio(name) for name in self.timings}
 
     def table(self) -> str:
-        """One line per contender: its summary and its ratio to the baseline."""
+        """One line per contender: its summary and its paired speedup over the baseline with spread or verdict."""
         width = max(len(n) for n in self.timings)
-        return "\n".join(
-            f"{name:<{width}}  {t.summary()}  x{self.ratio(name):.3f} (paired x{self.paired_ratio(name):.3f})"
-            for name, t in self.timings.items()
-        )
+        lines = [f"{name:<{width}}  {t.summary()}  speedup {self.paired(name).label()}"
+                 for name, t in self.timings.items()]
+        if self.load is not None:
+            lines.append(f"({self.load.describe()}; 1-minute load before {_load(self.load.before)}, after "
+                         f"{_load(self.load.after)})")
+        return "\n".join(lines)
 
     def to_dict(self) -> dict[str, Any]:
         return {
             "baseline": self.baseline,
+            **(self.load.to_dict() if self.load is not None else {}),
             "contenders": {
-                name: {**t.to_dict(), "ratio": self.ratio(name), "paired_ratio": self.paired_ratio(name)}
-                for name, t in self.timings.items()
+                name: {**t.to_dict(), "paired": self.paired(name).to_dict()} for name, t in self.timings.items()
             },
         }
 
 
+def _load(value: float | None) -> str:
+    return "unknown" if value is None else f"{value:.1f}"
+
+
 # --------------------------------------------------------------------------------------------------
-# synchronisation and memory probes
+# timing
 # --------------------------------------------------------------------------------------------------
 
 
@@ -193,119 +221,21 @@ def _resolve_device(device: str | torch.device | None) -> str:
     return torch.device(device).type
 
 
-class _Probe:
-    """Measures the memory one call of `fn` adds at its peak (None: cannot measure here)."""
-
-    source: str | None = None
-
-    def measure(self, fn: Callable[[], Any]) -> int | None:
-        fn()
-        return None
-
-
-class _CudaProbe(_Probe):
-    source = "cuda_max_memory_allocated"
-
-    def measure(self, fn: Callable[[], Any]) -> int | None:
-        torch.cuda.synchronize()
-        torch.cuda.reset_peak_memory_stats()
-        base = torch.cuda.memory_allocated()
-        fn()
-        torch.cuda.synchronize()
-        return max(0, torch.cuda.max_memory_allocated() - base)
-
-
-_STATUS_KB = re.compile(r"^(VmRSS|VmHWM):\s+(\d+)\s+kB", re.MULTILINE)
-
-
-def _proc_status() -> dict[str, int]:
-    with open("/proc/self/status") as f:
-        return {k: int(v) * 1024 for k, v in _STATUS_KB.findall(f.read())}
-
-
-def _reset_peak_rss() -> None:
-    with open("/proc/self/clear_refs", "w") as f:
-        f.write("5")  # Linux: set the peak RSS (VmHWM) to the current RSS
-
-
-def _malloc_trim() -> Callable[[], Any]:
-    """glibc's malloc_trim(0), which returns free heap memory to the system; a no-op elsewhere."""
-    try:
-        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
-        trim = libc.malloc_trim
-    except (OSError, AttributeError):
-        return lambda: None
-    return lambda: trim(0)
-
-
-class _LinuxRssProbe(_Probe):
-    source = "linux_vmhwm"
-
-    def __init__(self) -> None:
-        self._trim = _malloc_trim()
-
-    @staticmethod
-    def available() -> bool:
-        try:
-            _reset_peak_rss()
-            return {"VmRSS", "VmHWM"} <= set(_proc_status())
-        except OSError:
-            return False
-
-    def measure(self, fn: Callable[[], Any]) -> int | None:
-        self._trim()
-        _reset_peak_rss()
-        base = _proc_status()["VmRSS"]
-        fn()
-        return max(0, _proc_status()["VmHWM"] - base)
-
-
-class _MaxRssProbe(_Probe):
-    source = "ru_maxrss_growth"
-
-    def __init__(self) -> None:
-        import resource
-        import sys
-
-        self._resource = resource
-        self._unit = 1 if sys.platform == "darwin" else 1024  # bytes on macOS, KiB elsewhere
-
-    def measure(self, fn: Callable[[], Any]) -> int | None:
-        base = self._resource.getrusage(self._resource.RUSAGE_SELF).ru_maxrss
-        fn()
-        return (self._resource.getrusage(self._resource.RUSAGE_SELF).ru_maxrss - base) * self._unit
-
-
-def _make_probe(device: str, memory: bool) -> _Probe | None:
-    if not memory:
-        return None
-    if device == "cuda":
-        return _CudaProbe()
-    if device == "cpu":
-        if _LinuxRssProbe.available():
-            return _LinuxRssProbe()
-        try:
-            return _MaxRssProbe()
-        except ImportError:  # pragma: no cover - Windows
-            return _Probe()
-    return _Probe()
-
-
-# --------------------------------------------------------------------------------------------------
-# timing
-# --------------------------------------------------------------------------------------------------
 
 
 class _Runner:
     """Times single calls of one function; measures its memory in one extra call at the end."""
 
-    def __init__(self, fn: Callable[[], Any], sync: Sync | None, clock: Clock, probe: _Probe | None) -> None:
-        self.fn, self.sync, self.clock, self.probe = fn, sync, clock, probe
+    def __init__(self, fn: Callable[[], Any], sync: Sync | None, clock: Clock, probe: Probe | None,
+                 cpu_clock: Clock | None = time.thread_time) -> None:
+        self.fn, self.sync, self.clock, self.probe, self.cpu_clock = fn, sync, clock, probe, cpu_clock
         self.samples: list[float] = []
+        self.cpu: list[float] = []
 
     def call(self, timed: bool) -> None:
         if self.sync is not None:
             self.sync()
+        c0 = self.cpu_clock() if self.cpu_clock is not None else 0.0
         t0 = self.clock()
         self.fn()
         if self.sync is not None:
@@ -313,11 +243,13 @@ class _Runner:
         elapsed = self.clock() - t0
         if timed:
             self.samples.append(elapsed)
+            if self.cpu_clock is not None:
+                self.cpu.append(self.cpu_clock() - c0)
 
-    def timing(self, warmup: int, items_per_call: float | None) -> Timing:
+    def timing(self, warmup: int, items_per_call: float | None, load: MachineLoad | None = None) -> Timing:
         peak = self.probe.measure(self.fn) if self.probe is not None else None
         source = self.probe.source if self.probe is not None and peak is not None else None
-        return Timing(tuple(self.samples), warmup, peak, source, items_per_call)
+        return Timing(tuple(self.samples), warmup, peak, source, items_per_call, tuple(self.cpu), load)
 
 
 def _check(warmup: int, repeat: int, max_repeat: int, min_time_s: float) -> None:
@@ -340,22 +272,30 @@ def time_fn(
     items_per_call: float | None = None,
     memory: bool = True,
     clock: Clock = time.perf_counter,
+    cpu_clock: Clock | None = time.thread_time,
+    progress: Callable[[], Any] | None = None,
 ) -> Timing:
     """Time `fn()`: `warmup` untimed calls, then at least `repeat` timed calls and `min_time_s` seconds.
 
     Stops at `max_repeat` calls; with `memory`, one more untimed call measures peak memory. `device`
     ("cpu"/"cuda", default: cuda if CUDA is initialised) picks the memory probe and the default sync;
     pass `device="cuda"` when `fn` first touches CUDA during warm-up. `items_per_call` enables
-    `Timing.throughput()`. `clock` is injectable for tests.
+    `Timing.throughput()`. `clock` and `cpu_clock` (None: no CPU time) are injectable for tests; `progress` is
+    called after every call (a progress bar's update).
     """
     _check(warmup, repeat, max_repeat, min_time_s)
     dev = _resolve_device(device)
-    runner = _Runner(fn, _resolve_sync(sync, dev), clock, _make_probe(dev, memory))
+    runner = _Runner(fn, _resolve_sync(sync, dev), clock, make_probe(dev, memory), cpu_clock)
+    load = MachineLoad.start()
     for _ in range(warmup):
         runner.call(timed=False)
+        if progress is not None:
+            progress()
     while len(runner.samples) < repeat or (sum(runner.samples) < min_time_s and len(runner.samples) < max_repeat):
         runner.call(timed=True)
-    return runner.timing(warmup, items_per_call)
+        if progress is not None:
+            progress()
+    return runner.timing(warmup, items_per_call, load.finish())
 
 
 def compare(
@@ -371,12 +311,15 @@ def compare(
     items_per_call: float | Mapping[str, float] | None = None,
     memory: bool = True,
     clock: Clock = time.perf_counter,
+    cpu_clock: Clock | None = time.thread_time,
+    progress: Callable[[], Any] | None = None,
 ) -> Comparison:
     """Time several functions interleaved: each round calls every contender once, rotating the order.
 
     Rounds run until there are `repeat` of them and every contender has `min_time_s` seconds of
     samples (at most `max_repeat` rounds). `baseline` defaults to the first contender.
-    `items_per_call` is one number for all or a mapping per contender. Other arguments as `time_fn`.
+    `items_per_call` is one number for all or a mapping per contender. `progress` is called after every round.
+    Other arguments as `time_fn`. With two contenders the order alternates A B, B A, A B ...
     """
     _check(warmup, repeat, max_repeat, min_time_s)
     names = list(contenders)
@@ -387,7 +330,8 @@ def compare(
         raise ValueError(f"baseline {baseline!r} is not a contender; choose one of {names}")
     dev = _resolve_device(device)
     sync_fn = _resolve_sync(sync, dev)
-    runners = {n: _Runner(contenders[n], sync_fn, clock, _make_probe(dev, memory)) for n in names}
+    runners = {n: _Runner(contenders[n], sync_fn, clock, make_probe(dev, memory), cpu_clock) for n in names}
+    load = MachineLoad.start()
 
     def one_round(r: int, timed: bool) -> None:
         k = r % len(names)
@@ -396,15 +340,20 @@ def compare(
 
     for r in range(warmup):
         one_round(r, timed=False)
+        if progress is not None:
+            progress()
     rounds = 0
     while rounds < repeat or (
         min(sum(run.samples) for run in runners.values()) < min_time_s and rounds < max_repeat
     ):
         one_round(rounds, timed=True)
         rounds += 1
+        if progress is not None:
+            progress()
+    load = load.finish()
 
     def items(name: str) -> float | None:
         return items_per_call.get(name) if isinstance(items_per_call, Mapping) else items_per_call
 
-    timings = {n: runners[n].timing(warmup, items(n)) for n in names}
-    return Comparison(timings, baseline)
+    timings = {n: runners[n].timing(warmup, items(n), load) for n in names}
+    return Comparison(timings, baseline, load)

@@ -6,8 +6,14 @@
     vidslim bench --model clip-b32 --method tempme --set vision_width=64 --set vision_heads=1   # a narrow model
     vidslim bench --model videomae-b16 --method rlt+tokenprune --video a.mp4 --set tau=0.05 --set keep=0.6
     vidslim bench --model videomae-b16 --method svitt --no-time     # density column: 1/7 of pairs per layer
+    vidslim bench --model runs/clip-msrvtt --method tempme --frames 8 --set tempme.groups=2,2,2   # a checkpoint
+    vidslim bench --model videomae-b16 --card rlt-2x.json           # a card `vidslim tune` wrote, against dense
 
-The model gets random weights (token counts, FLOPs and speed do not depend on them, except RLT's, which depend
+`--model` is a registered name (random weights) or anything `vidslim.load_model` reads: a folder, a checkpoint
+file, a model in the local Hugging Face cache by id (its own weights; presets such as TempMe's paper settings
+come from the registered model of the same architecture).
+
+A registered model gets random weights (token counts, FLOPs and speed do not depend on them, except RLT's, which depend
 on the video) and an input batch of `--batch` videos of `--frames` frames: random, or the clip `--video` (read
 at its native frame rate from the start, resized and centre-cropped to the model's size, normalised with the
 model's statistics, repeated `--batch` times). A method with RLT needs real video, so it defaults to the
@@ -21,8 +27,14 @@ reducer registry in `vidslim.reduce.registry` ("dense", "tome", "tempme", "rlt",
 and any registered later; "a+b" combines, and a method that does not fit the model is an error naming the ones
 that do). `--set KEY=VALUE` sets a field of the model's config when it is one (vision_layers, num_frames, ...),
 and otherwise a setting of every part of the method that takes KEY (tau, keep, layers, block, ...;
-"tempme.groups=2,2,3" or "svitt.seed=1" for one part only): any constructor argument of a reducer; a setting no
-part takes is an error. The per-layer table has a density column: the
+"tempme.groups=2,2,3" or "svitt.seed=1" for one part only): any constructor argument of a reducer, checked against
+the type of its default (`vidslim.bench.settings`); a setting no part takes, or a value of the wrong kind, is an
+error.
+
+Times come from `vidslim.bench.timer`: with several methods (or `--card`), every method and dense run in
+interleaved rounds and each speedup is the median of the per-round ratios, with its interquartile range, the
+machine's load and a verdict; a speedup whose rounds scatter too much is printed as "~1.4x?" and flagged
+unreliable, never as a plain figure. The per-layer table has a density column: the
 fraction of (query, key) pairs attention computes in that layer (1.0 where dense; < 1 under SViTT's pattern).
 
 CLIP computes only the CLS tokens in its last block unless `--full-last-layer` is given (then the table shows
@@ -57,10 +69,12 @@ def add_parser(subparsers: Any) -> None:
     parser.add_argument(
         "--model",
         default="clip-b32",
-        choices=list_models(),
-        metavar="NAME",
-        help="named model config (default clip-b32; see vs.list_models())",
+        metavar="NAME|PATH",
+        help=f"a named model config (default clip-b32; {', '.join(list_models())}) or a checkpoint folder, file or "
+        "cached hub id that vs.load_model reads",
     )
+    parser.add_argument("--card", default=None, metavar="FILE",
+                        help="a reduction card (from `vidslim tune`), benched against dense as the row 'card'")
     parser.add_argument(
         "--method",
         default="dense",
@@ -129,45 +143,17 @@ def add_parser(subparsers: Any) -> None:
     parser.set_defaults(func=run)
 
 
-def parse_overrides(items: list[str]) -> dict[str, Any]:
-    """KEY=VALUE strings -> {key: int | float | bool | str}."""
-    out: dict[str, Any] = {}
-    for item in items:
-        key, sep, text = item.partition("=")
-        if not sep or not key:
-            raise ConfigError(f"--set {item!r}: write KEY=VALUE, e.g. --set vision_layers=6")
-        try:
-            out[key] = json.loads(text.lower() if text.lower() in ("true", "false") else text)
-        except json.JSONDecodeError:
-            out[key] = text
-    return out
+def split_settings(items: list[str], model: str) -> tuple[dict[str, Any], dict[str, Any], Any]:
+    """--set strings -> (model config fields, method settings, the opened model): each key and value checked
+    (`vidslim.bench.settings.parse_settings`); the model is reopened with the config fields applied."""
+    from vidslim.bench.settings import parse_settings
+    from vidslim.bench.source import ModelSource, config_fields
 
-
-def split_overrides(overrides: dict[str, Any], model: str) -> tuple[dict[str, Any], dict[str, Any]]:
-    """--set values -> (model config fields, method settings): a field of the model's config is a model override,
-    "NAME.KEY" or a key some registered reducer takes is a method setting (checked against the method's parts when
-    it is built); anything else is a ConfigError naming both lists."""
-    import dataclasses
-
-    from vidslim.models.registry import get_config
-    from vidslim.reduce.registry import REDUCERS
-
-    fields = {f.name for f in dataclasses.fields(get_config(model))}
-    settable = {p for entry in REDUCERS.values() for p in entry.parameters()}
-    config, options = {}, {}
-    for key, value in overrides.items():
-        if "." in key:
-            options[key] = value
-        elif key in fields:
-            config[key] = value
-        elif key in settable:
-            options[key] = value
-        else:
-            raise ConfigError(
-                f"--set {key}=...: {key!r} is neither a method option ({', '.join(sorted(settable))}) nor a field "
-                f"of {model!r}'s config ({', '.join(sorted(fields))})"
-            )
-    return config, options
+    source = ModelSource.open(model)
+    config, options = parse_settings(items, config_fields(source), repr(model))
+    if config:
+        source = ModelSource.open(model, **config)
+    return config, options, source
 
 
 def load_input(path: str, frames: int, spec: Any, batch: int) -> Any:
@@ -195,6 +181,7 @@ def suite_mode(args: argparse.Namespace) -> bool:
         or "," in args.precision
         or args.compile
         or args.end_to_end is not None
+        or args.card is not None
     )
 
 
@@ -205,7 +192,6 @@ def run(args: argparse.Namespace) -> int:
     from vidslim.bench.report import layer_report
     from vidslim.bench.suite import build_method
     from vidslim.bench.timer import time_fn
-    from vidslim.models.registry import create_model
 
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -219,15 +205,21 @@ def run(args: argparse.Namespace) -> int:
     if args.batch < 1:
         raise ConfigError("--batch, --frames and --repeat must be >= 1 and --warmup >= 0")
     torch.manual_seed(args.seed)
-    overrides, options = split_overrides(parse_overrides(args.set), args.model)
+    overrides, options, model_source = split_settings(args.set, args.model)
+    if args.frames is not None and args.frames != model_source.config.num_frames:
+        from vidslim.bench.source import ModelSource
+
+        overrides.setdefault("num_frames", args.frames)  # frame schedules (TempMe's groups) read the config
+        model_source = ModelSource.open(args.model, **overrides)
     if args.r is not None:
         options["r"] = args.r
-    reduction = build_method(args.method, args.model, **options)
+    reduction = build_method(args.method, model_source, **options)
     try:
         device = torch.device(args.device)
     except RuntimeError as error:
         raise ConfigError(f"--device {args.device!r}: {error}; use cpu or cuda") from error
-    model = create_model(args.model, reduction=reduction, **overrides).eval().to(device)
+    torch.manual_seed(args.seed)
+    model = model_source.build(reduction).to(device)
     config = model.config
     frames = args.frames or config.num_frames
     source = args.video
@@ -281,6 +273,10 @@ def run(args: argparse.Namespace) -> int:
         "peak_memory_mb": (
             timing.peak_memory_bytes / 2**20 if timing and timing.peak_memory_bytes is not None else None
         ),
+        "latency_q25_ms": timing._q(25) * 1e3 if timing else None,
+        "latency_q75_ms": timing._q(75) * 1e3 if timing else None,
+        "cpu_share": timing.cpu_share if timing else None,
+        **(timing.load.to_dict() if timing and timing.load else {}),
         "precision": args.precision,
         "device": str(device),
         "threads": torch.get_num_threads(),
@@ -300,9 +296,11 @@ def run(args: argparse.Namespace) -> int:
     print(f"GFLOPs per video: {report.gflops_per_video:.2f}")
     if timing is not None:
         memory = f", peak memory +{result['peak_memory_mb']:.0f} MiB" if result["peak_memory_mb"] is not None else ""
+        load = f"; {timing.load.describe()}" if timing.load is not None else ""
         print(
-            f"latency: {timing.median * 1e3:.1f} ms per batch (median of {timing.n}; p10 {timing.p10 * 1e3:.1f}, "
-            f"p90 {timing.p90 * 1e3:.1f}), {timing.throughput():.2f} videos/s{memory}"
+            f"latency: {timing.median * 1e3:.1f} ms per batch (median of {timing.n}; IQR "
+            f"{result['latency_q25_ms']:.1f}-{result['latency_q75_ms']:.1f}), {timing.throughput():.2f} videos/s"
+            f"{memory}{load}; for a speedup give dense too: --method dense,{args.method}"
         )
     return 0
 
@@ -333,25 +331,39 @@ def parse_precisions(text: str) -> list[str]:
 def suite_input(args: argparse.Namespace, overrides: dict[str, Any], options: dict[str, Any]) -> tuple[Any, str, Any]:
     """The suite's input: (clips or None for random, what to print as the input, the decoded videos or None).
     --end-to-end decodes the folder; --video, or a method with rlt, reads one clip as the single-method path does."""
+    from vidslim.bench.source import ModelSource
     from vidslim.bench.suite import resolve_methods
-    from vidslim.models.registry import spec_of_name
 
-    spec = spec_of_name(args.model, **overrides)
+    source = ModelSource.open(args.model, **overrides)
+    spec = source.spec
     frames = args.frames or spec.num_frames
     if args.end_to_end is not None:
         from vidslim.bench.end_to_end import decode_folder
 
         decoded = decode_folder(args.end_to_end, frames, spec)
         return decoded.clips, f"{len(decoded.paths)} videos decoded from {args.end_to_end}", decoded
-    source = args.video
-    methods = resolve_methods(args.method, args.model, **options)
-    if source is None and any("rlt" in m.split("+") for m in methods):
+    methods = resolve_methods(args.method, source, **options)
+    if args.card is not None:
+        from vidslim.bench.card_file import read_card
+
+        methods.append("+".join(next(iter(part)) if isinstance(part, dict) else str(part)
+                                for part in read_card(args.card)[0]))
+    video_path = args.video
+    if video_path is None and any("rlt" in m.split("+") for m in methods):
         from vidslim.io.samples import sample_video
 
-        source = str(sample_video("bikes"))
-    if source is None:
+        video_path = str(sample_video("bikes"))
+    if video_path is None:
         return None, "random (no --video)", None
-    return load_input(source, frames, spec, 1), source, None
+    return load_input(video_path, frames, spec, 1), video_path, None
+
+
+def progress_bar(total: int, desc: str, disable: bool = False) -> Any:
+    """A tqdm bar on stderr (shown only on a terminal) counting timed rounds or calls."""
+    from tqdm import tqdm
+
+    return tqdm(total=total, desc=desc, unit="round", file=sys.stderr, leave=False,
+                disable=disable or not sys.stderr.isatty())
 
 
 def run_suite(args: argparse.Namespace) -> int:
@@ -367,14 +379,22 @@ def run_suite(args: argparse.Namespace) -> int:
     batches, precisions = parse_batches(args.batch), parse_precisions(args.precision)
     if (args.frames is not None and args.frames < 1) or args.repeat < 1 or args.warmup < 0 or args.max_batch < 1:
         raise ConfigError("--frames, --repeat and --max-batch must be >= 1 and --warmup >= 0")
+    if args.no_time and "sat" in batches:
+        raise ConfigError("--batch sat finds the batch by timing dense; with --no-time give a number, e.g. --batch 4")
     torch.manual_seed(args.seed)
-    overrides, options = split_overrides(parse_overrides(args.set), args.model)
+    overrides, options, model_source = split_settings(args.set, args.model)
     if args.r is not None:
         options["r"] = args.r
+    cards = {}
+    if args.card is not None:
+        from vidslim.bench.card_file import read_card
+
+        cards["card"] = read_card(args.card)[0]
     video, source, decoded = suite_input(args, overrides, options)
+    methods = args.method if args.card is None or args.method.strip() != "dense" else "dense"
     suite = Suite(
-        args.model, args.method, video, frames=args.frames, overrides=overrides, options=options, device=args.device,
-        seed=args.seed, full_last_layer=args.full_last_layer,
+        model_source, methods, video, frames=args.frames, overrides=overrides, options=options, device=args.device,
+        seed=args.seed, full_last_layer=args.full_last_layer, cards=cards,
     )  # fmt: skip
     rows, choices = [], []
     for precision in precisions:
@@ -386,7 +406,10 @@ def run_suite(args: argparse.Namespace) -> int:
                                 "history": [list(h) for h in choice.history]})  # fmt: skip
                 batch = choice.batch
             for compiled in (False, True) if args.compile else (False,):
-                rows += suite.run(int(batch), precision, compiled, args.warmup, args.repeat, not args.no_overhead)
+                with progress_bar(args.warmup + args.repeat, f"timing {len(suite.methods)} methods, batch {batch}",
+                                  disable=args.no_time) as bar:
+                    rows += suite.run(int(batch), precision, compiled, args.warmup, args.repeat,
+                                      not args.no_overhead, time=not args.no_time, progress=bar.update)
     warnings: list[str] = []
     if decoded is not None:
         for row in rows:
@@ -406,8 +429,10 @@ def run_suite(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(result, indent=2))
         return 0
-    print(f"{args.model}, {suite.frames} frames, {suite.device} ({result['threads']} threads), median of {args.repeat}"
-          f" interleaved rounds; speedup vs dense of the same batch, precision and mode")  # fmt: skip
+    timed = "tokens and FLOPs only (--no-time)" if args.no_time else (
+        f"median of {args.repeat} interleaved rounds; speedup vs dense of the same batch, precision and mode: the "
+        "median of per-round ratios [interquartile range]")
+    print(f"{args.model}, {suite.frames} frames, {suite.device} ({result['threads']} threads), {timed}")
     print(f"input: {source}")
     print(format_table(rows))
     for choice in choices:

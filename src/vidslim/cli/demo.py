@@ -41,7 +41,7 @@ def add_parser(subparsers: Any) -> None:
     parser.add_argument("--quick", action="store_true", help="a smaller setting (narrow models, 8 frames, 112 px)")
     parser.add_argument("--json", action="store_true", help="print one JSON object instead of tables")
     parser.add_argument("--no-speed", action="store_true", help="skip the timed table (and the plot)")
-    parser.add_argument("--repeat", type=int, default=None, help="timed rounds per method (default 3; quick 2)")
+    parser.add_argument("--repeat", type=int, default=None, help="timed rounds per method (default 3; quick 3)")
     parser.add_argument("--clip", type=Path, default=None, metavar="CHECKPOINT",
                         help="draw TempMe's merges with these CLIP weights (a Hugging Face folder or an OpenAI "
                              "CLIP file) instead of random ones")

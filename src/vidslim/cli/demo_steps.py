@@ -52,7 +52,7 @@ QUICK = Setting(
     {"image_size": 112, "vision_width": 64, "vision_heads": 2, "vision_mlp_dim": 128, "text_layers": 1,
      "text_width": 32, "text_heads": 2, "text_mlp_dim": 64, "embed_dim": 32},
     {"image_size": 112, "embed_dim": 64, "num_heads": 2, "mlp_dim": 128, "num_classes": 10},
-    repeat=2,
+    repeat=3,  # the fewest rounds whose spread the timer can judge (`vidslim.bench.spread.MIN_ROUNDS`)
 )
 
 
@@ -122,8 +122,13 @@ def speed_rows(
         say(f"timing dense and {len(methods)} methods on {model} ({frames} frames, {setting.size} px)", quiet)
         start = time.perf_counter()
         suite = Suite(model, ["dense", *methods], clips[family], frames=frames, overrides=overrides)
-        for row in suite.run(batch=1, repeat=repeat or setting.repeat):
-            rows.append((model, row))
+        rounds = repeat or setting.repeat
+        from tqdm import tqdm
+
+        with tqdm(total=1 + rounds, desc=f"timing {model}", unit="round", file=sys.stderr, leave=False,
+                  disable=quiet or not sys.stderr.isatty()) as bar:
+            for row in suite.run(batch=1, repeat=rounds, progress=bar.update):
+                rows.append((model, row))
         say(f"  {model} done in {time.perf_counter() - start:.0f} s", quiet)
     return rows
 
@@ -131,7 +136,7 @@ def speed_rows(
 def format_speed(rows: Sequence[tuple[str, Any]]) -> str:
     """The side-by-side table: model, method, kept tokens, GFLOPs, FLOP ratio, time, speedup, realised share."""
     head = (
-        f"{'model':<14} {'method':<18} {'tokens':>7} {'GFLOPs':>8} {'FLOPs':>7} {'ms':>8} {'speedup':>8} "
+        f"{'model':<14} {'method':<18} {'tokens':>7} {'GFLOPs':>8} {'FLOPs':>7} {'ms':>8} {'speedup [IQR]':>18} "
         f"{'realised':>8} {'overhead':>8}"
     )
     lines = [head, "-" * len(head)]
@@ -141,9 +146,14 @@ def format_speed(rows: Sequence[tuple[str, Any]]) -> str:
             continue
         lines.append(
             f"{model:<14} {r.method:<18} {_pct(r.token_fraction):>7} {_num(r.gflops, '.3g'):>8} "
-            f"{_pct(r.flop_ratio):>7} {_num(r.time_ms, '.0f'):>8} {_num(r.speedup, '.2f'):>8} "
-            f"{_num(r.realised, '.2f'):>8} {_pct(None if r.overhead_pct is None else r.overhead_pct / 100):>8}"
+            f"{_pct(r.flop_ratio):>7} {_num(r.time_ms, '.0f'):>8} {r.speedup_text():>18} "
+            f"{_num(r.realised if r.reliable else None, '.2f'):>8} "
+            f"{_pct(None if r.overhead_pct is None else r.overhead_pct / 100):>8}"
         )
+    shaky = [r for _, r in rows if r.speedup is not None and not r.reliable]
+    if shaky:
+        lines.append(f"~x?: the timer could not trust this figure ({shaky[0].verdict}); rerun when the machine is "
+                     "quieter, or with --repeat 5")
     return "\n".join(lines)
 
 
@@ -198,11 +208,13 @@ def pictures(name: str, clip_frames: Tensor, vit_frames: Tensor, out: Path, clip
 
 
 def speedup_plot(rows: Sequence[tuple[str, Any]], path: Path) -> str:
-    """Measured speedup against the fraction of tokens kept, one point per method and model."""
+    """Measured speedup against the fraction of tokens kept, one point per method and model, with the spread of
+    its rounds; a point the timer flagged unreliable is drawn as a grey ring marked "?"."""
     from vidslim.viz.plot import plot_speedup
 
     points = [
-        (f"{r.method} ({model.split('-')[0]})", r.token_fraction, r.speedup)
+        (f"{r.method} ({model.split('-')[0]})", r.token_fraction, r.speedup, min(r.speedup_q25, r.speedup),
+         max(r.speedup_q75, r.speedup), bool(r.reliable))
         for model, r in rows
         if r.method != "dense" and not r.error and r.token_fraction is not None and r.speedup is not None
     ]

@@ -24,7 +24,8 @@ from vidslim import __version__
 from vidslim.errors import VidslimError, printable
 
 # subcommand modules, in the order `vidslim --help` lists them
-_COMMANDS = ("info", "tokens", "bench", "train", "evaluate", "data", "demo")
+_COMMANDS = ("info", "tokens", "bench", "tune", "train", "evaluate", "embed", "search", "classify", "data",
+             "export", "demo")
 DEBUG_FLAG = "--debug"
 #: exit status of a command whose standard output was closed by its reader (128 + SIGPIPE, as a shell reports it)
 EXIT_PIPE = 141

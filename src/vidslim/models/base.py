@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Sequence
-from typing import Any, ClassVar, TypeVar
+from typing import Any, ClassVar, Protocol, TypeVar, runtime_checkable
 
 import torch
 from torch import Tensor, nn
@@ -201,3 +201,14 @@ class ReducibleModel(nn.Module):
     def extra_repr(self) -> str:
         names = ", ".join(type(r).__name__ for r in self._reduction)
         return f"reduction=[{names}]" if names else ""
+
+
+@runtime_checkable
+class VideoTextModel(Protocol):
+    """A model that embeds videos and texts into one space (CLIP and the other vision-text families): what
+    text-video retrieval, search and zero-shot classification need."""
+
+    def encode_video(self, video: Any) -> Tensor: ...
+
+    def encode_text(self, text: Any) -> Tensor: ...
+

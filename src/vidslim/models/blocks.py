@@ -46,12 +46,15 @@ class QuickGELU(nn.Module):
 
 
 def activation(name: str) -> nn.Module:
-    """The MLP activation by name: 'quick_gelu' (CLIP) or 'gelu' (exact, VideoMAE)."""
+    """The MLP activation by name: 'quick_gelu' (CLIP), 'gelu' (exact, VideoMAE) or 'gelu_tanh' (the tanh
+    approximation, SigLIP)."""
     if name == "quick_gelu":
         return QuickGELU()
     if name == "gelu":
         return nn.GELU()
-    raise ValueError(f"unknown activation {name!r}; use 'quick_gelu' or 'gelu'")
+    if name == "gelu_tanh":  # transformers' gelu_fast / gelu_new / gelu_pytorch_tanh (ViViT)
+        return nn.GELU(approximate="tanh")
+    raise ValueError(f"unknown activation {name!r}; use 'quick_gelu', 'gelu' or 'gelu_tanh'")
 
 
 # --------------------------------------------------------------------------------------------- attention
@@ -66,6 +69,8 @@ class Attention(nn.Module):
         self.scale = self.head_dim**-0.5
         self.causal = causal
         self.lora: nn.Module | None = None  # a LoRA adapter on the fused QKV projection (vidslim.models.lora)
+        #: rotates q and k by each token's (t, h, w) position (V-JEPA 2's 3-D rotary embedding), or None
+        self.rotary: nn.Module | None = None
 
     def qkv_weight_bias(self) -> tuple[Tensor, Tensor | None]:
         """The fused [3D, D] projection weight and its [3D] bias (or None)."""
@@ -94,9 +99,11 @@ class Attention(nn.Module):
         want_info: bool = False,
         pattern: AttentionPattern | None = None,
         queries: int = 0,
+        positions: Tensor | None = None,
     ) -> tuple[Tensor, AttentionInfo | None]:
         """[total, D] -> ([total, D], info). `info` is built only when `want_info` (a hook will read it);
-        `pattern` restricts which keys each query sees inside its sequence (block-sparse attention).
+        `pattern` restricts which keys each query sees inside its sequence (block-sparse attention); `positions`
+        ([total, 3], the tokens' (t, h, w)) feed `rotary` when the attention has one.
 
         queries > 0: only the first `queries` tokens of each sequence ask (sequences of any lengths, each at least
         `queries` long); the result is their outputs [S·queries, D] and no info. Keys and values are still every
@@ -105,6 +112,8 @@ class Attention(nn.Module):
             return self._first_queries(x, seqlens, key_bias, pattern, queries), None
         total = x.shape[0]
         q, k, v = self.project_qkv(x).view(total, 3, self.heads, self.head_dim).unbind(1)
+        if self.rotary is not None and positions is not None:
+            q, k = self.rotary(q, k, positions)
         if self.causal:  # the text tower: always an equal-length batch, never reduced
             b, n = len(seqlens), total // max(len(seqlens), 1)
             qd, kd, vd = (t.reshape(b, n, self.heads, self.head_dim).transpose(1, 2) for t in (q, k, v))
@@ -147,20 +156,20 @@ class Attention(nn.Module):
         s, width = len(seqlens), max(seqlens)
         d, h, hd = self.dim, self.heads, self.head_dim
         lengths = torch.tensor(list(seqlens), device=x.device)
-        rows = ((torch.cumsum(lengths, 0) - lengths)[:, None] + torch.arange(c, device=x.device)).reshape(-1)
+        starts = torch.cumsum(lengths, 0) - lengths
+        rows = (starts[:, None] + torch.arange(c, device=x.device)).reshape(-1)
         q = self.project_qkv(x.index_select(0, rows), slice(0, d)).view(s, c, h, hd).transpose(1, 2)
         real = torch.arange(width, device=x.device)[None] < lengths[:, None]  # [S, L] True on real keys
+        seq = torch.repeat_interleave(torch.arange(s, device=x.device), lengths, output_size=x.shape[0])
+        slots = seq * width + torch.arange(x.shape[0], device=x.device) - starts[seq]  # row of each token in [S·L]
         kv = self.project_qkv(x, slice(d, 3 * d))
-        padded = kv.new_zeros(s, width, 2 * d)
-        padded[real] = kv
+        padded = kv.new_zeros(s * width, 2 * d).index_copy_(0, slots, kv)  # an index, not a bool mask: no sync
         padded = padded.view(s, width, 2, h, hd)
         k, v = padded[:, :, 0].transpose(1, 2), padded[:, :, 1].transpose(1, 2)
         allowed = pattern.padded_mask(lengths, width)[:, None, :c] if pattern is not None else real[:, None, None]
         bias = None
         if key_bias is not None:
-            bias = key_bias.new_zeros(s, width)
-            bias[real] = key_bias
-            bias = bias.view(s, 1, 1, width)
+            bias = key_bias.new_zeros(s * width).index_copy_(0, slots, key_bias).view(s, 1, 1, width)
         mask = additive_mask(allowed, bias, q.dtype)
         out = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, scale=self.scale)
         return self.project_out(out.transpose(1, 2).reshape(s * c, d))
@@ -282,7 +291,7 @@ class Block(nn.Module):
         if hooks is None or ctx is None:  # dense: no context, no info, no bias
             if cls_readout is not None and (readout := self._cls_only(tokens, None, None, cls_readout)) is not None:
                 return readout
-            a, _ = self.attention(self.norm_a(tokens.x), tokens.seqlens)
+            a, _ = self.attention(self.norm_a(tokens.x), tokens.seqlens, positions=self.positions(tokens))
             x = self.residual(tokens.x, a, tokens)
             return tokens.replace(x=self.residual(x, self.feedforward(self.norm_b(x)), tokens))
 
@@ -302,7 +311,8 @@ class Block(nn.Module):
         if cls_readout is not None and (readout := self._cls_only(tokens, key_bias, pattern, cls_readout)) is not None:
             return readout
         a, info = self.attention(
-            self.norm_a(tokens.x), tokens.seqlens, key_bias, want_info=bool(hooks.after_attention), pattern=pattern
+            self.norm_a(tokens.x), tokens.seqlens, key_bias, want_info=bool(hooks.after_attention), pattern=pattern,
+            positions=self.positions(tokens),
         )
         tokens = tokens.replace(x=self.residual(tokens.x, a, tokens))
         for hook in hooks.after_attention:
@@ -313,6 +323,11 @@ class Block(nn.Module):
             with reduce_range(hook, "after_mlp"):
                 tokens = check_tokens(hook(tokens, ctx), hook)
         return tokens
+
+    def positions(self, tokens: Tokens) -> Tensor | None:
+        """The tokens' (t, h, w) when the attention rotates by position (read after the before_attention hooks,
+        which may reorder or merge tokens), else None."""
+        return tokens.pos if self.attention.rotary is not None else None
 
     def _cls_only(
         self, tokens: Tokens, key_bias: Tensor | None, pattern: AttentionPattern | None, cls_total: int

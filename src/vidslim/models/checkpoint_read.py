@@ -1,11 +1,12 @@
 """Read a local checkpoint into vidslim names without building a model: what a file or folder holds, its config
 and its tensors.
 
-Formats: Hugging Face folders (config.json + model.safetensors, sharded safetensors or pytorch_model.bin read with
-`torch.load(weights_only=True)`), OpenAI CLIP TorchScript archives (tensors read as data by
-`vidslim.models.safe_unpickle`), bare OpenAI CLIP / VideoMAE v2 state dicts, and vidslim folders (vidslim.json +
-model.safetensors). From a Hugging Face folder, `preprocessor_config.json` gives the mean and std and
-`config.json`'s `id2label` the class names of a classification head.
+Formats: Hugging Face folders (config.json + model.safetensors, sharded safetensors or pytorch_model.bin read
+with `torch.load(weights_only=True)`; the architectures `hf_formats` lists), hub ids in the local Hugging Face cache
+(`vidslim.models.hub_cache`), open_clip folders (`vidslim.models.convert_open_clip`), OpenAI CLIP TorchScript
+archives (tensors read as data by `vidslim.models.safe_unpickle`), bare OpenAI CLIP / VideoMAE v2 state dicts, and
+vidslim folders (vidslim.json + model.safetensors). From a Hugging Face folder, `preprocessor_config.json` gives
+the mean and std and `config.json`'s `id2label` the class names of a classification head.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import logging
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -37,12 +39,13 @@ from vidslim.models.registry import FAMILIES
 logger = logging.getLogger(__name__)
 
 CONFIG_NAME = "vidslim.json"
+OPEN_CLIP_CONFIG = "open_clip_config.json"
 WEIGHTS_NAME = "model.safetensors"
 _WHAT_TO_PASS = (
-    "pass a local Hugging Face folder of CLIPModel or VideoMAEForVideoClassification (config.json + "
-    "model.safetensors), an OpenAI CLIP .pt file, a VideoMAE v2 .pth file, or a folder written by "
-    "vidslim.models.save_model. vidslim never downloads weights: fetch them first (for example "
-    "`huggingface-cli download openai/clip-vit-base-patch16 --local-dir DIR`)"
+    f"pass a local Hugging Face folder of {supported()} (config.json + model.safetensors), a hub id in the local "
+    "Hugging Face cache (org/name), an open_clip folder (open_clip_config.json + open_clip_model.safetensors), an "
+    "OpenAI CLIP .pt file, a VideoMAE v2 .pth file, or a folder written by vidslim.models.save_model. vidslim never "
+    "downloads weights: fetch them first (for example `huggingface-cli download openai/clip-vit-base-patch16`)"
 )
 
 
@@ -52,9 +55,14 @@ class Checkpoint:
 
     config: Any
     state: dict[str, Tensor]
-    source: str  # "vidslim", "hf-clip", "hf-videomae", "openai-clip" or "videomae2"
+    source: str  # "vidslim", "hf-clip", "hf-videomae", "hf-siglip", "open-clip", "openai-clip", "videomae2", ...
     folder: Path  # the folder holding the weights (where a tokenizer vocabulary may be)
     meta: dict[str, Any] = dataclasses.field(default_factory=dict)  # vidslim.json (vidslim checkpoints only)
+    #: the tensor names as the source spells them (less those vidslim ignores), and the converter from vidslim
+    #: names back to those (when the format has one): a loading error then names what is missing in the user's
+    #: own naming
+    source_keys: frozenset[str] = frozenset()
+    to_source: Callable[[dict[str, Tensor]], dict[str, Tensor]] | None = None
 
 
 # ---------------------------------------------------------------------------------------------- reading
@@ -131,17 +139,36 @@ def _from_state(state: dict[str, Tensor], where: str, folder: Path) -> Checkpoin
 def _read_hf(folder: Path) -> Checkpoint:
     where = str(folder / "config.json")
     cfg = read_json_object(folder / "config.json")
+    return checkpoint_from_hf(cfg, lambda: _read_hf_weights(folder), where, folder)
+
+
+def checkpoint_from_hf(cfg: dict[str, Any], weights: Callable[[], dict[str, Tensor]], where: str,
+                       folder: Path | None, architecture: str | None = None) -> Checkpoint:
+    """A Checkpoint from a config.json dict and (a function returning) the transformers state dict, through the
+    `hf_formats` row of its model_type: a folder and an in-memory model (`architecture`: its class name) alike.
+    The config is checked before any weight is read."""
     kind, arch = cfg.get("model_type"), cfg.get("architectures") or []
     if not isinstance(arch, list):
         raise CheckpointError(f"{where}: architectures must be a list of class names, got {arch!r}")
-    fmt = hf_format_for(kind, arch)
+    fmt = hf_format_for(kind, [architecture] if architecture else arch)
     if fmt is None:
-        raise CheckpointError(
-            f"{where}: model_type={kind!r}, architectures={arch}: vidslim loads Hugging Face folders of "
-            f"{supported()}"
-        )
-    config = _hf_input(fmt.converter("config_from_hf")(cfg, where), cfg, folder)  # checked before any weight is read
-    return Checkpoint(config, fmt.converter("state_from_hf")(_read_hf_weights(folder)), fmt.source, folder)
+        what = architecture or f"architectures={arch}"
+        raise CheckpointError(f"{where}: model_type={kind!r}, {what}: vidslim reads Hugging Face models of "
+                              f"{supported()}")
+    config = _hf_input(fmt.converter("config_from_hf")(cfg, where), cfg, folder)
+    state = weights()
+    convert = fmt.converter("state_from_hf")
+    to_source = fmt.converter("state_to_hf") if fmt.state_to_hf else None
+    return Checkpoint(config, convert(state), fmt.source, folder or Path("."),
+                      source_keys=frozenset(k for k in state if _kept(convert, k, state[k])), to_source=to_source)
+
+
+def _kept(convert: Callable[[dict[str, Tensor]], dict[str, Tensor]], key: str, value: Tensor) -> bool:
+    """Whether `convert` keeps tensor `key` (False for names it drops, such as position_ids buffers)."""
+    try:
+        return bool(convert({key: value}))
+    except Exception:  # a converter that needs its siblings keeps the name
+        return True
 
 
 def class_names_from_id2label(id2label: Any, num_classes: int, where: str) -> tuple[str, ...] | None:
@@ -161,14 +188,14 @@ def class_names_from_id2label(id2label: Any, num_classes: int, where: str) -> tu
     return tuple(names[i] for i in range(num_classes))
 
 
-def _hf_input(config: Any, cfg: dict[str, Any], folder: Path) -> Any:
+def _hf_input(config: Any, cfg: dict[str, Any], folder: Path | None) -> Any:
     """`config` with the input settings of a Hugging Face folder: mean and std from preprocessor_config.json,
     class names from config.json's id2label (the frame size stays the model config's)."""
     from vidslim.io.input_spec import preprocessor_overrides
 
     changes: dict[str, Any] = {}
-    processor = folder / "preprocessor_config.json"
-    if processor.is_file():
+    processor = folder / "preprocessor_config.json" if folder is not None else None
+    if processor is not None and processor.is_file():
         try:
             values = json.loads(processor.read_text())
         except (json.JSONDecodeError, UnicodeDecodeError) as error:
@@ -178,10 +205,18 @@ def _hf_input(config: Any, cfg: dict[str, Any], folder: Path) -> Any:
         found = preprocessor_overrides(values, str(processor))
         changes.update({k: v for k, v in found.items() if k in ("image_mean", "image_std")})
     names = class_names_from_id2label(cfg.get("id2label"), int(getattr(config, "num_classes", 0)),
-                                      str(folder / "config.json"))
+                                      str(folder / "config.json") if folder else "config.id2label")
     if names is not None and not all(n == f"LABEL_{i}" for i, n in enumerate(names)):  # transformers' placeholders
         changes["class_names"] = names
     return dataclasses.replace(config, **changes) if changes else config
+
+
+def _read_open_clip(folder: Path) -> Checkpoint:
+    """An open_clip folder: config checked first, then the weights (`vidslim.models.convert_open_clip`)."""
+    from vidslim.models.convert_open_clip import open_clip_state, open_clip_weights, read_open_clip_config
+
+    config = read_open_clip_config(folder)
+    return Checkpoint(config, open_clip_state(_read_weights_file(open_clip_weights(folder))), "open-clip", folder)
 
 
 def _read_vidslim(folder: Path) -> Checkpoint:
@@ -199,6 +234,10 @@ def _read_vidslim(folder: Path) -> Checkpoint:
 
 def read_checkpoint(path: str | Path) -> Checkpoint:
     """Find out what `path` holds and read it into vidslim names (no model is built)."""
+    from vidslim.models.hub_cache import looks_like_hub_id, snapshot_folder
+
+    if isinstance(path, str) and looks_like_hub_id(path):
+        path = snapshot_folder(path)
     path = Path(path).expanduser()
     if not path.exists():
         from vidslim.models.registry import list_models
@@ -212,8 +251,13 @@ def read_checkpoint(path: str | Path) -> Checkpoint:
     if path.is_dir():
         if (path / CONFIG_NAME).is_file():
             return _read_vidslim(path)
-        if (path / "config.json").is_file():
+        hf_weights = any((path / n).exists() for n in ("model.safetensors", "pytorch_model.bin",
+                                                        "model.safetensors.index.json",
+                                                        "pytorch_model.bin.index.json"))
+        if (path / "config.json").is_file() and (hf_weights or not (path / OPEN_CLIP_CONFIG).is_file()):
             return _read_hf(path)
+        if (path / OPEN_CLIP_CONFIG).is_file():
+            return _read_open_clip(path)
         for name in (WEIGHTS_NAME, "pytorch_model.bin"):
             if (path / name).is_file():
                 return _from_state(_read_weights_file(path / name), str(path / name), path)
@@ -221,4 +265,5 @@ def read_checkpoint(path: str | Path) -> Checkpoint:
     return _from_state(_read_weights_file(path), str(path), path.parent)
 
 
-__all__ = ["CONFIG_NAME", "WEIGHTS_NAME", "Checkpoint", "class_names_from_id2label", "read_checkpoint"]
+__all__ = ["CONFIG_NAME", "WEIGHTS_NAME", "Checkpoint", "checkpoint_from_hf", "class_names_from_id2label",
+           "read_checkpoint"]

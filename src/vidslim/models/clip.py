@@ -215,6 +215,12 @@ class VisionTransformer(nn.Module):
         if tokens.batch_size == batch * frames:  # still one sequence per frame: CLS heads each sequence
             cls = tokens.dense()[:, 0] if tokens.is_uniform else tokens.x[tokens.cu_seqlens[:-1].long()]
             return cls.reshape(batch, frames, -1)
+        if tokens.is_uniform and (batch * frames) % tokens.batch_size == 0:
+            # sequences were joined (TempMe's ClipMe): each holds its frames' CLS tokens at its head, in frame order
+            # (the reducer protocol), so a static slice finds them; traced and exported graphs need this shape
+            c = batch * frames // tokens.batch_size
+            if c <= tokens.max_seqlen:
+                return tokens.dense()[:, :c].reshape(batch, frames, -1)
         if tokens.pos is None:
             raise ValueError("a reducer regrouped frames but dropped Tokens.pos: the CLS tokens cannot be found")
         is_cls = tokens.pos[:, 1] == NO_POSITION

@@ -108,7 +108,55 @@ def _video_vit_parameters(c: Mapping[str, Any]) -> int:
     return embed + positions + c["depth"] * block + 2 * d + d * c["num_classes"] + c["num_classes"]
 
 
-_ESTIMATORS = {"ClipConfig": _clip_parameters, "VideoViTConfig": _video_vit_parameters}
+def _siglip_parameters(c: Mapping[str, Any]) -> int:
+    """Parameters of vidslim's SigLIP (patches with a bias and no CLS, the pooling head: a block less its second
+    LayerNorm's bias plus the probe; the text head with a bias, logit scale and bias)."""
+    w, t, e = c["vision_width"], c["text_width"], c["embed_dim"]
+    grid = (c["image_size"] // c["patch_size"]) ** 2
+    block = _block(w, c["vision_mlp_dim"])
+    vision = w * c["in_chans"] * c["patch_size"] ** 2 + w + grid * w + c["vision_layers"] * block + 2 * w + block - w
+    text = (c["vocab_size"] + c["context_length"]) * t + c["text_layers"] * _block(t, c["text_mlp_dim"]) + 2 * t
+    return vision + text + t * e + e + 2 + e * c["num_classes"] + c["num_classes"]
+
+
+
+
+def _tubelet_vit(c: Mapping[str, Any]) -> int:
+    """Tubelet embedding + blocks with a fused, fully biased q/k/v + final LayerNorm (V-JEPA 2, ViViT)."""
+    d = c["embed_dim"]
+    embed = d * c["in_chans"] * c["tubelet_size"] * c["patch_size"] ** 2 + d
+    block = _block(d, c["mlp_dim"]) - (0 if c["qkv_bias"] else 3 * d)
+    return embed + c["depth"] * block + 2 * d
+
+
+def _vjepa2_parameters(c: Mapping[str, Any]) -> int:
+    """V-JEPA 2: no position table; a classifier adds the attentive pooler (MLPs 4x wide) and the head."""
+    d, n = c["embed_dim"], c["num_classes"]
+    pooler = d + c["pooler_layers"] * _block(d, 4 * d) + 11 * d * d + 12 * d if n > 0 else 0
+    return _tubelet_vit(c) + pooler + (d * n + n if n > 0 else 0)
+
+
+def _vivit_parameters(c: Mapping[str, Any]) -> int:
+    """ViViT: CLS token and a learned position table over CLS + every tubelet, plus the head."""
+    d, n = c["embed_dim"], c["num_classes"]
+    tokens = (c["num_frames"] // c["tubelet_size"]) * (c["image_size"] // c["patch_size"]) ** 2
+    return _tubelet_vit(c) + d + (1 + tokens) * d + d * n + n
+
+
+def _xclip_parameters(c: Mapping[str, Any]) -> int:
+    """X-CLIP: CLIP plus message parts per vision block (fc, LayerNorm, attention), the prompt-context LayerNorm and
+    projection, the MIT (frame positions + blocks) and the prompt generator (LayerNorm, alpha, cross-attention
+    layers with q/k/v unbiased and MLPs 4x wide)."""
+    w, e, m = c["vision_width"], c["embed_dim"], c["mit_width"]
+    messages = c["vision_layers"] * (5 * w * w + 7 * w)
+    mit = c["num_frames"] * m + c["mit_layers"] * _block(m, c["mit_mlp_dim"])
+    prompts = 3 * e + c["prompt_layers"] * (12 * e * e + 10 * e)
+    return _clip_parameters(c) + messages + 2 * w + w * e + mit + prompts
+
+
+_ESTIMATORS = {"ClipConfig": _clip_parameters, "XClipConfig": _xclip_parameters, "SiglipConfig": _siglip_parameters,
+               "VideoViTConfig": _video_vit_parameters,
+               "VJEPA2Config": _vjepa2_parameters, "ViViTConfig": _vivit_parameters}
 
 
 def estimate_parameters(config: Any) -> int | None:

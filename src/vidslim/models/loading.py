@@ -27,6 +27,7 @@ class names of a classification head.
 from __future__ import annotations
 
 import dataclasses
+import importlib
 import json
 import logging
 import shutil
@@ -42,7 +43,7 @@ from vidslim import __version__
 from vidslim.errors import CheckpointError, ConfigError
 from vidslim.models.base import ReducibleModel, config_from_dict
 from vidslim.models.checkpoint_read import CONFIG_NAME, WEIGHTS_NAME, Checkpoint, read_checkpoint
-from vidslim.models.clip import CLIP, ClipConfig
+from vidslim.models.clip import ClipConfig
 from vidslim.models.guards import check_config
 from vidslim.models.positions import interpolate_2d, interpolate_3d
 from vidslim.models.registry import build_model
@@ -92,15 +93,34 @@ def _resize_positions(old: Any, new: Any, state: dict[str, Tensor], where: str) 
             )
 
 
+def _source_names(own: dict[str, Tensor], state: dict[str, Tensor], may_miss: set[str],
+                  source: Checkpoint | None) -> tuple[list[str], list[str]] | None:
+    """(missing, unexpected) in the checkpoint's own naming (its `to_source` applied to what the model expects),
+    so a missing `q_proj.weight` is named as such rather than as a fused tensor; None when it cannot say."""
+    if source is None or source.to_source is None or not source.source_keys:
+        return None
+    try:
+        expected = set(source.to_source({k: v for k, v in own.items() if k not in may_miss}))
+    except Exception:  # a converter that needs every tensor: fall back to vidslim's names
+        return None
+    return sorted(expected - source.source_keys), sorted(source.source_keys - expected)
+
+
 def _check_fit(
-    model: ReducibleModel, state: dict[str, Tensor], where: str, may_miss: set[str], prefix: str = ""
+    model: ReducibleModel, state: dict[str, Tensor], where: str, may_miss: set[str], prefix: str = "",
+    source: Checkpoint | None = None,
 ) -> None:
-    """Raise CheckpointError listing missing, unexpected and mis-shaped tensors (restricted to `prefix`)."""
+    """Raise CheckpointError listing missing, unexpected and mis-shaped tensors (restricted to `prefix`), the
+    missing and unexpected ones in the checkpoint's own naming where its format can say it."""
     own = {
         k: v for k, v in model.state_dict().items() if k.startswith(prefix) and (prefix or not k.startswith(_REDUCERS))
     }
     missing = sorted(set(own) - set(state) - may_miss)
     unexpected = sorted(set(state) - set(own))
+    if missing or unexpected:
+        named = _source_names(own, state, may_miss, source)
+        if named is not None and (named[0] or named[1]):
+            missing, unexpected = named
     shapes = sorted(
         f"{k} (checkpoint {tuple(state[k].shape)}, model {tuple(own[k].shape)})"
         for k in set(own) & set(state)
@@ -126,26 +146,42 @@ def _check_fit(
     )
 
 
+#: model family -> (the module and class of its tokenizer, what that family calls it in messages)
+TOKENIZERS: dict[str, tuple[str, str, str]] = {
+    "clip": ("vidslim.models.clip_tokenizer", "ClipTokenizer", "CLIP"),
+    "xclip": ("vidslim.models.clip_tokenizer", "ClipTokenizer", "X-CLIP"),  # X-CLIP folders carry CLIP's vocabulary
+    "siglip": ("vidslim.models.siglip_tokenizer", "SiglipTokenizer", "SigLIP"),
+}
+
+
 def _attach_tokenizer(model: ReducibleModel, tokenizer: Any, folder: Path) -> None:
-    """Attach a CLIP tokenizer: an object, a folder path, or (None) the checkpoint's folder if it has one."""
-    if not isinstance(model, CLIP) or tokenizer is False:
+    """Attach the family's tokenizer: an object, a folder path, or (None) the checkpoint's folder if it has one.
+
+    The reader is picked by `model.family` (`TOKENIZERS`); a family without one takes no tokenizer. A tokenizer
+    with a `context_length` gets the model's, so strings are padded to the text tower's positions."""
+    if tokenizer is False or model.family not in TOKENIZERS:
         return
     if tokenizer is not None and not isinstance(tokenizer, (str, Path)):
         model.tokenizer = tokenizer
         return
+    module, name, label = TOKENIZERS[model.family]
     try:
-        from vidslim.models.clip_tokenizer import ClipTokenizer
+        reader = getattr(importlib.import_module(module), name)
     except ImportError as error:
         if tokenizer is not None:
-            raise ConfigError(f"tokenizer={tokenizer!s}: the CLIP tokenizer is unavailable ({error})") from error
+            raise ConfigError(f"tokenizer={tokenizer!s}: the {label} tokenizer is unavailable ({error})") from error
         return
     if tokenizer is not None:
-        model.tokenizer = ClipTokenizer.from_folder(tokenizer)
-        return
-    try:  # best effort: the checkpoint's folder may hold the vocabulary
-        model.tokenizer = ClipTokenizer.from_folder(folder)
-    except Exception as error:
-        logger.debug("no CLIP tokenizer in %s (%s); encode_text takes token ids", folder, error)
+        model.tokenizer = reader.from_folder(tokenizer)
+    else:
+        try:  # best effort: the checkpoint's folder may hold the vocabulary
+            model.tokenizer = reader.from_folder(folder)
+        except Exception as error:
+            logger.debug("no %s tokenizer in %s (%s); encode_text takes token ids", label, folder, error)
+            return
+    context = getattr(model.config, "context_length", None)
+    if context is not None and hasattr(model.tokenizer, "context_length"):
+        model.tokenizer.context_length = int(context)
 
 
 # ---------------------------------------------------------------------------------------------- reducers and LoRA
@@ -204,7 +240,7 @@ def _restore_lora(model: ReducibleModel, state: dict[str, Tensor], meta: dict[st
 
 # ---------------------------------------------------------------------------------------------- public
 def load_model(
-    path: str | Path,
+    path: str | Path | Any,
     reduction: Sequence[object] | object | None = None,
     *,
     num_classes: int | None = None,
@@ -214,18 +250,41 @@ def load_model(
     device: torch.device | str | None = None,
     **overrides: Any,
 ) -> ReducibleModel:
-    """Load a model from a local checkpoint (see the module docstring), in eval mode.
+    """Load a model from a local checkpoint or a hub id in the local cache (see the module docstring), in eval mode.
 
+    path: a file or folder, "org/name" (found in the local Hugging Face cache, `vidslim.models.hub_cache`), or a
+        `transformers` model object (then the same as `from_transformers`).
     reduction: reducer objects whose hooks run inside the model. None: the reducers a vidslim checkpoint was
         saved with (its reduction card), else the dense model; [] the dense model.
     num_classes: replace the classifier head with a new, randomly initialised one of this size (0: no head).
     num_frames / image_size: run on another input size (position tables are resized or rebuilt, with a warning).
-    tokenizer: CLIP only: a tokenizer object or a folder with the CLIP vocabulary; by default the checkpoint's
-        folder is tried; False attaches none.
+    tokenizer: CLIP and SigLIP: a tokenizer object or a folder with the vocabulary (CLIP's BPE files; SigLIP's
+        spiece.model or SigLIP 2's tokenizer.json); by default the checkpoint's folder is tried; False attaches none.
     overrides: other config fields (e.g. drop_path=0.1).
     """
-    ckpt = read_checkpoint(path)
-    where = str(path)
+    if isinstance(path, torch.nn.Module):
+        from vidslim.models.transformers_io import checkpoint_of
+
+        ckpt, where = checkpoint_of(path), type(path).__name__
+    else:
+        ckpt, where = read_checkpoint(path), str(path)
+    return model_from_checkpoint(ckpt, where, reduction, num_classes=num_classes, num_frames=num_frames,
+                                 image_size=image_size, tokenizer=tokenizer, device=device, **overrides)
+
+
+def model_from_checkpoint(
+    ckpt: Checkpoint,
+    where: str,
+    reduction: Sequence[object] | object | None = None,
+    *,
+    num_classes: int | None = None,
+    num_frames: int | None = None,
+    image_size: int | None = None,
+    tokenizer: Any = None,
+    device: torch.device | str | None = None,
+    **overrides: Any,
+) -> ReducibleModel:
+    """Build the model a `Checkpoint` describes and load its weights (the arguments as for `load_model`)."""
     state = dict(ckpt.state)
     old = ckpt.config
     if num_classes is not None and num_classes != old.num_classes and "class_names" not in overrides:
@@ -248,7 +307,7 @@ def load_model(
     model = build_model(config)
     _restore_lora(model, state, ckpt.meta)
     backbone = {k: v for k, v in state.items() if not k.startswith(_REDUCERS)}
-    _check_fit(model, backbone, where, may_miss)
+    _check_fit(model, backbone, where, may_miss, source=ckpt)
     model.load_state_dict(backbone, strict=False)
     _attach_tokenizer(model, tokenizer, ckpt.folder)
     asked_dense = isinstance(reduction, (list, tuple)) and not reduction
@@ -273,23 +332,36 @@ def load_model(
     return model.eval()
 
 
-def save_model(model: ReducibleModel, directory: str | Path) -> Path:
+def save_model(model: ReducibleModel, directory: str | Path, format: str = "vidslim") -> Path:
     """Write `model` as a vidslim checkpoint folder: model.safetensors + vidslim.json (config). Returns the folder.
+
+    format="transformers" writes instead the folder `transformers`' `from_pretrained` loads (config.json with
+    id2label from the class names, model.safetensors, preprocessor_config.json with the mean and std): the dense
+    model, LoRA merged and reducers left out (`vidslim.models.transformers_io`).
 
     vidslim.json also holds the reduction card and the LoRA settings, so `load_model(folder)` rebuilds the same
     model; parameters of reducers that are nn.Modules and LoRA adapters are saved with the weights. A reducer
     type that is not registered (`vidslim.reduce.registry.register_reducer`) is named but cannot be rebuilt:
-    load such a checkpoint with the same `reduction=`. The vocabulary files of an attached CLIP tokenizer are
+    load such a checkpoint with the same `reduction=`. The vocabulary files of an attached CLIP or SigLIP tokenizer are
     copied beside the weights.
     """
     if not isinstance(model, ReducibleModel) or not model.family:
         raise ConfigError(
             f"save_model takes a vidslim model (from create_model or load_model), got {type(model).__name__}"
         )
+    if format not in ("vidslim", "transformers"):
+        raise ConfigError(f"save_model: format={format!r}; use 'vidslim' (the whole model, reducers included) or "
+                          "'transformers' (the dense model, for transformers' from_pretrained)")
     folder = Path(directory).expanduser()
     if folder.exists() and not folder.is_dir():
         raise CheckpointError(f"{folder}: exists and is not a folder; pass a folder path to save_model")
     folder.mkdir(parents=True, exist_ok=True)
+    if format == "transformers":
+        from vidslim.models.transformers_io import save_transformers
+
+        save_transformers(model, folder)
+        _copy_tokenizer_files(getattr(model, "tokenizer", None), folder)
+        return folder
     state = {k: v.detach().to("cpu").contiguous() for k, v in model.state_dict().items()}
     save_file(state, str(folder / WEIGHTS_NAME), metadata={"format": "pt"})
     meta = {
@@ -309,19 +381,20 @@ def save_model(model: ReducibleModel, directory: str | Path) -> Path:
 
 
 def _copy_tokenizer_files(tokenizer: Any, folder: Path) -> None:
-    """Copy the vocabulary files an attached CLIP tokenizer was read from, so `load_model` finds them again."""
+    """Copy the vocabulary files an attached tokenizer was read from, so `load_model` finds them again."""
     source = getattr(tokenizer, "source", None)
     if not source:
         return
     from vidslim.models.clip_tokenizer import MERGES_TXT, OPENAI_BPE, TOKENIZER_JSON, VOCAB_JSON
+    from vidslim.models.siglip_tokenizer import FILES as SIGLIP_FILES
 
     origin = Path(source)
     origin = origin if origin.is_dir() else origin.parent
     if origin.resolve() == folder.resolve():
         return
-    for name in (TOKENIZER_JSON, VOCAB_JSON, MERGES_TXT, *OPENAI_BPE):
+    for name in dict.fromkeys((TOKENIZER_JSON, VOCAB_JSON, MERGES_TXT, *OPENAI_BPE, *SIGLIP_FILES)):
         if (origin / name).is_file():
             shutil.copyfile(origin / name, folder / name)
 
 
-__all__ = ["Checkpoint", "load_model", "read_checkpoint", "save_model"]
+__all__ = ["Checkpoint", "load_model", "model_from_checkpoint", "read_checkpoint", "save_model"]

@@ -15,7 +15,11 @@ from typing import Any
 from vidslim.errors import ConfigError
 from vidslim.models.base import ReducibleModel, config_from_dict
 from vidslim.models.clip import CLIP, ClipConfig
+from vidslim.models.siglip import SigLIP, SiglipConfig
 from vidslim.models.video_vit import VideoViT, VideoViTConfig
+from vidslim.models.vivit import ViViT, ViViTConfig
+from vidslim.models.vjepa2 import VJEPA2, VJEPA2Config
+from vidslim.models.xclip import XCLIP, XClipConfig
 
 #: name -> (model class, config class, config fields, one-line description)
 _REGISTRY: dict[str, tuple[type[ReducibleModel], type, dict[str, Any], str]] = {
@@ -86,12 +90,73 @@ _REGISTRY: dict[str, tuple[type[ReducibleModel], type, dict[str, Any], str]] = {
         dict(embed_dim=64, depth=2, num_heads=2, mlp_dim=256, image_size=32, num_frames=4, num_classes=10),
         "tiny random video ViT for tests: 4x32x32 input, width 64, 2 layers, 10 classes",
     ),
+    "siglip-b16-224": (SigLIP, SiglipConfig, dict(), "SigLIP ViT-B/16, 224 px, per-frame video encoder (no CLS)"),
+    "siglip2-b16-224": (
+        SigLIP,
+        SiglipConfig,
+        dict(vocab_size=256000),
+        "SigLIP 2 ViT-B/16, 224 px (fixed resolution, a SiglipModel), per-frame video encoder (no CLS)",
+    ),
+    "siglip-tiny": (
+        SigLIP,
+        SiglipConfig,
+        dict(embed_dim=64, image_size=32, patch_size=8, vision_width=64, vision_layers=2, vision_heads=2,
+             vision_mlp_dim=256, context_length=16, vocab_size=1000, text_width=64, text_heads=2, text_layers=2,
+             text_mlp_dim=256, num_frames=4),
+        "tiny random SigLIP for tests: 32 px frames, 8 px patches, width 64, 2 layers, 1000-token vocabulary",
+    ),
+    "vjepa2-vitl-256": (
+        VJEPA2, VJEPA2Config, dict(embed_dim=1024, depth=24, num_heads=16, mlp_dim=4096),
+        "V-JEPA 2 ViT-L, 16x256x256, tubelets 2x16x16, 3-D rotary positions (encoder; num_classes= adds the "
+        "attentive classifier)",
+    ),
+    "vjepa2-vith-256": (
+        VJEPA2, VJEPA2Config, dict(embed_dim=1280, depth=32, num_heads=16, mlp_dim=5120),
+        "V-JEPA 2 ViT-H, 16x256x256, tubelets 2x16x16, 3-D rotary positions",
+    ),
+    "vjepa2-vitg-256": (
+        VJEPA2, VJEPA2Config, dict(embed_dim=1408, depth=40, num_heads=22, mlp_dim=6144),
+        "V-JEPA 2 ViT-g, 16x256x256, tubelets 2x16x16, 3-D rotary positions",
+    ),
+    "vjepa2-tiny": (
+        VJEPA2, VJEPA2Config,
+        dict(embed_dim=96, depth=2, num_heads=2, mlp_dim=192, image_size=32, num_frames=4, pooler_layers=1),
+        "tiny random V-JEPA 2 for tests: 4x32x32 input, width 96, 2 layers",
+    ),
+    "vivit-b": (
+        ViViT, ViViTConfig, dict(),
+        "ViViT-B/16x2 (spatio-temporal attention), 32x224x224, tubelets 2x16x16, CLS token, Kinetics-400 head",
+    ),
+    "vivit-tiny": (
+        ViViT, ViViTConfig,
+        dict(embed_dim=64, depth=2, num_heads=2, mlp_dim=128, image_size=32, num_frames=4, num_classes=10),
+        "tiny random ViViT for tests: 4x32x32 input, width 64, 2 layers, 10 classes",
+    ),
+    "xclip-b32": (
+        XCLIP, XClipConfig, dict(patch_size=32),
+        "X-CLIP B/32, 8x224x224: per-frame CLIP with message tokens, MIT, video-specific text prompts",
+    ),
+    "xclip-b16": (
+        XCLIP, XClipConfig, dict(patch_size=16),
+        "X-CLIP B/16, 8x224x224: per-frame CLIP with message tokens, MIT, video-specific text prompts",
+    ),
+    "xclip-tiny": (
+        XCLIP, XClipConfig,
+        dict(embed_dim=32, image_size=32, patch_size=8, vision_width=64, vision_layers=2, vision_heads=2,
+             vision_mlp_dim=256, text_width=64, text_heads=2, text_layers=2, text_mlp_dim=256, mit_width=32,
+             mit_heads=2, mit_mlp_dim=64, prompt_heads=2, num_frames=4),
+        "tiny random X-CLIP for tests: 4x32x32 input, width 64, 2 layers (real 49408 vocabulary)",
+    ),
 }
 
 #: model family (ReducibleModel.family) -> (model class, config class)
 FAMILIES: dict[str, tuple[Callable[..., ReducibleModel], type]] = {
     "clip": (CLIP, ClipConfig),
+    "siglip": (SigLIP, SiglipConfig),
     "video_vit": (VideoViT, VideoViTConfig),
+    "vjepa2": (VJEPA2, VJEPA2Config),
+    "vivit": (ViViT, ViViTConfig),
+    "xclip": (XCLIP, XClipConfig),
 }
 
 

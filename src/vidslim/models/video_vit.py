@@ -190,6 +190,8 @@ class VideoViT(ReducibleModel):
             x = self.patch_embed(video).flatten(2).transpose(1, 2)  # [B, N, D]
             x = x + self.position_table(grid, x.device, x.dtype)
             return Tokens.from_dense(x, pos=grid_positions(*grid, device=x.device))
+        if isinstance(keep, Selection) and keep.index is not None:
+            return self._embed_budget(video, keep.checked(video.shape[0], grid, min_tokens=0), grid)
         selection = as_selection(keep).checked(video.shape[0], grid)
         flat = selection.keep.to(video.device).flatten(1)  # [B, N] in (t, h, w) order
         batch_idx, slot_idx = flat.nonzero(as_tuple=True)  # (b, t, h, w) order, as tokens are packed
@@ -202,6 +204,21 @@ class VideoViT(ReducibleModel):
         size = selection.size
         token_size = size.to(x.device).flatten(1)[batch_idx, slot_idx].to(x.dtype) if size is not None else None
         return Tokens(x, seqlens, pos, token_size)
+
+    def _embed_budget(self, video: Tensor, selection: Selection, grid: tuple[int, int, int]) -> Tokens:
+        """`embed` of a fixed budget (`Selection.index` [B, k]): the same tokens as the mask path, gathered as an
+        equal-length [B, k] batch, so every shape is static."""
+        index = selection.index.to(video.device)  # type: ignore[union-attr]
+        b, k = index.shape
+        tubelets = self.tubelets(video)  # [B, N, C·ts·p·p]
+        x = self.project(tubelets.gather(1, index[..., None].expand(-1, -1, tubelets.shape[-1])))  # [B, k, D]
+        x = x + self.position_table(grid, x.device, x.dtype)[index]
+        if selection.extra is not None:
+            x = x + selection.extra.reshape(b, k, -1)
+        pos = grid_positions(*grid, device=x.device)[index]  # [B, k, 3]
+        size = selection.size
+        token_size = size.to(x.device).flatten(1).gather(1, index).to(x.dtype) if size is not None else None
+        return Tokens.from_dense(x, pos, token_size)
 
     # ------------------------------------------------------------------------------------------ encoder
     def forward_tokens(self, video: Tensor, token_mask: Tensor | None = None) -> Tokens:

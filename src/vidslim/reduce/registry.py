@@ -39,7 +39,9 @@ Where = Literal["input", "blocks", "attention"]
 WHERE: tuple[Where, ...] = ("input", "blocks", "attention")
 
 #: how errors name each model family
-FAMILY_NAMES = {"video_vit": "the video ViT (videomae-*)", "clip": "CLIP (clip-*)"}
+FAMILY_NAMES = {"video_vit": "the video ViT (videomae-*)", "clip": "CLIP (clip-*)",
+                "siglip": "SigLIP (siglip-*, siglip2-*)", "vjepa2": "V-JEPA 2 (vjepa2-*)", "vivit": "ViViT (vivit-*)",
+                "xclip": "X-CLIP (xclip-*)"}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -103,25 +105,39 @@ def _entry(name: str, path: str, summary: str, families: tuple[str, ...] | None 
     return ReducerEntry(name, path, summary, None if families is None else frozenset(families), **extra)
 
 
+#: every built-in family but X-CLIP, whose per-layer message tokens only ToMe, TempMe and per-frame RLT are wired for
+_NOT_XCLIP = ("video_vit", "clip", "siglip", "vjepa2", "vivit")
+
 _BUILT_IN = (
     _entry("rlt", "vidslim.tokenize.rlt:RLT",
            "RLT: drop tubelets that repeat the one before them (tau=0.1, random_keep=; needs real video); on CLIP, "
            "vidslim's per-frame RLT: patches that repeat the previous frame's are dropped, CLS kept",
-           ("video_vit", "clip"), readback={"length_embed": "use_length_embed"}),
+           ("video_vit", "clip", "siglip", "vjepa2", "vivit", "xclip"), readback={"length_embed": "use_length_embed"}),
+    _entry("rlt_budget", "vidslim.tokenize.rlt_budget:RLTBudget",
+           "RLT with a fixed budget: every clip keeps exactly k tubelets (keep=0.5 or tokens=), the ones RLT's "
+           "difference score ranks highest; static shapes, for export and compiled graphs (video ViT only)",
+           ("video_vit",), readback={"length_embed": "use_length_embed"},
+           hint="it keeps k tubelets per clip of a video model such as 'videomae-b16'"),
     _entry("random_mask", "vidslim.tokenize.rlt:RandomMask",
-           "random masking: keep a random fraction of the tubelets (keep=0.5; video ViT only)", ("video_vit",),
+           "random masking: keep a random fraction of the tubelets (keep=0.5; tubelet models only)",
+           ("video_vit", "vjepa2"),
            aliases=("random",), hint="it masks the tubelets of a video model such as 'videomae-b16'"),
     _entry("tome", "vidslim.reduce.tome:ToMe", "ToMe: r tokens merged per sequence after attention in every layer"),
     _entry("tempme", "vidslim.reduce.tempme:TempMe",
-           "TempMe: ImgMe then ClipMe merging, the paper's settings for clip-b32/b16 (CLIP only)", ("clip",),
-           hint="it merges CLIP's per-frame sequences: use it with a CLIP model, or vs.ToMe for the video ViT"),
+           "TempMe: ImgMe then ClipMe merging; presets: the paper's for clip-b32/b16, depth-scaled for SigLIP "
+           "(per-frame towers: CLIP, SigLIP, X-CLIP)",
+           ("clip", "siglip", "xclip"),
+           hint="it merges per-frame sequences: use it with a CLIP, SigLIP or X-CLIP model, or vs.ToMe for the video "
+                "ViT"),
     _entry("token_prune", "vidslim.reduce.svitt_prune:TokenPrune",
            "SViTT node sparsity: keep the most-attended tokens after some layers (layers=[3,6,9], keep=0.7)",
-           aliases=("tokenprune",)),
+           _NOT_XCLIP, aliases=("tokenprune",),
+           hint="X-CLIP's prompt context and message tokens are not wired for it: use ToMe or TempMe there"),
     _entry("sparse_attention", "vidslim.attention.svitt:SparseAttention",
            "SViTT edge sparsity: blocks of 56, 1 local + 3 random per query block, CLS global (block=, local=, "
            "random=, order=); the video ViT has no CLS, so no token is global there",
-           aliases=("svitt",)),
+           _NOT_XCLIP, aliases=("svitt",),
+           hint="X-CLIP adds message tokens to every attention, outside any block pattern: use ToMe or TempMe there"),
 )
 
 REDUCERS: dict[str, ReducerEntry] = {entry.name: entry for entry in _BUILT_IN}

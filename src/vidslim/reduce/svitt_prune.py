@@ -32,8 +32,9 @@ release configures it but never turns it on (its configs are not read); here it 
 from __future__ import annotations
 
 import dataclasses
+import math
 from collections.abc import Iterable, Sequence
-from typing import Any
+from typing import Any, ClassVar
 
 import torch
 from torch import Tensor
@@ -94,6 +95,10 @@ class TokenPrune:
     generator of the "random" scores. Set `trace = True` to record `self.kept` in every forward (module docstring).
     """
 
+    #: per backbone (what `--method token_prune` starts from): the release's layers 3, 6, 9 of 12 become
+    #: floor(l·L/12) in a tower of L layers, so siglip-tiny's 2 layers prune after layers 0 and 1
+    PRESETS: ClassVar[dict[str, dict[str, Any]]] = {"siglip-tiny": {"layers": (0, 1)}}
+
     layers: Iterable[int] = (3, 6, 9)
     keep: float = 0.7
     score: str = "auto"
@@ -148,6 +153,8 @@ class TokenPrune:
         scores, before = scored
         if before.seqlens != tokens.seqlens or before.pos is not tokens.pos:  # another reducer changed the tokens
             scores = carry_scores(scores, before, tokens, ctx.batch_size, ctx.grid)
+        if torch.compiler.is_compiling() and tokens.is_uniform:  # a traced graph needs counts known in Python
+            return self._record(self.prune_equal(tokens, scores, ctx.cls_per_sequence(tokens)), ctx)
         return self._record(self.prune(tokens, scores, ctx.cls_tokens), ctx)
 
     def _record(self, tokens: Tokens, ctx: HookContext) -> Tokens:
@@ -163,7 +170,10 @@ class TokenPrune:
         """[total] score of every token from the layer's attention (higher: more likely kept)."""
         kind = self.score
         if kind == "auto":
-            kind = "cls" if _has_cls(tokens, ctx.cls_tokens) else "mean"
+            if torch.compiler.is_compiling():  # the protocol puts CLS tokens at the head: no value to read
+                kind = "cls" if ctx.cls_per_sequence(tokens) > 0 else "mean"
+            else:
+                kind = "cls" if _has_cls(tokens, ctx.cls_tokens) else "mean"
         if kind == "random":
             return torch.rand(tokens.total, generator=self._generator).to(tokens.x.device)
         if kind == "cls":
@@ -181,6 +191,21 @@ class TokenPrune:
         return tokens.replace(
             x=tokens.x[index],
             seqlens=tuple(keep.tolist()),
+            pos=tokens.pos[index] if tokens.pos is not None else None,
+            size=tokens.size[index] if tokens.size is not None else None,
+        )
+
+    def prune_equal(self, tokens: Tokens, scores: Tensor, cls_per_sequence: int) -> Tokens:
+        """`prune` for sequences of equal length N whose first c tokens are their CLS tokens (the reducer protocol):
+        the same tokens, with every count a Python int, so traced and exported graphs have static shapes."""
+        s, n, c = tokens.batch_size, tokens.max_seqlen, cls_per_sequence
+        keep = c + max(math.ceil((n - c) * self.keep - 1e-9), 0)  # keep_count's rounding, in Python
+        ranked = scores.float().view(s, n).masked_fill(torch.arange(n, device=scores.device) < c, float("inf"))
+        best = torch.sort(ranked, dim=1, descending=True, stable=True).indices[:, :keep]  # ties: the earlier token
+        index = (torch.sort(best, dim=1).values + n * torch.arange(s, device=best.device)[:, None]).reshape(-1)
+        return tokens.replace(
+            x=tokens.x[index],
+            seqlens=(keep,) * s,
             pos=tokens.pos[index] if tokens.pos is not None else None,
             size=tokens.size[index] if tokens.size is not None else None,
         )

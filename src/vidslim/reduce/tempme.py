@@ -77,6 +77,17 @@ PAPER: dict[str, dict[str, Any]] = {
     "clip-b16": dict(r=10, merge_layers=(8, 9, 10), groups=(2, 2, 3), rc=0.4, ri=0.2),
 }
 
+#: SigLIP's presets: clip-b16's settings moved to each tower as the paper's relate to its 12 layers and 12 frames.
+#: Paper layer l becomes floor(l·L/12) in a tower of L layers (duplicates dropped: 8, 9, 10 -> 1 for siglip-tiny's
+#: 2 layers); the groups join all the config's frames by the last merge layer, as the paper's (2, 2, 3) joins its 12
+#: (SigLIP runs 8 frames, siglip-tiny 4); ImgMe r keeps the paper's share of a frame's patches (10 of 196 on a
+#: B/16 at 224 px, so 1 of siglip-tiny's 16); rc and ri as clip-b16. SigLIP has no CLS, so every token may merge.
+SIGLIP_PRESETS: dict[str, dict[str, Any]] = {
+    "siglip-b16-224": dict(r=10, merge_layers=(8, 9, 10), groups=(2, 2, 2), rc=0.4, ri=0.2),
+    "siglip2-b16-224": dict(r=10, merge_layers=(8, 9, 10), groups=(2, 2, 2), rc=0.4, ri=0.2),
+    "siglip-tiny": dict(r=1, merge_layers=(1,), groups=(4,), rc=0.4, ri=0.2),
+}
+
 
 @dataclasses.dataclass
 class _Forward:
@@ -129,8 +140,9 @@ class TempMe(nn.Module):
     config), which fixes the embedding tables' shapes.
     """
 
-    #: the paper's settings per backbone (what `--method tempme` and `{"tempme": "paper"}` start from)
-    PRESETS: ClassVar[dict[str, dict[str, Any]]] = PAPER
+    #: settings per backbone (what `--method tempme` and `{"tempme": "paper"}` start from): the paper's for CLIP,
+    #: their depth-scaled counterparts for SigLIP (`SIGLIP_PRESETS`)
+    PRESETS: ClassVar[dict[str, dict[str, Any]]] = {**PAPER, **SIGLIP_PRESETS}
 
     def __init__(
         self,

@@ -112,10 +112,17 @@ def plan_merge(tokens: Tokens, metric: Tensor, r: MergeCounts, protected: int) -
 def packed_plan(tokens: Tokens, metric: Tensor, r: MergeCounts, protected: int) -> MergePlan:
     """The plan of sequences of any lengths, from `packed_destinations`."""
     destination, is_source, seqlens = packed_destinations(tokens, metric, r, protected)
-    index = torch.arange(tokens.total, device=destination.device)
-    keep = torch.empty(sum(seqlens), dtype=torch.long, device=destination.device)
-    keep[destination[~is_source]] = index[~is_source]
-    return MergePlan(keep, index[is_source], destination[is_source], seqlens)
+    device, out_total = destination.device, sum(seqlens)
+    merged = tokens.total - out_total  # known on the host: the lists below need no nonzero (no device sync)
+    index = torch.arange(tokens.total, device=device)
+    # holders write their slot, sources a spare last slot that is dropped
+    keep = torch.empty(out_total + 1, dtype=torch.long, device=device)
+    keep.index_put_((torch.where(is_source, out_total, destination),), index)
+    # sources in packed order: the k-th source goes to row k, the others to a spare last row
+    rank = torch.where(is_source, torch.cumsum(is_source, 0) - 1, merged)
+    src = torch.empty(merged + 1, dtype=torch.long, device=device).index_put_((rank,), index)
+    src_slot = torch.empty(merged + 1, dtype=torch.long, device=device).index_put_((rank,), destination)
+    return MergePlan(keep[:out_total], src[:merged], src_slot[:merged], seqlens)
 
 
 def uniform_plan(merge: Merge, sequences: int, length: int) -> MergePlan:
@@ -186,6 +193,6 @@ def packed_destinations(
         source = torch.zeros(len(lengths), width, dtype=torch.bool, device=device)
         source[:, c + first_a :: 2] = is_src
         out_start = torch.tensor([0, *out_lengths[:-1]], device=device).cumsum(0)
-        valid = torch.arange(width, device=device)[None] < n[:, None]
-        destination = (slot + out_start[:, None])[valid]
-    return destination, source[valid], out_lengths
+        rows = tokens.padded_index  # padded [S, L] -> packed, without a bool mask (no device sync)
+        destination = (slot + out_start[:, None]).view(-1).index_select(0, rows)
+    return destination, source.view(-1).index_select(0, rows), out_lengths

@@ -67,6 +67,9 @@ class ToMe:
 
     PRESETS: ClassVar[dict[str, dict[str, Any]]] = {
         "clip-b32": {"r": 2}, "clip-b16": {"r": 10}, "videomae-b16": {"r": 100}, "*": {"r": 8},
+        # SigLIP: TempMe's SigLIP ImgMe r (`tempme.SIGLIP_PRESETS`), the like-for-like row as on CLIP; the tiny
+        # model's frames have 16 patches and 2 layers, where "*"'s 8 would halve every frame in its first layer
+        "siglip-b16-224": {"r": 10}, "siglip2-b16-224": {"r": 10}, "siglip-tiny": {"r": 1},
     }
 
     def __init__(

@@ -21,6 +21,11 @@ only the local rows and columns against the gathered ones (B_local x B_global in
 weights each rank's part so that mean_k L_k is still the global loss: same value in expectation of ranks,
 same gradient, less compute.
 
+A model whose text embedding depends on the video (X-CLIP prompts each text with each video) defines
+`retrieval_cosine(text_emb, video_emb) -> [N_text, N_video]`; when it does, that function replaces the cosine of
+the normalised embeddings in the loss and in evaluation (the embeddings are then passed to it as the model gave
+them, not normalised here). That is the one hook: the scale, the targets and the metrics are the same.
+
 The temperature is the model's `logit_scale` (CLIP, TempMe: ln 100, trainable or not as the model decides),
 or owned by the task: fixed, or learnable (SViTT: 0.07 learnable, i.e. ln(1/0.07)). It is clamped at
 `max_logit_scale` (ln 100) in the loss and, in place, after each optimiser step (`after_step`), like CLIP.
@@ -38,6 +43,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from vidslim.errors import ConfigError
+from vidslim.models.base import VideoTextModel
 from vidslim.tasks.metrics import retrieval_metrics
 
 LN100 = math.log(100.0)
@@ -124,19 +130,24 @@ def contrastive_loss(
     gather: bool = True,
     local_loss: bool = False,
     normalize: bool = True,
+    cosine: Callable[[Tensor, Tensor], Tensor] | None = None,
 ) -> Tensor:
     """Symmetric InfoNCE over [B, D] text and video embeddings of B matching pairs (see the module doc).
 
     logit_scale: the log of the scale (CLIP's parameter; ln 100 gives logits 100·cos). positive_ids: [B] ids,
     equal ids are positives of each other. gather: score against every rank's pairs. local_loss: only this
     rank's rows and columns (same global loss, same gradient, less compute). Computed in float32.
+    cosine: the model's `retrieval_cosine(texts, videos) -> [N_text, N_video]` in place of t̂ v̂ᵀ (the
+    embeddings are then not normalised here, and a video embedding may have any shape [B, ...]).
     """
-    if text_emb.dim() != 2 or text_emb.shape != video_emb.shape:
+    pairs = text_emb.shape[0] == video_emb.shape[0] if cosine is not None else text_emb.shape == video_emb.shape
+    if text_emb.dim() != 2 or not pairs:
         raise ConfigError(f"contrastive_loss: text and video embeddings must both be [B, D] pairs, got "
                           f"{tuple(text_emb.shape)} and {tuple(video_emb.shape)}")
     t = text_emb.float()
     v = video_emb.float()
-    if normalize:
+    score: Callable[[Tensor, Tensor], Tensor] = (lambda a, b: a @ b.t()) if cosine is None else cosine
+    if normalize and cosine is None:
         t = F.normalize(t, dim=-1)
         v = F.normalize(v, dim=-1)
     scale = torch.as_tensor(logit_scale, dtype=torch.float32, device=t.device).exp()
@@ -158,23 +169,36 @@ def contrastive_loss(
         eye = eye / eye.sum(1, keepdim=True)  # symmetric; each row (and column) spreads 1 over its positives
     if local_loss and total != local_n:
         rows = slice(offset, offset + local_n)
-        t2v = scale * t_all[rows] @ v_all.t()  # local texts against every video
-        v2t = scale * v_all[rows] @ t_all.t()  # local videos against every text
+        t2v = scale * score(t_all[rows], v_all)  # local texts against every video
+        v2t = scale * score(t_all, v_all[rows]).t()  # local videos against every text
         loss = 0.5 * (_soft_cross_entropy(t2v, eye[rows]) + _soft_cross_entropy(v2t, eye[rows]))
         _, world = _world()
         return loss * (local_n * world / total)  # mean over ranks of these is the global loss
-    logits = scale * t_all @ v_all.t()
+    logits = scale * score(t_all, v_all)
     if ids is None:
         target = torch.arange(total, device=t.device)
         return 0.5 * (F.cross_entropy(logits, target) + F.cross_entropy(logits.t(), target))
     return 0.5 * (_soft_cross_entropy(logits, eye) + _soft_cross_entropy(logits.t(), eye))
 
 
-def _require(model: nn.Module, name: str, fix: str) -> Callable[..., Tensor]:
-    method = getattr(model, name, None)
-    if not callable(method):
-        raise ConfigError(f"RetrievalTask needs model.{name}(...); {type(model).__name__} has none ({fix})")
-    return method
+def model_cosine(model: nn.Module) -> Callable[[Tensor, Tensor], Tensor] | None:
+    """The model's own text-video cosine (`retrieval_cosine`, see the module doc), or None for the plain one."""
+    cosine = getattr(model, "retrieval_cosine", None)
+    return cosine if callable(cosine) else None
+
+
+def _embeddings(model: nn.Module, emb: Tensor) -> Tensor:
+    """Embeddings as evaluation keeps them: float, normalised unless the model scores them itself."""
+    return emb.float() if model_cosine(model) is not None else F.normalize(emb.float(), dim=-1)
+
+
+def _require_video_text(model: nn.Module) -> VideoTextModel:
+    if not isinstance(model, VideoTextModel):
+        raise ConfigError(
+            f"RetrievalTask needs a vision-text model with encode_video and encode_text; {type(model).__name__} "
+            "has not both (use a CLIP-family model)"
+        )
+    return model
 
 
 class RetrievalTask(nn.Module):
@@ -225,13 +249,14 @@ class RetrievalTask(nn.Module):
 
     def loss(self, model: nn.Module, batch: dict[str, Any]) -> tuple[Tensor, dict[str, Tensor]]:
         """Contrastive loss of one batch of (video, caption) pairs, plus what to log."""
-        video_emb = _require(model, "encode_video", "a vision-text model")(batch["video"])
-        text_emb = _require(model, "encode_text", "a vision-text model")(batch["text"])
+        video_text = _require_video_text(model)
+        video_emb, text_emb = video_text.encode_video(batch["video"]), video_text.encode_text(batch["text"])
         scale = self.scale_param(model)
         if isinstance(scale, Tensor) and self.max_logit_scale is not None:
             scale = scale.clamp(max=self.max_logit_scale)
         ids = batch.get("video_index") if self.same_video_positives else None
-        loss = contrastive_loss(text_emb, video_emb, scale, ids, gather=self.gather, local_loss=self.local_loss)
+        loss = contrastive_loss(text_emb, video_emb, scale, ids, gather=self.gather, local_loss=self.local_loss,
+                                cosine=model_cosine(model))
         return loss, {"logit_scale": torch.as_tensor(scale).detach().float()}
 
     @torch.no_grad()
@@ -245,10 +270,9 @@ class RetrievalTask(nn.Module):
 
     def eval_step(self, model: nn.Module, batch: dict[str, Any]) -> dict[str, Tensor]:
         """Per-item embeddings: videos, and texts when the batch holds (video, caption) pairs."""
-        out = {"video_emb": F.normalize(model.encode_video(batch["video"]).float(), dim=-1),
-               "valid": _valid(batch)}
+        out = {"video_emb": _embeddings(model, model.encode_video(batch["video"])), "valid": _valid(batch)}
         if "text" in batch:
-            out["text_emb"] = F.normalize(model.encode_text(batch["text"]).float(), dim=-1)
+            out["text_emb"] = _embeddings(model, model.encode_text(batch["text"]))
         if "video_index" in batch:
             out["video_index"] = batch["video_index"]
         return out
@@ -289,10 +313,12 @@ class RetrievalTask(nn.Module):
             lo, hi = len(captions) * rank // world_size, len(captions) * (rank + 1) // world_size
             mine = [model.encode_text(captions[i : min(i + self.text_batch_size, hi)]).float()
                     for i in range(lo, hi, self.text_batch_size)]
-            local = torch.cat(mine) if mine else videos.new_zeros(0, videos.shape[1])
-            texts = gather({"text_emb": F.normalize(local, dim=-1)})["text_emb"]
+            local = torch.cat(mine) if mine else videos.new_zeros(0, videos.shape[-1])
+            texts = gather({"text_emb": _embeddings(model, local)})["text_emb"]
             text_to_video = torch.as_tensor(mapping, device=texts.device)
-        sim = texts @ videos.to(texts.device).t()
+        cosine = model_cosine(model)
+        videos = videos.to(texts.device)
+        sim = texts @ videos.t() if cosine is None else cosine(texts, videos).float()
         result = retrieval_metrics(sim, text_to_video, dsl=self.dsl)
         flat = {f"{direction}/{name}": value for direction, row in result.items() for name, value in row.items()}
         flat["num_texts"] = float(sim.shape[0])
@@ -301,4 +327,4 @@ class RetrievalTask(nn.Module):
         return flat
 
 
-__all__ = ["LN100", "RetrievalTask", "contrastive_loss", "gather_no_grad", "gather_with_grad"]
+__all__ = ["LN100", "RetrievalTask", "contrastive_loss", "gather_no_grad", "gather_with_grad", "model_cosine"]

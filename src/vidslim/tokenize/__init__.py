@@ -13,6 +13,7 @@ from vidslim._lazy import lazy_exports
 _EXPORTS: dict[str, str] = {
     "RLT": "vidslim.tokenize.rlt",
     "RandomMask": "vidslim.tokenize.rlt",
+    "RLTBudget": "vidslim.tokenize.rlt_budget",
     "keep_mask": "vidslim.tokenize.rlt_mask",
     "keep_mask_uint8": "vidslim.tokenize.rlt_mask",
     "frame_keep_mask": "vidslim.tokenize.frame_rlt",

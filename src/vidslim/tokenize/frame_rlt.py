@@ -26,7 +26,6 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-import torch
 from torch import Tensor
 
 from vidslim.errors import ConfigError
@@ -42,6 +41,5 @@ def frame_keep_mask(video: Tensor, tau: float = 0.1, patch: int = 16, std: Seque
     """
     if video.dim() != 5 or video.shape[2] != len(std):
         raise ConfigError(f"frame_keep_mask takes frames [B, T, C={len(std)}, H, W], got shape {tuple(video.shape)}")
-    scale = torch.tensor([s / i for s, i in zip(std, IMAGENET_STD, strict=True)], device=video.device)
-    frames = video.float() * scale.view(1, 1, -1, 1, 1)  # CLIP units -> ImageNet units
-    return keep_mask(frames.transpose(1, 2), tau, tubelet=1, patch=patch)
+    scale = [s / i for s, i in zip(std, IMAGENET_STD, strict=True)]  # CLIP units -> ImageNet units
+    return keep_mask(video.transpose(1, 2), tau, tubelet=1, patch=patch, channel_scale=scale)

@@ -47,12 +47,9 @@ def _generator(seed: int | None) -> torch.Generator | None:
 
 
 def channels_first(video: Tensor, spec: InputSpec) -> Tensor:
-    """A prepared batch in `spec.layout` as [B, C, T, H, W] (a view) in ImageNet-normalised units."""
-    x = video.transpose(1, 2) if spec.layout == "TCHW" else video
-    scale = spec.imagenet_scale()
-    if scale is not None:  # the model's units -> ImageNet units, where tau is defined
-        x = x.float() * torch.tensor(scale, device=x.device).view(1, -1, 1, 1, 1)
-    return x
+    """A prepared batch in `spec.layout` as a [B, C, T, H, W] view, in the spec's normalised units (the mask
+    rescales its scores to ImageNet units with `spec.imagenet_scale()`, on the patch sums, not on every pixel)."""
+    return video.transpose(1, 2) if spec.layout == "TCHW" else video
 
 
 class RLT(TokenSelector):
@@ -109,7 +106,8 @@ class RLT(TokenSelector):
     def token_mask(self, video: Tensor, spec: InputSpec) -> Tensor:
         """The RLT keep mask [B, T', H', W'] of a prepared video, with the spec's tubelet and patch sizes."""
         with torch.no_grad():
-            return keep_mask(channels_first(video, spec), self.tau, spec.tubelet_size, spec.patch_size)
+            x = channels_first(video, spec)
+            return keep_mask(x, self.tau, spec.tubelet_size, spec.patch_size, spec.imagenet_scale())
 
     def select_frames(self, frames: Tensor, spec: InputSpec) -> Tensor:
         """The RLT mask of decoded uint8 frames [B, T, H, W, C], computed on the integers (`keep_mask_uint8`)."""

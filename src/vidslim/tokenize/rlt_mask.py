@@ -35,10 +35,13 @@ def _check_grid(frames: int, height: int, width: int, tubelet: int, patch: int) 
 
 def _compared_frames(frames: Tensor, tubelet: int, time_dim: int) -> tuple[Tensor, Tensor]:
     """(A, B) frame stacks for slots k = 1..T'-1: A = last frame of slot k, B = first frame of slot k-1."""
-    k = torch.arange(1, frames.shape[time_dim] // tubelet, device=frames.device)
-    later = frames.index_select(time_dim, (k + 1) * tubelet - 1)
-    earlier = frames.index_select(time_dim, (k - 1) * tubelet)
-    return later, earlier
+    slots = frames.shape[time_dim] // tubelet
+    # strided views, not gathers: a gather along time of a transposed [B, T, C, H, W] batch is a slow strided copy
+    later, earlier = [slice(None)] * frames.dim(), [slice(None)] * frames.dim()
+    later[time_dim] = slice(2 * tubelet - 1, slots * tubelet, tubelet)
+    earlier[time_dim] = slice(0, max(slots - 1, 0) * tubelet, tubelet)
+    return frames[tuple(later)], frames[tuple(earlier)]
+
 
 
 def _slot_scores_to_mask(score: Tensor, tau: float) -> Tensor:
@@ -54,19 +57,36 @@ def _patch_mean(diff: Tensor, patch: int) -> Tensor:
     return diff.view(b, s, h // patch, patch, w // patch, patch).mean(dim=(3, 5))
 
 
-def slot_scores(x: Tensor, tubelet: int = 2, patch: int = 16) -> Tensor:
-    """RLT's difference score of every slot k >= 1: float [B, T'-1, H', W'] from a normalised [B, C, T, H, W] clip."""
+def slot_scores(
+    x: Tensor, tubelet: int = 2, patch: int = 16, channel_scale: Sequence[float] | None = None
+) -> Tensor:
+    """RLT's difference score of every slot k >= 1: float [B, T'-1, H', W'] from a normalised [B, C, T, H, W] clip.
+
+    channel_scale: per-channel factors that turn x's units into ImageNet-normalised ones (None: they are already);
+    |s·a - s·b| = s·|a - b| for s > 0, so the factors are applied after the spatial sums, on a tensor 1/patch the
+    size of the clip, instead of to every pixel.
+    """
     if x.dim() != 5:
         raise ValueError(f"expected a normalised video [B, C, T, H, W], got shape {tuple(x.shape)}")
     _check_grid(x.shape[2], x.shape[3], x.shape[4], tubelet, patch)
-    a, b = _compared_frames(x.float(), tubelet, time_dim=2)
-    diff = (a - b).abs().mean(dim=1)  # mean over channels: [B, T'-1, H, W]
-    return _patch_mean(diff, patch)
+    a, b = _compared_frames(x, tubelet, time_dim=2)
+    if x.dtype != torch.float32:  # the release casts the clip to float32 first
+        a, b = a.float(), b.float()
+    diff = torch.sub(a, b).abs_()
+    n, c, s, h, w = diff.shape  # the one full-size buffer; every reduction after it shrinks the data
+    rows = diff.view(n, c, s, h, w // patch, patch).sum(-1)  # contiguous innermost sums first: [B, C, S, H, W']
+    cells = rows.view(n, c, s, h // patch, patch, w // patch).sum(4)  # [B, C, S, H', W']
+    if channel_scale is not None:
+        cells = cells * torch.tensor(channel_scale, dtype=cells.dtype, device=cells.device).view(1, c, 1, 1, 1)
+    return cells.sum(1) / (c * patch * patch)
 
 
-def keep_mask(x: Tensor, tau: float = 0.1, tubelet: int = 2, patch: int = 16) -> Tensor:
-    """Bool keep mask [B, T', H', W'] of a normalised video [B, C, T, H, W] (True = the tubelet is a token)."""
-    return _slot_scores_to_mask(slot_scores(x, tubelet, patch), tau)
+def keep_mask(
+    x: Tensor, tau: float = 0.1, tubelet: int = 2, patch: int = 16, channel_scale: Sequence[float] | None = None
+) -> Tensor:
+    """Bool keep mask [B, T', H', W'] of a normalised video [B, C, T, H, W] (True = the tubelet is a token);
+    `channel_scale` as in `slot_scores`."""
+    return _slot_scores_to_mask(slot_scores(x, tubelet, patch, channel_scale), tau)
 
 
 def keep_mask_uint8(

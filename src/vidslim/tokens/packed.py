@@ -233,9 +233,16 @@ class Tokens:
         b, width = self.batch_size, self.max_seqlen
         if self.is_uniform:
             return values.reshape(b, width, *values.shape[1:])
-        padded = values.new_full((b, width, *values.shape[1:]), value)
-        padded[_valid_mask(self.seqlens, width, values.device)] = values
-        return padded
+        padded = values.new_full((b * width, *values.shape[1:]), value)
+        padded.index_copy_(0, self.padded_index, values)  # an index, not a bool mask: no nonzero, no device sync
+        return padded.view(b, width, *values.shape[1:])
+
+    @cached_property
+    def padded_index(self) -> Tensor:
+        """[total] int64: the row of every token in the [B·L] rows of `pad` (L = the longest sequence), so that
+        `padded.view(B·L, ...)[padded_index]` is the packed tensor again. Built on the device without a sync."""
+        local = torch.arange(self.total, device=self.x.device) - self.cu_seqlens.long()[:-1][self.batch_index]
+        return self.batch_index * self.max_seqlen + local
 
     def replace(self, **changes: object) -> Tokens:
         """A copy with some fields replaced, such as new features of the same layout: `t.replace(x=y)`."""

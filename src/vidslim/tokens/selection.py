@@ -24,11 +24,14 @@ PoolMode = Literal["mean", "length"]
 class Selection:
     """keep: bool [B, T', H', W'] (True = becomes a token); size: optional [B, T', H', W'] footprint of each slot
     (stored as the kept tokens' size); extra: optional [K, D] added to the K kept tokens' embeddings, in
-    (b, t, h, w) order."""
+    (b, t, h, w) order; index: optional int64 [B, k], the kept slots of each clip in ascending raster order, when
+    every clip keeps the same k (a fixed budget): the model then embeds them with static shapes (no host sync),
+    which traced, compiled and exported graphs need."""
 
     keep: Tensor
     size: Tensor | None = None
     extra: Tensor | None = None
+    index: Tensor | None = None
 
     def checked(self, batch: int, grid: tuple[int, int, int], min_tokens: int = 1) -> Selection:
         """Self with `keep` as bool, or a ConfigError saying what shape was expected; with `min_tokens`, every clip

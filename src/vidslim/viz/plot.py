@@ -1,6 +1,11 @@
 """Speedup against the fraction of tokens kept, as a PNG drawn with Pillow alone (no matplotlib).
 
     plot_speedup([("RLT", 0.62, 1.5), ("TempMe", 0.35, 2.1), ("dense", 1.0, 1.0)], "speedup.png")
+    plot_speedup([("RLT", 0.62, 1.5, 1.4, 1.6, True), ("ToMe", 0.5, 1.2, 0.6, 2.0, False)], "pareto.png")
+
+A point is (label, kept, speedup) or (label, kept, speedup, low, high, reliable): the second form draws the spread
+(low to high, e.g. the interquartile range of per-round speedups) as a vertical bar, and a point that is not
+reliable as a hollow grey ring with "?" after its label, so a figure the timer flagged never reads as a fact.
 
 The picture: a white canvas, the plot box with light grid lines at the ticks, x = kept tokens (0 to 1), y =
 speedup (0 to a round number above the largest point, at least 2), the ideal `speedup = 1/kept` curve in
@@ -30,6 +35,7 @@ AXIS = (0, 0, 0)
 GRID = (226, 226, 226)
 CURVE = (31, 119, 180)
 POINT = (214, 39, 40)
+SHAKY = (150, 150, 150)
 TEXT = (20, 20, 20)
 MARKER = 4  # dot radius, pixels
 FONT_SIZE = 12
@@ -65,20 +71,31 @@ class Axes:
         return col, row
 
 
-def speedup_axes(points: Sequence[tuple[str, float, float]], size: tuple[int, int] = CANVAS) -> Axes:
+Point = tuple  # (label, kept, speedup) or (label, kept, speedup, low, high, reliable)
+
+
+def _top(point: Point) -> float:
+    """The highest value a point draws: its speedup, or the top of its spread bar."""
+    return max(float(point[2]), float(point[4])) if len(point) == 6 else float(point[2])
+
+
+def speedup_axes(points: Sequence[Point], size: tuple[int, int] = CANVAS) -> Axes:
     """The axes `plot_speedup` draws `points` on: y_max is the next tick above 1.1 x the largest speedup (>= 2)."""
-    top_value = max([2.0, *(1.1 * s for _, _, s in points)])
+    top_value = max([2.0, *(1.1 * _top(p) for p in points)])
     step = nice_step(top_value)
     y_max = math.ceil(top_value / step - 1e-9) * step
     left, top, right, bottom = MARGINS
     return Axes(left, top, size[0] - 1 - right, size[1] - 1 - bottom, y_max, step)
 
 
-def _check(points: Sequence[tuple[str, float, float]], size: tuple[int, int]) -> None:
+def _check(points: Sequence[Point], size: tuple[int, int]) -> None:
     for point in points:
-        if len(point) != 3:
-            raise ConfigError(f"plot_speedup: each point is (label, kept_fraction, speedup), got {point!r}")
-        label, kept, speedup = point
+        if len(point) not in (3, 6):
+            raise ConfigError(f"plot_speedup: each point is (label, kept_fraction, speedup) or (label, kept_fraction, "
+                              f"speedup, low, high, reliable), got {point!r}")
+        label, kept, speedup = point[:3]
+        if len(point) == 6 and not (0 < float(point[3]) <= float(speedup) <= float(point[4])):
+            raise ConfigError(f"plot_speedup: point {label!r} needs 0 < low <= speedup <= high, got {point[2:5]}")
         if not (0.0 < float(kept) <= 1.0):
             raise ConfigError(f"plot_speedup: point {label!r} keeps {kept} of the tokens; kept_fraction is in (0, 1]")
         if not (math.isfinite(float(speedup)) and float(speedup) > 0):
@@ -168,9 +185,9 @@ def _curve(axes: Axes) -> list[tuple[int, int]]:
 def _legend(draw: ImageDraw.ImageDraw, axes: Axes) -> Box:
     """The legend in the plot box's top-right corner; returns its box."""
     font = load_font(FONT_SIZE)
-    lines = ("speedup = 1/kept (ideal)", "measured")
+    lines = ("speedup = 1/kept (ideal)", "measured (bar: IQR)", "unreliable: spread too wide")
     width = max(round(draw.textlength(s, font=font)) for s in lines) + 34
-    height = 2 * 16 + 8
+    height = 3 * 16 + 8
     box = (axes.right - width - 6, axes.top + 6, axes.right - 6, axes.top + 6 + height)
     draw.rectangle(box, fill=BACKGROUND, outline=GRID)
     row1, row2 = box[1] + 12, box[1] + 28
@@ -178,11 +195,14 @@ def _legend(draw: ImageDraw.ImageDraw, axes: Axes) -> Box:
     draw.ellipse([box[0] + 15 - MARKER, row2 - MARKER, box[0] + 15 + MARKER, row2 + MARKER], fill=POINT)
     draw.text((box[0] + 30, row1), lines[0], fill=TEXT, font=font, anchor="lm")
     draw.text((box[0] + 30, row2), lines[1], fill=TEXT, font=font, anchor="lm")
+    row3 = box[1] + 44
+    draw.ellipse([box[0] + 15 - MARKER, row3 - MARKER, box[0] + 15 + MARKER, row3 + MARKER], outline=SHAKY, width=2)
+    draw.text((box[0] + 30, row3), lines[2], fill=TEXT, font=font, anchor="lm")
     return box
 
 
 def render_speedup(
-    points: Sequence[tuple[str, float, float]],
+    points: Sequence[Point],
     title: str = "speedup against kept tokens",
     size: tuple[int, int] = CANVAS,
 ) -> Image.Image:
@@ -194,12 +214,25 @@ def render_speedup(
     _draw_frame(draw, axes)
     draw.line(_curve(axes), fill=CURVE, width=2)
     taken = [_legend(draw, axes)]
-    anchors = [axes.px(float(kept), float(speedup)) for _, kept, speedup in points]
-    for col, row in anchors:
-        draw.ellipse([col - MARKER, row - MARKER, col + MARKER, row + MARKER], fill=POINT)
+    anchors = [axes.px(float(p[1]), float(p[2])) for p in points]
+    for point, (col, row) in zip(points, anchors, strict=True):
+        reliable = len(point) != 6 or bool(point[5])
+        colour = POINT if reliable else SHAKY
+        if len(point) == 6:
+            _, low = axes.px(0, float(point[3]))
+            _, high = axes.px(0, float(point[4]))
+            draw.line([(col, low), (col, high)], fill=colour, width=1)
+            draw.line([(col - 3, low), (col + 3, low)], fill=colour)
+            draw.line([(col - 3, high), (col + 3, high)], fill=colour)
+        box = [col - MARKER, row - MARKER, col + MARKER, row + MARKER]
+        if reliable:
+            draw.ellipse(box, fill=colour)
+        else:
+            draw.ellipse(box, fill=BACKGROUND, outline=colour, width=2)
         taken.append((col - MARKER, row - MARKER, col + MARKER, row + MARKER))
     font = load_font(FONT_SIZE)
-    for (label, _, _), anchor in zip(points, anchors, strict=True):
+    for point, anchor in zip(points, anchors, strict=True):
+        label = point[0] if len(point) != 6 or point[5] else f"{point[0]} ?"
         left, top, right, bottom = draw.textbbox((0, 0), str(label), font=font)
         box = place_label(right - left + 4, bottom - top + 4, anchor, size, taken)
         draw.text((box[0] + 2 - left, box[1] + 2 - top), str(label), fill=TEXT, font=font)
@@ -209,7 +242,7 @@ def render_speedup(
 
 
 def plot_speedup(
-    points: Sequence[tuple[str, float, float]],
+    points: Sequence[Point],
     path: str | Path,
     title: str = "speedup against kept tokens",
     size: tuple[int, int] = CANVAS,

@@ -144,7 +144,7 @@ def build_model(section: ModelSection, kind: str, run_dir: Path, info: DistInfo,
     overrides = dict(section.config)
     if checkpoint is None and section.name is not None:
         tokenizer = None
-        if family_of(section.name) == "clip" and kind == "retrieval":  # a words tokenizer for the text tower
+        if family_of(section.name) in ("clip", "xclip") and kind == "retrieval":  # words for the CLIP text tower
             if captions is None:
                 raise ConfigError("model.tokenizer=words needs the training captions")
             tokenizer = run_tokenizer(section, run_dir, captions, info)

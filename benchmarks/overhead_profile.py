@@ -1,0 +1,219 @@
+"""Where the time goes that FLOPs do not predict, for every method and combination: realised speedup and a profile.
+
+For CLIP ViT-B/16 (12 frames) and the VideoMAE ViT-B/16 (16 frames), 224 px, random weights, on consecutive frames
+of a real sample video ('bikes' at its own 25 fps, so RLT sees real repetition), every method `vidslim bench
+--method all` runs (`vidslim.bench.suite.Suite`) is timed against dense at batch 1 and at the saturating batch
+(dense's throughput doubling from 1 until it gains < 5 %; on one thread that is usually batch 1, and then batch 2
+is run as well, so the packed path of unequal lengths is covered).
+
+Timing: interleaved paired rounds (`vidslim.bench.compare`: every round calls every method once, rotating who goes
+first). Per round, realised = (dense time / method time) x (method FLOPs / dense FLOPs): 1.0 when wall-clock falls
+exactly as the FLOPs do. The table gives the median over rounds and the IQR.
+
+Profile: one extra, untimed call per method under torch.profiler, its self CPU time split into
+- gemm: the matrix products the FLOP count is made of (addmm, mm, bmm, convolution);
+- attn: the SDPA kernels (their FLOPs are counted too, with attention's quadratic term);
+- reduce: everything inside a reducer's range (`vidslim.bench.overhead`: matching, sorting, gathers, masks);
+- other: the rest of the model (LayerNorm, activations, residual adds, copies, the packed path's gathers, Python
+  dispatch of every op);
+and the GEMM rate (GFLOP/s, from the profiler's own FLOP counts) relative to dense's: below 1 where the reduced
+matrices are too small to run a GEMM at full speed, which no reduction code can remove. "top ops" lists the largest
+non-GEMM, non-attention ops by self time outside reducer ranges (ms).
+
+    OMP_NUM_THREADS=1 .venv/bin/python benchmarks/overhead_profile.py --rounds 3            # ~30 min on 2 cores
+    OMP_NUM_THREADS=1 .venv/bin/python benchmarks/overhead_profile.py --models videomae-b16:16 --methods rlt,tome
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import platform
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import numpy as np
+import torch
+
+from vidslim.bench import compare
+from vidslim.bench.batching import saturating_batch
+from vidslim.bench.overhead import split_events
+from vidslim.bench.suite import Suite
+from vidslim.cli.bench import load_input
+from vidslim.io.samples import sample_videos
+from vidslim.models.registry import spec_of_name
+
+GEMM_OPS = ("aten::addmm", "aten::mm", "aten::bmm", "aten::baddbmm", "aten::mkldnn_convolution", "aten::convolution")
+ATTN_PREFIX = "aten::_scaled_dot_product"
+#: ops whose self time is bookkeeping of a call, not work (their children hold the work)
+WRAPPERS = ("aten::linear", "aten::matmul", "aten::scaled_dot_product_attention", "aten::conv2d", "aten::conv3d",
+            "aten::_convolution", "aten::layer_norm")
+
+
+def _inside_reduce(event: Any) -> bool:
+    parent = event.cpu_parent
+    while parent is not None:
+        if parent.name.startswith("vidslim.reduce."):
+            return True
+        parent = parent.cpu_parent
+    return False
+
+
+def profile_call(call: Callable[[], Any]) -> dict[str, Any]:
+    """One profiled call: self CPU ms by category, GEMM GFLOPs, and the top ops outside GEMMs, attention and
+    reducers."""
+    with torch.profiler.profile(with_flops=True) as prof, torch.profiler.record_function("vidslim.bench.call"):
+        call()
+    events = prof.events()
+    split = split_events(events)
+    gemm = attn = other = total = 0.0
+    gemm_flops = 0.0
+    ops: dict[str, float] = {}
+    for e in events:
+        if e.name.startswith("vidslim.") or e.name.startswith("ProfilerStep"):
+            continue
+        ms = e.self_cpu_time_total / 1e3
+        total += ms
+        if e.name in GEMM_OPS:
+            gemm += ms
+            gemm_flops += float(getattr(e, "flops", 0) or 0)
+        elif e.name.startswith(ATTN_PREFIX):
+            attn += ms
+        elif not _inside_reduce(e):
+            other += ms
+            ops[e.name] = ops.get(e.name, 0.0) + ms
+    reduce = max(total - gemm - attn - other, 0.0)
+    top = sorted(((n, ms) for n, ms in ops.items() if n not in WRAPPERS), key=lambda kv: -kv[1])[:3]
+    return {
+        "total_ms": total,
+        "gemm_ms": gemm,
+        "attn_ms": attn,
+        "reduce_ms": reduce,
+        "other_ms": other,
+        "gemm_gflops": gemm_flops / 1e9,
+        "gemm_rate": gemm_flops / 1e9 / (gemm / 1e3) if gemm > 0 else math.nan,
+        "reduce_by_label": split.by_label,
+        "top_ops": top,
+    }
+
+
+def _quartiles(values: Sequence[float]) -> dict[str, float]:
+    q1, median, q3 = np.percentile(np.asarray(values, dtype=float), [25, 50, 75])
+    return {"median": float(median), "q1": float(q1), "q3": float(q3)}
+
+
+def run_batch(suite: Suite, batch: int, rounds: int) -> list[dict[str, Any]]:
+    """Time every method of `suite` against dense at `batch` (interleaved rounds) and profile one call each."""
+    x = suite.batch_input(batch)
+    calls = {name: suite.caller(entry.forward, x, "fp32") for name, entry in suite.entries.items() if not entry.error}
+    timing = compare(calls, baseline="dense", warmup=1, repeat=rounds, memory=False)
+    dense_t = np.asarray(timing.timings["dense"].samples)
+    dense_flops = suite.entries["dense"].gflops
+    dense_profile = profile_call(calls["dense"])
+    rows = []
+    for name, call in calls.items():
+        entry = suite.entries[name]
+        flop_ratio = entry.gflops / dense_flops
+        speedups = dense_t / np.asarray(timing.timings[name].samples)
+        prof = dense_profile if name == "dense" else profile_call(call)
+        rows.append({
+            "method": name,
+            "batch": batch,
+            "flop_ratio": flop_ratio,
+            "ms": float(np.median(timing.timings[name].samples) * 1e3),
+            "speedup": _quartiles(speedups),
+            "realised": _quartiles(speedups * flop_ratio),
+            "profile": prof,
+            "gemm_rate_vs_dense": prof["gemm_rate"] / dense_profile["gemm_rate"],
+        })
+    return rows
+
+
+def run_model(model: str, frames: int, args: argparse.Namespace) -> dict[str, Any]:
+    """Every method of `model` against dense at each batch of `args.batches`."""
+    spec = spec_of_name(model, num_frames=frames, image_size=args.size)
+    clip = load_input(str(sample_videos()[args.video]), frames, spec, 1)
+    suite = Suite(model, args.methods, clip, frames=frames, overrides={"image_size": args.size})
+    out: dict[str, Any] = {"model": model, "frames": frames, "size": args.size, "video": args.video,
+                           "skipped": suite.skipped, "batches": []}
+    chosen: list[int] = []
+    for b in args.batches.split(","):
+        if b == "sat":
+            choice = saturating_batch(lambda n: suite.dense_throughput(n, repeat=1), max_batch=8)
+            out["saturation"] = {"batch": choice.batch, "history": choice.history, "reason": choice.reason}
+            chosen.append(choice.batch if choice.batch > 1 else 2)
+        else:
+            chosen.append(int(b))
+    for b in dict.fromkeys(chosen):
+        out["batches"].append({"batch": b, "rows": run_batch(suite, b, args.rounds)})
+    return out
+
+
+def _cell(q: dict[str, float], spec: str = ".2f") -> str:
+    return f"{q['median']:{spec}} ({q['q1']:{spec}}-{q['q3']:{spec}})"
+
+
+def to_markdown(result: dict[str, Any]) -> str:
+    s = result["settings"]
+    lines = [
+        f"torch {s['torch']}, {s['threads']} thread(s), fp32, random weights, torch.inference_mode, {s['rounds']} "
+        "interleaved rounds; realised = speedup x FLOP ratio per round, median (IQR). Profile columns: share of one "
+        "profiled call's self CPU time; GEMM rate relative to dense's.",
+    ]
+    for m in result["models"]:
+        sat = m.get("saturation")
+        lines += ["", f"### {m['model']}, {m['frames']} frames of '{m['video']}', {m['size']} px", ""]
+        if sat:
+            tried = ", ".join(f"{b}: {r:.2f}" for b, r in sat["history"])
+            lines.append(f"Saturating batch {sat['batch']} (dense videos/s by batch: {tried}; {sat['reason']})"
+                         + ("; batch 2 is run as well, for the packed path." if sat["batch"] == 1 else ".") + "\n")
+        for block in m["batches"]:
+            lines += [
+                f"Batch {block['batch']}:",
+                "",
+                "| method | FLOP ratio | ms | speedup | realised | gemm % | attn % | reduce % | other % | GEMM rate "
+                "| top other ops (ms) |",
+                "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|",
+            ]
+            for r in block["rows"]:
+                p = r["profile"]
+                share = {k: 100 * p[f"{k}_ms"] / p["total_ms"] for k in ("gemm", "attn", "reduce", "other")}
+                top = ", ".join(f"{n.removeprefix('aten::')} {ms:.1f}" for n, ms in p["top_ops"])
+                lines.append(
+                    f"| {r['method']} | {r['flop_ratio']:.3f} | {r['ms']:.0f} | {_cell(r['speedup'])}x | "
+                    f"{_cell(r['realised'])} | {share['gemm']:.1f} | {share['attn']:.1f} | {share['reduce']:.1f} | "
+                    f"{share['other']:.1f} | {r['gemm_rate_vs_dense']:.2f} | {top} |"
+                )
+            lines.append("")
+        if m["skipped"]:
+            lines.append("Skipped: " + "; ".join(f"{k}: {v}" for k, v in m["skipped"].items()))
+    return "\n".join(lines).rstrip() + "\n"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--models", nargs="+", default=["clip-b16:12", "videomae-b16:16"], help="MODEL:FRAMES")
+    parser.add_argument("--methods", default="all", help="'all' or a comma list (dense is always added)")
+    parser.add_argument("--batches", default="1,sat", help="comma list of batch sizes; 'sat' = the saturating batch")
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--video", default="bikes")
+    parser.add_argument("--size", type=int, default=224, help="frame side in pixels (a smoke test on tiny models: 32)")
+    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--json", action="store_true")
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    models = []
+    for item in args.models:
+        name, _, frames = item.partition(":")
+        models.append(run_model(name, int(frames or 16), args))
+    result = {
+        "settings": {"rounds": args.rounds, "threads": torch.get_num_threads(), "torch": torch.__version__,
+                     "machine": platform.machine()},
+        "models": models,
+    }
+    print(json.dumps(result, indent=2, default=str) if args.json else to_markdown(result))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,73 @@
+"""Check a card `vidslim tune` wrote, independently: time it against dense on the same clips in a fresh process.
+
+    python benchmarks/tune_check.py --card rlt2x.json --model videomae-b16 --frames 8 --set image_size=112
+
+Reads the card (`vidslim.bench.card_file`), builds the dense model and the carded one on the same weights, reads
+every video the card was tuned on (or --video), and times both with the project's timer (`compare`: alternating
+paired rounds, every clip in each call), then counts FLOPs per clip. Prints the target, the measured speedup with
+its spread and verdict, the GFLOPs, and whether a speedup target is met within 15% and a GFLOPs target within 5%.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+import numpy as np
+import torch
+
+from vidslim.bench.card_file import read_card
+from vidslim.bench.report import layer_report
+from vidslim.bench.settings import parse_settings
+from vidslim.bench.source import ModelSource, config_fields
+from vidslim.bench.timer import compare
+from vidslim.bench.tune import parse_target, read_clips
+from vidslim.reduce.registry import build_reduction
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--card", required=True)
+    parser.add_argument("--model", required=True)
+    parser.add_argument("--video", action="append", default=[])
+    parser.add_argument("--frames", type=int, default=None)
+    parser.add_argument("--set", action="append", default=[])
+    parser.add_argument("--repeat", type=int, default=7)
+    parser.add_argument("--threads", type=int, default=1)
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    reduction, meta = read_card(args.card)
+    source = ModelSource.open(args.model)
+    config, _ = parse_settings(args.set, config_fields(source))
+    if args.frames:
+        config["num_frames"] = args.frames
+    source = ModelSource.open(args.model, **config)
+    torch.manual_seed(0)
+    source.base = source.build([])
+    dense = source.build([])
+    carded = source.build(build_reduction(reduction, source.preset, family=source.family))
+    clips = read_clips(args.video or meta.get("videos", []), source, args.frames)
+
+    def run(model: torch.nn.Module) -> None:
+        with torch.inference_mode():
+            for clip in clips:
+                model(clip)
+
+    result = compare({"dense": lambda: run(dense), "card": lambda: run(carded)}, warmup=1, repeat=args.repeat,
+                     memory=False)
+    paired = result.paired("card")
+    gflops = [layer_report(carded, c, root=carded).gflops_per_video for c in clips]
+    dense_gflops = [layer_report(dense, c, root=dense).gflops_per_video for c in clips]
+    out = {"card": args.card, "target": meta.get("target"), "speedup": paired.label(), **paired.to_dict(),
+           "gflops": float(np.mean(gflops)), "dense_gflops": float(np.mean(dense_gflops))}
+    kind, want = parse_target(meta["target"]) if meta.get("target") else (None, None)
+    if kind == "speedup":
+        out["within_15pct"] = abs(paired.speedup / want - 1) <= 0.15
+    if kind == "gflops":
+        out["within_5pct"] = abs(out["gflops"] / want - 1) <= 0.05
+    print(json.dumps(out, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

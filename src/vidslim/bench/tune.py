@@ -1,0 +1,354 @@
+"""Budget tuning: the setting of a method's knob that meets a target on the user's own clips.
+
+    result = tune("videomae-b16", ["a.mp4", "b.mp4"], "speedup=2", method="rlt")
+    result.value, result.predicted, result.measured, result.kept_spread, result.card   # write_card(path, ...)
+
+Targets: `gflops=X` (GFLOPs per clip, mean over the clips), `keep=F` (tokens into attention, a fraction of
+dense's), `speedup=S` (over dense, measured) and `ms=T` (ms per clip, measured). Knobs: RLT `tau`, ToMe and TempMe
+`r` (TempMe keeps its paper schedule for the backbone otherwise), TokenPrune and random masking `keep`.
+
+How: FLOPs and tokens are counted exactly on every clip (`layer_report`, one pass per clip and knob value, cached),
+and the knob is found by bisection on that count (the count falls monotonically as tau or r grow, and rises with
+keep). RLT keeps a different number of tokens on every clip, so its count is the mean over the sample and the
+spread across clips (min, max of kept fraction) is reported with it. A time target is met in two or three rounds:
+the FLOP ratio that would give it if time fell as FLOPs do is solved first, the speedup at that setting is measured
+with the interleaved paired timer (`vidslim.bench.timer.compare`, dense against reduced, every clip each round),
+the fixed share of time that did not fall (overhead, stem, memory traffic) is read off that measurement, and the
+FLOP ratio is solved again with it. The last measurement is reported beside the prediction, with its spread and
+verdict.
+
+What the card does not promise: accuracy. Nothing here sees labels; the card says so in `does_not_promise`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import re
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from vidslim.bench.source import ModelSource
+from vidslim.errors import ConfigError
+
+TARGETS = ("speedup", "gflops", "keep", "ms")
+DOES_NOT_PROMISE = [
+    "accuracy: no labels were seen; measure it with `vidslim eval` on labelled data before relying on this setting",
+    "speed on other hardware, batch sizes, thread counts or precisions than the ones measured here",
+    "the same token count on other videos: content-adaptive methods (RLT) keep more tokens on busier clips",
+]
+
+
+@dataclasses.dataclass(frozen=True)
+class Knob:
+    """The setting tuned for a method: its name, range, whether it is an integer and whether cost rises with it."""
+
+    name: str
+    low: float
+    high: float
+    integer: bool
+    cost_rises: bool
+
+
+KNOBS = {
+    "rlt": Knob("tau", 0.0, 1.0, False, False),
+    "tome": Knob("r", 0, 64, True, False),
+    "tempme": Knob("r", 0, 24, True, False),
+    "tokenprune": Knob("keep", 0.02, 1.0, False, True),
+    "random": Knob("keep", 0.02, 1.0, False, True),
+}
+
+
+def parse_target(text: str) -> tuple[str, float]:
+    """'speedup=2' -> ('speedup', 2.0); a one-line ConfigError otherwise."""
+    match = re.fullmatch(r"\s*(\w+)\s*=\s*([0-9.eE+-]+)\s*", text)
+    if not match or match.group(1) not in TARGETS:
+        raise ConfigError(f"--target {text!r}: write one of speedup=2, gflops=60, keep=0.5, ms=300")
+    kind, value = match.group(1), float(match.group(2))
+    if value <= 0 or (kind == "keep" and value > 1):
+        raise ConfigError(f"--target {text!r}: give a positive number (keep: a fraction in (0, 1])")
+    return kind, value
+
+
+@dataclasses.dataclass
+class Counts:
+    """Exact per-clip cost of one setting: GFLOPs and tokens into attention (mean over layers) per clip."""
+
+    gflops: list[float]
+    tokens: list[float]
+
+    @property
+    def mean_gflops(self) -> float:
+        return float(np.mean(self.gflops))
+
+
+@dataclasses.dataclass
+class TuneResult:
+    """What `tune` found: the setting, what it costs (predicted and measured) and the card that applies it."""
+
+    model: str
+    method: str
+    knob: str
+    value: float
+    target: str
+    settings: dict[str, Any]
+    card: list[dict[str, Any]]
+    predicted: dict[str, float]
+    measured: dict[str, Any]
+    kept: list[float]
+    steps: list[dict[str, Any]]
+    notes: list[str]
+    reached: bool
+
+    @property
+    def kept_spread(self) -> tuple[float, float, float]:
+        """(min, mean, max) fraction of dense's tokens kept across the clips."""
+        return min(self.kept), float(np.mean(self.kept)), max(self.kept)
+
+    def to_dict(self) -> dict[str, Any]:
+        lo, mean, hi = self.kept_spread
+        return {"model": self.model, "method": self.method, "target": self.target, "knob": self.knob,
+                "value": self.value, "settings": self.settings, "reached": self.reached, "predicted": self.predicted,
+                "measured": self.measured, "kept_per_clip": self.kept,
+                "kept_spread": {"min": lo, "mean": mean, "max": hi}, "steps": self.steps, "notes": self.notes,
+                "does_not_promise": DOES_NOT_PROMISE}  # fmt: skip
+
+
+class Tuner:
+    """The clips, the dense model and cached counts and timings of one model; `solve` tunes one method."""
+
+    def __init__(self, model: str | ModelSource, clips: Sequence[torch.Tensor], *, repeat: int = 5,
+                 progress: Callable[[str], Any] | None = None) -> None:
+        self.source = model if isinstance(model, ModelSource) else ModelSource.open(model)
+        if self.source.base is None:  # one set of random weights shared by every setting
+            torch.manual_seed(0)
+            self.source.base = self.source.build([])
+        self.clips = [c if c.dim() == 5 else c[None] for c in clips]
+        self.repeat = repeat
+        self.say = progress or (lambda message: None)
+        self._counts: dict[tuple[str, str], Counts] = {}
+        self.dense = self.counts("dense", {})
+        self._dense_ms: float | None = None
+
+    # ------------------------------------------------------------------------------------------- counting
+    def build(self, method: str, settings: dict[str, Any]) -> torch.nn.Module:
+        from vidslim.bench.suite import build_method
+
+        return self.source.build(build_method(method, self.source, **settings) if method != "dense" else [])
+
+    def counts(self, method: str, settings: dict[str, Any]) -> Counts:
+        """Exact GFLOPs and tokens per clip of `method` at `settings` (cached)."""
+        from vidslim.bench.report import layer_report
+
+        key = (method, repr(sorted(settings.items())))
+        if key not in self._counts:
+            net = self.build(method, settings)
+            gflops, tokens = [], []
+            for clip in self.clips:
+                report = layer_report(net, clip, root=net)
+                gflops.append(report.gflops_per_video)
+                tokens.append(float(np.mean([r.tokens_attn for r in report.rows])) if report.rows else math.nan)
+            self._counts[key] = Counts(gflops, tokens)
+        return self._counts[key]
+
+    def kept(self, counts: Counts) -> list[float]:
+        return [t / d for t, d in zip(counts.tokens, self.dense.tokens, strict=True)]
+
+    # ------------------------------------------------------------------------------------------- timing
+    def time(self, method: str, settings: dict[str, Any]) -> Any:
+        """Paired speedup of `method` over dense on the clips (`PairedRatio`) and its median ms per clip."""
+        from vidslim.bench.timer import compare
+
+        dense, net = self.build("dense", {}), self.build(method, settings)
+
+        def run(model: torch.nn.Module) -> Callable[[], None]:
+            def call() -> None:
+                with torch.inference_mode():
+                    for clip in self.clips:
+                        model(clip)
+
+            return call
+
+        result = compare({"dense": run(dense), "reduced": run(net)}, warmup=1, repeat=self.repeat, memory=False)
+        self._dense_ms = result.timings["dense"].median * 1e3 / len(self.clips)
+        return result.paired("reduced"), result.timings["reduced"].median * 1e3 / len(self.clips)
+
+    # ------------------------------------------------------------------------------------------- solving
+    def bisect(self, method: str, base: dict[str, Any], knob: Knob, goal: Callable[[Counts], float],
+               want: float, steps: list[dict[str, Any]]) -> tuple[float, Counts]:
+        """The knob value whose `goal(counts)` is closest to `want` (goal monotone in the knob)."""
+        lo, hi = knob.low, knob.high
+
+        def at(v: float) -> float | None:
+            try:
+                counts = self.counts(method, {**base, knob.name: int(v) if knob.integer else v})
+            except ConfigError:  # past what the reducer can do on these clips (ToMe's r > tokens / 2, say)
+                return None
+            value = goal(counts)
+            steps.append({knob.name: v, "value": value})
+            return value
+
+        def above(value: float) -> bool:  # is the cost still above what we want (need more reduction)?
+            return value > want
+
+        # with cost falling in the knob: too costly at v -> go higher
+        for _ in range(14):
+            if (hi - lo) <= (1 if knob.integer else 1e-3):
+                break
+            mid = (lo + hi) // 2 if knob.integer else (lo + hi) / 2
+            value = at(mid)
+            if value is None:  # too strong a setting: step back towards the mild end
+                if knob.cost_rises:
+                    lo = mid
+                else:
+                    hi = mid
+            elif above(value) != knob.cost_rises:
+                lo = mid
+            else:
+                hi = mid
+        candidates = [v for v in (lo, hi) if at(v) is not None]
+        if not candidates:
+            raise ConfigError(f"{method}: no {knob.name} in [{knob.low:g}, {knob.high:g}] runs on these clips")
+        best = min(candidates, key=lambda v: abs(at(v) - want))  # type: ignore[operator]
+        value = int(best) if knob.integer else float(best)
+        return value, self.counts(method, {**base, knob.name: value})
+
+    def solve(self, method: str, target: str, settings: dict[str, Any] | None = None) -> TuneResult:
+        """Tune `method`'s knob to `target` ("speedup=2", "gflops=60", "keep=0.5", "ms=300")."""
+        from vidslim.reduce.cards import reduction_card
+
+        kind, want = parse_target(target)
+        part = method.split("+")[-1] if method.split("+")[-1] in KNOBS else method.split("+")[0]
+        if part not in KNOBS:
+            raise ConfigError(f"--method {method!r}: tune knows the knobs of {', '.join(KNOBS)}")
+        knob = KNOBS[part]
+        key = f"{part}.{knob.name}" if "+" in method else knob.name
+        base = dict(settings or {})
+        steps: list[dict[str, Any]] = []
+        notes: list[str] = []
+        dense_gflops = self.dense.mean_gflops
+        one = Knob(key, knob.low, knob.high, knob.integer, knob.cost_rises)
+        measured: dict[str, Any] = {}
+        if kind == "gflops":
+            value, counts = self.bisect(method, base, one, lambda c: c.mean_gflops, want, steps)
+        elif kind == "keep":
+            value, counts = self.bisect(method, base, one, lambda c: float(np.mean(self.kept(c))), want, steps)
+        else:
+            value, counts, measured = self._solve_time(method, base, one, kind, want, steps, notes)
+        predicted = {"gflops": counts.mean_gflops, "flop_ratio": counts.mean_gflops / dense_gflops,
+                     "keep": float(np.mean(self.kept(counts)))}  # fmt: skip
+        if "predicted_speedup" in measured:
+            predicted["speedup"] = measured.pop("predicted_speedup")
+        if "predicted_ms" in measured:
+            predicted["ms"] = measured.pop("predicted_ms")
+        final = {**base, key: value}
+        got = {"gflops": predicted["gflops"], "keep": predicted["keep"], "speedup": measured.get("speedup"),
+               "ms": measured.get("ms")}[kind]  # fmt: skip
+        tolerance = 0.05 if kind in ("gflops", "keep") else 0.15
+        reached = got is not None and abs(got / want - 1) <= tolerance
+        if not reached:
+            notes.append(f"{target} not reached within {tolerance:.0%}: the closest {knob.name} in "
+                         f"[{knob.low:g}, {knob.high:g}] gives {kind} {got if got is None else round(got, 3)}")
+        card = reduction_card(self.build(method, final).reduction)
+        return TuneResult(self.source.name, method, key, value, target, final, card, predicted, measured,
+                          self.kept(counts), steps, notes, reached)
+
+    def _solve_time(self, method: str, base: dict[str, Any], knob: Knob, kind: str, want: float,
+                    steps: list[dict[str, Any]], notes: list[str]) -> tuple[float, Counts, dict[str, Any]]:
+        """Two or three rounds of: solve the FLOP ratio for the time target, measure, learn the fixed share."""
+        dense_gflops = self.dense.mean_gflops
+        fixed = 0.0  # share of dense time that does not fall with FLOPs, learnt from measurements
+        value, counts, paired, ms = 0.0, self.dense, None, math.nan
+        for _ in range(3):
+            if kind == "speedup":
+                time_ratio = 1.0 / want
+            else:
+                if self._dense_ms is None:
+                    self.time("dense", {})
+                time_ratio = want / self._dense_ms  # type: ignore[operator]
+            flop_ratio = max((time_ratio - fixed) / (1.0 - fixed), 1e-3)
+            value, counts = self.bisect(method, base, knob, lambda c: c.mean_gflops / dense_gflops, flop_ratio, steps)
+            self.say(f"{knob.name}={value:g}: FLOP ratio {counts.mean_gflops / dense_gflops:.3f}; timing against dense")
+            paired, ms = self.time(method, {**base, knob.name: value})
+            got = paired.speedup if kind == "speedup" else ms
+            steps.append({knob.name: value, "measured_" + kind: got, "spread": paired.spread})
+            if abs(got / want - 1) <= 0.05:
+                break
+            ratio = counts.mean_gflops / dense_gflops
+            measured_ratio = 1.0 / paired.speedup
+            if ratio < 0.98:  # time = fixed + (1 - fixed) * FLOP ratio, solved for fixed from this measurement
+                fixed = min(max((measured_ratio - ratio) / (1.0 - ratio), -0.5), 0.9)
+        predicted_ratio = fixed + (1 - fixed) * counts.mean_gflops / dense_gflops
+        measured = {**paired.to_dict(), "ms": ms, "dense_ms": self._dense_ms,  # type: ignore[union-attr]
+                    "predicted_speedup": 1.0 / predicted_ratio,
+                    "predicted_ms": (self._dense_ms or math.nan) * predicted_ratio}  # fmt: skip
+        if not paired.reliable:  # type: ignore[union-attr]
+            notes.append(f"the last measurement is {paired.verdict}; rerun on a quieter machine")  # type: ignore
+        return value, counts, measured
+
+
+def read_clips(paths: Sequence[str | Path], source: ModelSource, frames: int | None = None) -> list[torch.Tensor]:
+    """Each video's first `frames` frames (default: the model's) at its own rate, prepared as the model takes
+    them: one [1, ...] clip per video."""
+    from vidslim.io.probe import probe
+    from vidslim.io.video import read_video
+
+    spec = source.spec
+    frames = frames or spec.num_frames
+    clips = []
+    for path in paths:
+        video = read_video(path, num_frames=frames, fps=probe(path).fps or 25.0, size=spec.image_size).frames
+        clips.append(spec.prepare(video))
+    if not clips:
+        raise ConfigError("tune needs at least one video: pass --video PATH (several for a better estimate)")
+    return clips
+
+
+def combination_note(tuner: Tuner, result: TuneResult) -> str | None:
+    """When RLT before the tuned in-model method reaches the same FLOPs with a milder knob, say so (FLOPs only,
+    not timed): e.g. rlt+tempme at r=4 against tempme alone at r=10."""
+    from vidslim.reduce.registry import lookup
+
+    method = result.method
+    if "+" in method or method == "rlt" or not lookup("rlt").fits(tuner.source.family):
+        return None
+    gflops = result.predicted["gflops"]
+    combo = f"rlt+{method}"
+    try:
+        fixed = {k: v for k, v in result.settings.items() if k != result.knob}  # e.g. TempMe's groups
+        mild = tuner.solve(combo, f"gflops={gflops:.6g}", fixed)
+    except ConfigError:
+        return None
+    knob = KNOBS[method]
+    milder = mild.value > result.value if knob.cost_rises else mild.value < result.value
+    if not mild.reached or not milder:
+        return None
+    return (f"{combo} reaches the same {gflops:.1f} GFLOPs per clip with {method} {knob.name}={mild.value:g} "
+            f"instead of {knob.name}={result.value:g} (RLT at its default tau drops repeated tubelets first; counted, "
+            f"not timed): try `--method {combo}`")
+
+
+def tune(model: str | ModelSource, videos: Sequence[str | Path], target: str, method: str = "rlt", *,
+         frames: int | None = None, repeat: int = 5, settings: dict[str, Any] | None = None,
+         compare_combination: bool = True, progress: Callable[[str], Any] | None = None) -> TuneResult:
+    """Tune `method` on `model` (a registered name or anything `load_model` reads) to `target` on `videos`.
+
+    frames: frames per clip (default the model's); repeat: timed rounds per measurement; settings: other settings
+    of the method kept fixed. Returns a `TuneResult` (see the module docstring)."""
+    source = model if isinstance(model, ModelSource) else ModelSource.open(model, **(
+        {"num_frames": frames} if frames else {}))
+    tuner = Tuner(source, read_clips(videos, source, frames), repeat=repeat, progress=progress)
+    result = tuner.solve(method, target, settings)
+    if compare_combination:
+        note = combination_note(tuner, result)
+        if note:
+            result.notes.append(note)
+    return result
+
+
+__all__ = ["DOES_NOT_PROMISE", "KNOBS", "TARGETS", "Knob", "TuneResult", "Tuner", "parse_target", "read_clips",
+           "tune"]

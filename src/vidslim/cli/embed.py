@@ -1,0 +1,113 @@
+"""`vidslim embed SOURCE --model CKPT --out INDEX_DIR`: embed every window of a video collection into a searchable
+index (Parquet parts; resumable).
+
+    vidslim embed videos/ --model runs/retrieval/model --out index/                  # one window per video
+    vidslim embed videos.txt --model CKPT --method rlt --set tau=0.1 --window 4 --out index/ --json
+    vidslim embed 'clips/**/*.mp4' --model CKPT --out /shared/index --ray auto        # on a Ray cluster
+
+The recipe is `vidslim.jobs.embed_videos` (and `vidslim.scale.embed_on_ray` for --ray); this file parses and prints.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from typing import Any
+
+
+def add_parser(subparsers: Any) -> None:
+    """Register `embed` on the `vidslim` command."""
+    parser = subparsers.add_parser(
+        "embed", help="embed the windows of a video collection into a searchable index (Parquet, resumable)",
+        description="Embed every window of every video SOURCE names (a folder, a .txt list, a glob) with a model; "
+        "write Parquet parts to --out. Rerunning on the same --out resumes.",
+    )
+    parser.add_argument("source", metavar="SOURCE", help="folder, list file (one path per line) or glob pattern")
+    parser.add_argument("--model", required=True, metavar="CKPT", help="checkpoint folder/file, cached hub id, or a "
+                        "config name (random weights: speed measurements only)")
+    parser.add_argument("--out", required=True, metavar="INDEX_DIR", help="index folder (created, or resumed)")
+    add_model_options(parser)
+    parser.add_argument("--batch-size", type=int, default=8, help="windows per batch (with --fixed-batch), else "
+                        "the token budget in dense windows (default 8)")
+    parser.add_argument("--token-budget", type=int, default=None, metavar="TOKENS", help="tokens per batch "
+                        "(default: --batch-size dense windows' tokens)")
+    parser.add_argument("--fixed-batch", action="store_true", help="batch a fixed number of windows instead")
+    parser.add_argument("--workers", type=int, default=2, help="decoding processes (default 2; 0: decode inline)")
+    parser.add_argument("--part-videos", type=int, default=64, help="videos per Parquet part (default 64)")
+    parser.add_argument("--device", default="cpu", help="cpu (default) or cuda")
+    parser.add_argument("--no-flops", action="store_true", help="leave the gflops column empty (skip counting)")
+    parser.add_argument("--faiss", default="auto", choices=("auto", "always", "never"),
+                        help="build a FAISS index: auto (large indexes, faiss installed), always, never")
+    parser.add_argument("--ray", default=None, metavar="ADDRESS|auto|local", help="run on a Ray cluster (auto: the "
+                        "running one; local: start one on this machine)")
+    parser.add_argument("--actors", type=int, default=None, help="Ray actors (default: one per CPU)")
+    parser.add_argument("--gpus-per-actor", type=float, default=0.0, help="Ray: GPUs per actor (default 0)")
+    parser.add_argument("--json", action="store_true", help="print the summary as one JSON object")
+    parser.set_defaults(func=run)
+
+
+def add_model_options(parser: argparse.ArgumentParser) -> None:
+    """--method, --set, --window, --stride: shared by embed and classify."""
+    parser.add_argument("--method", default=None, help="reduction method replacing the checkpoint's (dense, rlt, "
+                        "tempme, rlt+tempme, ...; default: the checkpoint's own)")
+    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="a method setting, e.g. "
+                        "tau=0.1 or tempme.r=2 (repeatable)")
+    parser.add_argument("--window", type=float, default=None, metavar="SECONDS", help="window length (default: "
+                        "the whole video is one window)")
+    parser.add_argument("--stride", type=float, default=None, metavar="SECONDS", help="window step (default: "
+                        "--window, consecutive windows)")
+
+
+def parse_settings(items: list[str]) -> dict[str, Any]:
+    from vidslim.cli.bench import parse_overrides
+
+    return parse_overrides(items)
+
+
+def flop_meter() -> Any:
+    """vidslim's FLOP counter as the embed job's meter: (result, FLOPs) of a function."""
+    from vidslim.bench.flops import FlopCounter
+
+    def meter(fn: Any) -> tuple[Any, int]:
+        with FlopCounter() as counter:
+            out = fn()
+        return out, counter.report().total
+
+    return meter
+
+
+def _table(summary: dict[str, Any]) -> str:
+    timing = summary.get("timing", {})
+    lines = [
+        f"{summary['embedded']} videos embedded ({summary['windows']} windows) in {summary['seconds']:.1f} s: "
+        f"{summary['videos_per_s']:.2f} videos/s; {summary['already_done']} already done; "
+        f"{summary['num_failed']} unreadable; index: {summary['out']}",
+    ]
+    if timing:
+        lines.append(f"  decode {timing.get('decode_s', 0):.1f} s (waited {timing.get('decode_wait_s', 0):.1f} s), "
+                     f"model {timing.get('model_s', 0):.1f} s: the bottleneck is {timing.get('bottleneck')}")
+    for path, reason in sorted(summary["failed"].items()):
+        lines.append(f"  skipped {path}: {reason}")
+    if summary.get("faiss"):
+        lines.append("  FAISS index built (faiss.index)")
+    return "\n".join(lines)
+
+
+def run(args: argparse.Namespace) -> int:
+    options = dict(method=args.method, settings=parse_settings(args.set), window=args.window, stride=args.stride,
+                   batch_size=args.batch_size, token_budget=args.token_budget, fixed_batch=args.fixed_batch)
+    if args.ray:
+        from vidslim.scale import embed_on_ray
+
+        summary = embed_on_ray(args.source, args.model, args.out, address=None if args.ray == "local" else args.ray,
+                               actors=args.actors, gpus_per_actor=args.gpus_per_actor, faiss=args.faiss,
+                               progress=not args.json, **options)
+    else:
+        from vidslim.jobs.embed import embed_videos
+
+        summary = embed_videos(args.source, args.model, args.out, workers=args.workers, part_videos=args.part_videos,
+                               device=args.device, flops=None if args.no_flops else flop_meter(), faiss=args.faiss,
+                               progress=not args.json, **options)
+    result = summary.to_dict()
+    print(json.dumps(result) if args.json else _table(result))
+    return 0

@@ -1,0 +1,90 @@
+"""`vidslim export MODEL --method M --out FILE`: write a model, reducers included, as ONNX or a torch.export program.
+
+    vidslim export videomae-b16 --method rlt_budget --set keep=0.5 --out videomae_rlt.onnx
+    vidslim export path/to/checkpoint --method tome --set r=8 --out model.pt2 --batch 4
+    vidslim export clip-b16 --method tempme --out clip_tempme.onnx --json
+
+MODEL is a named config (random weights: for trying the pipeline) or a checkpoint `vs.load_model` reads. The
+format follows the file's suffix (.onnx or .pt2). The graph takes a prepared batch of --batch clips in the model's
+input shape and is checked against eager mode on another input before the command succeeds; methods whose token
+count depends on the pixels (threshold rlt) are refused with the static method to use instead.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from typing import Any
+
+from vidslim.errors import ConfigError
+
+
+def add_parser(subparsers: Any) -> None:
+    """Register `export` on the `vidslim` command."""
+    parser = subparsers.add_parser(
+        "export",
+        help="write a model with its reduction as ONNX (.onnx) or a torch.export program (.pt2), checked",
+        description=__doc__.split("\n")[0].split(": ", 1)[1],
+    )
+    parser.add_argument("model", metavar="MODEL", help="a model name (vidslim bench --help lists them) or a checkpoint")
+    parser.add_argument("--method", default=None,
+                        help="reduction, e.g. dense, tome, tempme, tokenprune, rlt_budget, rlt_budget+tome (default: "
+                        "a checkpoint's saved reduction, dense for a name)")
+    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                        help="a method setting (keep=0.5, r=8, tome.r=4) or, for a named model, a config field")
+    parser.add_argument("--out", required=True, metavar="FILE", help="output file: .onnx or .pt2")
+    parser.add_argument("--batch", type=int, default=1, help="clips per call the graph takes (default 1)")
+    parser.add_argument("--atol", type=float, default=1e-4, help="largest difference from eager accepted (1e-4)")
+    parser.add_argument("--no-check", action="store_true", help="skip running the graph against eager mode")
+    parser.add_argument("--seed", type=int, default=0, help="random seed of a named model's weights")
+    parser.add_argument("--json", action="store_true", help="print one JSON object")
+    parser.set_defaults(func=run)
+
+
+def build_model(name: str, method: str | None, settings: list[str], seed: int) -> Any:
+    """The model to export: a named config (random weights) or a checkpoint, with `method`'s reducers."""
+    import torch
+
+    from vidslim.cli.bench import parse_overrides, split_overrides
+    from vidslim.models.loading import load_model
+    from vidslim.models.registry import create_model, list_models
+    from vidslim.reduce.registry import build_reduction
+
+    values = parse_overrides(settings)
+    if name in list_models():
+        torch.manual_seed(seed)
+        config, options = split_overrides(values, name)
+        model = create_model(name, **config)
+        model.set_reduction(build_reduction(method, name, family=model.family, **options))
+        return model
+    if method is None and values:
+        raise ConfigError("--set needs --method for a checkpoint (its saved reduction is used as it is)")
+    model = load_model(name) if method is None else load_model(name, reduction=[])
+    if method is not None:
+        model.set_reduction(build_reduction(method, None, family=model.family, **values))
+    return model
+
+
+def run(args: argparse.Namespace) -> int:
+    """Build, export, check, print what was written."""
+    from vidslim.export.api import export_model
+
+    if args.batch < 1:
+        raise ConfigError(f"--batch {args.batch}: the graph takes at least one clip")
+    model = build_model(args.model, args.method, args.set, args.seed)
+    result = export_model(model, args.out, batch_size=args.batch, check=not args.no_check, atol=args.atol)
+    methods = "+".join(type(r).__name__ for r in model.reduction) or "dense"
+    report = {
+        "path": str(result.path),
+        "format": result.format,
+        "model": args.model,
+        "reduction": methods,
+        "input_shape": list(result.input_shape),
+        "max_abs_diff": result.max_abs_diff,
+    }
+    if args.json:
+        print(json.dumps(report))
+        return 0
+    checked = "not checked" if result.max_abs_diff is None else f"max |exported - eager| {result.max_abs_diff:.2e}"
+    print(f"wrote {result.path} ({result.format}, {methods}): input {list(result.input_shape)}, {checked}")
+    return 0

@@ -1,0 +1,115 @@
+"""Decoding a video's windows, in worker processes, into exactly what the model's forward takes.
+
+`WindowReader(spec, plan, selector)[i]` reads video i: every window's frames (the spec's frame count and size,
+uniformly spaced), prepared by the spec (normalised, laid out) and, when the model has a before-the-model reducer
+(RLT, random masking), that reducer's keep mask, so the mask's cost is paid in the workers too and the main
+process knows each window's token count before it batches. A video that cannot be read becomes an item with
+`error` set (the job skips it, names it and counts it); nothing a worker raises stops the job.
+
+`decoded(...)` runs the reader in a `torch.utils.data.DataLoader` with worker processes, so decoding the next
+videos overlaps with the model working on the current ones; items come back in order.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+from torch import Tensor
+
+from vidslim.errors import VidslimError
+from vidslim.io.input_spec import InputSpec
+from vidslim.jobs.windows import WindowPlan
+
+
+@dataclass
+class VideoItem:
+    """One decoded video: prepared windows [W, ...] (the spec's layout), their spans, their token counts, the keep
+    masks of the model's selector (None without one), or the error that made it unreadable."""
+
+    index: int
+    path: str
+    video: Tensor | None = None
+    spans: list[tuple[float, float]] | None = None
+    tokens: list[int] | None = None
+    keep: Tensor | None = None
+    error: str | None = None
+    decode_s: float = 0.0
+
+
+def _duration(path: str) -> float:
+    """Seconds the video lasts (the container's duration, else frames / fps)."""
+    from vidslim.io.probe import probe
+
+    info = probe(path)
+    if info.duration_s:
+        return float(info.duration_s)
+    return info.num_frames / (info.fps or 25.0)
+
+
+class WindowReader(torch.utils.data.Dataset[VideoItem]):
+    """Map-style dataset over `paths`: item i is video i's windows (see the module docstring)."""
+
+    def __init__(self, paths: Sequence[str], spec: InputSpec, plan: WindowPlan, selector: Any = None) -> None:
+        self.paths = list(paths)
+        self.spec = spec
+        self.plan = plan
+        self.selector = selector
+
+    def __len__(self) -> int:
+        return len(self.paths)
+
+    def __getitem__(self, index: int) -> VideoItem:
+        path = self.paths[index]
+        started = time.perf_counter()
+        try:
+            item = self.read(index, path)
+        except (VidslimError, OSError, RuntimeError, ValueError) as error:
+            message = str(error).splitlines()[0] if str(error) else type(error).__name__
+            item = VideoItem(index, path, error=f"{type(error).__name__}: {message}")
+        item.decode_s = time.perf_counter() - started
+        return item
+
+    def read(self, index: int, path: str) -> VideoItem:
+        """Decode, prepare and select the windows of one video (errors propagate)."""
+        spec = self.spec
+        if self.plan.length is None:  # the whole video: the same read as the evaluation datasets
+            frames = spec.read(path).frames.unsqueeze(0)
+            spans = [(0.0, round(_duration(path), 6))]
+        else:
+            spans = self.plan.cut(_duration(path))
+            frames = torch.stack([spec.read(path, start=s, end=e).frames for s, e in spans])
+        video = spec.prepare(frames)  # [W, T, C, H, W] or [W, C, T, H, W]
+        keep = None
+        grid = spec.grid(frames.shape[1])
+        per_window = grid[0] * grid[1] * grid[2]
+        if self.selector is not None:
+            with torch.no_grad():
+                keep = self.selector.select(video, spec).keep
+            tokens = keep.flatten(1).sum(1).tolist()
+        else:
+            tokens = [per_window] * len(spans)
+        return VideoItem(index, path, video, spans, [int(t) for t in tokens], keep)
+
+
+def _collate_one(items: list[VideoItem]) -> VideoItem:
+    return items[0]
+
+
+def _worker_init(_: int) -> None:
+    torch.set_num_threads(1)  # the workers decode; the model's threads stay in the main process
+
+
+def decoded(reader: WindowReader, workers: int, prefetch: int = 4) -> Iterator[VideoItem]:
+    """The reader's items in order, decoded by `workers` processes (0: in this process) ahead of the consumer."""
+    if workers <= 0:
+        yield from (reader[i] for i in range(len(reader)))
+        return
+    loader = torch.utils.data.DataLoader(
+        reader, batch_size=1, shuffle=False, num_workers=workers, collate_fn=_collate_one,
+        worker_init_fn=_worker_init, prefetch_factor=prefetch, persistent_workers=False,
+    )
+    yield from loader

@@ -1,0 +1,79 @@
+"""Find a Hugging Face hub id ("org/name") in the local hub cache, offline, without importing any network code.
+
+`huggingface_hub` lays a downloaded model out as
+
+    <cache>/models--org--name/blobs/<sha>                   the files' contents
+    <cache>/models--org--name/snapshots/<commit>/<file>     symbolic links into blobs/ (copies on Windows)
+    <cache>/models--org--name/refs/main                     the commit the branch "main" pointed at
+
+and the cache folder is $HF_HUB_CACHE, else $HF_HOME/hub, else $XDG_CACHE_HOME/huggingface/hub, else
+~/.cache/huggingface/hub. `snapshot_folder("org/name")` returns the snapshot `refs/main` names (or the one snapshot
+there is); "org/name@REV" picks another branch, tag or commit. Nothing is ever fetched: a model that is not there
+is a `CheckpointError` that says where vidslim looked and which command downloads it.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+
+from vidslim.errors import CheckpointError
+
+#: "org/name" or "org/name@revision", as the hub spells repository ids
+_HUB_ID = re.compile(r"^(?P<repo>[A-Za-z0-9][\w.-]*/[\w.-]+)(?:@(?P<rev>[\w./-]+))?$")
+
+
+def hub_cache_dir() -> Path:
+    """The folder `huggingface_hub` caches models in, from the same environment variables it reads."""
+    if os.environ.get("HF_HUB_CACHE"):
+        return Path(os.environ["HF_HUB_CACHE"]).expanduser()
+    if os.environ.get("HF_HOME"):
+        return Path(os.environ["HF_HOME"]).expanduser() / "hub"
+    base = Path(os.environ["XDG_CACHE_HOME"]).expanduser() if os.environ.get("XDG_CACHE_HOME") else (
+        Path.home() / ".cache")
+    return base / "huggingface" / "hub"
+
+
+def looks_like_hub_id(text: str) -> bool:
+    """True for "org/name" (optionally "@rev") that is not a path on disk: one slash, no leading "." or "/"."""
+    return bool(_HUB_ID.match(text)) and not text.startswith((".", "~")) and not Path(text).exists()
+
+
+def snapshot_folder(hub_id: str, cache: Path | None = None) -> Path:
+    """The local snapshot folder of `hub_id` ("org/name" or "org/name@rev"); a CheckpointError when absent."""
+    match = _HUB_ID.match(hub_id)
+    if match is None:
+        raise CheckpointError(f"{hub_id!r} is not a hub id of the form org/name")
+    repo, rev = match.group("repo"), match.group("rev") or "main"
+    cache = hub_cache_dir() if cache is None else cache
+    root = cache / ("models--" + repo.replace("/", "--"))
+    get = f"`huggingface-cli download {repo}" + (f" --revision {rev}`" if rev != "main" else "`")
+    if not root.is_dir():
+        raise CheckpointError(
+            f"{hub_id}: not a local path and not in the Hugging Face cache (looked for {root}; the cache is "
+            f"$HF_HUB_CACHE, else $HF_HOME/hub, else ~/.cache/huggingface/hub). vidslim never downloads: fetch it "
+            f"with {get}, or pass a local folder"
+        )
+    snapshots = root / "snapshots"
+    ref = root / "refs" / rev
+    if ref.is_file():
+        commit = ref.read_text().strip()
+    elif (snapshots / rev).is_dir():  # a commit hash given directly
+        commit = rev
+    else:
+        found = sorted(p.name for p in snapshots.iterdir()) if snapshots.is_dir() else []
+        if rev != "main" or len(found) != 1:
+            raise CheckpointError(
+                f"{hub_id}: {root} has no refs/{rev} (snapshots: {', '.join(found) or 'none'}); pass "
+                f"{repo}@<commit> or fetch it again with {get}"
+            )
+        commit = found[0]
+    folder = snapshots / commit
+    if not folder.is_dir():
+        raise CheckpointError(f"{hub_id}: {ref} names snapshot {commit}, which {snapshots} lacks; fetch it again "
+                              f"with {get}")
+    return folder
+
+
+__all__ = ["hub_cache_dir", "looks_like_hub_id", "snapshot_folder"]

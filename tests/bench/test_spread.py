@@ -1,0 +1,86 @@
+"""Paired speedups: per-round ratios, spread, bootstrap interval, load and the verdict (hand-derived values)."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+
+import pytest
+
+from vidslim.bench import compare
+from vidslim.bench.spread import MAX_SPREAD, MachineLoad, PairedRatio, usable_cores
+
+
+def test_paired_ratio_per_round_median_and_quartiles() -> None:
+    # baseline 2 s every round; the contender 1.0, 0.8, 1.0, 1.25, 1.0 s -> speedups 2, 2.5, 2, 1.6, 2
+    p = PairedRatio.of([2.0] * 5, [1.0, 0.8, 1.0, 1.25, 1.0])
+    assert p.ratios == pytest.approx((2.0, 2.5, 2.0, 1.6, 2.0))
+    assert p.speedup == pytest.approx(2.0)
+    assert (p.low, p.high) == (pytest.approx(2.0), pytest.approx(2.0))  # numpy's linear quartiles of 1.6,2,2,2,2.5
+    assert p.spread == pytest.approx(0.0) and p.reliable and p.verdict == "ok"
+    lo, hi = p.ci
+    assert 1.6 <= lo <= 2.0 <= hi <= 2.5
+    assert p.label() == "2.00x [2.00-2.00]"
+
+
+def test_wide_spread_is_unreliable_and_names_the_load() -> None:
+    load = MachineLoad(before=5.8, after=4.1, cores=2)
+    # speedups 1, 2, 3, 4, 5: quartiles 2 and 4, median 3 -> spread 2/3, far above MAX_SPREAD
+    p = PairedRatio.of([1.0, 2.0, 3.0, 4.0, 5.0], [1.0] * 5, load=load)
+    assert p.spread == pytest.approx(2 / 3)
+    assert not p.reliable
+    assert p.verdict == f"unreliable: load 5.8 on 2 cores, rounds spread 67% (> {MAX_SPREAD:.0%})"
+    assert p.label().startswith("~3.00x? (unreliable: load 5.8 on 2 cores")
+    d = p.to_dict()
+    assert d["reliable"] is False and d["load_before"] == 5.8 and d["cores"] == 2 and d["rounds"] == 5
+
+
+def test_too_few_rounds_cannot_be_called_reliable() -> None:
+    p = PairedRatio.of([2.0, 2.0], [1.0, 1.0])
+    assert p.spread == 0.0 and not p.reliable and "only 2 round" in p.verdict
+
+
+def test_cpu_ratios_and_mismatched_rounds() -> None:
+    p = PairedRatio.of([2.0, 2.0, 2.0], [1.0, 1.0, 1.0], [1.0, 1.0, 1.0], [0.25, 0.5, 0.5])
+    assert p.cpu_speedup == pytest.approx(2.0)
+    assert PairedRatio.of([1.0], [1.0]).cpu_speedup is None
+    with pytest.raises(ValueError, match="as many"):
+        PairedRatio.of([1.0, 1.0], [1.0])
+
+
+def test_machine_load_snapshot() -> None:
+    load = MachineLoad.start().finish()
+    assert load.cores == usable_cores() >= 1
+    assert load.before is None or load.before >= 0
+    assert MachineLoad(None, None, 4).describe() == "load unknown on 4 cores"
+    assert MachineLoad(1.0, 3.25, 2).describe() == "load 3.2 on 2 cores"  # the higher of the two
+
+
+class Clocks:
+    """A wall clock and a CPU clock that move only when a fake workload says so."""
+
+    def __init__(self) -> None:
+        self.wall = self.cpu = 0.0
+
+    def work(self, wall: float, cpu: float) -> Callable[[], None]:
+        def fn() -> None:
+            self.wall += wall
+            self.cpu += cpu
+
+        return fn
+
+
+def test_compare_records_cpu_time_and_load() -> None:
+    c = Clocks()
+    # the contender ran half its wall time on a CPU (it waited for a core)
+    result = compare({"a": c.work(0.004, 0.004), "b": c.work(0.002, 0.001)}, warmup=1, repeat=4,
+                     clock=lambda: c.wall, cpu_clock=lambda: c.cpu, sync=False, memory=False)
+    a, b = result.timings["a"], result.timings["b"]
+    assert a.cpu_samples == pytest.approx((0.004,) * 4) and a.cpu_share == pytest.approx(1.0)
+    assert b.cpu_median == pytest.approx(0.001) and b.cpu_share == pytest.approx(0.5)
+    p = result.paired("b")
+    assert p.speedup == pytest.approx(2.0) and p.cpu_speedup == pytest.approx(4.0)
+    assert p.cpu_share == pytest.approx(0.5) and p.reliable
+    assert result.load is not None and result.load.cores >= 1
+    assert result.to_dict()["contenders"]["b"]["paired"]["speedup"] == pytest.approx(2.0)
+    assert not math.isnan(result.timings["a"].median)

@@ -1,0 +1,59 @@
+"""Budget tuning: targets parsed, knobs solved by exact counts, the card rebuilds the same reducers."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from vidslim.bench.source import ModelSource
+from vidslim.bench.tune import Tuner, parse_target
+from vidslim.errors import ConfigError
+from vidslim.reduce.registry import build_reduction
+
+TINY = {"depth": 4, "num_frames": 4}
+
+
+def test_targets_parse_and_bad_ones_are_one_line() -> None:
+    assert parse_target("speedup=2") == ("speedup", 2.0) and parse_target(" keep = 0.5 ") == ("keep", 0.5)
+    for bad in ("speed=2", "keep=1.5", "gflops=-1", "ms"):
+        with pytest.raises(ConfigError, match="--target"):
+            parse_target(bad)
+
+
+@pytest.fixture(scope="module")
+def tuner() -> Tuner:
+    torch.manual_seed(0)
+    source = ModelSource.open("videomae-tiny", **TINY)
+    clips = [source.spec.random(1, 4, generator=torch.Generator().manual_seed(i)) for i in range(2)]
+    return Tuner(source, clips, repeat=3)
+
+
+def test_keep_target_for_tokenprune_lands_on_the_exact_count(tuner: Tuner) -> None:
+    result = tuner.solve("tokenprune", "keep=0.75", {"layers": [1]})
+    # 16 tokens; pruning after layer 1 keeps ceil-ish keep*16 for layers 2, 3: mean over 4 layers of kept / 16
+    kept = (16 + 16 + 2 * round(result.value * 16)) / 64
+    assert result.predicted["keep"] == pytest.approx(kept, abs=1 / 64)
+    assert result.reached and abs(result.predicted["keep"] - 0.75) <= 0.05 * 0.75
+    assert min(result.kept) == max(result.kept)  # content-independent: every clip keeps the same
+    rebuilt = build_reduction(result.card, family="video_vit")
+    assert type(rebuilt[0]).__name__ == "TokenPrune" and rebuilt[0].keep == pytest.approx(result.value)
+
+
+def test_gflops_target_for_tome_is_within_5_percent_or_said_unreachable(tuner: Tuner) -> None:
+    dense = tuner.dense.mean_gflops
+    result = tuner.solve("tome", f"gflops={0.7 * dense}")
+    got = result.predicted["gflops"]
+    assert result.knob == "r" and isinstance(result.value, int)
+    assert result.reached == (abs(got / (0.7 * dense) - 1) <= 0.05)
+    assert result.reached or result.notes  # a miss is said, never silent
+    counted = tuner.counts("tome", {"r": result.value}).mean_gflops
+    assert got == pytest.approx(counted)  # the prediction is the exact count
+
+
+def test_speedup_target_measures_and_reports_spread(tuner: Tuner) -> None:
+    result = tuner.solve("tome", "speedup=1.2")
+    m = result.measured
+    assert {"speedup", "speedup_q25", "speedup_q75", "verdict", "reliable", "ms", "dense_ms"} <= set(m)
+    assert m["rounds"] == 3 and "speedup" in result.predicted
+    assert any("measured_speedup" in step for step in result.steps)
+    assert "accuracy" in result.to_dict()["does_not_promise"][0]

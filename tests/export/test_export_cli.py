@@ -1,0 +1,29 @@
+"""`vidslim export`: writes a checked graph, refuses threshold RLT in one line naming the static method."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from vidslim.cli.main import main
+
+
+@pytest.mark.slow
+def test_export_writes_a_checked_program(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    out = tmp_path / "m.pt2"
+    code = main(["export", "videomae-tiny", "--method", "rlt_budget+tome", "--set", "keep=0.5", "--set", "r=1",
+                 "--set", "num_frames=8", "--out", str(out), "--batch", "2", "--json"])
+    assert code == 0 and out.is_file()
+    report = json.loads(capsys.readouterr().out)
+    assert report["reduction"] == "RLTBudget+ToMe" and report["input_shape"] == [2, 3, 8, 32, 32]
+    assert report["max_abs_diff"] <= 1e-4
+
+
+def test_threshold_rlt_is_refused(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    out = tmp_path / "m.onnx"
+    assert main(["export", "videomae-tiny", "--method", "rlt", "--out", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert "rlt_budget" in err and err.count("\n") == 1
+    assert not out.exists()

@@ -1,0 +1,149 @@
+"""ViViT: parity with transformers (folder, in memory, and back), the CLS token kept under RLT, reducers switched
+off equal dense, and the methods that do not apply refused."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+from safetensors.torch import save_file
+from transformers import VivitConfig, VivitForVideoClassification
+
+import vidslim as vs
+from vidslim.attention.svitt import SparseAttention
+from vidslim.errors import ConfigError
+from vidslim.models.convert_vivit import (
+    vivit_config_from_hf,
+    vivit_config_to_hf,
+    vivit_state_dict_from_hf,
+    vivit_state_dict_to_hf,
+)
+from vidslim.models.registry import build_model
+from vidslim.reduce import ToMe
+from vidslim.reduce.svitt_prune import TokenPrune
+from vidslim.tokens import NO_POSITION
+
+TOL = 1e-4
+
+
+@pytest.fixture(scope="module")
+def pair(tmp_path_factory: pytest.TempPathFactory) -> tuple[VivitForVideoClassification, object]:
+    torch.manual_seed(0)
+    labels = {i: f"action{i}" for i in range(5)}
+    config = VivitConfig(hidden_size=64, num_hidden_layers=2, num_attention_heads=2, intermediate_size=128,
+                         image_size=32, num_frames=4, id2label=labels, label2id={v: k for k, v in labels.items()})
+    hf = VivitForVideoClassification(config).eval()
+    folder = tmp_path_factory.mktemp("vivit")
+    hf.save_pretrained(folder)
+    return hf, vs.load_model(folder)
+
+
+def video(batch: int = 2, seed: int = 0) -> torch.Tensor:
+    return torch.randn(batch, 4, 3, 32, 32, generator=torch.Generator().manual_seed(seed))
+
+
+@torch.no_grad()
+def test_logits_match_transformers_from_a_folder(pair) -> None:
+    hf, model = pair
+    x = video()
+    assert (model(x) - hf(pixel_values=x).logits).abs().max() <= TOL
+    assert model.input_spec.class_names == tuple(f"action{i}" for i in range(5))
+
+
+@torch.no_grad()
+def test_in_memory_names_convert_too(pair) -> None:
+    hf, _ = pair
+    model = build_model(vivit_config_from_hf(hf.config.to_dict())).eval()
+    model.load_state_dict(vivit_state_dict_from_hf(hf.state_dict()))  # vivit.layers.N.attention.q_proj, ...
+    x = video(seed=1)
+    assert (model(x) - hf(pixel_values=x).logits).abs().max() <= TOL
+
+
+@torch.no_grad()
+def test_way_back_loads_in_transformers_with_the_same_outputs(pair, tmp_path) -> None:
+    _, model = pair
+    (tmp_path / "config.json").write_text(json.dumps(vivit_config_to_hf(model.config)))
+    save_file(vivit_state_dict_to_hf({k: v.contiguous() for k, v in model.state_dict().items()}),
+              str(tmp_path / "model.safetensors"))
+    back = VivitForVideoClassification.from_pretrained(tmp_path).eval()
+    x = video(seed=2)
+    assert (back(pixel_values=x).logits - model(x)).abs().max() <= 1e-5
+    assert back.config.id2label[3] == "action3"
+
+
+@torch.no_grad()
+def test_rlt_keeps_the_cls_token_and_each_tubelets_own_position(pair) -> None:
+    """A still clip keeps CLS + the first time step; its tokens equal transformers' embedding rows of those slots."""
+    hf, model = pair
+    x = video(2, seed=3)
+    x[0, 1:] = x[0, :1]  # clip 0 is still: RLT keeps its first of two time steps
+    model.set_reduction([vs.RLT(tau=0.01)])
+    try:
+        tokens = model.embed_input(x)
+        logits = model(x)
+    finally:
+        model.set_reduction(None)
+    assert tokens.seqlens == (1 + 4, 1 + 8)
+    assert (tokens.pos[0] == NO_POSITION).all() and (tokens.pos[5] == NO_POSITION).all()
+    ref = hf.vivit.embeddings(x)  # [B, 1 + 8, D]: CLS then tubelets, positions added
+    assert (tokens.x[:5] - ref[0, :5]).abs().max() <= TOL
+    assert (tokens.x[5:] - ref[1]).abs().max() <= TOL
+    assert logits.shape == (2, 5)
+
+
+@pytest.mark.parametrize("reducer", [vs.RLT(tau=-1.0), ToMe(r=0), TokenPrune(layers=(0,), keep=1.0),
+                                     SparseAttention(block=64, local=1, random=0)],
+                         ids=["rlt", "tome", "tokenprune", "svitt"])
+@torch.no_grad()
+def test_every_reducer_switched_off_equals_dense(pair, reducer: object) -> None:
+    _, model = pair
+    x = video(seed=4)
+    dense = model(x)
+    model.set_reduction([reducer])
+    try:
+        assert (model(x) - dense).abs().max() <= TOL
+    finally:
+        model.set_reduction(None)
+
+
+@pytest.mark.parametrize("reduction", [[vs.RLT(tau=0.05)], [ToMe(r=2)], [TokenPrune(layers=(0,), keep=0.5)],
+                                       [SparseAttention(block=2, random=1)], [vs.RLT(tau=0.05), ToMe(r=1)]],
+                         ids=["rlt", "tome", "tokenprune", "svitt", "rlt+tome"])
+@torch.no_grad()
+def test_each_method_runs_on_decoded_frames(reduction: list[object]) -> None:
+    model = vs.create_model("vivit-tiny", reduction=reduction).eval()
+    frames = torch.randint(0, 255, (2, 4, 32, 32, 3), dtype=torch.uint8)
+    out = model(frames)
+    assert out.shape == (2, 10) and torch.isfinite(out).all()
+
+
+def test_methods_that_do_not_fit_are_refused() -> None:
+    from vidslim.tokenize.rlt import RandomMask
+
+    for reducer in (vs.TempMe.paper("clip-b16"), RandomMask(keep=0.5)):
+        with pytest.raises(ConfigError, match="ViViT"):
+            vs.create_model("vivit-tiny", reduction=[reducer])
+
+
+def test_wrong_clip_length_is_a_clear_error() -> None:
+    model = vs.create_model("vivit-tiny").eval()
+    with pytest.raises(ConfigError, match="sample 4 frames"):
+        model(torch.randn(1, 6, 3, 32, 32))
+
+
+def test_vivit_b_is_the_published_size() -> None:
+    config = vs.models.registry.get_config("vivit-b")
+    assert (config.embed_dim, config.depth, config.num_frames, config.grid) == (768, 12, 32, (16, 14, 14))
+
+
+@torch.no_grad()
+def test_in_and_out_of_transformers_in_memory(pair) -> None:
+    hf, _ = pair
+    model = vs.from_transformers(hf)
+    x = video(seed=5)
+    assert (model(x) - hf(pixel_values=x).logits).abs().max() <= TOL
+    back = vs.to_transformers(model)
+    assert isinstance(back, VivitForVideoClassification)
+    assert (back(pixel_values=x).logits - model(x)).abs().max() <= 1e-5
+    assert back.config.id2label[2] == "action2"

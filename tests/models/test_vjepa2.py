@@ -1,0 +1,244 @@
+"""V-JEPA 2: parity with transformers (folder, in memory, and back), RLT's kept tubelets rotating by their own
+positions, packed batches, reducers switched off equal dense, and the methods that do not apply refused."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+from safetensors.torch import save_file
+from transformers import VJEPA2Config as HFConfig
+from transformers import VJEPA2ForVideoClassification, VJEPA2Model
+
+import vidslim as vs
+from vidslim.attention.svitt import SparseAttention
+from vidslim.errors import ConfigError
+from vidslim.models.convert_vjepa2 import (
+    vjepa2_config_from_hf,
+    vjepa2_config_to_hf,
+    vjepa2_state_dict_from_hf,
+    vjepa2_state_dict_to_hf,
+)
+from vidslim.models.registry import build_model
+from vidslim.models.vit_block import RotaryTables
+from vidslim.reduce import ToMe
+from vidslim.reduce.svitt_prune import TokenPrune
+from vidslim.tokenize.rlt import RandomMask
+from vidslim.tokens import grid_positions
+
+TOL = 1e-4
+
+
+def hf_config(**extra: object) -> HFConfig:
+    # head width 48: three rotary parts of 16 dims, nothing left over; mlp_ratio 2 (the pooler stays 4x)
+    return HFConfig(hidden_size=96, num_hidden_layers=2, num_attention_heads=2, crop_size=32, frames_per_clip=4,
+                    mlp_ratio=2.0, num_pooler_layers=1, pred_hidden_size=32, pred_num_hidden_layers=1,
+                    pred_num_attention_heads=2, **extra)
+
+
+@pytest.fixture(scope="module")
+def encoder_pair(tmp_path_factory: pytest.TempPathFactory) -> tuple[VJEPA2Model, vs.models.base.ReducibleModel]:
+    torch.manual_seed(0)
+    hf = VJEPA2Model(hf_config()).eval()
+    folder = tmp_path_factory.mktemp("vjepa2")
+    hf.save_pretrained(folder)
+    return hf, vs.load_model(folder)
+
+
+@pytest.fixture(scope="module")
+def classifier_pair(tmp_path_factory: pytest.TempPathFactory) -> tuple[VJEPA2ForVideoClassification, object]:
+    torch.manual_seed(1)
+    labels = {i: f"class{i}" for i in range(5)}
+    hf = VJEPA2ForVideoClassification(hf_config(id2label=labels, label2id={v: k for k, v in labels.items()})).eval()
+    folder = tmp_path_factory.mktemp("vjepa2cls")
+    hf.save_pretrained(folder)
+    return hf, vs.load_model(folder)
+
+
+def video(batch: int = 2, seed: int = 0) -> torch.Tensor:
+    return torch.randn(batch, 4, 3, 32, 32, generator=torch.Generator().manual_seed(seed))
+
+
+@torch.no_grad()
+def test_encoder_tokens_match_transformers_from_a_folder(encoder_pair) -> None:
+    hf, model = encoder_pair
+    x = video()
+    ref = hf(pixel_values_videos=x, skip_predictor=True).last_hidden_state
+    assert (model.forward_tokens(x).dense() - ref).abs().max() <= TOL
+
+
+@torch.no_grad()
+def test_classifier_logits_and_class_names_match_transformers(classifier_pair) -> None:
+    hf, model = classifier_pair
+    x = video(3, seed=1)
+    assert (model(x) - hf(pixel_values_videos=x).logits).abs().max() <= TOL
+    assert model.input_spec.class_names == tuple(f"class{i}" for i in range(5))
+
+
+@torch.no_grad()
+def test_in_memory_conversion_matches(classifier_pair) -> None:
+    hf, _ = classifier_pair
+    config = vjepa2_config_from_hf(hf.config.to_dict())
+    model = build_model(config).eval()
+    model.load_state_dict(vjepa2_state_dict_from_hf(hf.state_dict()))
+    x = video(seed=2)
+    assert (model(x) - hf(pixel_values_videos=x).logits).abs().max() <= TOL
+
+
+@torch.no_grad()
+def test_way_back_loads_in_transformers_with_the_same_outputs(classifier_pair, tmp_path) -> None:
+    _, model = classifier_pair
+    (tmp_path / "config.json").write_text(json.dumps(vjepa2_config_to_hf(model.config)))
+    state = vjepa2_state_dict_to_hf({k: v.contiguous() for k, v in model.state_dict().items()})
+    save_file(state, str(tmp_path / "model.safetensors"))
+    back = VJEPA2ForVideoClassification.from_pretrained(tmp_path).eval()
+    x = video(seed=3)
+    assert (back(pixel_values_videos=x).logits - model(x)).abs().max() <= 1e-5
+    assert back.config.id2label[4] == "class4"
+
+
+@torch.no_grad()
+def test_rlt_tokens_rotate_by_their_own_positions(encoder_pair) -> None:
+    """Packed RLT tokens equal transformers' encoder layers run on the kept tubelets with their position ids."""
+    hf, model = encoder_pair
+    x = video(2, seed=4)
+    x[0, 1:] = x[0, :1]  # clip 0 is a still frame: RLT drops the second time step
+    x[1, 1:, :, :16] = x[1, :1, :, :16]  # clip 1 is still in its top half only
+    model.set_reduction([vs.RLT(tau=0.01)])
+    try:
+        tokens = model.forward_tokens(x)
+    finally:
+        model.set_reduction(None)
+    assert tokens.seqlens == (4, 6)
+    embedded = hf.encoder.embeddings(x)  # [B, 8, D]
+    for b, (start, n) in enumerate(zip((0, 4), tokens.seqlens, strict=True)):
+        kept = (tokens.pos[start:start + n] * torch.tensor([4, 2, 1])).sum(1)  # flat (t, h, w) index on a 2x2x2 grid
+        h = embedded[b:b + 1, kept]
+        for layer in hf.encoder.layer:
+            h = layer(h, position_mask=kept[None])[0]
+        ref = hf.encoder.layernorm(h)[0]
+        assert (tokens.x[start:start + n] - ref).abs().max() <= TOL
+
+
+@torch.no_grad()
+def test_a_packed_batch_equals_each_clip_alone(classifier_pair) -> None:
+    _, model = classifier_pair
+    x = video(2, seed=5)
+    x[0, 1:] = x[0, :1]
+    model.set_reduction([vs.RLT(tau=0.01)])
+    try:
+        both = model(x)
+        alone = torch.cat([model(x[i:i + 1]) for i in range(2)])
+    finally:
+        model.set_reduction(None)
+    assert (both - alone).abs().max() <= TOL
+
+
+@pytest.mark.parametrize("reducer", [
+    vs.RLT(tau=-1.0), RandomMask(keep=1.0), ToMe(r=0), TokenPrune(layers=(0,), keep=1.0),
+    SparseAttention(block=64, local=1, random=0),
+], ids=["rlt", "random", "tome", "tokenprune", "svitt"])
+@torch.no_grad()
+def test_every_reducer_switched_off_equals_dense(classifier_pair, reducer: object) -> None:
+    _, model = classifier_pair
+    x = video(seed=6)
+    dense = model(x)
+    model.set_reduction([reducer])
+    try:
+        assert (model(x) - dense).abs().max() <= TOL
+    finally:
+        model.set_reduction(None)
+
+
+@pytest.mark.parametrize("reduction", [[vs.RLT(tau=0.05)], [RandomMask(keep=0.5, seed=0)], [ToMe(r=2)],
+                                       [TokenPrune(layers=(0,), keep=0.5)], [SparseAttention(block=2, random=1)]],
+                         ids=["rlt", "random", "tome", "tokenprune", "svitt"])
+@torch.no_grad()
+def test_each_method_runs_on_decoded_frames(reduction: list[object]) -> None:
+    model = vs.create_model("vjepa2-tiny", num_classes=3, reduction=reduction).eval()
+    frames = torch.randint(0, 255, (2, 4, 32, 32, 3), dtype=torch.uint8)
+    out = model(frames)
+    assert out.shape == (2, 3) and torch.isfinite(out).all()
+
+
+def test_methods_that_do_not_fit_are_refused() -> None:
+    with pytest.raises(ConfigError, match="V-JEPA 2"):
+        vs.create_model("vjepa2-tiny", reduction=[vs.TempMe.paper("clip-b16")])
+
+
+def test_named_published_sizes_build_without_weights() -> None:
+    for name, width in (("vjepa2-vitl-256", 1024), ("vjepa2-vith-256", 1280), ("vjepa2-vitg-256", 1408)):
+        config = vs.models.registry.get_config(name)
+        assert (config.embed_dim, config.image_size, config.grid) == (width, 256, (8, 16, 16))
+    model = vs.create_model("vjepa2-vitl-256", depth=1)
+    assert model.input_spec.layout == "TCHW" and model.input_spec.tubelet_size == 2
+
+
+@torch.no_grad()
+def test_from_transformers_in_memory(encoder_pair, classifier_pair) -> None:
+    x = video(seed=7)
+    hf, _ = encoder_pair
+    ref = hf(pixel_values_videos=x, skip_predictor=True).last_hidden_state
+    assert (vs.from_transformers(hf).forward_tokens(x).dense() - ref).abs().max() <= TOL
+    hf, _ = classifier_pair
+    assert (vs.from_transformers(hf)(x) - hf(pixel_values_videos=x).logits).abs().max() <= TOL
+
+
+@pytest.mark.parametrize("num_classes", [0, 3], ids=["encoder", "classifier"])
+@torch.no_grad()
+def test_to_transformers_round_trip_in_memory(num_classes: int) -> None:
+    """vidslim -> transformers (the class matching the head) -> vidslim equal to 1e-5; transformers' encoder
+    gives vidslim's tokens although its predictor (which vidslim does not have) is freshly initialised."""
+    torch.manual_seed(2)
+    model = vs.create_model("vjepa2-tiny", num_classes=num_classes).eval()
+    gen = torch.Generator().manual_seed(3)
+    for p in model.parameters():  # biases and norms away from their init, so a mapping error shows
+        p.add_(0.05 * torch.randn(p.shape, generator=gen))
+    hf = vs.to_transformers(model)
+    assert type(hf).__name__ == ("VJEPA2ForVideoClassification" if num_classes else "VJEPA2Model")
+    encoder = hf.vjepa2 if num_classes else hf
+    assert any(k.startswith("predictor.") for k in encoder.state_dict())
+    x = video(seed=8)
+    tokens = encoder(pixel_values_videos=x, skip_predictor=True).last_hidden_state
+    assert (model.forward_tokens(x).dense() - tokens).abs().max() <= 1e-5
+    want = model(x)
+    if num_classes:
+        assert (hf(pixel_values_videos=x).logits - want).abs().max() <= 1e-5
+    back = vs.from_transformers(hf)
+    assert (back(x) - want).abs().max() <= 1e-5
+    assert (back.forward_tokens(x).x - model.forward_tokens(x).x).abs().max() <= 1e-5
+
+
+@torch.no_grad()
+def test_rotary_tables_are_computed_once_per_forward(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every block of a forward rotates with the same cos/sin (one computation); the next forward's new
+    positions get new tables, and a ToMe merge (new positions) gets its own."""
+    seen: list[torch.Tensor] = []
+    real = RotaryTables.__call__
+
+    def spy(self: RotaryTables, positions: torch.Tensor, dtype: torch.dtype) -> tuple[torch.Tensor, torch.Tensor]:
+        out = real(self, positions, dtype)
+        seen.append(out[0])
+        return out
+
+    monkeypatch.setattr(RotaryTables, "__call__", spy)
+    model = vs.create_model("vjepa2-tiny", depth=3).eval()
+    model(video())
+    model(video(seed=1))
+    assert len(seen) == 6 and all(c is seen[0] for c in seen[:3]) and all(c is seen[3] for c in seen[3:])
+    assert seen[3] is not seen[0]
+    seen.clear()
+    model.set_reduction([ToMe(r=2)])
+    model(video())
+    assert seen[0] is not seen[1] and seen[1] is not seen[2]  # ToMe merges after each block's attention
+
+
+def test_rotary_tables_keep_inference_and_autograd_apart() -> None:
+    tables = RotaryTables(48)
+    pos = grid_positions(2, 2, 2)
+    with torch.inference_mode():
+        frozen, _ = tables(pos, torch.float32)
+    cos, _ = tables(pos, torch.float32)
+    assert frozen.is_inference() and not cos.is_inference()
+    assert tables(pos, torch.float32)[0] is cos and tables(pos, torch.float64)[0].dtype == torch.float64
