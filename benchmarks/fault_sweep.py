@@ -199,6 +199,15 @@ def cases(root: Path) -> list[Case]:
                                          "--video", path), shown))
         out.append(Case(f"train config {key}", ("train", "classify", path), shown))
         out.append(Case(f"eval --checkpoint {key}", ("eval", "classify", good, "--checkpoint", path), shown))
+    for key in ("missing", "empty", "fifo", "control", "cut_fs_50"):  # the commands that read collections
+        file, shown = files[key]
+        path = f"{r}/{file}"
+        out.append(Case(f"classify {key}", ("classify", path, "--model", "videomae-tiny"), shown))
+        out.append(Case(f"embed {key}", ("embed", path, "--model", "clip-tiny", "--out", f"{r}/index_{key}"), shown))
+        out.append(Case(f"search {key}", ("search", path, "a dog"), shown))
+        out.append(Case(f"tune --video {key}", ("tune", "--model", "videomae-tiny", "--video", path, "--target",
+                                                "speedup=2"), shown))
+        out.append(Case(f"export {key}", ("export", path, "--out", f"{r}/exported_{key}.onnx"), shown))
     out.append(Case("info 300-char folder", ("info", f"{r}/{'y' * 300}/a.mp4"), "y" * 40))
     real = f"{r}/real.mp4"
     tokens = ("tokens", real, "--frames", "4", "--size", "32")
