@@ -6,7 +6,15 @@ turns them into one line on stderr and exit status 2) can tell them from bugs.
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
+
+
+def printable(text: str | os.PathLike[str]) -> str:
+    """`text` with every character that is not printable written as its escape (\\n, \\x1b, \\udcff, ...), so a
+    file name holding a newline or a terminal escape sequence shows as one plain line."""
+    text = os.fsdecode(text) if isinstance(text, os.PathLike) else text
+    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
 
 
 class VidslimError(Exception):
@@ -23,7 +31,7 @@ class VideoDecodeError(VidslimError):
         self.path = str(path)
         self.reason = reason
         self.hint = hint
-        message = f"{self.path}: {reason}"
+        message = f"{printable(self.path)}: {reason}"
         if hint:
             message += f" ({hint})"
         super().__init__(message)

@@ -219,3 +219,24 @@ def test_generic_labels_by_index_or_name(tmp_path: Path) -> None:
     assert [r.label for r in parse_labels(tmp_path / "names.csv", classes=["dog", "cat"])] == [0, 1, 0]
     with pytest.raises(AnnotationError, match="not in `classes`"):
         parse_labels(tmp_path / "names.csv", classes=["dog"])
+
+
+@pytest.mark.parametrize("name", ["list.txt", "labels.csv", "labels.jsonl", "labels.json"])
+def test_bytes_that_are_not_text_name_the_file_and_line(tmp_path: Path, name: str) -> None:
+    path = tmp_path / name
+    path.write_bytes(b"video,label\n" + b"a.mp4,1\n" + bytes(range(128, 160)) + b",2\n")
+    reader = parse_video_list if name.endswith(".txt") else parse_labels
+    with pytest.raises(AnnotationError, match=rf"{name}:3: byte 0x80 is not UTF-8 text") as caught:
+        reader(path)
+    assert "\n" not in str(caught.value)
+
+
+def test_a_label_past_the_class_list_names_its_file_and_line(tmp_path: Path) -> None:
+    from vidslim.data.dataset import ClassificationDataset
+
+    path = tmp_path / "train.txt"
+    path.write_text("a.mp4 0\nb.mp4 1\nc.mp4 99\n")
+    with pytest.raises(AnnotationError) as caught:
+        ClassificationDataset(parse_video_list(path), tmp_path, classes=["walk", "run"])
+    message = str(caught.value)
+    assert message.startswith(f"{path}:3: label 99 (video c.mp4) is out of range for 2 classes (labels 0 to 1)")

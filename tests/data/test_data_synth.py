@@ -146,3 +146,32 @@ def test_cli_synth(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert read_video(tmp_path / "out" / "video_0001.mp4").frames.shape == (4, 32, 32, 3)
     bare = _parser().parse_args(["data"])
     assert bare.func(bare) == 1 and "synth" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize(("settings", "match"), [
+    ({"fps": 1e9}, "fps must be a frame rate between"),
+    ({"fps": float("nan")}, "fps must be a frame rate between"),
+    ({"seconds": 1e9}, r"fps 8 x seconds 1e\+09 = 8000000000 frames"),
+    ({"seconds": -1.0}, "seconds must be a positive number"),
+    ({"size": 31}, "size must be an even number"),
+    ({"size": 100_000}, "size must be a whole number of pixels from 16"),
+    ({"num_videos": 0}, "num_videos must be a whole number from 1"),
+])
+def test_settings_that_would_run_for_hours_or_exhaust_memory_are_refused_at_once(tmp_path: Path, settings: dict,
+                                                                               match: str) -> None:
+    from vidslim.data.synth import make_synthetic
+    from vidslim.errors import ConfigError
+
+    values = {"num_videos": 1, "fps": 8.0, "seconds": 1.0, "size": 32, **settings}
+    with pytest.raises(ConfigError, match=match):
+        make_synthetic(tmp_path / "out", **values)
+    assert not (tmp_path / "out").exists()  # refused before anything was written
+
+
+def test_the_output_folder_must_be_a_folder(tmp_path: Path) -> None:
+    from vidslim.data.synth import make_synthetic
+    from vidslim.errors import ConfigError
+
+    (tmp_path / "file").write_text("x")
+    with pytest.raises(ConfigError, match=r"out_dir .*file: is a file, not a folder"):
+        make_synthetic(tmp_path / "file", num_videos=1, seconds=1.0, size=32)

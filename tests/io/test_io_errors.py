@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 from pathlib import Path
 
@@ -84,6 +85,32 @@ def test_command_line_prints_one_line_and_exits_2(kind, error, reason, tmp_path,
     lines = captured.err.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("vidslim info: error: ") and str(path) in lines[0]
     assert "Traceback" not in captured.err and captured.out == ""
+
+
+def test_a_fifo_is_named_as_one_and_never_waited_on(tmp_path):
+    fifo = tmp_path / "pipe.mp4"
+    os.mkfifo(fifo)  # opening it for reading would block until a writer comes: it must not be opened
+    for read in (probe, read_video):
+        with pytest.raises(VideoNotFoundError, match=r"pipe\.mp4: is a FIFO \(named pipe\), not a video file"):
+            read(fifo)
+
+
+@pytest.mark.parametrize("name", ["x" * 300 + ".mp4", "y" * 300 + "/a.mp4", "file.txt/a.mp4"])
+def test_names_the_system_refuses_are_one_error(tmp_path, name):
+    (tmp_path / "file.txt").write_text("not a folder")
+    with pytest.raises(VideoNotFoundError) as caught:
+        probe(tmp_path / name)
+    assert str(tmp_path / name) in str(caught.value)
+
+
+def test_control_characters_in_a_name_are_escaped(tmp_path):
+    path = tmp_path / "bad\x1b[31m\nname.mp4"
+    path.write_text("not a video")
+    with pytest.raises(VideoDecodeError) as caught:
+        probe(path)
+    message = str(caught.value)
+    assert "\x1b" not in message and "\n" not in message and "bad\\x1b[31m\\nname.mp4: is a text file" in message
+    assert caught.value.path == str(path)  # the attribute keeps the real name
 
 
 def test_errors_are_vidslim_errors():

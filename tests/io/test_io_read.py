@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 import torch
 
-from vidslim.errors import SamplingError
-from vidslim.io import read_clips, read_video
+from vidslim.errors import SamplingError, VideoDecodeError
+from vidslim.io import probe, read_clips, read_video
 
 
 def test_all_frames_in_order(mp4, ids):
@@ -225,20 +225,24 @@ def test_multi_clip_interleaved(mp4, ids):
     assert clips[0].num_decoded == clips[1].num_decoded  # one decoding pass for both
 
 
-def test_truncated_faststart_mp4_keeps_the_frames_before_the_damage(make_video, ids, tmp_path):
+@pytest.mark.parametrize("percent", [20, 50, 90])
+def test_a_truncated_faststart_mp4_is_an_error_once_a_read_reaches_the_cut(make_video, tmp_path, percent):
+    """The index at the front still lists every frame, so reading on past the cut would quietly give fewer frames
+    than the header promises (or repeat the last one): `probe` and a read that reaches the cut say the file is
+    truncated."""
     full = make_video("fs.mp4", num_frames=30, gop=5, frame=_noise, container_options={"movflags": "faststart"})
     data = full.read_bytes()
     cut = tmp_path / "cut.mp4"
-    cut.write_bytes(data[: len(data) * 6 // 10])
-    clip = read_video(cut)
-    assert 5 <= len(clip) < 30  # the packets that could be read
-    # frames the decoder could not produce (the damaged tail) repeat the last good one and are counted
-    good = len(clip) - clip.num_substituted
-    assert good >= 5 and (clip.timestamps[:good].diff() > 0).all()
-    assert (clip.timestamps[good:] == clip.timestamps[good - 1]).all()
-    reference = read_video(full)
-    at = (clip.timestamps[:5] * 25).round().long()
-    assert torch.equal(clip.frames[:5], reference.frames[at])  # the frames well before the cut are intact
+    cut.write_bytes(data[: len(data) * percent // 100])
+    assert probe(full).num_frames == 30
+    reads = (lambda: probe(cut), lambda: read_video(cut), lambda: read_video(cut, num_frames=8),
+             lambda: read_video(cut, start=0.6))
+    for read in reads:
+        with pytest.raises(VideoDecodeError, match=r"cut\.mp4: truncated: the file ends after (about )?\d+ of the 30 "):
+            read()
+    if percent == 90:  # a window well before the cut is intact, frame for frame
+        window = read_video(cut, start=0.0, end=0.2)
+        assert torch.equal(window.frames, read_video(full, start=0.0, end=0.2).frames)
 
 
 def test_memory_holds_only_the_sampled_frames(long_mp4):

@@ -1,4 +1,4 @@
-"""RLT on the video ViT: packing, positions, pooling, identity at tau < 0, and the loader-side uint8 mask."""
+"""RLT on the video ViT: packing, positions, pooling, identity when all is kept, and the loader-side uint8 mask."""
 
 from __future__ import annotations
 
@@ -39,10 +39,13 @@ def moving_square_clips(model: torch.nn.Module, batch: int = 3) -> torch.Tensor:
     return frames
 
 
-def test_negative_tau_equals_dense_model() -> None:
-    dense, rlt = tiny(), tiny([vs.RLT(tau=-1.0)])
+def test_rlt_that_keeps_every_tubelet_equals_dense_model() -> None:
+    dense, rlt = tiny(), tiny([vs.RLT(tau=0.0)])
     rlt.load_state_dict(dense.state_dict())
-    video = normalise(moving_square_clips(dense))
+    c = dense.config
+    torch.manual_seed(1)  # noise: every tubelet differs from the one before it, so tau 0 keeps them all
+    video = normalise(torch.randint(0, 256, (2, c.num_frames, c.image_size, c.image_size, 3), dtype=torch.uint8))
+    assert keep_mask(video, 0.0, c.tubelet_size, c.patch_size).all()
     with torch.no_grad():
         torch.testing.assert_close(rlt(video), dense(video), rtol=1e-5, atol=1e-5)
 
@@ -180,3 +183,11 @@ def test_bad_uses_say_what_to_do() -> None:
         vs.RLT(random_keep=0.0)
     with pytest.raises(ConfigError, match="pool"):
         vs.RLT(pool="max")  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("tau", [float("nan"), -1.0, -1e-9, float("inf"), "nan"])
+def test_a_threshold_nobody_means_is_refused(tau: object) -> None:
+    """NaN would keep an arbitrary half of the tubelets, a negative tau all of them, inf none after frame 0."""
+    with pytest.raises(ConfigError, match=r"RLT\(tau=.*\): tau must be a finite number >= 0"):
+        vs.RLT(tau=tau)  # type: ignore[arg-type]
+    assert vs.RLT(tau=0.0).tau == 0.0

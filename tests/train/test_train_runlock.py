@@ -59,3 +59,19 @@ def test_a_killed_holder_leaves_no_stuck_lock(tmp_path: Path) -> None:
         holder.wait(timeout=10)
     with RunLock(tmp_path) as lock:  # the kernel dropped the dead holder's lock
         assert lock.held and json.loads(lock.path.read_text())["pid"] == os.getpid()
+
+
+def test_nested_holds_in_one_process_share_the_lock(tmp_path: Path) -> None:
+    """A command owns its folder around `run_training`, which holds it too: the inner hold shares the outer lock,
+    which outlives it and keeps out other runs until the command is done."""
+    from vidslim.train.distributed import DistInfo
+    from vidslim.train.runlock import hold_run_dir
+
+    info = DistInfo(0, 1, 0, torch.device("cpu"))
+    with hold_run_dir(tmp_path, info):
+        with hold_run_dir(tmp_path / ".", info), pytest.raises(RunLockedError):  # the same folder, spelled otherwise
+            RunLock(tmp_path).acquire()
+        with pytest.raises(RunLockedError):  # the inner block ended: still held
+            RunLock(tmp_path).acquire()
+    with RunLock(tmp_path) as lock:
+        assert lock.held

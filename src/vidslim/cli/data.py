@@ -41,8 +41,12 @@ def add_parser(subparsers: Any) -> None:
 
 def run_synth(args: argparse.Namespace) -> int:
     """Write the synthetic dataset and print where it went."""
-    from vidslim.data.synth import CLASSES, make_synthetic
+    from vidslim.data.synth import CLASSES, check_synthetic, make_synthetic
+    from vidslim.io.paths import output_folder
 
+    options = {"num_videos": "--videos", "fps": "--fps", "seconds": "--seconds", "size": "--size"}
+    check_synthetic(args.videos, args.fps, args.seconds, args.size, names=options.__getitem__)
+    output_folder(args.out_dir, "OUT_DIR")
     annotations = make_synthetic(args.out_dir, num_videos=args.videos, fps=args.fps, seconds=args.seconds,
                                  size=args.size, seed=args.seed, progress=not args.json)
     summary = {

@@ -76,14 +76,24 @@ def synthetic_video(out: Path, size: int) -> Path:
 
 
 def run(args: argparse.Namespace) -> int:
+    from vidslim.errors import ConfigError
+    from vidslim.io.paths import output_folder
+
     setting = steps.QUICK if args.quick else steps.FULL
     quiet = args.json
     started = time.perf_counter()
-    args.out.mkdir(parents=True, exist_ok=True)
-    videos = dict(sample_videos())
-    videos["synthetic"] = synthetic_video(args.out, setting.size)
+    if args.repeat is not None and args.repeat < 1:
+        raise ConfigError(f"--repeat must be at least 1 timed round per method, got {args.repeat}")
     config = TokenConfig(method="rlt", tau=args.tau, frames=8 if args.quick else 16, size=setting.size)
     config.check()
+    config.selector()  # RLT refuses a bad --tau now, not after the first step
+    if args.clip is not None and not args.clip.exists():
+        raise ConfigError(f"--clip {args.clip}: no such file or folder; pass a Hugging Face CLIP folder or an OpenAI "
+                          "CLIP file")
+    output_folder(args.out, "--out")
+    clip_model, vit_model = steps.picture_models(setting, args.clip)  # a bad --clip fails now, not at the end
+    videos = dict(sample_videos())
+    videos["synthetic"] = synthetic_video(args.out, setting.size)
     infos, counts = [], []
     steps.say(f"1/4 RLT's kept tokens in {len(videos)} videos", quiet)
     for name, path in videos.items():
@@ -116,7 +126,6 @@ def run(args: argparse.Namespace) -> int:
         plot = steps.speedup_plot(rows, args.out / "speedup.png")
 
     steps.say("4/4 pictures", quiet)
-    clip_model, vit_model = steps.picture_models(setting, args.clip)
     drawn = {
         name: steps.pictures(name, clip_frames[name], vit_frames[name], args.out, clip_model, vit_model)
         for name in videos

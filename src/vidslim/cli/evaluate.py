@@ -147,6 +147,14 @@ def run(args: argparse.Namespace) -> int:
     from vidslim.train import init_distributed
     from vidslim.train.distributed import shutdown
 
+    if args.batch_size is not None and args.batch_size < 1:
+        from vidslim.errors import ConfigError
+
+        raise ConfigError(f"--batch-size must be at least 1 clip, got {args.batch_size}")
+    if args.out:
+        from vidslim.io.paths import output_file
+
+        output_file(args.out, "--out")
     overrides = list(args.overrides)
     if args.split is not None:
         overrides.append(f"data.eval_split={args.split}")

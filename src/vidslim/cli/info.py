@@ -34,6 +34,7 @@ def add_parser(subparsers: Any) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Probe every video; print what was found; exit status 2 if any video failed."""
+    from vidslim.cli.main import error_line
     from vidslim.io.probe import probe
 
     if len(args.videos) == 1:  # one video: let an error reach main(), which prints it and returns 2
@@ -45,7 +46,7 @@ def run(args: argparse.Namespace) -> int:
             try:
                 infos.append(probe(path, count_frames=args.count_frames).to_dict())
             except VidslimError as error:
-                print(f"vidslim info: error: {error}", file=sys.stderr)
+                print(error_line("info", error), file=sys.stderr)
                 failed += 1
     if args.json:
         print(json.dumps(infos[0] if len(args.videos) == 1 else infos, indent=2))

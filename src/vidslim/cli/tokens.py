@@ -158,8 +158,25 @@ class Drawing:
         return save_frames(frames, self.out, fps=count.fps, title=title)
 
 
+def check_options(args: argparse.Namespace) -> None:
+    """Refuse, before reading anything, a rate, window or size no video could be counted at (`vidslim.io.limits`),
+    and a --viz picture that could not be written."""
+    from vidslim.io.limits import check_fps, check_frames, check_size
+    from vidslim.io.paths import output_file
+
+    if args.fps is not None:
+        check_fps(args.fps, "--fps")
+    check_frames(args.frames, "--frames")
+    check_size(args.size, "--size")
+    if args.viz_window < 0:
+        raise ConfigError(f"--viz-window must be >= 0 (0 is the first window), got {args.viz_window}")
+    if args.viz:
+        output_file(args.viz, "--viz")
+
+
 def run(args: argparse.Namespace) -> int:
     """Count (and draw) the tokens of one video; print a table or JSON."""
+    check_options(args)
     config = TokenConfig(method=args.method, tau=args.tau, keep=args.keep, frames=args.frames, fps=args.fps,
                          size=args.size, tubelet=args.tubelet, patch=args.patch, seed=args.seed, last=args.last)
     config.check()

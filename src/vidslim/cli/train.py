@@ -64,7 +64,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from vidslim.train.recipe.setup import MODEL_DIR, prepare_run
+from vidslim.train.recipe.setup import MODEL_DIR, prepare_run, read_tree
 
 KIND_HELP = "retrieval (text-video, contrastive) or classify (video classes, cross-entropy)"
 
@@ -107,41 +107,44 @@ def export_model(model: Any, run_dir: Path) -> Path:
 
 def run(args: argparse.Namespace) -> int:
     """Build everything from the config, train (resuming when a checkpoint exists), export the model."""
-    from vidslim.train import init_distributed, run_training
-    from vidslim.train.distributed import barrier, shutdown
-    from vidslim.train.recipe.model import describe
+    from vidslim.train import TrainConfig, init_distributed
+    from vidslim.train.distributed import shutdown
+    from vidslim.train.runlock import hold_run_dir
 
     overrides = list(args.overrides)
-    if args.json:
-        overrides.append("progress=false")
+    if args.json or not (sys.stderr.isatty() or any(o.startswith("progress=") for o in overrides)):
+        overrides.append("progress=false")  # a progress bar only on a terminal: in a log it is noise
     logging.basicConfig(level=logging.INFO if not args.json else logging.WARNING, format="%(message)s")
-    info = init_distributed(_device(args.config, overrides))
+    tree = read_tree(args.config, overrides)
+    info = init_distributed(None if tree.get("device") is None else str(tree["device"]))
     try:
-        setup = prepare_run(args.kind, args.config, overrides, info)
-        if info.is_main and not args.json:
-            print(f"{args.kind}: {type(setup.model).__name__}, {describe(setup.model)}", file=sys.stderr)
-        result = run_training(setup.config, setup.model, setup.task, setup.stage_data, on_stage=setup.on_stage,
-                              dist_info=info)
-        if info.is_main:
-            folder = export_model(setup.model, setup.run_dir)
-            summary = {**result.summary(), "model_dir": str(folder), "kind": args.kind}
-            (setup.run_dir / "summary.json").write_text(json.dumps(summary, indent=1) + "\n")
-            if args.json:
-                print(json.dumps(summary, indent=1))
-            else:
-                print(f"model written to {folder} (vidslim eval {args.kind} {args.config} evaluates it)")
-        barrier(info)
+        with hold_run_dir(str(tree.get("run_dir", TrainConfig.run_dir)), info):  # the whole command owns RUN
+            _train(args, overrides, info)
     finally:
         shutdown(info)
     return 0
 
 
-def _device(config: str, overrides: list[str]) -> str | None:
-    """The `device` the config asks for (before anything else is built: torchrun's process group needs it)."""
-    from vidslim.train.recipe.setup import read_tree
+def _train(args: argparse.Namespace, overrides: list[str], info: Any) -> None:
+    """Build, train, export and summarise, inside the run folder's lock."""
+    from vidslim.train import run_training
+    from vidslim.train.distributed import barrier
+    from vidslim.train.recipe.model import describe
 
-    value = read_tree(config, overrides).get("device")
-    return None if value is None else str(value)
+    setup = prepare_run(args.kind, args.config, overrides, info)
+    if info.is_main and not args.json:
+        print(f"{args.kind}: {type(setup.model).__name__}, {describe(setup.model)}", file=sys.stderr)
+    result = run_training(setup.config, setup.model, setup.task, setup.stage_data, on_stage=setup.on_stage,
+                          dist_info=info)
+    if info.is_main:
+        folder = export_model(setup.model, setup.run_dir)
+        summary = {**result.summary(), "model_dir": str(folder), "kind": args.kind}
+        (setup.run_dir / "summary.json").write_text(json.dumps(summary, indent=1) + "\n")
+        if args.json:
+            print(json.dumps(summary, indent=1))
+        else:
+            print(f"model written to {folder} (vidslim eval {args.kind} {args.config} evaluates it)")
+    barrier(info)
 
 
 __all__ = ["add_parser", "export_model", "run"]

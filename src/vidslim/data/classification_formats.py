@@ -51,7 +51,7 @@ def parse_video_list(path: PathLike) -> list[Record]:
         video, label = parts[0].strip(), parts[1].strip()
         if not records and not _is_int(label):
             continue  # a header row
-        records.append(Record(video=video, label=to_label(label, path, line)))
+        records.append(Record(video=video, label=to_label(label, path, line), extra={"source": where(path, line)}))
     return records
 
 
@@ -128,7 +128,8 @@ def parse_labels(path: PathLike, classes: Sequence[str] | None = None, split: st
         label = index[str(value)] if named else to_label(value, path, line)
         name = str(value) if named else row.get("label_name")
         records.append(Record(video=str(pick(row, VIDEO_KEYS)), video_id=str(row.get("video_id") or ""),
-                              label=label, label_name=name, start=start, end=end))
+                              label=label, label_name=name, start=start, end=end,
+                              extra={"source": where(path, line)}))
     return records
 
 

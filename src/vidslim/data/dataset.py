@@ -259,7 +259,12 @@ class ClassificationDataset(VideoDataset):
         self.classes = list(classes) if classes is not None else None
         self.num_classes = num_classes or (len(self.classes) if self.classes else largest)
         if largest > self.num_classes:
-            raise AnnotationError(f"label {largest - 1} is out of range for {self.num_classes} classes")
+            n = self.num_classes
+            bad = next(r for r in self.records if r.label is not None and r.label >= n)
+            source = bad.extra.get("source")
+            raise AnnotationError(f"{f'{source}: ' if source else ''}label {bad.label} (video {bad.video}) is out of "
+                                  f"range for {n} classes (labels 0 to {n - 1}); fix the label, or give the full "
+                                  "class list")
 
     def __len__(self) -> int:
         return len(self.records)

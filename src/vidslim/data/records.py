@@ -10,6 +10,7 @@ The shared readers give each row its line number, so a malformed entry is report
 from __future__ import annotations
 
 import csv
+import io
 import json
 import os
 from collections.abc import Iterable, Iterator
@@ -17,7 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from vidslim.errors import AnnotationError
+from vidslim.errors import AnnotationError, printable
 
 PathLike = str | os.PathLike[str]
 
@@ -53,7 +54,8 @@ class Record:
 
 def where(path: PathLike, line: int | None = None) -> str:
     """'file:line' (or 'file') for error messages."""
-    return f"{os.fspath(path)}:{line}" if line is not None else os.fspath(path)
+    name = printable(os.fspath(path))
+    return f"{name}:{line}" if line is not None else name
 
 
 def check_exists(path: PathLike, what: str) -> Path:
@@ -64,22 +66,31 @@ def check_exists(path: PathLike, what: str) -> Path:
     return p
 
 
+def read_text(path: PathLike, what: str) -> str:
+    """The file as UTF-8 text (a BOM dropped); bytes that are not UTF-8 are an `AnnotationError` naming the line."""
+    p = check_exists(path, what)
+    data = p.read_bytes()
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError as error:
+        line = data[: error.start].count(b"\n") + 1
+        raise AnnotationError(f"{where(p, line)}: byte {data[error.start]:#04x} is not UTF-8 text; is this the {what} "
+                              "file? Save it as UTF-8") from None
+
+
 def read_lines(path: PathLike, what: str) -> Iterator[tuple[int, str]]:
     """(1-based line number, stripped line) for every non-blank line of a text file."""
-    p = check_exists(path, what)
-    with p.open(encoding="utf-8-sig") as handle:
-        for number, line in enumerate(handle, start=1):
-            text = line.strip()
-            if text:
-                yield number, text
+    for number, line in enumerate(read_text(path, what).splitlines(), start=1):
+        text = line.strip()
+        if text:
+            yield number, text
 
 
 def load_json(path: PathLike, what: str) -> Any:
     """The parsed content of a JSON file; malformed JSON becomes an `AnnotationError` with line and column."""
-    p = check_exists(path, what)
+    text = read_text(path, what)
     try:
-        with p.open(encoding="utf-8-sig") as handle:
-            return json.load(handle)
+        return json.loads(text)
     except json.JSONDecodeError as error:
         raise AnnotationError(
             f"{where(path, error.lineno)}: not valid JSON ({error.msg} at column {error.colno})"
@@ -113,13 +124,13 @@ def read_table(path: PathLike, what: str = "annotation") -> list[tuple[int, dict
             raise AnnotationError(f"{where(p)}: expected a JSON list of objects (or use .jsonl, one per line)")
         return list(enumerate(data, start=1))
     if suffix in (".csv", ".tsv"):
-        return _read_delimited(p, "\t" if suffix == ".tsv" else ",")
+        return _read_delimited(p, "\t" if suffix == ".tsv" else ",", what)
     raise AnnotationError(f"{where(p)}: unknown annotation format {suffix!r}; use .jsonl, .json, .csv or .tsv")
 
 
-def _read_delimited(path: Path, delimiter: str) -> list[tuple[int, dict[str, Any]]]:
+def _read_delimited(path: Path, delimiter: str, what: str) -> list[tuple[int, dict[str, Any]]]:
     """Rows of a delimited file with a header; surplus fields go back into the last column."""
-    with path.open(encoding="utf-8-sig", newline="") as handle:
+    with io.StringIO(read_text(path, what), newline="") as handle:
         reader = csv.reader(handle, delimiter=delimiter)
         header = next(reader, None)
         if not header:

@@ -22,15 +22,20 @@ videos leaves the first ones unchanged).
 from __future__ import annotations
 
 import json
+import math
+from collections.abc import Callable
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
+from typing import Any
 
 import av
 import numpy as np
 
 from vidslim.data.records import PathLike
-from vidslim.errors import ConfigError
+from vidslim.errors import ConfigError, SamplingError
+from vidslim.io.limits import MAX_FRAMES, check_fps, check_size
+from vidslim.io.paths import output_folder
 
 # 5x7 bitmaps of the digits, one string per row, '#' = ink
 DIGITS: tuple[tuple[str, ...], ...] = (
@@ -153,6 +158,35 @@ def write_mp4(path: PathLike, frames: np.ndarray, fps: float, codec: str = "libx
         container.mux(stream.encode(None))
 
 
+#: videos in one synthetic data set, and bytes of one video's frames (all of them are rendered in memory)
+MAX_VIDEOS = 1_000_000
+MAX_VIDEO_BYTES = 1 << 30
+
+
+def check_synthetic(num_videos: Any, fps: Any, seconds: Any, size: Any,
+                    names: Callable[[str], str] = lambda name: name) -> int:
+    """Frames per video for these settings, or `ConfigError` naming the setting (`names` spells it, e.g. --fps)
+    when one is out of range or a video would not fit in memory (`vidslim.io.limits` bounds rate and size)."""
+    if not isinstance(num_videos, int) or isinstance(num_videos, bool) or not 1 <= num_videos <= MAX_VIDEOS:
+        raise ConfigError(f"{names('num_videos')} must be a whole number from 1 to {MAX_VIDEOS}, got {num_videos!r}")
+    try:
+        check_fps(fps, names("fps"))
+        check_size(size, names("size"), minimum=16)
+    except SamplingError as error:
+        raise ConfigError(str(error)) from None
+    if size % 2:
+        raise ConfigError(f"{names('size')} must be an even number of pixels (H.264 needs even sizes), got {size}")
+    number = isinstance(seconds, int | float) and not isinstance(seconds, bool)
+    if not number or not (math.isfinite(seconds) and seconds > 0):
+        raise ConfigError(f"{names('seconds')} must be a positive number of seconds, got {seconds!r}")
+    num_frames = max(2, round(fps * seconds))
+    if num_frames > MAX_FRAMES or num_frames * size * size * 3 > MAX_VIDEO_BYTES:
+        raise ConfigError(f"{names('fps')} {fps:g} x {names('seconds')} {seconds:g} = {num_frames} frames of "
+                          f"{size} x {size} px per video is more than vidslim renders ({MAX_FRAMES} frames, "
+                          f"{MAX_VIDEO_BYTES >> 20} MB); ask for fewer seconds, a lower rate or a smaller size")
+    return num_frames
+
+
 def make_synthetic(
     out_dir: PathLike,
     num_videos: int = 16,
@@ -165,17 +199,10 @@ def make_synthetic(
 ) -> Path:
     """Write `num_videos` synthetic videos with captions and motion labels to `out_dir`; return the
     annotations.jsonl path (see the module docstring for what is written)."""
-    if num_videos < 1:
-        raise ConfigError(f"num_videos must be >= 1, got {num_videos}")
-    if not fps > 0 or not seconds > 0:
-        raise ConfigError(f"fps and seconds must be > 0, got fps={fps} and seconds={seconds}")
-    if size < 16 or size % 2:
-        raise ConfigError(f"size must be an even number of pixels >= 16 (H.264 needs even sizes), got {size}")
-    num_frames = max(2, round(fps * seconds))
+    num_frames = check_synthetic(num_videos, fps, seconds, size)
     if codec is None:
         codec = "libx264" if "libx264" in av.codecs_available else "mpeg4"
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
+    out = output_folder(out_dir, "out_dir")
     rows = []
     indices = range(num_videos)
     if progress:

@@ -8,11 +8,11 @@ of a PyAV traceback. The container is always closed, also when the caller raises
 from __future__ import annotations
 
 import os
+import stat
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from fractions import Fraction
-from pathlib import Path
 
 import av
 import av.container
@@ -48,17 +48,27 @@ class OpenVideo:
 
 
 def check_file(path: str | os.PathLike[str]) -> str:
-    """Fail early and precisely on paths FFmpeg would only call 'invalid data': missing, a folder, empty, text."""
+    """Fail early and precisely on paths FFmpeg would only call 'invalid data' (or wait on forever): missing, a
+    name the system refuses, a folder, a FIFO or device, empty, text."""
     name = os.fspath(path)
-    p = Path(name)
-    if not p.exists():
-        raise VideoNotFoundError(name, "no such file", "check the path")
-    if not p.is_file():
+    try:
+        mode = os.stat(name).st_mode
+    except FileNotFoundError:
+        raise VideoNotFoundError(name, "no such file", "check the path") from None
+    except OSError as error:  # a name too long, a component that is a file, no permission
+        raise VideoNotFoundError(name, f"cannot be opened: {error.strerror}", "check the path") from None
+    if stat.S_ISDIR(mode):
         raise VideoNotFoundError(name, "is a directory, not a video file", "pass a video file")
-    if p.stat().st_size == 0:
+    if not stat.S_ISREG(mode):
+        kind = "a FIFO (named pipe)" if stat.S_ISFIFO(mode) else "a socket" if stat.S_ISSOCK(mode) else "a device"
+        raise VideoNotFoundError(name, f"is {kind}, not a video file", "pass a regular video file")
+    if os.path.getsize(name) == 0:
         raise VideoDecodeError(name, "the file is empty (0 bytes)", "re-download or re-encode it")
-    with p.open("rb") as handle:
-        head = handle.read(_SNIFF_BYTES)
+    try:
+        with open(name, "rb") as handle:
+            head = handle.read(_SNIFF_BYTES)
+    except OSError as error:
+        raise VideoDecodeError(name, f"cannot be read: {error.strerror}", "check its permissions") from None
     if _looks_like_text(head):
         raise VideoDecodeError(
             name, "is a text file, not a video", "pass the video itself, not a list or a download error page"

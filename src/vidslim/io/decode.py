@@ -34,12 +34,16 @@ class StreamIndex:
 
     `from_start` says the scan began at the stream's first frame (so positions in `pts` are frame numbers);
     `timed` is False for streams whose packets carry no timestamps (then `pts` are frame numbers too).
+    `to_end` says the scan ran out of packets (the end of the file, or damage) rather than stopping at the end
+    of the window; `packets` counts the packets it read, discarded ones included.
     """
 
     pts: np.ndarray
     keyframes: np.ndarray
     from_start: bool
     timed: bool
+    to_end: bool = False
+    packets: int = 0
 
     def keyframe_before(self, pts: int) -> int | None:
         """The last keyframe at or before `pts`; None when there is none (decode from the stream start)."""
@@ -123,16 +127,20 @@ def scan(video: OpenVideo, start_pts: int | None, end_pts: int | None, reopen: R
     pts: list[int] = []
     keyframes: list[int] = []
     timed = True
+    to_end = True
+    count = 0
     try:
         for packet in packets:
             if packet.size == 0:
                 continue
+            count += 1
             ts = _timestamp(packet)
             if ts is None:
                 timed = False
             elif end_pts is not None and timed and ts >= end_pts:
                 dts = packet.dts
                 if (dts is not None and dts >= end_pts) or (dts is None and packet.is_keyframe):
+                    to_end = False
                     break
             if packet.is_keyframe and ts is not None:
                 keyframes.append(ts)
@@ -147,8 +155,30 @@ def scan(video: OpenVideo, start_pts: int | None, end_pts: int | None, reopen: R
             return scan(video, None, None, reopen)
         return video, StreamIndex(np.arange(len(pts), dtype=np.int64), np.zeros(1, np.int64), True, False)
     index = StreamIndex(np.sort(np.asarray(pts, np.int64)), np.unique(np.asarray(keyframes, np.int64)),
-                        from_start, True)
+                        from_start, True, to_end, count)
     return video, index
+
+
+def missing_frames(video: OpenVideo, index: StreamIndex) -> tuple[int, int] | None:
+    """(frames read, frames the container lists) when a scan that ran to the end of the file found fewer frames
+    than the container's header promises, i.e. a file cut short (its index at the front, the data after the cut
+    missing); None when nothing says so. Where the header has no frame count, its duration is compared with the
+    last timestamp (allowing two frames), so a scan that started mid-stream is judged too."""
+    if not index.to_end or not index.timed or len(index.pts) == 0:
+        return None
+    stream = video.stream
+    listed = int(stream.frames or 0)
+    if index.from_start and listed > 0:
+        return (index.packets, listed) if index.packets < listed else None
+    rate = video.rate
+    if not stream.duration or not rate:
+        return None
+    frame_ticks = float(1 / (rate * video.time_base))
+    end = (stream.start_time or 0) + int(stream.duration)
+    last = int(index.pts[-1])
+    if last + 2 * frame_ticks < end:
+        return round((last - (stream.start_time or 0)) / frame_ticks) + 1, round(int(stream.duration) / frame_ticks)
+    return None
 
 
 def count_before(video: OpenVideo, pts: int, reopen: Reopen) -> tuple[OpenVideo, int]:

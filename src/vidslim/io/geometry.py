@@ -15,6 +15,7 @@ import torch
 from av.video.reformatter import VideoReformatter
 
 from vidslim.errors import SamplingError
+from vidslim.io.limits import check_size
 
 Size = int | tuple[int, int] | None
 
@@ -86,6 +87,8 @@ def check_geometry(size: Size, crop: str | None = None, interpolation: str = "bi
     values = (size,) if isinstance(size, int) else tuple(size)
     if len(values) != (1 if isinstance(size, int) else 2) or not all(isinstance(v, int) and v >= 1 for v in values):
         raise SamplingError(f"size must be a positive int or a pair of positive ints (H, W), got {size!r}")
+    for value in values:
+        check_size(value, "size")
 
 
 def plan_geometry(

@@ -8,12 +8,15 @@ from __future__ import annotations
 
 import math
 import os
+from contextlib import ExitStack
 from dataclasses import asdict, dataclass
 from typing import Any
 
 import av
 
+from vidslim.errors import VideoDecodeError
 from vidslim.io._av import OpenVideo, frame_rotation, no_frame_error, open_video
+from vidslim.io.decode import missing_frames, scan
 
 
 @dataclass(frozen=True)
@@ -67,6 +70,8 @@ def probe(path: str | os.PathLike[str], count_frames: bool = False) -> VideoInfo
             num_frames, estimated = round(duration * fps), True
         if duration is None and fps and num_frames:
             duration = num_frames / fps
+        if stream.frames:
+            _check_tail(video)
         rotation = frame_rotation(first)
         width, height = first.width, first.height
         sar = stream.sample_aspect_ratio
@@ -89,6 +94,26 @@ def probe(path: str | os.PathLike[str], count_frames: bool = False) -> VideoInfo
             has_audio=bool(video.container.streams.audio),
             size_bytes=os.path.getsize(video.path),
         )
+
+
+def _check_tail(video: OpenVideo) -> None:
+    """Read the packets of the last second or so (no decoding) and raise `VideoDecodeError` when the file ends
+    before the frames its header lists: a cut-short mp4 whose index sits at the front opens and decodes its
+    first frame, so only the end shows the loss. A complete file costs one seek and a GOP of packets."""
+    stream, rate = video.stream, video.rate
+    if not stream.duration or not rate:
+        return
+    frame_ticks = 1 / (rate * video.time_base)
+    near_end = int((stream.start_time or 0) + stream.duration - 2 * frame_ticks)
+    with ExitStack() as stack:
+        def reopen() -> OpenVideo:
+            return stack.enter_context(open_video(video.path, threads=False))
+
+        tail, index = scan(video, near_end, None, reopen)
+        cut = missing_frames(tail, index)
+    if cut is not None:
+        raise VideoDecodeError(video.path, f"truncated: the file ends after about {cut[0]} of the {cut[1]} frames "
+                               "its header lists", "the download or copy was cut short: fetch or copy it again")
 
 
 def _first_frame(video: OpenVideo) -> av.VideoFrame:

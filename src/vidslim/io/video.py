@@ -25,11 +25,12 @@ import av
 import numpy as np
 import torch
 
-from vidslim.errors import SamplingError
+from vidslim.errors import SamplingError, VideoDecodeError
 from vidslim.io import sampling as smp
 from vidslim.io._av import OpenVideo, frame_rotation, no_frame_error, open_video
-from vidslim.io.decode import StreamIndex, count_before, decode_targets, scan
+from vidslim.io.decode import StreamIndex, count_before, decode_targets, missing_frames, scan
 from vidslim.io.geometry import Geometry, Size, check_geometry, plan_geometry
+from vidslim.io.limits import check_fps, check_frames
 
 Sampling = Literal["uniform", "random"]
 SAMPLINGS = ("uniform", "random")
@@ -151,10 +152,10 @@ def read_clips(
 
 def _check_read_args(num_frames: int | None, fps: float | None, sampling: str) -> None:
     """Reject impossible sampling arguments, naming the argument."""
-    if num_frames is not None and not _positive_int(num_frames):
-        raise SamplingError(f"num_frames must be a positive int or None, got {num_frames!r}")
-    if fps is not None and not (isinstance(fps, int | float) and math.isfinite(fps) and fps > 0):
-        raise SamplingError(f"fps must be a positive number or None, got {fps!r}")
+    if num_frames is not None:
+        check_frames(num_frames, "num_frames")
+    if fps is not None:
+        check_fps(fps, "fps")
     if sampling not in SAMPLINGS:
         raise SamplingError(f"sampling must be one of {SAMPLINGS}, got {sampling!r}")
 
@@ -194,6 +195,10 @@ def _read(
         video, index = scan(video, start_pts, end_pts, reopen)
         if len(index.pts) == 0:
             raise no_frame_error(video.path, 0)
+        cut = missing_frames(video, index)
+        if cut is not None:
+            raise VideoDecodeError(video.path, f"truncated: the file ends after {cut[0]} of the {cut[1]} frames its "
+                                   "header lists", "the download or copy was cut short: fetch or copy it again")
         clock = clock.fit(index)
         times = clock.seconds(index.pts)
         lo, hi = _window(video.path, times, start, end, clock)

@@ -165,7 +165,10 @@ def estimate_parameters(config: Any) -> int | None:
     return None if estimator is None else estimator(dataclasses.asdict(config))
 
 
-def _check_field(name: str, label: str, kind: str, value: Any, where: str) -> None:
+DAMAGED = "the file is damaged or not a model vidslim reads"
+
+
+def _check_field(name: str, label: str, kind: str, value: Any, where: str, advice: str = DAMAGED) -> None:
     """Raise when `value` does not have the type the config field's annotation `kind` names, or is out of range."""
     if kind in ("int", "int | None"):
         if value is None and kind == "int | None":
@@ -177,7 +180,7 @@ def _check_field(name: str, label: str, kind: str, value: Any, where: str) -> No
         if name in _LAYER_FIELDS and value > MAX_LAYERS:
             raise CheckpointError(
                 f"{where}: {label}={value} blocks, above vidslim's limit of {MAX_LAYERS} "
-                "(vidslim.models.guards.MAX_LAYERS); the file is damaged or not a model vidslim reads"
+                f"(vidslim.models.guards.MAX_LAYERS); {advice}"
             )
     elif kind == "float":
         if type(value) not in (int, float) or not math.isfinite(value):
@@ -190,14 +193,17 @@ def _check_field(name: str, label: str, kind: str, value: Any, where: str) -> No
         raise CheckpointError(f"{where}: {label}={value!r} must be a string")
 
 
-def check_config(config: Any, where: str, names: Mapping[str, str] | None = None, limit: int | None = None) -> None:
+def check_config(config: Any, where: str, names: Mapping[str, str] | None = None, limit: int | None = None,
+                 advice: str = DAMAGED) -> None:
     """Refuse a config whose fields have the wrong type or range, or that would build an absurdly large model.
 
     where: the file the config came from (named in the error); names: the file's own name for a field
-    (`vision_width` -> `vision_config.hidden_size`); limit: parameters allowed (default `MAX_PARAMETERS`)."""
+    (`vision_width` -> `vision_config.hidden_size`); limit: parameters allowed (default `MAX_PARAMETERS`);
+    advice: what the error suggests (a damaged file, by default)."""
     names = names or {}
     for field in dataclasses.fields(config):
-        _check_field(field.name, names.get(field.name, field.name), str(field.type), getattr(config, field.name), where)
+        _check_field(field.name, names.get(field.name, field.name), str(field.type), getattr(config, field.name), where,
+                     advice)
     limit = MAX_PARAMETERS if limit is None else limit
     count = estimate_parameters(config)
     if count is None or count <= limit:
@@ -209,7 +215,7 @@ def check_config(config: Any, where: str, names: Mapping[str, str] | None = None
     raise CheckpointError(
         f"{where}: {names.get(culprit, culprit)}={getattr(config, culprit)} makes a model of about {count:.3g} "
         f"parameters ({count * 4 / 1e9:.3g} GB in fp32), above vidslim's limit of {limit:.3g} "
-        "(vidslim.models.guards.MAX_PARAMETERS); the file is damaged or not a model vidslim reads"
+        f"(vidslim.models.guards.MAX_PARAMETERS); {advice}"
     )
 
 

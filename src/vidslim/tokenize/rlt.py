@@ -29,6 +29,8 @@ stands for itself only (no size), since each frame is encoded on its own.
 
 from __future__ import annotations
 
+import math
+
 import torch
 from torch import Tensor, nn
 
@@ -54,7 +56,7 @@ class RLT(TokenSelector):
     """Run-length tokenization: keep a tubelet only when it differs from the one before it by more than tau.
 
     tau:          threshold on the mean absolute difference of ImageNet-normalised pixels (0.1 in every shipped
-                  config; tau < 0 keeps every tubelet and gives the dense model's output)
+                  config; a finite number >= 0: 0 drops only exact repeats)
     length_embed: add a learned embedding of the run length (off in the release's configs)
     random_keep:  also keep only this fraction of the RLT tokens, at random (paper Table 3); None = off
     pool:         'mean' over tokens (the release) or 'length', weighted by run length
@@ -71,8 +73,11 @@ class RLT(TokenSelector):
     ) -> None:
         super().__init__()
         tau = float(tau)
-        if tau != tau:  # NaN compares false with everything: it would keep an arbitrary half
-            raise ConfigError("RLT(tau=nan): tau must be a number (a negative tau keeps every tubelet)")
+        # NaN compares false with everything (it would keep an arbitrary half), a negative tau keeps every tubelet
+        # and an infinite one drops all but the first frame's: none is a threshold anyone means
+        if not (math.isfinite(tau) and tau >= 0):
+            raise ConfigError(f"RLT(tau={tau}): tau must be a finite number >= 0 (0.1 is the paper's; 0 drops only "
+                              "exact repeats)")
         if random_keep is not None and not 0.0 < random_keep <= 1.0:
             raise ConfigError(f"random_keep must be a fraction in (0, 1], got {random_keep}")
         self.tau = tau

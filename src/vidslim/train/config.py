@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import stat
 import types
 import typing
 from dataclasses import dataclass, field
@@ -27,7 +28,8 @@ from typing import Any, Literal
 
 import yaml
 
-from vidslim.errors import ConfigError
+from vidslim.errors import ConfigError, SamplingError, printable
+from vidslim.io.limits import check_fps, check_frames, check_size
 
 Precision = Literal["fp32", "bf16", "fp16"]
 
@@ -101,21 +103,41 @@ def load_yaml(text: str, where: str) -> Any:
         raise ConfigError(f"{where}: not valid YAML ({' '.join(str(error).split())})") from None
 
 
+def check_config_file(file: Path) -> None:
+    """A one-line ConfigError unless `file` is a regular file: missing, a folder, a FIFO (reading it would wait
+    for a writer forever), a name the system refuses."""
+    shown = printable(str(file))
+    try:
+        mode = file.stat().st_mode
+    except FileNotFoundError:
+        raise ConfigError(f"{shown}: config file not found; pass the path of a YAML run config (see configs/)") \
+            from None
+    except OSError as error:
+        raise ConfigError(f"{shown}: cannot be opened ({error.strerror}); pass the path of a YAML run config") \
+            from None
+    if stat.S_ISDIR(mode):
+        raise ConfigError(f"{shown}: is a folder; pass the path of a YAML run config inside it")
+    if not stat.S_ISREG(mode):
+        raise ConfigError(f"{shown}: is not a regular file (a FIFO or a device); pass the path of a YAML run config")
+    if file.stat().st_size == 0:
+        raise ConfigError(f"{shown}: the file is empty; a run config needs at least a model and data section "
+                          "(see configs/)")
+
+
 def read_yaml_file(path: str | Path) -> Any:
     """The YAML document in file `path` (`load_yaml`), with one-line errors naming the file."""
     file = Path(path)
-    if not file.is_file():
-        raise ConfigError(f"{file}: config file not found; pass the path of a YAML run config")
+    check_config_file(file)
     if file.stat().st_size > MAX_YAML_BYTES:
         raise ConfigError(f"{file}: {file.stat().st_size} bytes; a run config is under {MAX_YAML_BYTES} bytes")
     try:
         text = file.read_text(encoding="utf-8")
     except UnicodeDecodeError as error:
-        raise ConfigError(f"{file}: not a text file (byte {error.start} is not UTF-8); pass a YAML run config") \
-            from None
+        raise ConfigError(f"{printable(str(file))}: not a text file (byte {error.start} is not UTF-8); pass a YAML run "
+                          "config") from None
     except OSError as error:
         raise ConfigError(f"{file}: cannot be read ({error.strerror})") from None
-    return load_yaml(text, str(file))
+    return load_yaml(text, printable(str(file)))
 
 
 def _finite(value: float | None) -> bool:
@@ -263,6 +285,13 @@ def _check_data_numbers(section: dict[str, Any], where: str) -> None:
         if not ok:
             need = f"a whole number >= {low:g}" if integer else f"a finite number > {low:g}"
             raise ConfigError(f"{where}.{key}: needs {need} (or null), got {value!r}")
+    bounds = {"frames": check_frames, "size": check_size, "fps": check_fps}  # what one read may ask for
+    for key, check in bounds.items():
+        if section.get(key) is not None:
+            try:
+                check(int(section[key]) if key != "fps" else section[key], f"{where}.{key}")
+            except SamplingError as error:
+                raise ConfigError(str(error)) from None
     hflip = section.get("hflip")
     if hflip is not None and not (isinstance(hflip, (int, float)) and 0 <= hflip <= 1):
         raise ConfigError(f"{where}.hflip: needs a probability in [0, 1], got {hflip!r}")
@@ -391,6 +420,32 @@ def load_config(path: str | Path | None, overrides: list[str] | tuple[str, ...] 
         return config_from_dict(values, overrides)
     except ConfigError as error:
         raise ConfigError(f"{path or 'config'}: {error}") from None
+
+
+def read_run_config(run_dir: str | Path) -> dict[str, Any] | None:
+    """RUN/config.yaml as the run that wrote the folder's checkpoints saved it (None when absent or unreadable)."""
+    try:
+        loaded = read_yaml_file(Path(run_dir) / "config.yaml")
+    except ConfigError:
+        return None
+    return loaded if isinstance(loaded, dict) else None
+
+
+def model_changes(before: dict[str, Any] | None, now: dict[str, Any]) -> str:
+    """'; model.config.embed_dim is 48 now, 32 when the checkpoints were written' for every model setting that
+    differs between two run configs ('' when nothing is known or nothing differs)."""
+    if not before:
+        return ""
+
+    def flat(tree: Any, prefix: str) -> dict[str, Any]:
+        if not isinstance(tree, dict):
+            return {prefix: tree}
+        return {k: v for key, value in tree.items() for k, v in flat(value, f"{prefix}.{key}").items()}
+
+    old, new = flat(before.get("model", {}), "model"), flat(now.get("model", {}), "model")
+    changed = [f"{key} is {new.get(key)!r} now, {old.get(key)!r} when the checkpoints were written"
+               for key in sorted(set(old) | set(new)) if old.get(key) != new.get(key)]
+    return "; " + ", ".join(changed) if changed else ""
 
 
 def _plain(values: Any, budget: list[int] | None = None, depth: int = 0) -> Any:

@@ -60,7 +60,11 @@ def init_distributed(device: str | None = None, backend: str | None = None, time
     if device is None:
         dev = torch.device(f"cuda:{local_rank}") if torch.cuda.is_available() else torch.device("cpu")
     else:
-        dev = torch.device(device)
+        try:
+            dev = torch.device(device)
+        except (RuntimeError, TypeError) as error:
+            raise ConfigError(f"device={device!r} is not a device torch knows ({error}); use cpu, cuda or cuda:N") \
+                from None
         if dev.type == "cuda" and dev.index is None:
             dev = torch.device(f"cuda:{local_rank}")
     if dev.type == "cuda":

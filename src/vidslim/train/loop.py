@@ -49,10 +49,10 @@ from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 
-from vidslim.errors import ConfigError, TrainingError
+from vidslim.errors import CheckpointError, ConfigError, TrainingError
 from vidslim.train import checkpoint as ckpt
 from vidslim.train.batch import move_batch
-from vidslim.train.config import Stage, TrainConfig
+from vidslim.train.config import Stage, TrainConfig, model_changes, read_run_config
 from vidslim.train.distributed import (
     DistInfo,
     all_gather_objects,
@@ -228,11 +228,19 @@ class _Trainer:
             return found
         return ckpt.read_checkpoint(path)  # type: ignore[arg-type]
 
+    def write_config(self) -> None:
+        if self.info.is_main:
+            self.run_dir.mkdir(parents=True, exist_ok=True)
+            (self.run_dir / "config.yaml").write_text(yaml.safe_dump(self.config.to_dict(), sort_keys=False))
+
     def restore(self, loaded: ckpt.LoadedCheckpoint) -> None:
         """Weights, optimiser, scaler, counts and RNG from `loaded` (after the stage hook has run)."""
         state = loaded.state
-        ckpt.load_model_tensors(self.model, loaded.model, f"{loaded.path}/{ckpt.MODEL_NAME}",
-                                partial=state.get("weights") == "trainable")
+        try:
+            ckpt.load_model_tensors(self.model, loaded.model, f"{loaded.path}/{ckpt.MODEL_NAME}",
+                                    partial=state.get("weights") == "trainable")
+        except CheckpointError as error:  # name the setting that changed since the checkpoints were written
+            raise CheckpointError(f"{error}{model_changes(self.previous, self.config.to_dict())}") from None
         if isinstance(self.task, nn.Module) and loaded.task:
             ckpt.load_model_tensors(self.task, loaded.task, f"{loaded.path}/{ckpt.TASK_NAME}", partial=False)
         self.refresh_optimizer()
@@ -356,9 +364,7 @@ class _Trainer:
             torch.use_deterministic_algorithms(True, warn_only=True)
             torch.backends.cudnn.benchmark = False
             torch.backends.cudnn.deterministic = True
-        if self.info.is_main:
-            self.run_dir.mkdir(parents=True, exist_ok=True)
-            (self.run_dir / "config.yaml").write_text(yaml.safe_dump(c.to_dict(), sort_keys=False))
+        self.previous = read_run_config(self.run_dir) if self.info.is_main else None  # what checkpoints were made by
         self.plan = plan = self.make_plan()
         self.step_module.to(self.device)
         trainable, total = count_parameters(self.step_module)
@@ -376,6 +382,7 @@ class _Trainer:
             self.metrics.truncate_after(self.step, first_stage)
             self.recall_logged()
         else:
+            self.write_config()
             self.metrics.clear()  # starting at step 0: rows of an earlier start killed before a checkpoint go
         if self.info.is_main:
             log.info("training %d of %d parameters (%.2f%%) for %d steps on %d process(es)%s", trainable, total,
@@ -390,6 +397,7 @@ class _Trainer:
                 self.step_module.to(self.device)
                 if loaded is not None:
                     self.restore(loaded)
+                    self.write_config()  # only now: a resume refused keeps the config its checkpoints were made by
                     loaded = None
                 else:
                     self.refresh_optimizer()

@@ -102,12 +102,27 @@ class RunLock:
         self.release()
 
 
+#: run folders this process owns through `hold_run_dir`, and how many blocks hold each
+_OWNED: dict[Path, int] = {}
+
+
 @contextmanager
 def hold_run_dir(run_dir: str | Path, info: DistInfo) -> Iterator[None]:
     """Own `run_dir` for the block: rank 0 takes the lock, and every rank raises the same RunLockedError when it
-    cannot (so no rank waits at a collective for one that stopped)."""
+    cannot (so no rank waits at a collective for one that stopped).
+
+    Nested blocks on the same folder in one process share the outer block's lock, so a command can own its run
+    folder from the config to the last file it writes while `run_training` inside it holds it as well."""
     from vidslim.train.distributed import broadcast_object
 
+    key = Path(run_dir).resolve()
+    if key in _OWNED:  # every rank registered it together, so every rank takes this branch together
+        _OWNED[key] += 1
+        try:
+            yield
+        finally:
+            _OWNED[key] -= 1
+        return
     lock = RunLock(run_dir)
     problem: str | None = None
     if info.is_main:
@@ -118,9 +133,11 @@ def hold_run_dir(run_dir: str | Path, info: DistInfo) -> Iterator[None]:
     problem = broadcast_object(problem, info)  # type: ignore[assignment]
     if problem is not None:
         raise RunLockedError(problem)
+    _OWNED[key] = 1
     try:
         yield
     finally:
+        del _OWNED[key]
         lock.release()
 
 

@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import sys
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -100,7 +101,7 @@ class CachedDataset(Dataset[dict[str, Any]]):
 
 def synthetic_annotations(section: DataSection, info: DistInfo) -> Path:
     """The synthetic data set's annotations.jsonl, written by rank 0 when missing or made with other settings."""
-    from vidslim.data.synth import make_synthetic
+    from vidslim.data.synth import check_synthetic, make_synthetic
 
     if not section.video_root:
         raise ConfigError("data.video_root: name the folder the synthetic videos are written to (e.g. data/synth)")
@@ -110,12 +111,14 @@ def synthetic_annotations(section: DataSection, info: DistInfo) -> Path:
     unknown = sorted(set(settings) - allowed)
     if unknown:
         raise ConfigError(f"data.synthetic: unknown key(s) {unknown}; valid keys: {sorted(allowed)}")
+    check_synthetic(settings["num_videos"], settings["fps"], settings["seconds"], settings["size"],
+                    names=lambda name: f"data.synthetic.{name}")
     annotations = root / "annotations.jsonl"
     if info.is_main:
         stamp = root / SYNTH_STAMP
         current = json.loads(stamp.read_text()) if stamp.is_file() else None
         if current != settings or not annotations.is_file():
-            make_synthetic(root, progress=True, **settings)
+            make_synthetic(root, progress=sys.stderr.isatty(), **settings)
             stamp.write_text(json.dumps(settings, indent=1) + "\n")
     barrier(info)
     return annotations
@@ -167,7 +170,7 @@ def build_split(section: DataSection, kind: str, split: str, train: bool, info: 
         raise ConfigError(f"data.name={section.name!r} gives a {type(dataset).__name__}; `{kind}` needs a "
                           f"{wanted.__name__} (a {'caption' if kind == 'retrieval' else 'label'} data set)")
     if section.cache:
-        return CachedDataset(dataset, f"{split} split", progress=info.is_main)
+        return CachedDataset(dataset, f"{split} split", progress=info.is_main and sys.stderr.isatty())
     return dataset
 
 

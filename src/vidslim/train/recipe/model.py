@@ -153,6 +153,7 @@ def build_model(section: ModelSection, kind: str, run_dir: Path, info: DistInfo,
         classes = section.num_classes
         if classes is None and kind == "classify" and num_classes is not None:
             classes = int(num_classes())
+        _check_size(section.name, classes, overrides)
         model = vs.create_model(section.name, num_classes=classes, reduction=reducers, **overrides)
         if tokenizer is not None:
             model.tokenizer = tokenizer  # type: ignore[assignment]
@@ -166,6 +167,20 @@ def build_model(section: ModelSection, kind: str, run_dir: Path, info: DistInfo,
                               tokenizer=tokenizer_arg, **overrides)
     set_finetune(model, section)
     return model.train()
+
+
+def _check_size(name: str, num_classes: int | None, overrides: dict[str, Any]) -> None:
+    """Refuse model.config values that would build an absurd model (a width of 1e7 asks for terabytes) before
+    anything is allocated (`vidslim.models.guards`)."""
+    from vidslim.errors import CheckpointError
+    from vidslim.models.guards import check_config
+    from vidslim.models.registry import get_config
+
+    values = dict(overrides, **({} if num_classes is None else {"num_classes": int(num_classes)}))
+    try:
+        check_config(get_config(name, **values), "model.config", advice="use sizes a model can have")
+    except CheckpointError as error:
+        raise ConfigError(str(error)) from None
 
 
 def set_finetune(model: nn.Module, section: ModelSection) -> None:

@@ -18,7 +18,7 @@ from typing import Any
 
 from torch import nn
 
-from vidslim.errors import CheckpointError, ConfigError
+from vidslim.errors import CheckpointError, ConfigError, printable
 from vidslim.train import StageData, TrainConfig, config_from_dict, parse_overrides
 from vidslim.train.config import Stage, read_yaml_file
 from vidslim.train.distributed import DistInfo
@@ -33,11 +33,10 @@ MODEL_DIR = "model"
 def read_tree(path: str | Path, overrides: list[str]) -> dict[str, Any]:
     """The YAML file as a dict with the key=value overrides applied."""
     file = Path(path)
-    if not file.is_file():
-        raise ConfigError(f"{file}: config file not found; pass the path of a YAML run config (see configs/)")
     loaded = read_yaml_file(file) or {}  # bounded: size, depth and alias expansion
     if not isinstance(loaded, dict):
-        raise ConfigError(f"{file}: the top level must be a mapping of run settings")
+        raise ConfigError(f"{printable(str(file))}: the top level must be a mapping of run settings, got a "
+                          f"{type(loaded).__name__}")
     return parse_overrides(list(overrides), loaded)
 
 
@@ -118,6 +117,18 @@ def _video_defaults(tree: dict[str, Any]) -> dict[str, Any]:
     return tree
 
 
+def _check_frame_size(data: DataSection, model: nn.Module) -> None:
+    """data.size must be the frame size the model reads: decoding at another size and letting the model resize
+    again only blurs the frames (or, upscaled, spends decoding on pixels that are thrown away)."""
+    spec = getattr(model, "input_spec", None)
+    if data.size is None or spec is None or data.size == spec.image_size:
+        return
+    fits = data.size % spec.patch_size == 0
+    raise ConfigError(f"data.size={data.size}, but the model reads {spec.image_size} x {spec.image_size} frames: set "
+                      f"data.size={spec.image_size}" + (f", or model.config.image_size={data.size}" if fits else
+                      f" (a model size must be a multiple of its patch size {spec.patch_size})"))
+
+
 def prepare_run(kind: str, config_path: str | Path, overrides: list[str], info: DistInfo,
                 checkpoint: str | Path | None = None) -> Run:
     """Read the config and build the model (or load `checkpoint`), the task and the data factory."""
@@ -139,6 +150,7 @@ def prepare_run(kind: str, config_path: str | Path, overrides: list[str], info: 
     model = build_model(model_section, kind, Path(config.run_dir), info,
                         captions=lambda: factory.split("train", first).captions,
                         num_classes=lambda: factory.split("train", first).num_classes, checkpoint=checkpoint)
+    _check_frame_size(data, model)
     task = build_task(kind, dict(config.task))
     return Run(kind, config, model, task, data, model_section, info, factory)
 

@@ -1,0 +1,434 @@
+"""Try the bad-input corpus against every `vidslim` command and check each is one clear line, never a traceback.
+
+    python benchmarks/fault_sweep.py                 # every case; prints each failure and "N/N handled"
+    python benchmarks/fault_sweep.py --only tokens   # the cases whose name contains "tokens"
+    python benchmarks/fault_sweep.py --quick         # the small subset the test suite runs
+
+The corpus (written to a temporary folder): an empty file, a text file and random bytes named .mp4, a real
+video and copies of it cut at several points (with the index at the front, "faststart", and at the end), an
+audio-only file, a folder, a FIFO, a missing path, a 300-character name, a name with control characters, bad
+YAML run configs (binary, a list, NaN and negative settings, an alias bomb, layers the model does not have),
+damaged model folders (config.json a list or invalid, a shard index without weight_map or with ../ paths),
+bad annotation files, and every bad option value of issue 14.
+
+Each case runs `python -m vidslim.cli.main ARGS` in a subprocess with a timeout and checks: the exit status
+(2 unless the case says otherwise: 130 after Ctrl-C, 141 on a closed pipe), exactly the expected number of
+lines on stderr (one, none for a closed pipe) with no "Traceback", and that the line names the bad input.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from fractions import Fraction
+from pathlib import Path
+
+import numpy as np
+
+SRC = Path(__file__).resolve().parents[1] / "src"
+LONG = "x" * 300 + ".mp4"  # longer than any file system's name limit (255 bytes)
+CONTROL = "ctl\x1b[31m\nname.mp4"  # an escape sequence and a newline, echoed escaped: ctl\x1b[31m\nname.mp4
+CONTROL_SHOWN = "ctl\\x1b[31m\\nname.mp4"
+
+
+@dataclasses.dataclass(frozen=True)
+class Case:
+    """One command line and what a clean refusal of it looks like."""
+
+    name: str
+    argv: tuple[str, ...]
+    names: str  # text the error line must contain (the bad file or option)
+    status: int = 2
+    lines: int = 1  # lines on stderr
+    quick: bool = False  # part of the test suite's subset
+    env: tuple[tuple[str, str], ...] = ()
+    stdout: str = "pipe"  # pipe | closed (the reader went away) | full (/dev/full)
+    interrupt_after: float | None = None  # send SIGINT after this many seconds
+    before: tuple[tuple[str, ...], ...] = ()  # commands that must succeed first (a run to resume, say)
+    timeout: float = 90.0
+
+
+def _write_video(path: Path, frames: int = 40, size: int = 32, faststart: bool = False) -> Path:
+    """A small H.264 mp4 of noise (every frame differs), 25 fps, a keyframe every 10 frames."""
+    import av
+
+    rng = np.random.default_rng(0)
+    options = {"movflags": "faststart"} if faststart else {}
+    with av.open(str(path), "w", options=options) as container:
+        stream = container.add_stream("libx264", rate=Fraction(25), options={"preset": "veryfast"})
+        stream.width = stream.height = size
+        stream.pix_fmt, stream.gop_size = "yuv420p", 10
+        for _ in range(frames):
+            image = rng.integers(0, 255, (size, size, 3), dtype=np.uint8)
+            container.mux(stream.encode(av.VideoFrame.from_ndarray(image, format="rgb24")))
+        container.mux(stream.encode(None))
+    return path
+
+
+def _write_audio(path: Path) -> Path:
+    """An .m4a with one silent AAC stream and no video."""
+    import av
+
+    with av.open(str(path), "w") as container:
+        stream = container.add_stream("aac", rate=16000)
+        for i in range(8):
+            frame = av.AudioFrame.from_ndarray(np.zeros((1, 1024), np.float32), format="fltp", layout="mono")
+            frame.sample_rate, frame.pts = 16000, i * 1024
+            container.mux(stream.encode(frame))
+        container.mux(stream.encode(None))
+    return path
+
+
+def make_corpus(root: Path) -> None:
+    """Write every bad (and the few good) input files the cases name into `root`."""
+    root.mkdir(parents=True, exist_ok=True)
+    (root / "empty.mp4").write_bytes(b"")
+    (root / "text.mp4").write_text("<html><body>404 Not Found</body></html>\n")
+    (root / "random.mp4").write_bytes(np.random.default_rng(1).bytes(4096))
+    (root / "random.pt").write_bytes(np.random.default_rng(2).bytes(4096))
+    real = _write_video(root / "real.mp4", faststart=True)
+    plain = _write_video(root / "plain.mp4")
+    for source, tag in ((real, "fs"), (plain, "plain")):
+        data = source.read_bytes()
+        for percent in (10, 50, 90):
+            (root / f"cut_{tag}_{percent}.mp4").write_bytes(data[: len(data) * percent // 100])
+    _write_audio(root / "audio.m4a")
+    (root / "folder.mp4").mkdir(exist_ok=True)
+    if not (root / "fifo.mp4").exists():
+        os.mkfifo(root / "fifo.mp4")
+    (root / CONTROL).write_text("not a video\n")
+    (root / "out_file").write_text("a file, not a folder\n")
+    (root / "viz_dir.png").mkdir(exist_ok=True)
+    _write_configs(root)
+    _write_model_folders(root)
+
+
+def _yaml(root: Path, name: str, text: str) -> None:
+    (root / name).write_text(text)
+
+
+def _base_config(root: Path, **top: object) -> dict[str, object]:
+    """A tiny classification run on 10 synthetic videos (4 frames of 32 px) with videomae-tiny and RLT."""
+    config: dict[str, object] = {
+        "run_dir": str(root / "runs" / "base"), "seed": 0, "steps": 2, "batch_size": 4, "lr": 1e-3,
+        "log_every": 1, "checkpoint_every": 1, "eval_at_end": False,
+        "model": {"name": "videomae-tiny", "config": {"image_size": 32, "patch_size": 16, "num_frames": 4},
+                  "reduction": [{"rlt": {"tau": 0.1}}]},
+        "data": {"name": "synthetic", "video_root": str(root / "synth"), "frames": 4, "size": 32, "cache": True,
+                 "synthetic": {"num_videos": 10, "fps": 4, "seconds": 1, "size": 32, "seed": 0}},
+    }
+    config.update(top)
+    return config
+
+
+def _write_configs(root: Path) -> None:
+    import yaml
+
+    def dump(name: str, config: object) -> None:
+        (root / name).write_text(yaml.safe_dump(config, sort_keys=False))
+
+    dump("good.yaml", _base_config(root))
+    dump("wd_nan.yaml", {**_base_config(root), "weight_decay": float("nan")})
+    dump("list.yaml", [1, 2, 3])
+    (root / "binary.yaml").write_bytes(b"run_dir: x\n" + bytes(range(128, 256)) + b"\n")
+    bomb = ["a: &a [x, x, x, x, x, x, x, x, x, x]"]
+    for level in range(1, 9):
+        refs = ", ".join(f"*{chr(96 + level)}" for _ in range(10))
+        bomb.append(f"{chr(97 + level)}: &{chr(97 + level)} [{refs}]")
+    _yaml(root, "bomb.yaml", "\n".join(bomb) + "\n")
+    dump("device_cuda.yaml", {**_base_config(root), "device": "cuda"})
+    # classification labels: a label outside the class list, and a line of binary bytes
+    classes = root / "labels"
+    (classes / "videos").mkdir(parents=True, exist_ok=True)
+    (classes / "classes.txt").write_text("walk\nrun\n")
+    (classes / "train.csv").write_text("real.mp4 0\nreal.mp4 99\n")
+    (classes / "binary.csv").write_bytes(b"real.mp4 0\n" + bytes(range(128, 200)) + b" 1\n")
+    for name, split in (("label99.yaml", "train.csv"), ("label_binary.yaml", "binary.csv")):
+        config = _base_config(root)
+        config["data"] = {"name": "labels", "annotation": str(classes / split), "video_root": str(root),
+                          "frames": 4, "size": 32, "eval_split": None,
+                          "options": {"classes": str(classes / "classes.txt")}}
+        dump(name, config)
+
+
+def _write_model_folders(root: Path) -> None:
+    """Model folders `vidslim eval --checkpoint` is pointed at: config.json a list, invalid, shard indexes."""
+    for name, files in {
+        "hf_list": {"config.json": "[1, 2, 3]"},
+        "hf_invalid": {"config.json": "{\"model_type\": \"clip\", "},
+        "hf_no_map": {"config.json": json.dumps({"model_type": "videomae"}),
+                      "model.safetensors.index.json": json.dumps({"metadata": {}})},
+        "hf_escape": {"config.json": json.dumps({"model_type": "videomae"}),
+                      "model.safetensors.index.json": json.dumps(
+                          {"weight_map": {"w": "../../../etc/passwd.safetensors"}})},
+    }.items():
+        folder = root / name
+        folder.mkdir(exist_ok=True)
+        for file, text in files.items():
+            (folder / file).write_text(text)
+
+
+def cases(root: Path) -> list[Case]:
+    """Every case, with paths inside `root` (the corpus)."""
+    r = str(root)
+    good = f"{r}/good.yaml"
+    out: list[Case] = []
+    files = {  # bad video -> text the error line names
+        "empty": ("empty.mp4", "empty.mp4"), "text": ("text.mp4", "text.mp4"), "random": ("random.mp4", "random.mp4"),
+        "cut_fs_10": ("cut_fs_10.mp4", "cut_fs_10"), "cut_fs_50": ("cut_fs_50.mp4", "cut_fs_50"),
+        "cut_fs_90": ("cut_fs_90.mp4", "cut_fs_90"), "cut_plain_10": ("cut_plain_10.mp4", "cut_plain_10"),
+        "cut_plain_50": ("cut_plain_50.mp4", "cut_plain_50"), "cut_plain_90": ("cut_plain_90.mp4", "cut_plain_90"),
+        "audio": ("audio.m4a", "audio.m4a"), "folder": ("folder.mp4", "folder.mp4"), "fifo": ("fifo.mp4", "fifo.mp4"),
+        "missing": ("missing.mp4", "missing.mp4"), "long": (LONG, "x" * 40), "control": (CONTROL, CONTROL_SHOWN),
+    }
+    quick_files = {"empty", "fifo", "cut_fs_50", "control", "long"}
+    for key, (file, shown) in files.items():
+        path = f"{r}/{file}"
+        out.append(Case(f"info {key}", ("info", path), shown, quick=key in quick_files))
+        out.append(Case(f"tokens {key}", ("tokens", path, "--frames", "4", "--size", "32"), shown))
+        out.append(Case(f"bench {key}", ("bench", "--model", "videomae-tiny", "--method", "rlt", "--no-time",
+                                         "--video", path), shown))
+        out.append(Case(f"train config {key}", ("train", "classify", path), shown))
+        out.append(Case(f"eval --checkpoint {key}", ("eval", "classify", good, "--checkpoint", path), shown))
+    for key in ("missing", "empty", "fifo", "control", "cut_fs_50"):  # the commands that read collections
+        file, shown = files[key]
+        path = f"{r}/{file}"
+        out.append(Case(f"classify {key}", ("classify", path, "--model", "videomae-tiny"), shown))
+        out.append(Case(f"embed {key}", ("embed", path, "--model", "clip-tiny", "--out", f"{r}/index_{key}"), shown))
+        out.append(Case(f"search {key}", ("search", path, "a dog"), shown))
+        out.append(Case(f"tune --video {key}", ("tune", "--model", "videomae-tiny", "--video", path, "--target",
+                                                "speedup=2"), shown))
+        out.append(Case(f"export {key}", ("export", path, "--out", f"{r}/exported_{key}.onnx"), shown))
+    out.append(Case("info 300-char folder", ("info", f"{r}/{'y' * 300}/a.mp4"), "y" * 40))
+    real = f"{r}/real.mp4"
+    tokens = ("tokens", real, "--frames", "4", "--size", "32")
+    for option, value, shown in (
+        ("--fps", "1e-9", "--fps"), ("--fps", "1e5", "--fps"), ("--fps", "nan", "--fps"), ("--fps", "-1", "--fps"),
+        ("--fps", "0", "--fps"), ("--fps", "abc", "--fps"), ("--frames", "0", "--frames"), ("--size", "30", "--size"),
+        ("--size", "100000", "--size"), ("--tau", "nan", "tau"), ("--tau", "-1", "tau"), ("--tau", "inf", "tau"),
+        ("--keep", "2", "--keep"), ("--viz", f"{r}/no/such/folder/v.png", "no/such/folder"),
+        ("--viz", f"{r}/folder.mp4", "folder.mp4"), ("--viz", f"{r}/viz_dir.png", "viz_dir.png"),
+        ("--viz", f"{r}/out_file/v.png", "out_file"), ("--viz-window", "-1", "--viz-window"),
+    ):
+        quick = value in ("1e-9", "1e5", "nan") and option == "--fps"
+        out.append(Case(f"tokens {option} {value}", (*tokens, option, value), shown, quick=quick, timeout=30))
+    synth = ("data", "synth", f"{r}/synth_out")
+    for option, value, shown in (
+        ("--fps", "1e9", "--fps"), ("--fps", "nan", "--fps"), ("--fps", "0", "--fps"), ("--videos", "0", "--videos"),
+        ("--videos", "100000000", "--videos"), ("--seconds", "-1", "--seconds"), ("--seconds", "1e9", "--seconds"),
+        ("--size", "31", "--size"), ("--size", "100000", "--size"), ("--size", "0", "--size"),
+    ):
+        out.append(Case(f"data synth {option} {value}", (*synth, "--videos", "1", option, value), shown,
+                        quick=value == "1e9", timeout=30))
+    out.append(Case("data synth into a file", ("data", "synth", f"{r}/out_file", "--videos", "1"), "out_file",
+                    quick=True))
+    out.append(Case("data synth 300-char folder", ("data", "synth", f"{r}/{'z' * 300}", "--videos", "1"), "z" * 40))
+    out.append(Case("data synth Ctrl-C", ("data", "synth", f"{r}/synth_int", "--videos", "100000", "--size", "64",
+                                         "--json"),
+                    "interrupted", status=130, interrupt_after=6.0))
+    for option, value, shown in (
+        ("--out", f"{r}/out_file", "out_file"), ("--repeat", "0", "--repeat"), ("--repeat", "-3", "--repeat"),
+        ("--tau", "nan", "tau"), ("--tau", "-0.5", "tau"), ("--clip", f"{r}/missing.pt", "missing.pt"),
+        ("--clip", f"{r}/random.pt", "random.pt"),
+    ):
+        out.append(Case(f"demo {option} {Path(value).name}", ("demo", "--quick", "--no-speed", "--out",
+                                                              f"{r}/demo_out", option, value), shown,
+                        quick=option == "--out"))
+    for name, file, shown in (
+        ("binary yaml", "binary.yaml", "binary.yaml"), ("a list", "list.yaml", "list.yaml"),
+        ("weight_decay nan", "wd_nan.yaml", "weight_decay"), ("alias bomb", "bomb.yaml", "bomb.yaml"),
+        ("device cuda", "device_cuda.yaml", "cuda"), ("label 99", "label99.yaml", "train.csv"),
+        ("binary annotation", "label_binary.yaml", "binary.csv"),
+    ):
+        out.append(Case(f"train {name}", ("train", "classify", f"{r}/{file}"), shown,
+                        quick=name in ("binary yaml", "alias bomb")))
+    for override, shown in (
+        ("data.size=30", "data.size"), ("data.frames=0", "data.frames"), ("lr=nan", "lr"), ("lr=-1", "lr"),
+        ("weight_decay=.nan", "weight_decay"), ("batch_size=0", "batch_size"), ("steps=-5", "steps"),
+        ("model.reduction=[{rlt: {tau: .nan}}]", "tau"), ("model.reduction=[{rlt: {tau: -1}}]", "tau"),
+        ("model.reduction=[{tokenprune: {layers: [99]}}]", "99"), ("data.synthetic.fps=1e9", "fps"),
+        ("model.config.embed_dim=10000000", "embed_dim"), ("data.video_root=/proc/no/such", "/proc/no/such"),
+        ("data.fps=1e9", "data.fps"), ("data.frames=100000000", "data.frames"), ("device=tpu9", "tpu9"),
+        ("nonsense", "nonsense"),
+    ):
+        slug = "".join(c if c.isalnum() else "_" for c in override)[:40]
+        out.append(Case(f"train {override}", ("train", "classify", good, override, f"run_dir={r}/runs/{slug}"), shown,
+                        quick=override.startswith("model.reduction=[{tokenprune")))
+    resume = f"{r}/resume.yaml"
+    out.append(Case("train resume with another width", ("train", "classify", resume, "model.config.embed_dim=48",
+                                                        "--json"),
+                    "embed_dim", before=(("train", "classify", resume, "--json"),), timeout=180))
+    for name in ("hf_list", "hf_invalid", "hf_no_map", "hf_escape"):
+        out.append(Case(f"eval --checkpoint {name}", ("eval", "classify", good, "--checkpoint", f"{r}/{name}"),
+                        name, quick=name == "hf_escape"))
+    out.append(Case("eval --checkpoint random .pt", ("eval", "classify", good, "--checkpoint", f"{r}/random.pt"),
+                    "random.pt"))
+    out.append(Case("eval --batch-size 0", ("eval", "classify", good, "--batch-size", "0"), "--batch-size"))
+    out.append(Case("eval --out into a folder", ("eval", "classify", good, "--no-flops", "--out", f"{r}/folder.mp4"),
+                    "folder.mp4", timeout=120))
+    out.append(Case("bench --set tau=nan", ("bench", "--model", "videomae-tiny", "--method", "rlt", "--no-time",
+                                            "--set", "tau=nan"), "tau"))
+    out.append(Case("bench --threads -1", ("bench", "--model", "videomae-tiny", "--no-time", "--threads", "-1"),
+                    "threads"))
+    out.append(Case("bench --device cuda", ("bench", "--model", "videomae-tiny", "--no-time", "--device", "cuda"),
+                    "CUDA"))  # bench's options are checked by bench itself; here the top-level handler's one line
+    out.append(Case("unknown command", ("frobnicate",), "frobnicate", quick=True))
+    out.append(Case("info to a closed pipe", ("info", "--json", real), "", status=141, lines=0, stdout="closed",
+                    quick=True))
+    out.append(Case("info to /dev/full", ("info", real), "standard output", stdout="full", quick=True))
+    return out
+
+
+def _env(case: Case) -> dict[str, str]:
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(SRC), os.environ.get("PYTHONPATH", "")]).rstrip(os.pathsep),
+           "OMP_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1"}
+    env.pop("VIDSLIM_DEBUG", None)
+    env.update(dict(case.env))
+    return env
+
+
+def _setup(root: Path) -> None:
+    """The run the resume cases start from, and its finished copy for evaluation."""
+    import yaml
+
+    config = _base_config(root, run_dir=str(root / "runs" / "resume_done"))
+    (root / "resume.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
+
+
+def _default_sigint() -> None:
+    """In the child: Ctrl-C interrupts (a sweep started in the background inherits SIGINT ignored)."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
+def run_case(case: Case, root: Path) -> str | None:
+    """Run one case; None when it was handled as it should be, else what was wrong."""
+    command = [sys.executable, "-m", "vidslim.cli.main"]
+    for before in case.before:
+        done = subprocess.run([*command, *before], cwd=root, env=_env(case), capture_output=True, text=True,
+                              timeout=case.timeout)
+        if done.returncode != 0:
+            return f"setup {' '.join(before)} failed ({done.returncode}): {done.stderr.strip()[-300:]}"
+    stdout: int | object = subprocess.PIPE
+    full = None
+    if case.stdout == "full":
+        full = open(os.devnull if not Path("/dev/full").exists() else "/dev/full", "wb")  # noqa: SIM115
+        stdout = full
+    started = time.monotonic()
+    process = subprocess.Popen([*command, *case.argv], cwd=root, env=_env(case), stdin=subprocess.DEVNULL,
+                               stdout=stdout, stderr=subprocess.PIPE,  # type: ignore[arg-type]
+                               preexec_fn=_default_sigint if case.interrupt_after is not None else None)
+    if case.stdout == "closed":
+        assert process.stdout is not None
+        process.stdout.close()  # the reader is gone before the command writes
+    try:
+        if case.interrupt_after is not None:
+            try:
+                process.wait(case.interrupt_after)
+            except subprocess.TimeoutExpired:
+                process.send_signal(signal.SIGINT)
+        _, err_bytes = process.communicate(timeout=max(1.0, case.timeout - (time.monotonic() - started)))
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.communicate()
+        return f"no answer within {case.timeout:.0f} s"
+    finally:
+        if full is not None:
+            full.close()
+    status = process.returncode if process.returncode >= 0 else 128 - process.returncode  # as a shell reports it
+    return judge(case, status, err_bytes.decode("utf-8", "replace"))
+
+
+def judge(case: Case, status: int, err: str) -> str | None:
+    """None when exit status and stderr are what `case` expects, else what was wrong."""
+    lines = [line for line in err.splitlines() if line.strip()]
+    problems = []
+    if status != case.status:
+        problems.append(f"exit status {status}, expected {case.status}")
+    if "Traceback" in err:
+        problems.append("a traceback")
+    if len(lines) != case.lines:
+        problems.append(f"{len(lines)} lines on stderr, expected {case.lines}")
+    if case.names and not any(case.names in line for line in lines):
+        problems.append(f"no line names {case.names!r}")
+    if problems:
+        shown = " | ".join(lines[-3:])[:600]
+        return f"{'; '.join(problems)}: {shown}"
+    return None
+
+
+def in_process(case: Case) -> bool:
+    """Whether `run_in_process` can run `case` (no real standard output, signal, setup or environment needed)."""
+    return case.stdout == "pipe" and case.interrupt_after is None and not case.before and not case.env
+
+
+def run_in_process(case: Case, root: Path) -> str | None:
+    """`run_case` without a subprocess: `vidslim.cli.main.main(argv)` with stdout and stderr captured (fast)."""
+    import contextlib
+    import io
+
+    from vidslim.cli.main import main as cli
+
+    out, err = io.StringIO(), io.StringIO()
+    cwd = Path.cwd()
+    os.chdir(root)
+    try:
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+            try:
+                status = cli(list(case.argv))
+            except SystemExit as exit_:  # argparse's usage errors
+                status = exit_.code if isinstance(exit_.code, int) else 2
+    finally:
+        os.chdir(cwd)
+    return judge(case, status, err.getvalue())
+
+
+def sweep(root: Path, selected: Callable[[Case], bool], jobs: int = 1,
+          runner: Callable[[Case, Path], str | None] = run_case) -> list[tuple[Case, str | None]]:
+    """Write the corpus into `root`, run the selected cases (`jobs` at a time): [(case, failure or None)]."""
+    make_corpus(root)
+    _setup(root)
+    chosen = [c for c in cases(root) if selected(c)]
+    with ThreadPoolExecutor(max_workers=max(1, jobs)) as pool:
+        results = list(pool.map(lambda c: runner(c, root), chosen))
+    return list(zip(chosen, results, strict=True))
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--only", default=None, help="run the cases whose name contains this text")
+    parser.add_argument("--quick", action="store_true", help="only the subset the test suite runs")
+    parser.add_argument("--jobs", type=int, default=1, help="cases run at once (default 1)")
+    parser.add_argument("--keep", type=Path, default=None, help="write the corpus here and keep it")
+    parser.add_argument("--list", action="store_true", help="list the cases and exit")
+    args = parser.parse_args(argv)
+
+    def selected(case: Case) -> bool:
+        return (not args.quick or case.quick) and (args.only is None or args.only in case.name)
+
+    if args.list:
+        for case in cases(Path("CORPUS")):
+            print(f"{'quick ' if case.quick else '      '}{case.name}")
+        return 0
+    with tempfile.TemporaryDirectory(prefix="vidslim-faults-") as tmp:
+        root = args.keep or Path(tmp)
+        started = time.monotonic()
+        results = sweep(root, selected, args.jobs)
+    for case, failure in results:
+        if failure is not None:
+            print(f"FAILED {case.name}: {failure}")
+    handled = sum(failure is None for _, failure in results)
+    print(f"{handled}/{len(results)} handled ({time.monotonic() - started:.0f} s)")
+    return 0 if handled == len(results) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
