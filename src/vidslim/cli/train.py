@@ -143,6 +143,8 @@ def _train(args: argparse.Namespace, overrides: list[str], info: Any) -> None:
         if args.json:
             print(json.dumps(summary, indent=1))
         else:
+            if not setup.config.progress:  # the loop prints its summary only beside a progress bar
+                print(result.text())
             print(f"model written to {folder} (vidslim eval {args.kind} {args.config} evaluates it)")
     barrier(info)
 

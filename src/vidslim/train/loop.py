@@ -37,7 +37,6 @@ import os
 import time
 from collections.abc import Callable, Sequence
 from contextlib import nullcontext
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -62,10 +61,12 @@ from vidslim.train.distributed import (
     init_distributed,
     shutdown,
 )
+from vidslim.train.divergence import LossWatch, diverged_error
 from vidslim.train.evaluation import autocast, evaluate
 from vidslim.train.metrics_log import MetricsLog
 from vidslim.train.optim import build_optimizer, decay_split, export_state, import_state, lr_at, set_lr, warmup_steps
 from vidslim.train.plan import Plan, plan_stages
+from vidslim.train.result import TrainResult, count_parameters
 from vidslim.train.runlock import hold_run_dir
 from vidslim.train.sampler import TrainBatchSampler, epoch_seed
 from vidslim.train.seeding import seed_everything, worker_init
@@ -75,31 +76,6 @@ log = logging.getLogger(__name__)
 
 StageHook = Callable[[Stage], None]
 StepHook = Callable[[int, dict[str, float]], None]
-
-
-@dataclass
-class TrainResult:
-    """What a finished run reports (also written to RUN/summary.json by rank 0)."""
-
-    run_dir: Path
-    steps: int
-    trainable_params: int
-    total_params: int
-    skipped_videos: int
-    eval_metrics: dict[str, float] = field(default_factory=dict)
-    last_train: dict[str, float] = field(default_factory=dict)
-    resumed_from: int | None = None
-    wall_time_s: float = 0.0
-    samples_per_s: float = 0.0
-
-    def summary(self) -> dict[str, Any]:
-        return {k: (str(v) if isinstance(v, Path) else v) for k, v in self.__dict__.items()}
-
-
-def count_parameters(module: nn.Module) -> tuple[int, int]:
-    """(trainable, total) parameter counts, shared parameters counted once."""
-    params = {id(p): p for p in module.parameters()}.values()
-    return sum(p.numel() for p in params if p.requires_grad), sum(p.numel() for p in params)
 
 
 class _Trainer:
@@ -130,8 +106,7 @@ class _Trainer:
         self.samples_session = 0
         self.steps_per_epoch: dict[int, int] = {}
         self.bar: Any = None
-        self.bad_step: Tensor | None = None  # first step whose loss was not finite (-1: none), kept on the device
-        self.bad_loss: Tensor | None = None
+        self.watch = LossWatch()  # the first step whose loss was not finite, kept on the device
         self.damaged: list[Path] = []  # checkpoints found damaged when resuming: pruned at the next save
 
     # --- set-up -------------------------------------------------------------------------------------------
@@ -273,31 +248,9 @@ class _Trainer:
             self.last_eval, self.last_eval_step = dict(last_eval), self.step
 
     # --- divergence ---------------------------------------------------------------------------------------
-    def watch_loss(self, loss: Tensor) -> None:
-        """Remember the first step whose loss is not finite, on the loss's device (no host sync per step)."""
-        if self.bad_step is None or self.bad_loss is None:
-            self.bad_step = torch.full((), -1, dtype=torch.long, device=loss.device)
-            self.bad_loss = torch.zeros((), dtype=torch.float32, device=loss.device)
-        first = ~torch.isfinite(loss) & (self.bad_step < 0)
-        self.bad_step = torch.where(first, self.step, self.bad_step)
-        self.bad_loss = torch.where(first, loss.detach().float(), self.bad_loss)
-
     def local_problem(self) -> str | None:
-        """What is not finite in this process (a step's loss, else a parameter, else optimiser state), or None."""
-        if self.bad_step is not None and self.bad_loss is not None and int(self.bad_step) >= 0:
-            return f"the loss became {float(self.bad_loss)} at step {int(self.bad_step)}"
-        bad = ckpt.first_nonfinite({n: p.detach() for n, p in self.step_module.named_parameters()})
-        if bad is not None:
-            return f"parameter {bad} holds NaN or inf at step {self.step}"
-        if self.optimizer is not None:
-            slots = {f"{name}::{slot}": value
-                     for group in self.optimizer.param_groups
-                     for name, p in zip(group["names"], group["params"], strict=True)
-                     for slot, value in self.optimizer.state.get(p, {}).items() if isinstance(value, Tensor)}
-            bad = ckpt.first_nonfinite(slots)
-            if bad is not None:
-                return f"optimizer state {bad} holds NaN or inf at step {self.step}"
-        return None
+        """What is not finite in this process (see `divergence.local_problem`), or None."""
+        return self.watch.local_problem(self.step, self.step_module, self.optimizer)
 
     def check_finite(self) -> None:
         """Before a checkpoint (every rank): raise the divergence error if any rank saw a non-finite value."""
@@ -306,17 +259,7 @@ class _Trainer:
             raise self.diverged(str(problems[0]))
 
     def diverged(self, what: str) -> TrainingError:
-        """The one-line error: what was not finite, the checkpoint kept, and what to change."""
-        c = self.config
-        good = [(s, p) for s, p in ckpt.list_checkpoints(self.run_dir) if p not in self.damaged]
-        kept = (f"the last good checkpoint {good[-1][1]} (step {good[-1][0]}) was kept" if good
-                else "no checkpoint had been written yet")
-        hint = f"lower lr (now {c.lr:g})"
-        hint += (", enable grad clipping (grad_clip: 1.0)" if c.grad_clip is None
-                 else f" or grad_clip (now {c.grad_clip:g})")
-        if c.precision == "fp16":
-            hint += ", or use precision=bf16 or fp32"
-        return TrainingError(f"training diverged: {what}; {kept}; {hint}, then run again to resume")
+        return diverged_error(what, self.config, self.run_dir, self.damaged)
 
     # --- bookkeeping --------------------------------------------------------------------------------------
     def skipped_total(self) -> int:
@@ -417,7 +360,7 @@ class _Trainer:
         if self.info.is_main:
             (self.run_dir / "summary.json").write_text(json.dumps(result.summary(), indent=1) + "\n")
             if c.progress:
-                print(_summary_text(result), flush=True)
+                print(result.text(), flush=True)
         return result
 
     def train_stage(self, plan: Plan, index: int, warm: int) -> None:
@@ -476,7 +419,7 @@ class _Trainer:
                 sums = stacked if sums is None else sums + stacked
                 count += 1
                 self.step += 1
-                self.watch_loss(stacked[0])
+                self.watch.see(stacked[0], self.step)
                 self.samples_session += plan.batch_sizes[index]
                 self.bar.update(1)
                 if c.log_every and (self.step % c.log_every == 0 or self.step == end):
@@ -515,16 +458,6 @@ class _Trainer:
         if callable(after):
             after(self.model)
         return norm.detach()
-
-
-def _summary_text(result: TrainResult) -> str:
-    lines = [f"finished {result.steps} steps in {result.wall_time_s:.1f} s ({result.samples_per_s:.1f} samples/s); "
-             f"trained {result.trainable_params:,} of {result.total_params:,} parameters",
-             f"broken videos skipped: {result.skipped_videos}"]
-    if result.eval_metrics:
-        lines.append("eval: " + ", ".join(f"{k}={v:.4g}" for k, v in result.eval_metrics.items()))
-    lines.append(f"run folder: {result.run_dir}")
-    return "\n".join(lines)
 
 
 def run_training(
