@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import math
+from collections.abc import Callable
+
 import pytest
 import torch
 
@@ -57,3 +60,44 @@ def test_speedup_target_measures_and_reports_spread(tuner: Tuner) -> None:
     assert m["rounds"] == 3 and "speedup" in result.predicted
     assert any("measured_speedup" in step for step in result.steps)
     assert "accuracy" in result.to_dict()["does_not_promise"][0]
+
+
+def _synthetic_timer(tuner: Tuner, fixed: float) -> tuple[Callable, list[list[float]]]:
+    """time_many replaced by exact arithmetic: time ratio = fixed + (1 - fixed) * FLOP ratio, no noise."""
+    from vidslim.bench.spread import PairedRatio
+
+    calls: list[list[float]] = []
+
+    def time_many(method: str, settings: list[dict]) -> list[tuple[PairedRatio, float]]:
+        out = []
+        for one in settings:
+            ratio = fixed + (1 - fixed) * tuner.counts(method, one).mean_gflops / tuner.dense.mean_gflops
+            out.append((PairedRatio.of([1.0] * 3, [ratio] * 3), 100.0 * ratio))
+        calls.append([one.get("r") for one in settings])
+        tuner._dense_ms = 100.0
+        return out
+
+    return time_many, calls
+
+
+@pytest.mark.parametrize("fixed", [0.0, 0.3])
+def test_integer_knob_lands_on_the_whole_step_nearest_the_target(tuner: Tuner, monkeypatch: pytest.MonkeyPatch,
+                                                                   fixed: float) -> None:
+    time_many, calls = _synthetic_timer(tuner, fixed)
+    monkeypatch.setattr(tuner, "time_many", time_many)
+    want = 1.15
+    result = tuner.solve("tome", f"speedup={want}")
+    speedups = {}
+    for r in range(0, 9):  # every r that runs on 16 tokens, counted exactly
+        try:
+            counts = tuner.counts("tome", {"r": r})
+        except ConfigError:  # an r past the tokens is simply not a candidate
+            continue
+        speedups[r] = 1 / (fixed + (1 - fixed) * counts.mean_gflops / tuner.dense.mean_gflops)
+    nearest = min(speedups, key=lambda r: abs(math.log(speedups[r] / want)))
+    assert result.value == nearest
+    assert result.measured["speedup"] == pytest.approx(speedups[nearest])
+    assert calls[-1] == [nearest]  # the winner is timed once more on its own: that figure is the one reported
+    assert any(len(c) == 2 for c in calls[:-1])  # a bracketing pair was timed together
+    if fixed:  # the model learnt the share that does not fall with FLOPs
+        assert result.measured["fixed_share"] == pytest.approx(fixed, abs=1e-6)

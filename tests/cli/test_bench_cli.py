@@ -146,10 +146,18 @@ def test_suite_table_one_row_per_method_dense_first_and_sat_batch(bench) -> None
     assert [r["method"] for r in rows] == ["dense", "tome", "tokenprune+svitt"] * 2
     assert [r["batch"] for r in rows] == [1] * 3 + [choice["batch"]] * 3
     assert rows[0]["speedup"] == 1.0 and rows[1]["flop_ratio"] < 1 and rows[1]["time_ms"] > 0
+    for row in rows:  # realised: paired speedup x FLOP share, with the rounds' spread and the speedup's verdict
+        assert row["realised"] == pytest.approx(row["speedup"] * row["flop_ratio"])
+        assert row["realised_q75"] == pytest.approx(row["speedup_q75"] * row["flop_ratio"])
     status, out, _ = bench(*TINY_SUITE, "--method", "all", "--no-overhead")
     lines = out.splitlines()
     head = next(i for i, line in enumerate(lines) if line.startswith("method"))
-    assert "speedup" in lines[head] and "reduce %" in lines[head] and lines[head + 1].split()[0] == "dense"
+    assert "speedup" in lines[head] and "realised [IQR]" in lines[head] and "reduce %" in lines[head]
+    assert lines[head + 1].split()[0] == "dense"
+    table = lines[head + 2:next(i for i, line in enumerate(lines) if line.startswith(("~x?", "tok kept")))]
+    assert len(table) >= 4
+    for line in (line for line in table if "!" not in line):  # rows that ran (a refused combination says why)
+        assert line.count("?") in (0, 2) and line.count("[") == 2 * (line.count("?") == 0)  # both marked, or both IQRs
     assert "rlt+tokenprune" in out and "bikes.mp4" in lines[1]  # rlt in "all": the sample video for every row
 
 
