@@ -211,3 +211,35 @@ def test_a_checkpoint_folder_tempme_at_8_frames_and_a_card(bench, tmp_path) -> N
     rows = json.loads(out)["rows"]
     assert [r["method"] for r in rows] == ["dense", "card"] and rows[1]["flop_ratio"] < 1
     assert rows[1]["speedup"] is None  # --no-time: nothing timed on the suite path either
+
+
+def test_tune_plot_end_to_end_on_a_tiny_model(tmp_path, square_video, capsys) -> None:
+    import numpy as np
+    from PIL import Image
+
+    from vidslim.cli.tune import PLOT_SIZE
+    from vidslim.viz.plot import SHAKY, series_colours, speedup_axes
+
+    png = tmp_path / "pareto.png"
+    status = cli_main.main(["tune", "--model", "videomae-tiny", "--set", "depth=2", "--frames", "4",
+                            "--set", "tokenprune.layers=[0]", "--video",
+                            str(square_video), "--video", str(square_video), "--repeat", "3", "--threads", "1",
+                            "--plot", str(png), "--json"])  # fmt: skip
+    out = json.loads(capsys.readouterr().out)
+    assert status == 0 and out["plot"] == str(png)
+    points = [(p["setting"], p["kept"], p["speedup"], p["q25"], p["q75"], p["reliable"], p["method"])
+              for p in out["pareto"]]  # fmt: skip
+    assert {p[6] for p in points} >= {"rlt", "tome", "tokenprune", "random"}  # every method that fits the ViT
+    assert all(0 < kept <= 1 and q25 <= s <= q75 for _, kept, s, q25, q75, _, _ in points)
+    assert out["plot_note"].startswith("2 clip(s) (square, square)") and "thread" in out["plot_note"]
+    with Image.open(png) as image:
+        assert image.size == PLOT_SIZE
+        pixels = np.asarray(image.convert("RGB"))
+    axes, colours = speedup_axes(points, PLOT_SIZE, out["plot_note"]), series_colours(points)
+    for colour in colours.values():
+        assert (pixels == colour).all(-1).any()
+    for point in points:  # an unreliable point is a hollow ring over a grey bar, never a filled dot
+        col, row = axes.px(point[1], point[2])
+        if not point[5]:
+            assert tuple(pixels[row, col]) != colours[point[6]]
+            assert (pixels[axes.px(0, point[4])[1] - 1 : row, col] == SHAKY).all(-1).any() or point[4] == point[2]

@@ -127,13 +127,14 @@ class Tuner:
     """The clips, the dense model and cached counts and timings of one model; `solve` tunes one method."""
 
     def __init__(self, model: str | ModelSource, clips: Sequence[torch.Tensor], *, repeat: int = 5,
+                 max_rounds: int | None = None, clock: str = "auto",
                  progress: Callable[[str], Any] | None = None) -> None:
         self.source = model if isinstance(model, ModelSource) else ModelSource.open(model)
         if self.source.base is None:  # one set of random weights shared by every setting
             torch.manual_seed(0)
             self.source.base = self.source.build([])
         self.clips = [c if c.dim() == 5 else c[None] for c in clips]
-        self.repeat = repeat
+        self.repeat, self.max_rounds, self.clock = repeat, max_rounds or 3 * repeat, clock
         self.say = progress or (lambda message: None)
         self._counts: dict[tuple[str, str], Counts] = {}
         self.dense = self.counts("dense", {})
@@ -165,14 +166,13 @@ class Tuner:
 
     # ------------------------------------------------------------------------------------------- timing
     def time(self, method: str, settings: dict[str, Any]) -> Any:
-        """Paired speedup of `method` over dense on the clips (`PairedRatio`) and its median ms per clip."""
-        (paired, ms), = self.time_many(method, [settings])
-        return paired, ms
+        """`method` at `settings` against dense on the clips (`vidslim.bench.precise.Measured`)."""
+        return self.time_many(method, [settings])[0]
 
-    def time_many(self, method: str, settings: Sequence[dict[str, Any]]) -> list[tuple[Any, float]]:
-        """(paired speedup over dense, median ms per clip) of `method` at each of `settings`, all timed in one
-        interleaved comparison with dense, so they share its rounds and the machine's state."""
-        from vidslim.bench.timer import compare
+    def time_many(self, method: str, settings: Sequence[dict[str, Any]]) -> list[Any]:
+        """`Measured` (paired speedup over dense on both clocks, ms per clip) of `method` at each of `settings`, all
+        timed in one interleaved comparison with dense, in chunks of `repeat` rounds until precise or `max_rounds`."""
+        from vidslim.bench.precise import time_until_precise
 
         def run(model: torch.nn.Module) -> Callable[[], None]:
             def call() -> None:
@@ -185,10 +185,10 @@ class Tuner:
         contenders = {"dense": run(self.build("dense", {}))}
         for i, one in enumerate(settings):
             contenders[str(i)] = run(self.build(method, one))
-        result = compare(contenders, warmup=1, repeat=self.repeat, memory=False)
-        per_clip = 1e3 / len(self.clips)
-        self._dense_ms = result.timings["dense"].median * per_clip
-        return [(result.paired(str(i)), result.timings[str(i)].median * per_clip) for i in range(len(settings))]
+        found = time_until_precise(contenders, items=len(self.clips), repeat=self.repeat, max_rounds=self.max_rounds,
+                                   clock=self.clock)  # fmt: skip
+        self._dense_ms = found["dense"].time_ms
+        return [found[str(i)] for i in range(len(settings))]
 
     # ------------------------------------------------------------------------------------------- solving
     def bisect(self, method: str, base: dict[str, Any], knob: Knob, goal: Callable[[Counts], float],
@@ -279,8 +279,8 @@ class Tuner:
         model = TimeModel()
         seen: dict[float, tuple[Counts, float]] = {}  # knob value -> (counts, measured figure)
 
-        def figure(paired: Any, ms: float) -> float:
-            return paired.speedup if kind == "speedup" else ms
+        def figure(m: Any) -> float:
+            return m.speedup if kind == "speedup" else m.time_ms
 
         def miss(got: float) -> float:  # how far a figure is from the target, symmetric in over and under
             return abs(math.log(got / want)) if got > 0 and math.isfinite(got) else math.inf
@@ -325,13 +325,13 @@ class Tuner:
                 break
             self.say(", ".join(f"{knob.name}={v:g} (FLOP ratio {c.mean_gflops / dense_gflops:.3f})" for v, c in fresh)
                      + ": timing against dense")
-            for (v, c), (paired, ms) in zip(fresh, self.time_many(method, [{**base, knob.name: v} for v, _ in fresh]),
-                                            strict=True):
-                got = figure(paired, ms)
-                seen[v] = (c, got)
-                model.add(c.mean_gflops / dense_gflops, 1.0 / paired.speedup)
-                steps.append({knob.name: v, "flop_ratio": c.mean_gflops / dense_gflops, "measured_" + kind: got,
-                              "spread": paired.spread, "reliable": paired.reliable})
+            timed = self.time_many(method, [{**base, knob.name: v} for v, _ in fresh])
+            for (v, c), m in zip(fresh, timed, strict=True):
+                seen[v] = (c, figure(m))
+                model.add(c.mean_gflops / dense_gflops, 1.0 / m.speedup)
+                steps.append({knob.name: v, "flop_ratio": c.mean_gflops / dense_gflops, "measured_" + kind: figure(m),
+                              "clock": m.clock, "rounds": m.paired.n, "spread": m.paired.spread,
+                              "reliable": m.paired.reliable, "wall_speedup": m.wall.speedup})  # fmt: skip
             best = min(seen, key=lambda v: miss(seen[v][1]))
             if miss(seen[best][1]) <= math.log(1.05):
                 break
@@ -344,15 +344,19 @@ class Tuner:
         value = min(seen, key=lambda v: miss(seen[v][1]))
         counts = seen[value][0]
         self.say(f"{knob.name}={value:g} chosen; timing it again on fresh rounds to confirm")
-        (paired, ms), = self.time_many(method, [{**base, knob.name: value}])
-        steps.append({knob.name: value, "confirm": True, "measured_" + kind: figure(paired, ms),
-                      "spread": paired.spread, "reliable": paired.reliable})
+        m = self.time(method, {**base, knob.name: value})
+        steps.append({knob.name: value, "confirm": True, "measured_" + kind: figure(m), "clock": m.clock,
+                      "rounds": m.paired.n, "spread": m.paired.spread, "reliable": m.paired.reliable,
+                      "wall_speedup": m.wall.speedup})  # fmt: skip
         predicted_ratio = model.predict(counts.mean_gflops / dense_gflops)
-        measured = {**paired.to_dict(), "ms": ms, "dense_ms": self._dense_ms, "fixed_share": model.fixed,
-                    "predicted_speedup": 1.0 / predicted_ratio,
+        measured = {**m.to_dict(), "ms": m.time_ms, "wall_ms": m.ms, "dense_ms": self._dense_ms,
+                    "fixed_share": model.fixed, "predicted_speedup": 1.0 / predicted_ratio,
                     "predicted_ms": (self._dense_ms or math.nan) * predicted_ratio}  # fmt: skip
-        if not paired.reliable:
-            notes.append(f"the confirming measurement is {paired.verdict}; rerun on a quieter machine")
+        if m.clock == "cpu":
+            notes.append(f"timed on the timed thread's CPU seconds (one thread; a wait for a core does not count); "
+                         f"wall clock: {m.wall.label()}")
+        if not m.paired.reliable:
+            notes.append(f"the confirming measurement is {m.paired.verdict}; rerun on a quieter machine")
         return value, counts, measured
 
 
