@@ -68,7 +68,8 @@ class Measured:
 
     def to_dict(self) -> dict[str, Any]:
         wall = self.wall.to_dict()
-        return {**self.paired.to_dict(), "clock": self.clock, "ms": self.ms, "cpu_ms": self.cpu_ms,
+        cpu = None if self.cpu is None or not math.isfinite(self.cpu.speedup) else self.cpu.speedup
+        return {**self.paired.to_dict(), "clock": self.clock, "cpu_speedup": cpu, "ms": self.ms, "cpu_ms": self.cpu_ms,
                 "wall_speedup": wall["speedup"], "wall_speedup_q25": wall["speedup_q25"],
                 "wall_speedup_q75": wall["speedup_q75"], "wall_reliable": wall["reliable"],
                 "wall_verdict": wall["verdict"]}  # fmt: skip

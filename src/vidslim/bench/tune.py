@@ -20,7 +20,9 @@ integer knob (ToMe, TempMe r) moves the cost in whole steps, so its two settings
 timed together in one comparison and the target is bracketed; the setting whose measured figure is nearest the
 target wins. Picking the nearest of noisy figures flatters the winner, so the winner is then timed once more on
 fresh rounds, and that confirmation is the measured figure reported (with its spread and verdict); the earlier
-measurements stay in `steps`.
+measurements stay in `steps`. Every timing runs in chunks of `repeat` rounds until the paired speedup is precise
+(`vidslim.bench.precise`), and with one CPU thread it is decided on the timed thread's CPU seconds, which another
+busy process does not skew; the wall-clock figure is reported beside it.
 
 What the card does not promise: accuracy. Nothing here sees labels; the card says so in `does_not_promise`.
 """
@@ -402,15 +404,18 @@ def combination_note(tuner: Tuner, result: TuneResult) -> str | None:
 
 
 def tune(model: str | ModelSource, videos: Sequence[str | Path], target: str, method: str = "rlt", *,
-         frames: int | None = None, repeat: int = 5, settings: dict[str, Any] | None = None,
-         compare_combination: bool = True, progress: Callable[[str], Any] | None = None) -> TuneResult:
+         frames: int | None = None, repeat: int = 5, max_rounds: int | None = None, clock: str = "auto",
+         settings: dict[str, Any] | None = None, compare_combination: bool = True,
+         progress: Callable[[str], Any] | None = None) -> TuneResult:
     """Tune `method` on `model` (a registered name or anything `load_model` reads) to `target` on `videos`.
 
-    frames: frames per clip (default the model's); repeat: timed rounds per measurement; settings: other settings
-    of the method kept fixed. Returns a `TuneResult` (see the module docstring)."""
+    frames: frames per clip (default the model's); repeat: timed rounds per chunk; max_rounds: at most this many
+    (default 3 x repeat); clock: "auto", "wall" or "cpu" (`vidslim.bench.precise`); settings: other settings of the
+    method kept fixed. Returns a `TuneResult` (see the module docstring)."""
     source = model if isinstance(model, ModelSource) else ModelSource.open(model, **(
         {"num_frames": frames} if frames else {}))
-    tuner = Tuner(source, read_clips(videos, source, frames), repeat=repeat, progress=progress)
+    tuner = Tuner(source, read_clips(videos, source, frames), repeat=repeat, max_rounds=max_rounds, clock=clock,
+                  progress=progress)
     result = tuner.solve(method, target, settings)
     if compare_combination:
         note = combination_note(tuner, result)
