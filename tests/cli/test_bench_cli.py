@@ -231,7 +231,7 @@ def test_tune_plot_end_to_end_on_a_tiny_model(tmp_path, square_video, capsys) ->
               for p in out["pareto"]]  # fmt: skip
     assert {p[6] for p in points} >= {"rlt", "tome", "tokenprune", "random"}  # every method that fits the ViT
     assert all(0 < kept <= 1 and q25 <= s <= q75 for _, kept, s, q25, q75, _, _ in points)
-    assert out["plot_note"].startswith("2 clip(s) (square, square)") and "thread" in out["plot_note"]
+    assert out["plot_note"].startswith("2 clip(s): square, square") and "thread" in out["plot_note"]
     with Image.open(png) as image:
         assert image.size == PLOT_SIZE
         pixels = np.asarray(image.convert("RGB"))

@@ -11,7 +11,7 @@ that does not run on these clips (ToMe's r past the tokens) is left out.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
@@ -62,9 +62,9 @@ def pareto_points(tuner: Tuner, methods: list[str] | None = None, options: dict[
     return points
 
 
-def pareto_note(tuner: Tuner, points: list[tuple], what: str = "") -> str:
-    """One line under the plot's title: clips, frames, threads, the machine's load, and how many points are
-    unreliable."""
+def pareto_note(tuner: Tuner, points: list[tuple], names: Sequence[str] = ()) -> str:
+    """The line(s) under the plot's title, parts separated by "; ": clips, input, threads, the machine's load,
+    which clock the speedups come from, and how many points are unreliable."""
     import torch
 
     from vidslim.bench.precise import pick_clock
@@ -72,10 +72,12 @@ def pareto_note(tuner: Tuner, points: list[tuple], what: str = "") -> str:
 
     shaky = sum(1 for p in points if not p[5])
     clock = "timed thread's CPU seconds" if pick_clock(tuner.clock) == "cpu" else "wall clock"
-    clip = tuner.clips[0]
-    return (f"{len(tuner.clips)} clip(s){what}, input {list(clip.shape[1:])}, {torch.get_num_threads()} thread(s), "
-            f"{MachineLoad.start().describe()}; {clock}; bars: IQR of paired rounds"
-            + (f"; {shaky} unreliable (ring, ?)" if shaky else ""))
+    parts = [f"{len(tuner.clips)} clip(s)" + (f": {', '.join(names)}" if names else ""),
+             f"input {list(tuner.clips[0].shape[1:])}, {torch.get_num_threads()} thread(s)",
+             MachineLoad.start().describe(), f"speedup on the {clock}", "bars: IQR of paired rounds"]
+    if shaky:
+        parts.append(f"{shaky} unreliable (ring, ?)")
+    return "; ".join(parts)
 
 
 __all__ = ["GRID", "pareto_note", "pareto_points"]

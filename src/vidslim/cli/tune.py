@@ -107,8 +107,7 @@ def run(args: argparse.Namespace) -> int:
         out["pareto_skipped"] = skipped
         out["pareto"] = [dict(zip(("setting", "kept", "speedup", "q25", "q75", "reliable", "method"), p, strict=True))
                          for p in points]
-        names = ", ".join(Path(v).stem for v in videos)
-        out["plot_note"] = pareto_note(tuner, points, f" ({names})")
+        out["plot_note"] = pareto_note(tuner, points, [Path(v).stem for v in videos])
         out["plot"] = str(plot_speedup(points, args.plot, title=f"{args.model}: measured speedup vs tokens kept",
                                        size=PLOT_SIZE, note=out["plot_note"]))
     if args.json:

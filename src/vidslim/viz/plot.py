@@ -109,8 +109,24 @@ def speedup_axes(points: Sequence[Point], size: tuple[int, int] = CANVAS, note: 
     step = nice_step(top_value)
     y_max = math.ceil(top_value / step - 1e-9) * step
     left, top, right, bottom = MARGINS
-    top += NOTE_SIZE + 6 if note else 0
+    top += len(note_lines(note, size[0])) * (NOTE_SIZE + 4) + 2 if note else 0
     return Axes(left, top, size[0] - 1 - right, size[1] - 1 - bottom, y_max, step)
+
+
+def note_lines(note: str | None, width: int) -> list[str]:
+    """The note's "; "-separated parts joined greedily into lines that fit `width` pixels less a margin (a part
+    longer than a line gets a line of its own)."""
+    if not note:
+        return []
+    font = load_font(NOTE_SIZE)
+    measure = ImageDraw.Draw(Image.new("RGB", (1, 1)))
+    lines: list[str] = []
+    for part in note.split("; "):
+        if lines and measure.textlength(f"{lines[-1]}; {part}", font=font) <= width - 16:
+            lines[-1] = f"{lines[-1]}; {part}"
+        else:
+            lines.append(part)
+    return lines
 
 
 def _check(points: Sequence[Point], size: tuple[int, int]) -> None:
@@ -192,8 +208,9 @@ def _draw_axis_titles(image: Image.Image, axes: Axes, title: str, note: str | No
         (middle, image.height - 6), "kept tokens (fraction of the dense model's)", fill=TEXT, font=font, anchor="md"
     )
     draw.text((image.width // 2, 8), title, fill=TEXT, font=load_font(TITLE_SIZE), anchor="mt")
-    if note:
-        draw.text((image.width // 2, 8 + TITLE_SIZE + 6), note, fill=TEXT, font=load_font(NOTE_SIZE), anchor="mt")
+    for i, line in enumerate(note_lines(note, image.width)):
+        draw.text((image.width // 2, 8 + TITLE_SIZE + 6 + i * (NOTE_SIZE + 4)), line, fill=TEXT,
+                  font=load_font(NOTE_SIZE), anchor="mt")
     label = "speedup (x)"
     width = round(draw.textlength(label, font=font)) + 4
     strip = Image.new("RGB", (width, FONT_SIZE + 6), BACKGROUND)
@@ -292,6 +309,8 @@ def render_speedup(
         left, top, right, bottom = draw.textbbox((0, 0), label, font=font)
         box = place_label(right - left + 4, bottom - top + 4, anchor, size, taken)
         _leader(draw, anchor, box)
+        if series:  # series labels sit among the joining lines: a white ground keeps them readable
+            draw.rectangle([box[0] + 1, box[1] + 1, box[2] - 1, box[3] - 1], fill=BACKGROUND)
         draw.text((box[0] + 2 - left, box[1] + 2 - top), label, fill=colours.get(series, TEXT) if series else TEXT,
                   font=font)
         taken.append(box)
