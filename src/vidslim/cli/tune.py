@@ -10,7 +10,9 @@ Targets: speedup=S (over dense, measured), ms=T (per clip, measured), gflops=X (
 keep=F (tokens into attention, fraction of dense's). The method's knob is solved (RLT tau, ToMe/TempMe r,
 TokenPrune/random keep; `vidslim.bench.tune`); the card written to --out is a reduction card `vidslim bench
 --card` and `vs.load_model(..., reduction=build_reduction(card))` accept. Without --video the sample videos
-(bigbuckbunny, bikes, carphone) are used. Accuracy is not promised: no labels are seen.
+(bigbuckbunny, bikes, carphone) are used. Timing runs in chunks of --repeat rounds until the speedup is precise
+(at most --max-rounds); with --threads 1 it is decided on the timed thread's CPU seconds (--clock), which a busy
+machine does not skew, and the wall-clock figure is printed beside it. Accuracy is not promised: no labels are seen.
 """
 
 from __future__ import annotations
