@@ -146,10 +146,18 @@ def test_suite_table_one_row_per_method_dense_first_and_sat_batch(bench) -> None
     assert [r["method"] for r in rows] == ["dense", "tome", "tokenprune+svitt"] * 2
     assert [r["batch"] for r in rows] == [1] * 3 + [choice["batch"]] * 3
     assert rows[0]["speedup"] == 1.0 and rows[1]["flop_ratio"] < 1 and rows[1]["time_ms"] > 0
+    for row in rows:  # realised: paired speedup x FLOP share, with the rounds' spread and the speedup's verdict
+        assert row["realised"] == pytest.approx(row["speedup"] * row["flop_ratio"])
+        assert row["realised_q75"] == pytest.approx(row["speedup_q75"] * row["flop_ratio"])
     status, out, _ = bench(*TINY_SUITE, "--method", "all", "--no-overhead")
     lines = out.splitlines()
     head = next(i for i, line in enumerate(lines) if line.startswith("method"))
-    assert "speedup" in lines[head] and "reduce %" in lines[head] and lines[head + 1].split()[0] == "dense"
+    assert "speedup" in lines[head] and "realised [IQR]" in lines[head] and "reduce %" in lines[head]
+    assert lines[head + 1].split()[0] == "dense"
+    table = lines[head + 2:next(i for i, line in enumerate(lines) if line.startswith(("~x?", "tok kept")))]
+    assert len(table) >= 4
+    for line in (line for line in table if "!" not in line):  # rows that ran (a refused combination says why)
+        assert line.count("?") in (0, 2) and line.count("[") == 2 * (line.count("?") == 0)  # both marked, or both IQRs
     assert "rlt+tokenprune" in out and "bikes.mp4" in lines[1]  # rlt in "all": the sample video for every row
 
 
@@ -203,3 +211,35 @@ def test_a_checkpoint_folder_tempme_at_8_frames_and_a_card(bench, tmp_path) -> N
     rows = json.loads(out)["rows"]
     assert [r["method"] for r in rows] == ["dense", "card"] and rows[1]["flop_ratio"] < 1
     assert rows[1]["speedup"] is None  # --no-time: nothing timed on the suite path either
+
+
+def test_tune_plot_end_to_end_on_a_tiny_model(tmp_path, square_video, capsys) -> None:
+    import numpy as np
+    from PIL import Image
+
+    from vidslim.cli.tune import PLOT_SIZE
+    from vidslim.viz.plot import SHAKY, series_colours, speedup_axes
+
+    png = tmp_path / "pareto.png"
+    status = cli_main.main(["tune", "--model", "videomae-tiny", "--set", "depth=2", "--frames", "4",
+                            "--set", "tokenprune.layers=[0]", "--video",
+                            str(square_video), "--video", str(square_video), "--repeat", "3", "--threads", "1",
+                            "--plot", str(png), "--json"])  # fmt: skip
+    out = json.loads(capsys.readouterr().out)
+    assert status == 0 and out["plot"] == str(png)
+    points = [(p["setting"], p["kept"], p["speedup"], p["q25"], p["q75"], p["reliable"], p["method"])
+              for p in out["pareto"]]  # fmt: skip
+    assert {p[6] for p in points} >= {"rlt", "tome", "tokenprune", "random"}  # every method that fits the ViT
+    assert all(0 < kept <= 1 and q25 <= s <= q75 for _, kept, s, q25, q75, _, _ in points)
+    assert out["plot_note"].startswith("2 clip(s): square, square") and "thread" in out["plot_note"]
+    with Image.open(png) as image:
+        assert image.size == PLOT_SIZE
+        pixels = np.asarray(image.convert("RGB"))
+    axes, colours = speedup_axes(points, PLOT_SIZE, out["plot_note"]), series_colours(points)
+    for colour in colours.values():
+        assert (pixels == colour).all(-1).any()
+    for point in points:  # an unreliable point is a hollow ring over a grey bar, never a filled dot
+        col, row = axes.px(point[1], point[2])
+        if not point[5]:
+            assert tuple(pixels[row, col]) != colours[point[6]]
+            assert (pixels[axes.px(0, point[4])[1] - 1 : row, col] == SHAKY).all(-1).any() or point[4] == point[2]

@@ -65,6 +65,10 @@ def test_speed_table_has_every_method_and_a_plot(quick_json: tuple[dict[str, Any
         assert row["time_ms"] > 0 and row["gflops"] > 0
         if row["method"] == "dense":
             assert row["speedup"] == pytest.approx(1.0) and row["flop_ratio"] == pytest.approx(1.0)
+        # realised = paired speedup x FLOP share, its IQR the rounds' IQR scaled the same way
+        assert row["realised"] == pytest.approx(row["speedup"] * row["flop_ratio"])
+        assert row["realised_q25"] == pytest.approx(row["speedup_q25"] * row["flop_ratio"])
+        assert row["realised_q75"] == pytest.approx(row["speedup_q75"] * row["flop_ratio"])
     with Image.open(document["speedup_plot"]) as image:
         assert image.format == "PNG"
     assert Path(document["speedup_plot"]) == out / "speedup.png"

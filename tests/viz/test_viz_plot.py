@@ -117,3 +117,26 @@ def test_spread_bars_and_unreliable_points_are_hollow_grey() -> None:
     assert image.getpixel((shaky[0], axes.px(0, 2.4)[1])) == SHAKY  # the spread bar above it
     with pytest.raises(ConfigError, match="low <= speedup <= high"):
         render_speedup([("bad", 0.5, 1.0, 1.2, 1.5, True)])
+
+
+def test_series_share_a_colour_a_joining_line_and_a_legend_row() -> None:
+    from vidslim.viz.plot import PALETTE, SHAKY, series_colours
+
+    points = [("r=2", 0.7, 1.3, 1.25, 1.35, True, "tome"), ("r=8", 0.4, 2.2, 2.1, 2.3, True, "tome"),
+              ("keep=0.5", 0.5, 1.5, 0.9, 2.6, False, "tokenprune")]  # fmt: skip
+    assert series_colours(points) == {"tome": PALETTE[0], "tokenprune": PALETTE[1]}
+    note = "2 clips, 1 thread"
+    image = render_speedup(points, note=note)
+    axes = speedup_axes(points, note=note)
+    assert axes.top > speedup_axes(points).top  # the note takes a line above the box
+    a, b = axes.px(0.7, 1.3), axes.px(0.4, 2.2)
+    assert image.getpixel(a) == PALETTE[0] and image.getpixel(b) == PALETTE[0]
+    mid = ((a[0] + b[0]) // 2, (a[1] + b[1]) // 2)  # on the line joining the tome points
+    pixels = np.asarray(image)
+    assert near(pixels, mid, PALETTE[0], radius=1)
+    shaky = axes.px(0.5, 1.5)
+    assert image.getpixel(shaky) == BACKGROUND and near(pixels, shaky, PALETTE[1], radius=4)  # a ring in its colour
+    assert image.getpixel((shaky[0], axes.px(0, 2.5)[1])) == SHAKY  # and a grey bar: not a plain fact
+    legend = pixels[axes.top : axes.top + 140, axes.right - 300 : axes.right]
+    for colour in (PALETTE[0], PALETTE[1], CURVE):
+        assert (legend == colour).all(-1).any()

@@ -24,7 +24,7 @@ _EXPORTS: dict[str, str] = {
     "count_flops": "vidslim.bench.flops",
     "OverheadSplit": "vidslim.bench.overhead",
     "reduction_overhead": "vidslim.bench.overhead",
-    "BenchRow": "vidslim.bench.suite",
+    "BenchRow": "vidslim.bench.row",
     "Suite": "vidslim.bench.suite",
     "bench_methods": "vidslim.bench.suite",
     "format_table": "vidslim.bench.suite",

@@ -37,80 +37,13 @@ from torch import Tensor, nn
 
 from vidslim.bench.overhead import reduction_overhead
 from vidslim.bench.report import layer_report
+from vidslim.bench.row import BenchRow, set_speedup
 from vidslim.bench.source import ModelSource
-from vidslim.bench.spread import PairedRatio
 from vidslim.bench.timer import compare, time_fn
 from vidslim.errors import ConfigError
 
 #: methods that are baselines, never one half of an "all" combination
 BASELINES = ("dense", "random")
-
-
-
-@dataclasses.dataclass
-class BenchRow:
-    """One method at one setting (batch, precision, eager or compiled). Times in ms per batch unless named."""
-
-    method: str
-    mode: str = "eager"
-    batch: int = 1
-    precision: str = "fp32"
-    device: str = "cpu"
-    tokens: float | None = None
-    token_fraction: float | None = None
-    gflops: float | None = None
-    flop_ratio: float | None = None
-    time_ms: float | None = None
-    videos_per_s: float | None = None
-    speedup: float | None = None
-    speedup_q25: float | None = None
-    speedup_q75: float | None = None
-    speedup_ci95: tuple[float, float] | None = None
-    cpu_speedup: float | None = None
-    rounds: int = 0
-    reliable: bool | None = None
-    verdict: str | None = None
-    load_before: float | None = None
-    load_after: float | None = None
-    cores: int | None = None
-    realised: float | None = None
-    overhead_ms: float | None = None
-    overhead_pct: float | None = None
-    overhead_by_label: dict[str, float] = dataclasses.field(default_factory=dict)
-    compile_s: float | None = None
-    decode_ms_per_video: float | None = None
-    error: str | None = None
-    reduction: tuple[str, ...] = ()
-
-    @property
-    def model_ms_per_video(self) -> float | None:
-        """Model time per video at this batch."""
-        return None if self.time_ms is None else self.time_ms / self.batch
-
-    def to_dict(self) -> dict[str, Any]:
-        out = dataclasses.asdict(self)
-        out["reduction"] = list(self.reduction)
-        out["speedup_ci95"] = None if self.speedup_ci95 is None else list(self.speedup_ci95)
-        out["model_ms_per_video"] = self.model_ms_per_video
-        return {k: _finite(v) for k, v in out.items()}
-
-    def speedup_text(self) -> str:
-        """The speedup with its interquartile range, or marked unreliable with the reason (never a bare figure)."""
-        if self.speedup is None:
-            return "-"
-        if self.method == "dense":
-            return "1.00x"
-        if not self.reliable:
-            return f"~{self.speedup:.2f}x?"
-        return f"{self.speedup:.2f}x [{self.speedup_q25:.2f}-{self.speedup_q75:.2f}]"
-
-
-def _finite(value: Any) -> Any:
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    if isinstance(value, list):
-        return [_finite(v) for v in value]
-    return value
 
 
 @dataclasses.dataclass
@@ -406,31 +339,20 @@ class Suite:
                 row, timing = rows[name], comparison.timings[name]
                 row.time_ms, row.videos_per_s = timing.median * 1e3, timing.throughput()
                 if has_dense:
-                    _set_speedup(row, comparison.paired(name))
+                    set_speedup(row, comparison.paired(name))
         dense = self.entries["dense"]
         for name, entry in self.entries.items():
             row = rows[name]
             row.tokens, row.gflops = entry.tokens, entry.gflops
             row.token_fraction = entry.tokens / dense.tokens if dense.tokens else None
             row.flop_ratio = entry.gflops / dense.gflops if dense.gflops else None
-            if row.speedup is not None and row.flop_ratio is not None:
-                row.realised = row.speedup * row.flop_ratio
+            row.set_realised()
             if overhead and time and name in calls:
                 split = reduction_overhead(calls[name], entry.model, self.device.type)
                 row.overhead_pct = split.percent
                 row.overhead_ms = split.percent / 100.0 * row.time_ms if row.time_ms is not None else split.reduce_ms
                 row.overhead_by_label = split.by_label
         return list(rows.values())
-
-
-def _set_speedup(row: BenchRow, paired: PairedRatio) -> None:
-    """Copy a paired speedup, its spread, verdict and the machine's load into a row."""
-    row.speedup, row.speedup_q25, row.speedup_q75 = paired.speedup, paired.low, paired.high
-    row.speedup_ci95, row.cpu_speedup, row.rounds = paired.ci, paired.cpu_speedup, paired.n
-    row.reliable = paired.reliable or row.method == "dense"
-    row.verdict = "baseline" if row.method == "dense" else paired.verdict
-    if paired.load is not None:
-        row.load_before, row.load_after, row.cores = paired.load.before, paired.load.after, paired.load.cores
 
 
 def bench_methods(
@@ -465,7 +387,7 @@ _COLUMNS: tuple[tuple[str, str, Callable[[BenchRow], Any]], ...] = (
     ("FLOP ratio", ">", lambda r: _f(r.flop_ratio, ".3f")),
     ("ms/batch", ">", lambda r: _f(r.time_ms, ".1f")),
     ("speedup [IQR]", ">", lambda r: r.speedup_text()),
-    ("realised", ">", lambda r: _f(r.realised, ".2f")),
+    ("realised [IQR]", ">", lambda r: r.realised_text()),
     ("reduce ms", ">", lambda r: _f(r.overhead_ms, ".2f")),
     ("reduce %", ">", lambda r: _f(r.overhead_pct, ".1f")),
 )

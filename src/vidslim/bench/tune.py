@@ -10,12 +10,19 @@ dense's), `speedup=S` (over dense, measured) and `ms=T` (ms per clip, measured).
 How: FLOPs and tokens are counted exactly on every clip (`layer_report`, one pass per clip and knob value, cached),
 and the knob is found by bisection on that count (the count falls monotonically as tau or r grow, and rises with
 keep). RLT keeps a different number of tokens on every clip, so its count is the mean over the sample and the
-spread across clips (min, max of kept fraction) is reported with it. A time target is met in two or three rounds:
-the FLOP ratio that would give it if time fell as FLOPs do is solved first, the speedup at that setting is measured
-with the interleaved paired timer (`vidslim.bench.timer.compare`, dense against reduced, every clip each round),
-the fixed share of time that did not fall (overhead, stem, memory traffic) is read off that measurement, and the
-FLOP ratio is solved again with it. The last measurement is reported beside the prediction, with its spread and
-verdict.
+spread across clips (min, max of kept fraction) is reported with it.
+
+A time target (`speedup`, `ms`) is solved against a model of time vs FLOPs calibrated on measurements
+(`vidslim.bench.time_model`): the FLOP ratio predicted to give the wanted time is solved on the exact counts, that
+setting is timed against dense with the interleaved paired timer (`vidslim.bench.timer.compare`, every clip each
+round), the model is refitted on every point measured so far, and the loop repeats (at most three rounds). An
+integer knob (ToMe, TempMe r) moves the cost in whole steps, so its two settings either side of the prediction are
+timed together in one comparison and the target is bracketed; the setting whose measured figure is nearest the
+target wins. Picking the nearest of noisy figures flatters the winner, so the winner is then timed once more on
+fresh rounds, and that confirmation is the measured figure reported (with its spread and verdict); the earlier
+measurements stay in `steps`. Every timing runs in chunks of `repeat` rounds until the paired speedup is precise
+(`vidslim.bench.precise`), and with one CPU thread it is decided on the timed thread's CPU seconds, which another
+busy process does not skew; the wall-clock figure is reported beside it.
 
 What the card does not promise: accuracy. Nothing here sees labels; the card says so in `does_not_promise`.
 """
@@ -122,13 +129,14 @@ class Tuner:
     """The clips, the dense model and cached counts and timings of one model; `solve` tunes one method."""
 
     def __init__(self, model: str | ModelSource, clips: Sequence[torch.Tensor], *, repeat: int = 5,
+                 max_rounds: int | None = None, clock: str = "auto",
                  progress: Callable[[str], Any] | None = None) -> None:
         self.source = model if isinstance(model, ModelSource) else ModelSource.open(model)
         if self.source.base is None:  # one set of random weights shared by every setting
             torch.manual_seed(0)
             self.source.base = self.source.build([])
         self.clips = [c if c.dim() == 5 else c[None] for c in clips]
-        self.repeat = repeat
+        self.repeat, self.max_rounds, self.clock = repeat, max_rounds or 3 * repeat, clock
         self.say = progress or (lambda message: None)
         self._counts: dict[tuple[str, str], Counts] = {}
         self.dense = self.counts("dense", {})
@@ -160,10 +168,13 @@ class Tuner:
 
     # ------------------------------------------------------------------------------------------- timing
     def time(self, method: str, settings: dict[str, Any]) -> Any:
-        """Paired speedup of `method` over dense on the clips (`PairedRatio`) and its median ms per clip."""
-        from vidslim.bench.timer import compare
+        """`method` at `settings` against dense on the clips (`vidslim.bench.precise.Measured`)."""
+        return self.time_many(method, [settings])[0]
 
-        dense, net = self.build("dense", {}), self.build(method, settings)
+    def time_many(self, method: str, settings: Sequence[dict[str, Any]]) -> list[Any]:
+        """`Measured` (paired speedup over dense on both clocks, ms per clip) of `method` at each of `settings`, all
+        timed in one interleaved comparison with dense, in chunks of `repeat` rounds until precise or `max_rounds`."""
+        from vidslim.bench.precise import time_until_precise
 
         def run(model: torch.nn.Module) -> Callable[[], None]:
             def call() -> None:
@@ -173,9 +184,13 @@ class Tuner:
 
             return call
 
-        result = compare({"dense": run(dense), "reduced": run(net)}, warmup=1, repeat=self.repeat, memory=False)
-        self._dense_ms = result.timings["dense"].median * 1e3 / len(self.clips)
-        return result.paired("reduced"), result.timings["reduced"].median * 1e3 / len(self.clips)
+        contenders = {"dense": run(self.build("dense", {}))}
+        for i, one in enumerate(settings):
+            contenders[str(i)] = run(self.build(method, one))
+        found = time_until_precise(contenders, items=len(self.clips), repeat=self.repeat, max_rounds=self.max_rounds,
+                                   clock=self.clock)  # fmt: skip
+        self._dense_ms = found["dense"].time_ms
+        return [found[str(i)] for i in range(len(settings))]
 
     # ------------------------------------------------------------------------------------------- solving
     def bisect(self, method: str, base: dict[str, Any], knob: Knob, goal: Callable[[Counts], float],
@@ -259,35 +274,91 @@ class Tuner:
 
     def _solve_time(self, method: str, base: dict[str, Any], knob: Knob, kind: str, want: float,
                     steps: list[dict[str, Any]], notes: list[str]) -> tuple[float, Counts, dict[str, Any]]:
-        """Two or three rounds of: solve the FLOP ratio for the time target, measure, learn the fixed share."""
+        """Calibrate time vs FLOPs on measured settings, bracket an integer knob, confirm the winner (module doc)."""
+        from vidslim.bench.time_model import TimeModel
+
         dense_gflops = self.dense.mean_gflops
-        fixed = 0.0  # share of dense time that does not fall with FLOPs, learnt from measurements
-        value, counts, paired, ms = 0.0, self.dense, None, math.nan
-        for _ in range(3):
+        model = TimeModel()
+        seen: dict[float, tuple[Counts, float]] = {}  # knob value -> (counts, measured figure)
+
+        def figure(m: Any) -> float:
+            return m.speedup if kind == "speedup" else m.time_ms
+
+        def miss(got: float) -> float:  # how far a figure is from the target, symmetric in over and under
+            return abs(math.log(got / want)) if got > 0 and math.isfinite(got) else math.inf
+
+        def wanted_time_ratio() -> float:
             if kind == "speedup":
-                time_ratio = 1.0 / want
-            else:
-                if self._dense_ms is None:
-                    self.time("dense", {})
-                time_ratio = want / self._dense_ms  # type: ignore[operator]
-            flop_ratio = max((time_ratio - fixed) / (1.0 - fixed), 1e-3)
-            value, counts = self.bisect(method, base, knob, lambda c: c.mean_gflops / dense_gflops, flop_ratio, steps)
-            self.say(f"{knob.name}={value:g}: FLOP ratio {counts.mean_gflops / dense_gflops:.3f}; timing against dense")
-            paired, ms = self.time(method, {**base, knob.name: value})
-            got = paired.speedup if kind == "speedup" else ms
-            steps.append({knob.name: value, "measured_" + kind: got, "spread": paired.spread})
-            if abs(got / want - 1) <= 0.05:
+                return 1.0 / want
+            if self._dense_ms is None:
+                self.time_many(method, [])
+            return want / self._dense_ms  # type: ignore[operator]
+
+        def towards(value: float) -> float | None:
+            """The next integer setting from `value` in the direction that moves its figure towards the target."""
+            got = seen[value][1]
+            more = got < want if kind == "speedup" else got > want  # still too slow: reduce more
+            step = 1 if more != knob.cost_rises else -1
+            nxt = value + step
+            return nxt if knob.low <= nxt <= knob.high else None
+
+        for _ in range(3):
+            goal = model.flop_ratio_for(wanted_time_ratio())
+            value, counts = self.bisect(method, base, knob, lambda c: c.mean_gflops / dense_gflops, goal, steps)
+            candidates = [value]
+            if knob.integer:  # the neighbour on the other side of the prediction, so the pair brackets the target
+                predicted = model.predict(counts.mean_gflops / dense_gflops)
+                more = predicted > wanted_time_ratio()
+                other = value + (1 if more != knob.cost_rises else -1)
+                if knob.low <= other <= knob.high:
+                    candidates.append(other)
+                if seen:  # and the step from the best so far towards the target
+                    nxt = towards(min(seen, key=lambda v: miss(seen[v][1])))
+                    candidates += [] if nxt is None else [nxt]
+            fresh = []
+            for v in dict.fromkeys(candidates):
+                if v in seen:
+                    continue
+                try:
+                    fresh.append((v, self.counts(method, {**base, knob.name: v})))
+                except ConfigError:  # past what the reducer can do on these clips
+                    continue
+            if not fresh:
                 break
-            ratio = counts.mean_gflops / dense_gflops
-            measured_ratio = 1.0 / paired.speedup
-            if ratio < 0.98:  # time = fixed + (1 - fixed) * FLOP ratio, solved for fixed from this measurement
-                fixed = min(max((measured_ratio - ratio) / (1.0 - ratio), -0.5), 0.9)
-        predicted_ratio = fixed + (1 - fixed) * counts.mean_gflops / dense_gflops
-        measured = {**paired.to_dict(), "ms": ms, "dense_ms": self._dense_ms,  # type: ignore[union-attr]
-                    "predicted_speedup": 1.0 / predicted_ratio,
+            self.say(", ".join(f"{knob.name}={v:g} (FLOP ratio {c.mean_gflops / dense_gflops:.3f})" for v, c in fresh)
+                     + ": timing against dense")
+            timed = self.time_many(method, [{**base, knob.name: v} for v, _ in fresh])
+            for (v, c), m in zip(fresh, timed, strict=True):
+                seen[v] = (c, figure(m))
+                model.add(c.mean_gflops / dense_gflops, 1.0 / m.speedup)
+                steps.append({knob.name: v, "flop_ratio": c.mean_gflops / dense_gflops, "measured_" + kind: figure(m),
+                              "clock": m.clock, "rounds": m.paired.n, "spread": m.paired.spread,
+                              "reliable": m.paired.reliable, "wall_speedup": m.wall.speedup})  # fmt: skip
+            best = min(seen, key=lambda v: miss(seen[v][1]))
+            if miss(seen[best][1]) <= math.log(1.05):
+                break
+            if knob.integer:
+                nxt = towards(best)
+                if nxt is None or nxt in seen:  # bracketed: no whole step lands nearer
+                    break
+        if not seen:
+            raise ConfigError(f"{method}: no {knob.name} in [{knob.low:g}, {knob.high:g}] runs on these clips")
+        value = min(seen, key=lambda v: miss(seen[v][1]))
+        counts = seen[value][0]
+        self.say(f"{knob.name}={value:g} chosen; timing it again on fresh rounds to confirm")
+        m = self.time(method, {**base, knob.name: value})
+        steps.append({knob.name: value, "confirm": True, "measured_" + kind: figure(m), "clock": m.clock,
+                      "rounds": m.paired.n, "spread": m.paired.spread, "reliable": m.paired.reliable,
+                      "wall_speedup": m.wall.speedup})  # fmt: skip
+        predicted_ratio = model.predict(counts.mean_gflops / dense_gflops)
+        measured = {**m.to_dict(), "ms": m.time_ms, "wall_ms": m.ms, "dense_ms": self._dense_ms,
+                    "fixed_share": model.fixed, "predicted_speedup": 1.0 / predicted_ratio,
                     "predicted_ms": (self._dense_ms or math.nan) * predicted_ratio}  # fmt: skip
-        if not paired.reliable:  # type: ignore[union-attr]
-            notes.append(f"the last measurement is {paired.verdict}; rerun on a quieter machine")  # type: ignore
+        if m.clock == "cpu":
+            notes.append(f"timed on the timed thread's CPU seconds (one thread; a wait for a core does not count); "
+                         f"wall clock: {m.wall.label()}")
+        if not m.paired.reliable:
+            notes.append(f"the confirming measurement is {m.paired.verdict}; rerun on a quieter machine")
         return value, counts, measured
 
 
@@ -333,15 +404,18 @@ def combination_note(tuner: Tuner, result: TuneResult) -> str | None:
 
 
 def tune(model: str | ModelSource, videos: Sequence[str | Path], target: str, method: str = "rlt", *,
-         frames: int | None = None, repeat: int = 5, settings: dict[str, Any] | None = None,
-         compare_combination: bool = True, progress: Callable[[str], Any] | None = None) -> TuneResult:
+         frames: int | None = None, repeat: int = 5, max_rounds: int | None = None, clock: str = "auto",
+         settings: dict[str, Any] | None = None, compare_combination: bool = True,
+         progress: Callable[[str], Any] | None = None) -> TuneResult:
     """Tune `method` on `model` (a registered name or anything `load_model` reads) to `target` on `videos`.
 
-    frames: frames per clip (default the model's); repeat: timed rounds per measurement; settings: other settings
-    of the method kept fixed. Returns a `TuneResult` (see the module docstring)."""
+    frames: frames per clip (default the model's); repeat: timed rounds per chunk; max_rounds: at most this many
+    (default 3 x repeat); clock: "auto", "wall" or "cpu" (`vidslim.bench.precise`); settings: other settings of the
+    method kept fixed. Returns a `TuneResult` (see the module docstring)."""
     source = model if isinstance(model, ModelSource) else ModelSource.open(model, **(
         {"num_frames": frames} if frames else {}))
-    tuner = Tuner(source, read_clips(videos, source, frames), repeat=repeat, progress=progress)
+    tuner = Tuner(source, read_clips(videos, source, frames), repeat=repeat, max_rounds=max_rounds, clock=clock,
+                  progress=progress)
     result = tuner.solve(method, target, settings)
     if compare_combination:
         note = combination_note(tuner, result)

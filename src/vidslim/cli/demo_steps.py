@@ -137,7 +137,7 @@ def format_speed(rows: Sequence[tuple[str, Any]]) -> str:
     """The side-by-side table: model, method, kept tokens, GFLOPs, FLOP ratio, time, speedup, realised share."""
     head = (
         f"{'model':<14} {'method':<18} {'tokens':>7} {'GFLOPs':>8} {'FLOPs':>7} {'ms':>8} {'speedup [IQR]':>18} "
-        f"{'realised':>8} {'overhead':>8}"
+        f"{'realised [IQR]':>17} {'overhead':>8}"
     )
     lines = [head, "-" * len(head)]
     for model, r in rows:
@@ -147,7 +147,7 @@ def format_speed(rows: Sequence[tuple[str, Any]]) -> str:
         lines.append(
             f"{model:<14} {r.method:<18} {_pct(r.token_fraction):>7} {_num(r.gflops, '.3g'):>8} "
             f"{_pct(r.flop_ratio):>7} {_num(r.time_ms, '.0f'):>8} {r.speedup_text():>18} "
-            f"{_num(r.realised if r.reliable else None, '.2f'):>8} "
+            f"{r.realised_text():>17} "
             f"{_pct(None if r.overhead_pct is None else r.overhead_pct / 100):>8}"
         )
     shaky = [r for _, r in rows if r.speedup is not None and not r.reliable]

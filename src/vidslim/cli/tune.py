@@ -10,7 +10,9 @@ Targets: speedup=S (over dense, measured), ms=T (per clip, measured), gflops=X (
 keep=F (tokens into attention, fraction of dense's). The method's knob is solved (RLT tau, ToMe/TempMe r,
 TokenPrune/random keep; `vidslim.bench.tune`); the card written to --out is a reduction card `vidslim bench
 --card` and `vs.load_model(..., reduction=build_reduction(card))` accept. Without --video the sample videos
-(bigbuckbunny, bikes, carphone) are used. Accuracy is not promised: no labels are seen.
+(bigbuckbunny, bikes, carphone) are used. Timing runs in chunks of --repeat rounds until the speedup is precise
+(at most --max-rounds); with --threads 1 it is decided on the timed thread's CPU seconds (--clock), which a busy
+machine does not skew, and the wall-clock figure is printed beside it. Accuracy is not promised: no labels are seen.
 """
 
 from __future__ import annotations
@@ -18,9 +20,13 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from pathlib import Path
 from typing import Any
 
 from vidslim.errors import ConfigError
+
+#: canvas of the --plot picture (width, height) in pixels
+PLOT_SIZE = (820, 540)
 
 
 def add_parser(subparsers: Any) -> None:
@@ -37,7 +43,12 @@ def add_parser(subparsers: Any) -> None:
     parser.add_argument("--frames", type=int, default=None, help="frames per clip (default: the model's)")
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                         help="a model config field (e.g. image_size=112) or a fixed method setting")
-    parser.add_argument("--repeat", type=int, default=5, help="timed rounds per measurement (default 5)")
+    parser.add_argument("--repeat", type=int, default=5,
+                        help="timed rounds per chunk; chunks are added until the speedup is precise (default 5)")
+    parser.add_argument("--max-rounds", type=int, default=None, help="at most this many rounds (default 3 x --repeat)")
+    parser.add_argument("--clock", default="auto", choices=("auto", "wall", "cpu"),
+                        help="what decides: wall time, or the timed thread's CPU seconds (auto: CPU with --threads 1, "
+                             "which a busy machine does not skew)")
     parser.add_argument("--threads", type=int, default=None, help="torch.set_num_threads (default: torch's)")
     parser.add_argument("--out", default=None, metavar="FILE", help="write the reduction card here (JSON)")
     parser.add_argument("--plot", default=None, metavar="PNG",
@@ -60,8 +71,8 @@ def run(args: argparse.Namespace) -> int:
 
     if args.target is None and args.plot is None:
         raise ConfigError("give --target KIND=VALUE (speedup=2, gflops=60, keep=0.5, ms=300) or --plot FILE.png")
-    if args.repeat < 1 or (args.frames is not None and args.frames < 1):
-        raise ConfigError("--repeat and --frames must be >= 1")
+    if args.repeat < 1 or (args.frames is not None and args.frames < 1) or (args.max_rounds or 1) < 1:
+        raise ConfigError("--repeat, --max-rounds and --frames must be >= 1")
     if args.threads:
         torch.set_num_threads(args.threads)
     source = ModelSource.open(args.model)
@@ -75,7 +86,8 @@ def run(args: argparse.Namespace) -> int:
         from vidslim.io.samples import sample_videos
 
         videos = [str(p) for p in sample_videos().values()]
-    tuner = Tuner(source, read_clips(videos, source, args.frames), repeat=args.repeat, progress=_say)
+    tuner = Tuner(source, read_clips(videos, source, args.frames), repeat=args.repeat, max_rounds=args.max_rounds,
+                  clock=args.clock, progress=_say)
     out: dict[str, Any] = {"model": args.model, "videos": videos, "frames": args.frames or source.config.num_frames,
                            "threads": torch.get_num_threads()}
     if args.target is not None:
@@ -89,14 +101,17 @@ def run(args: argparse.Namespace) -> int:
             out["card"] = str(write_card(args.out, result.card, **{k: v for k, v in result.to_dict().items()
                                                                      if k != "steps"}, videos=videos))
     if args.plot is not None:
-        from vidslim.bench.pareto import pareto_points
+        from vidslim.bench.pareto import pareto_note, pareto_points
         from vidslim.viz.plot import plot_speedup
 
-        points = pareto_points(tuner, progress=_say)
-        out["pareto"] = [dict(zip(("label", "kept", "speedup", "q25", "q75", "reliable"), p, strict=True))
+        skipped: dict[str, str] = {}
+        points = pareto_points(tuner, options=options, progress=_say, skipped=skipped)
+        out["pareto_skipped"] = skipped
+        out["pareto"] = [dict(zip(("setting", "kept", "speedup", "q25", "q75", "reliable", "method"), p, strict=True))
                          for p in points]
+        out["plot_note"] = pareto_note(tuner, points, [Path(v).stem for v in videos])
         out["plot"] = str(plot_speedup(points, args.plot, title=f"{args.model}: measured speedup vs tokens kept",
-                                       size=(760, 500)))
+                                       size=PLOT_SIZE, note=out["plot_note"]))
     if args.json:
         print(json.dumps(out, indent=2))
         return 0
@@ -105,8 +120,10 @@ def run(args: argparse.Namespace) -> int:
     if "plot" in out:
         for p in out["pareto"]:
             mark = "" if p["reliable"] else "  (unreliable: spread too wide)"
-            print(f"  {p['label']:<22} kept {p['kept']:.2f}  speedup {p['speedup']:.2f}x "
+            print(f"  {p['method'] + ' ' + p['setting']:<22} kept {p['kept']:.2f}  speedup {p['speedup']:.2f}x "
                   f"[{p['q25']:.2f}-{p['q75']:.2f}]{mark}")
+        for method, reason in out["pareto_skipped"].items():
+            print(f"  {method}: not drawn ({reason})")
         print(f"plot: {out['plot']}")
     print("not promised: " + "; ".join(DOES_NOT_PROMISE[:1]))
     return 0
@@ -123,7 +140,8 @@ def _print_result(r: dict[str, Any], card: str | None) -> None:
     if m:
         label = (f"{m['speedup']:.2f}x [{m['speedup_q25']:.2f}-{m['speedup_q75']:.2f}]" if m["reliable"]
                  else f"~{m['speedup']:.2f}x? ({m['verdict']})")
-        print(f"  measured: speedup {label}, {m['ms']:.0f} ms per clip (dense {m['dense_ms']:.0f}), "
+        clock = "the timed thread's CPU seconds" if m.get("clock") == "cpu" else "wall clock"
+        print(f"  measured ({clock}): speedup {label}, {m['ms']:.0f} ms per clip (dense {m['dense_ms']:.0f}), "
               f"{m['rounds']} paired rounds")
     for note in r["notes"]:
         print(f"  note: {note}")

@@ -3,9 +3,13 @@
     plot_speedup([("RLT", 0.62, 1.5), ("TempMe", 0.35, 2.1), ("dense", 1.0, 1.0)], "speedup.png")
     plot_speedup([("RLT", 0.62, 1.5, 1.4, 1.6, True), ("ToMe", 0.5, 1.2, 0.6, 2.0, False)], "pareto.png")
 
-A point is (label, kept, speedup) or (label, kept, speedup, low, high, reliable): the second form draws the spread
-(low to high, e.g. the interquartile range of per-round speedups) as a vertical bar, and a point that is not
-reliable as a hollow grey ring with "?" after its label, so a figure the timer flagged never reads as a fact.
+A point is (label, kept, speedup) or (label, kept, speedup, low, high, reliable), or that with a seventh field, its
+series (a method's name): the long forms draw the spread (low to high, e.g. the interquartile range of per-round
+speedups) as a vertical bar, and a point that is not reliable as a hollow ring with "?" after its label and a
+grey bar, so a figure the timer flagged never reads as a fact. Points of one series share a colour from `PALETTE`,
+are joined by a thin line in order of kept tokens, are named once in the legend, and their labels (then only the
+setting, e.g. "r=6") are written in that colour; a label pushed away from its dot gets a thin leader line. `note`
+(e.g. the clips, threads and load) is written under the title.
 
 The picture: a white canvas, the plot box with light grid lines at the ticks, x = kept tokens (0 to 1), y =
 speedup (0 to a round number above the largest point, at least 2), the ideal `speedup = 1/kept` curve in
@@ -37,6 +41,11 @@ CURVE = (31, 119, 180)
 POINT = (214, 39, 40)
 SHAKY = (150, 150, 150)
 TEXT = (20, 20, 20)
+LEADER = (170, 170, 170)
+#: series colours: dark enough to read as text on white, distinct from the ideal curve's blue
+PALETTE = ((214, 39, 40), (44, 160, 44), (148, 103, 189), (255, 127, 14), (140, 86, 75), (227, 119, 194),
+           (23, 190, 207), (127, 127, 127), (188, 189, 34), (31, 31, 120))
+NOTE_SIZE = 11
 MARKER = 4  # dot radius, pixels
 FONT_SIZE = 12
 TITLE_SIZE = 15
@@ -71,30 +80,62 @@ class Axes:
         return col, row
 
 
-Point = tuple  # (label, kept, speedup) or (label, kept, speedup, low, high, reliable)
+Point = tuple  # (label, kept, speedup) or (label, kept, speedup, low, high, reliable[, series])
 
 
 def _top(point: Point) -> float:
     """The highest value a point draws: its speedup, or the top of its spread bar."""
-    return max(float(point[2]), float(point[4])) if len(point) == 6 else float(point[2])
+    return max(float(point[2]), float(point[4])) if len(point) >= 6 else float(point[2])
 
 
-def speedup_axes(points: Sequence[Point], size: tuple[int, int] = CANVAS) -> Axes:
-    """The axes `plot_speedup` draws `points` on: y_max is the next tick above 1.1 x the largest speedup (>= 2)."""
+def _reliable(point: Point) -> bool:
+    return len(point) < 6 or bool(point[5])
+
+
+def _series(point: Point) -> str | None:
+    return str(point[6]) if len(point) == 7 and point[6] is not None else None
+
+
+def series_colours(points: Sequence[Point]) -> dict[str, tuple[int, int, int]]:
+    """Each series' colour, in order of first appearance (cycling through `PALETTE`)."""
+    names = list(dict.fromkeys(s for s in map(_series, points) if s is not None))
+    return {name: PALETTE[i % len(PALETTE)] for i, name in enumerate(names)}
+
+
+def speedup_axes(points: Sequence[Point], size: tuple[int, int] = CANVAS, note: str | None = None) -> Axes:
+    """The axes `plot_speedup` draws `points` on: y_max is the next tick above 1.1 x the largest speedup (>= 2);
+    a note under the title moves the plot box down by one line."""
     top_value = max([2.0, *(1.1 * _top(p) for p in points)])
     step = nice_step(top_value)
     y_max = math.ceil(top_value / step - 1e-9) * step
     left, top, right, bottom = MARGINS
+    top += len(note_lines(note, size[0])) * (NOTE_SIZE + 4) + 2 if note else 0
     return Axes(left, top, size[0] - 1 - right, size[1] - 1 - bottom, y_max, step)
+
+
+def note_lines(note: str | None, width: int) -> list[str]:
+    """The note's "; "-separated parts joined greedily into lines that fit `width` pixels less a margin (a part
+    longer than a line gets a line of its own)."""
+    if not note:
+        return []
+    font = load_font(NOTE_SIZE)
+    measure = ImageDraw.Draw(Image.new("RGB", (1, 1)))
+    lines: list[str] = []
+    for part in note.split("; "):
+        if lines and measure.textlength(f"{lines[-1]}; {part}", font=font) <= width - 16:
+            lines[-1] = f"{lines[-1]}; {part}"
+        else:
+            lines.append(part)
+    return lines
 
 
 def _check(points: Sequence[Point], size: tuple[int, int]) -> None:
     for point in points:
-        if len(point) not in (3, 6):
+        if len(point) not in (3, 6, 7):
             raise ConfigError(f"plot_speedup: each point is (label, kept_fraction, speedup) or (label, kept_fraction, "
-                              f"speedup, low, high, reliable), got {point!r}")
+                              f"speedup, low, high, reliable[, series]), got {point!r}")
         label, kept, speedup = point[:3]
-        if len(point) == 6 and not (0 < float(point[3]) <= float(speedup) <= float(point[4])):
+        if len(point) >= 6 and not (0 < float(point[3]) <= float(speedup) <= float(point[4])):
             raise ConfigError(f"plot_speedup: point {label!r} needs 0 < low <= speedup <= high, got {point[2:5]}")
         if not (0.0 < float(kept) <= 1.0):
             raise ConfigError(f"plot_speedup: point {label!r} keeps {kept} of the tokens; kept_fraction is in (0, 1]")
@@ -159,7 +200,7 @@ def _draw_frame(draw: ImageDraw.ImageDraw, axes: Axes) -> None:
     draw.rectangle([axes.left, axes.top, axes.right, axes.bottom], outline=AXIS)
 
 
-def _draw_axis_titles(image: Image.Image, axes: Axes, title: str) -> None:
+def _draw_axis_titles(image: Image.Image, axes: Axes, title: str, note: str | None = None) -> None:
     draw = ImageDraw.Draw(image)
     font = load_font(FONT_SIZE)
     middle = (axes.left + axes.right) // 2
@@ -167,6 +208,9 @@ def _draw_axis_titles(image: Image.Image, axes: Axes, title: str) -> None:
         (middle, image.height - 6), "kept tokens (fraction of the dense model's)", fill=TEXT, font=font, anchor="md"
     )
     draw.text((image.width // 2, 8), title, fill=TEXT, font=load_font(TITLE_SIZE), anchor="mt")
+    for i, line in enumerate(note_lines(note, image.width)):
+        draw.text((image.width // 2, 8 + TITLE_SIZE + 6 + i * (NOTE_SIZE + 4)), line, fill=TEXT,
+                  font=load_font(NOTE_SIZE), anchor="mt")
     label = "speedup (x)"
     width = round(draw.textlength(label, font=font)) + 4
     strip = Image.new("RGB", (width, FONT_SIZE + 6), BACKGROUND)
@@ -182,48 +226,76 @@ def _curve(axes: Axes) -> list[tuple[int, int]]:
     return [(c, axes.px(0, 1.0 / max((c - axes.left) / (axes.right - axes.left), 1e-9))[1]) for c in cols]
 
 
-def _legend(draw: ImageDraw.ImageDraw, axes: Axes) -> Box:
-    """The legend in the plot box's top-right corner; returns its box."""
+def _legend(draw: ImageDraw.ImageDraw, axes: Axes, colours: dict[str, tuple[int, int, int]], spread: bool,
+            shaky: bool) -> Box:
+    """The legend in the plot box's top-right corner (the ideal curve, each series or "measured", the spread bar
+    and the unreliable ring when drawn); returns its box."""
     font = load_font(FONT_SIZE)
-    lines = ("speedup = 1/kept (ideal)", "measured (bar: IQR)", "unreliable: spread too wide")
-    width = max(round(draw.textlength(s, font=font)) for s in lines) + 34
-    height = 3 * 16 + 8
+    rows: list[tuple[str, str, tuple[int, int, int]]] = [("line", "speedup = 1/kept (ideal)", CURVE)]
+    rows += [("dot", name, colour) for name, colour in colours.items()] or [("dot", "measured", POINT)]
+    if spread:
+        rows.append(("bar", "bar: IQR of paired rounds", TEXT))
+    if shaky or not spread:  # the ring is always explained where the old three-line legend explained it
+        rows.append(("ring", "ring, ?: unreliable (spread too wide)", SHAKY))
+    width = max(round(draw.textlength(text, font=font)) for _, text, _ in rows) + 34
+    height = 16 * len(rows) + 8
     box = (axes.right - width - 6, axes.top + 6, axes.right - 6, axes.top + 6 + height)
     draw.rectangle(box, fill=BACKGROUND, outline=GRID)
-    row1, row2 = box[1] + 12, box[1] + 28
-    draw.line([(box[0] + 6, row1), (box[0] + 24, row1)], fill=CURVE, width=2)
-    draw.ellipse([box[0] + 15 - MARKER, row2 - MARKER, box[0] + 15 + MARKER, row2 + MARKER], fill=POINT)
-    draw.text((box[0] + 30, row1), lines[0], fill=TEXT, font=font, anchor="lm")
-    draw.text((box[0] + 30, row2), lines[1], fill=TEXT, font=font, anchor="lm")
-    row3 = box[1] + 44
-    draw.ellipse([box[0] + 15 - MARKER, row3 - MARKER, box[0] + 15 + MARKER, row3 + MARKER], outline=SHAKY, width=2)
-    draw.text((box[0] + 30, row3), lines[2], fill=TEXT, font=font, anchor="lm")
+    for i, (kind, text, colour) in enumerate(rows):
+        row, mid = box[1] + 12 + 16 * i, box[0] + 15
+        if kind == "line":
+            draw.line([(box[0] + 6, row), (box[0] + 24, row)], fill=colour, width=2)
+        elif kind == "dot":
+            draw.ellipse([mid - MARKER, row - MARKER, mid + MARKER, row + MARKER], fill=colour)
+        elif kind == "bar":
+            draw.line([(mid, row - 6), (mid, row + 6)], fill=colour)
+            draw.line([(mid - 3, row - 6), (mid + 3, row - 6)], fill=colour)
+            draw.line([(mid - 3, row + 6), (mid + 3, row + 6)], fill=colour)
+        else:
+            draw.ellipse([mid - MARKER, row - MARKER, mid + MARKER, row + MARKER], outline=colour, width=2)
+        draw.text((box[0] + 30, row), text, fill=TEXT, font=font, anchor="lm")
     return box
+
+
+def _leader(draw: ImageDraw.ImageDraw, anchor: tuple[int, int], box: Box) -> None:
+    """A thin line from a dot to its label when the label sits more than a dot's width away."""
+    x = min(max(anchor[0], box[0]), box[2])
+    y = min(max(anchor[1], box[1]), box[3])
+    if max(abs(x - anchor[0]), abs(y - anchor[1])) > MARKER + 6:
+        draw.line([anchor, (x, y)], fill=LEADER)
 
 
 def render_speedup(
     points: Sequence[Point],
     title: str = "speedup against kept tokens",
     size: tuple[int, int] = CANVAS,
+    note: str | None = None,
 ) -> Image.Image:
     """The plot as an RGB Pillow image (see the module docstring); `plot_speedup` saves it."""
     _check(points, size)
-    axes = speedup_axes(points, size)
+    axes = speedup_axes(points, size, note)
+    colours = series_colours(points)
     image = Image.new("RGB", size, BACKGROUND)
     draw = ImageDraw.Draw(image)
     _draw_frame(draw, axes)
     draw.line(_curve(axes), fill=CURVE, width=2)
-    taken = [_legend(draw, axes)]
+    for name, colour in colours.items():  # each series joined in order of kept tokens
+        line = sorted(axes.px(float(p[1]), float(p[2])) for p in points if _series(p) == name)
+        if len(line) > 1:
+            draw.line(line, fill=colour, width=1)
+    taken = [_legend(draw, axes, colours, any(len(p) >= 6 for p in points), not all(map(_reliable, points)))]
     anchors = [axes.px(float(p[1]), float(p[2])) for p in points]
     for point, (col, row) in zip(points, anchors, strict=True):
-        reliable = len(point) != 6 or bool(point[5])
-        colour = POINT if reliable else SHAKY
-        if len(point) == 6:
+        reliable = _reliable(point)
+        series = _series(point)
+        colour = colours[series] if series is not None else POINT if reliable else SHAKY
+        if len(point) >= 6:
+            bar = colour if reliable else SHAKY
             _, low = axes.px(0, float(point[3]))
             _, high = axes.px(0, float(point[4]))
-            draw.line([(col, low), (col, high)], fill=colour, width=1)
-            draw.line([(col - 3, low), (col + 3, low)], fill=colour)
-            draw.line([(col - 3, high), (col + 3, high)], fill=colour)
+            draw.line([(col, low), (col, high)], fill=bar, width=1)
+            draw.line([(col - 3, low), (col + 3, low)], fill=bar)
+            draw.line([(col - 3, high), (col + 3, high)], fill=bar)
         box = [col - MARKER, row - MARKER, col + MARKER, row + MARKER]
         if reliable:
             draw.ellipse(box, fill=colour)
@@ -232,12 +304,17 @@ def render_speedup(
         taken.append((col - MARKER, row - MARKER, col + MARKER, row + MARKER))
     font = load_font(FONT_SIZE)
     for point, anchor in zip(points, anchors, strict=True):
-        label = point[0] if len(point) != 6 or point[5] else f"{point[0]} ?"
-        left, top, right, bottom = draw.textbbox((0, 0), str(label), font=font)
+        series = _series(point)
+        label = str(point[0]) if _reliable(point) else f"{point[0]} ?"
+        left, top, right, bottom = draw.textbbox((0, 0), label, font=font)
         box = place_label(right - left + 4, bottom - top + 4, anchor, size, taken)
-        draw.text((box[0] + 2 - left, box[1] + 2 - top), str(label), fill=TEXT, font=font)
+        _leader(draw, anchor, box)
+        if series:  # series labels sit among the joining lines: a white ground keeps them readable
+            draw.rectangle([box[0] + 1, box[1] + 1, box[2] - 1, box[3] - 1], fill=BACKGROUND)
+        draw.text((box[0] + 2 - left, box[1] + 2 - top), label, fill=colours.get(series, TEXT) if series else TEXT,
+                  font=font)
         taken.append(box)
-    _draw_axis_titles(image, axes, title)
+    _draw_axis_titles(image, axes, title, note)
     return image
 
 
@@ -246,15 +323,17 @@ def plot_speedup(
     path: str | Path,
     title: str = "speedup against kept tokens",
     size: tuple[int, int] = CANVAS,
+    note: str | None = None,
 ) -> Path:
     """Write the speedup plot of `points` [(label, kept_fraction in (0, 1], speedup > 0), ...] to a PNG at `path`.
 
-    size: (width, height) of the canvas in pixels. Missing parent folders are created; returns the path.
+    size: (width, height) of the canvas in pixels; note: one line under the title. Missing parent folders are
+    created; returns the path.
     """
     path = Path(path)
     if path.suffix.lower() != ".png":
         raise ConfigError(f"plot_speedup: {path} must end in .png (the plot is written as a PNG)")
-    image = render_speedup(points, title, size)
+    image = render_speedup(points, title, size, note)
     path.parent.mkdir(parents=True, exist_ok=True)
     image.save(path, format="PNG")
     return path
