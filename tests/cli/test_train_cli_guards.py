@@ -29,7 +29,7 @@ def synth_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     ("model.reduction=[{rlt: {tau: -1}}]", "tau must be a finite number >= 0"),
     ("model.reduction=[{tokenprune: {layers: [99]}}]", "the model has 2 blocks (0-1), so layer(s) [99] do not exist"),
     ("weight_decay=.nan", "weight_decay"),
-    ("device=tpu9", "device='tpu9' is not a device torch knows"),
+    ("device=tpu9", "device 'tpu9' is not a device torch knows"),
 ])
 def test_bad_settings_are_one_line_naming_them(tmp_path: Path, synth_dir: Path, monkeypatch: pytest.MonkeyPatch,
                                                capsys: pytest.CaptureFixture[str], override: str, message: str) -> None:

@@ -49,6 +49,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from vidslim.cli.options import add_device_option, add_threads_option
 from vidslim.errors import ConfigError
 
 PRECISIONS = ("fp32", "bf16")
@@ -114,8 +115,8 @@ def add_parser(subparsers: Any) -> None:
     parser.add_argument(
         "--no-overhead", action="store_true", help="skip the profiled pass that measures the reduction's own time"
     )
-    parser.add_argument("--device", default="cpu", help="cpu (default) or cuda")
-    parser.add_argument("--threads", type=int, default=None, help="torch.set_num_threads (default: torch's)")
+    add_device_option(parser)
+    add_threads_option(parser)
     parser.add_argument("--warmup", type=int, default=1, help="untimed calls before timing (default 1)")
     parser.add_argument("--repeat", type=int, default=5, help="timed calls; the median is reported (default 5)")
     parser.add_argument("--no-time", action="store_true", help="only the token and FLOP table (one pass)")

@@ -11,6 +11,7 @@ import json
 from typing import Any
 
 from vidslim.cli.embed import add_model_options, parse_settings
+from vidslim.cli.options import add_device_option
 
 
 def add_parser(subparsers: Any) -> None:
@@ -26,7 +27,7 @@ def add_parser(subparsers: Any) -> None:
     parser.add_argument("--classes", default=None, metavar="classes.json", help="class names (a JSON list), when "
                         "the checkpoint carries none")
     add_model_options(parser)
-    parser.add_argument("--device", default="cpu", help="cpu (default) or cuda")
+    add_device_option(parser)
     parser.add_argument("--json", action="store_true", help="print one JSON object")
     parser.set_defaults(func=run)
 

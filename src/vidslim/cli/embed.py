@@ -14,6 +14,8 @@ import argparse
 import json
 from typing import Any
 
+from vidslim.cli.options import add_device_option
+
 
 def add_parser(subparsers: Any) -> None:
     """Register `embed` on the `vidslim` command."""
@@ -34,7 +36,7 @@ def add_parser(subparsers: Any) -> None:
     parser.add_argument("--fixed-batch", action="store_true", help="batch a fixed number of windows instead")
     parser.add_argument("--workers", type=int, default=2, help="decoding processes (default 2; 0: decode inline)")
     parser.add_argument("--part-videos", type=int, default=64, help="videos per Parquet part (default 64)")
-    parser.add_argument("--device", default="cpu", help="cpu (default) or cuda")
+    add_device_option(parser)
     parser.add_argument("--no-flops", action="store_true", help="leave the gflops column empty (skip counting)")
     parser.add_argument("--faiss", default="auto", choices=("auto", "always", "never"),
                         help="build a FAISS index: auto (large indexes, faiss installed), always, never")

@@ -23,6 +23,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from vidslim.cli.options import add_threads_option
 from vidslim.errors import ConfigError
 
 #: canvas of the --plot picture (width, height) in pixels
@@ -49,7 +50,7 @@ def add_parser(subparsers: Any) -> None:
     parser.add_argument("--clock", default="auto", choices=("auto", "wall", "cpu"),
                         help="what decides: wall time, or the timed thread's CPU seconds (auto: CPU with --threads 1, "
                              "which a busy machine does not skew)")
-    parser.add_argument("--threads", type=int, default=None, help="torch.set_num_threads (default: torch's)")
+    add_threads_option(parser)
     parser.add_argument("--out", default=None, metavar="FILE", help="write the reduction card here (JSON)")
     parser.add_argument("--plot", default=None, metavar="PNG",
                         help="draw measured speedup (with spread) against tokens kept for every method")

@@ -16,6 +16,7 @@ import torch
 import torch.distributed as dist
 from torch import Tensor
 
+from vidslim.devices import usable_device
 from vidslim.errors import ConfigError
 
 
@@ -60,16 +61,10 @@ def init_distributed(device: str | None = None, backend: str | None = None, time
     if device is None:
         dev = torch.device(f"cuda:{local_rank}") if torch.cuda.is_available() else torch.device("cpu")
     else:
-        try:
-            dev = torch.device(device)
-        except (RuntimeError, TypeError) as error:
-            raise ConfigError(f"device={device!r} is not a device torch knows ({error}); use cpu, cuda or cuda:N") \
-                from None
+        dev = usable_device(device, "device")
         if dev.type == "cuda" and dev.index is None:
             dev = torch.device(f"cuda:{local_rank}")
     if dev.type == "cuda":
-        if not torch.cuda.is_available():
-            raise ConfigError(f"device={device!r} but CUDA is not available; use device=cpu")
         torch.cuda.set_device(dev)
     if dist.is_available() and dist.is_initialized():
         return DistInfo(dist.get_rank(), dist.get_world_size(), local_rank, dev, started_group=False)
