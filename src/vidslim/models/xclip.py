@@ -23,8 +23,9 @@ Reducers act on the per-frame vision tower as on CLIP (`cls_tokens=1`, per-frame
 ToMe, TempMe and per-frame RLT; message tokens never reach them (see `xclip_parts`). The prompt context is the
 size-weighted mean of the last block's patch tokens in each patch slot (h, w) of the video: with no reducer that is
 transformers' mean over frames; a merged token counts in its destination's slot with the patches it stands for,
-and a slot with no token left is an all-zero row that the prompt generator does not attend to. Every block sees
-every token (there is no CLS-only last block, as CLIP has): the prompt context needs the patch tokens.
+and a slot with no token left is an all-zero row that the prompt generator does not attend to. `encode_video`
+therefore runs the last block on every token; `forward` and `encode_frames`, which read the CLS tokens only,
+skip the prompt context and let the last block compute just the CLS tokens, as CLIP does (same outputs).
 """
 
 from __future__ import annotations
@@ -76,7 +77,7 @@ class XClipConfig(FrameTextShape):
 class XClipVision(VisionTransformer):
     """CLIP's image tower with X-CLIP's blocks (`xclip_parts.XClipBlock`) and the prompt-context projection."""
 
-    cls_readout = False  # the prompt context reads every patch token of the last block
+    cls_readout = True  # the last block computes only the CLS tokens when nothing reads the patch tokens
 
     def __init__(self, c: XClipConfig) -> None:
         super().__init__(dataclasses.replace(c, vision_layers=0))  # type: ignore[arg-type]  # CLIP's blocks: none
@@ -86,15 +87,20 @@ class XClipVision(VisionTransformer):
         self.prompts_visual_ln = nn.LayerNorm(c.vision_width, eps=c.norm_eps)
         self.prompts_visual_proj = nn.Parameter(torch.randn(c.vision_width, c.embed_dim) * c.vision_width**-0.5)
 
-    def run(self, tokens: Tokens, ctx: HookContext | None, hooks: Any, batch: int, frames: int) -> Tokens:
-        """The blocks, each fed the message tokens of the CLS tokens it receives."""
+    def run(
+        self, tokens: Tokens, ctx: HookContext | None, hooks: Any, batch: int, frames: int, cls_only: bool = False
+    ) -> Tokens:
+        """The blocks, each fed the message tokens of the CLS tokens it receives. cls_only (and `cls_readout`):
+        the last block returns the B·T CLS tokens only (the prompt context then cannot be read)."""
         if ctx is not None and hooks is not None:
             hooks.start(tokens, ctx)
+        last = len(self.transformer.resblocks) - 1
         for i, block in enumerate(self.transformer.resblocks):
             if ctx is not None:
                 ctx.layer = i
             messages = block.messages(self.frame_cls(tokens, batch, frames))
-            tokens = block(tokens, ctx, hooks, messages=messages)
+            readout = batch * frames if cls_only and self.cls_readout and i == last else None
+            tokens = block(tokens, ctx, hooks, readout, messages=messages)
         return tokens
 
     def prompt_context(self, tokens: Tokens, batch: int, frames: int, whole: bool = False) -> Tensor:
@@ -152,8 +158,10 @@ class XCLIP(CLIP):
         self.set_reduction(reduction)
 
     # ------------------------------------------------------------------------------------------ vision
-    def encode_tokens(self, video: Any, token_mask: Tensor | None = None) -> tuple[Tokens, int, int]:
-        """A prepared or decoded batch -> (the last block's tokens, B, T)."""
+    def encode_tokens(
+        self, video: Any, token_mask: Tensor | None = None, cls_only: bool = False
+    ) -> tuple[Tokens, int, int]:
+        """A prepared or decoded batch -> (the last block's tokens, B, T); cls_only: its CLS tokens only."""
         video = self.prepare_input(video)
         b, t = self.visual.check_video(video)
         if t != self.config.num_frames:
@@ -164,11 +172,11 @@ class XCLIP(CLIP):
         if self.hooks is not None:
             g = self.config.grid
             ctx = self.hook_context(self.num_layers, b, t, 1, (t, g[0], g[1]), self.visual, input_sequences=b * t)
-        return self.visual.run(tokens, ctx, self.hooks, b, t), b, t
+        return self.visual.run(tokens, ctx, self.hooks, b, t, cls_only), b, t
 
     def encode_frames(self, video: Tensor, token_mask: Tensor | None = None) -> Tensor:
         """Per-frame embeddings [B, T, E] (CLS -> ln_post -> proj), the MIT's input."""
-        tokens, b, t = self.encode_tokens(video, token_mask)
+        tokens, b, t = self.encode_tokens(video, token_mask, cls_only=True)
         return self.visual.project(self.visual.frame_cls(tokens, b, t))
 
     def encode_video(self, video: Any, frame_mask: Tensor | None = None, token_mask: Tensor | None = None) -> Tensor:
@@ -219,8 +227,9 @@ class XCLIP(CLIP):
         return self.logit_scale.exp() * self.retrieval_cosine(text_emb, video_emb)
 
     def forward(self, video: Tensor) -> Tensor:
-        """Video -> the video embedding [B, E], or logits [B, num_classes] when built with num_classes."""
-        emb = self.video_embedding(self.encode_video(video))
+        """Video -> the video embedding [B, E] (`video_embedding(encode_video(video))` without the prompt
+        context), or logits [B, num_classes] when built with num_classes."""
+        emb = self.mit(self.encode_frames(video))
         head = getattr(self, "head", None)
         return head(emb) if head is not None else emb
 

@@ -12,7 +12,8 @@ are gone (after_attention gets the attention info of the real tokens only, after
 more strongly than CLS, and ToMe, TempMe and per-frame RLT need no change for it. Where TempMe has joined k frames
 into one sequence, that sequence takes the k messages of its frames (the messages of frames 0..T-1 follow the
 frame order of the sequences, as the CLS tokens do). A message has size 1: under proportional attention its key
-gets log 1 = 0.
+gets log 1 = 0. With a CLS-only last block (`Block.forward(cls_readout=)`) the CLS tokens query every real token
+and every message of their sequence, as in the full block.
 """
 
 from __future__ import annotations
@@ -79,14 +80,16 @@ class MessageAttention(ClipAttention):
         m = self.messages
         if m is None:
             return super().forward(x, seqlens, key_bias, want_info, pattern, queries, positions)
-        if pattern is not None or queries:
-            raise ValueError("X-CLIP's message tokens do not combine with attention patterns or CLS-only readout")
+        if pattern is not None:
+            raise ValueError("X-CLIP's message tokens do not combine with attention patterns")
         c = m.shape[0] // len(seqlens)
         ext, ext_lens, rows = with_messages(x, seqlens, m.to(x.dtype))
         ext_bias = None
         if key_bias is not None:  # a message has size 1: log(1) = 0
             ext_bias, _, _ = with_messages(key_bias[:, None], seqlens, key_bias.new_zeros(m.shape[0], 1))
             ext_bias = ext_bias[:, 0]
+        if queries:  # the first tokens of each sequence ask; the messages, appended last, only answer
+            return super().forward(ext, ext_lens, ext_bias, queries=queries)
         out, info = super().forward(ext, ext_lens, ext_bias, want_info)
         out = real_rows(out, seqlens, c, rows)
         if info is not None:
