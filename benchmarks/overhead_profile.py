@@ -6,9 +6,11 @@ of a real sample video ('bikes' at its own 25 fps, so RLT sees real repetition),
 (dense's throughput doubling from 1 until it gains < 5 %; on one thread that is usually batch 1, and then batch 2
 is run as well, so the packed path of unequal lengths is covered).
 
-Timing: interleaved paired rounds (`vidslim.bench.compare`: every round calls every method once, rotating who goes
-first). Per round, realised = (dense time / method time) x (method FLOPs / dense FLOPs): 1.0 when wall-clock falls
-exactly as the FLOPs do. The table gives the median over rounds and the IQR.
+Timing: interleaved paired rounds (`vidslim.bench.compare` and its `paired` ratios: every round calls every method
+once, rotating who goes first). Per round, realised = (dense time / method time) x (method FLOPs / dense FLOPs): 1.0
+when wall-clock falls exactly as the FLOPs do. The table gives the median over rounds and the IQR, once from
+wall-clock and once from the timed thread's CPU seconds (`time.thread_time`, one thread): on a shared machine the
+wall-clock of a call also holds the time other processes ran on its core, and the CPU column does not.
 
 Profile: one extra, untimed call per method under torch.profiler, its self CPU time split into
 - gemm: the matrix products the FLOP count is made of (addmm, mm, bmm, convolution);
@@ -108,22 +110,27 @@ def run_batch(suite: Suite, batch: int, rounds: int) -> list[dict[str, Any]]:
     x = suite.batch_input(batch)
     calls = {name: suite.caller(entry.forward, x, "fp32") for name, entry in suite.entries.items() if not entry.error}
     timing = compare(calls, baseline="dense", warmup=1, repeat=rounds, memory=False)
-    dense_t = np.asarray(timing.timings["dense"].samples)
     dense_flops = suite.entries["dense"].gflops
     dense_profile = profile_call(calls["dense"])
     rows = []
     for name, call in calls.items():
         entry = suite.entries[name]
         flop_ratio = entry.gflops / dense_flops
-        speedups = dense_t / np.asarray(timing.timings[name].samples)
+        paired = timing.paired(name)
+        speedups = np.asarray(paired.ratios)
+        cpu = np.asarray(paired.cpu_ratios) if paired.cpu_ratios else np.full(1, math.nan)
         prof = dense_profile if name == "dense" else profile_call(call)
         rows.append({
             "method": name,
             "batch": batch,
             "flop_ratio": flop_ratio,
             "ms": float(np.median(timing.timings[name].samples) * 1e3),
+            "cpu_ms": float(np.median(timing.timings[name].cpu_samples) * 1e3) if paired.cpu_ratios else math.nan,
             "speedup": _quartiles(speedups),
             "realised": _quartiles(speedups * flop_ratio),
+            "realised_cpu": _quartiles(cpu * flop_ratio),
+            "verdict": paired.verdict,
+            "timer": "ok" if paired.reliable else (f"spread {paired.spread:.0%}" if paired.n >= 3 else "few rounds"),
             "profile": prof,
             "gemm_rate_vs_dense": prof["gemm_rate"] / dense_profile["gemm_rate"],
         })
@@ -158,8 +165,10 @@ def to_markdown(result: dict[str, Any]) -> str:
     s = result["settings"]
     lines = [
         f"torch {s['torch']}, {s['threads']} thread(s), fp32, random weights, torch.inference_mode, {s['rounds']} "
-        "interleaved rounds; realised = speedup x FLOP ratio per round, median (IQR). Profile columns: share of one "
-        "profiled call's self CPU time; GEMM rate relative to dense's.",
+        "interleaved rounds; realised = speedup x FLOP ratio per round, median (IQR), from wall-clock and from the "
+        "timed thread's CPU seconds (the CPU column does not count the time other processes held the core, so it "
+        "holds on a loaded machine). Profile columns: share of one profiled call's self time; GEMM rate "
+        "(the profiler's FLOPs / GEMM self time) relative to dense's.",
     ]
     for m in result["models"]:
         sat = m.get("saturation")
@@ -172,20 +181,22 @@ def to_markdown(result: dict[str, Any]) -> str:
             lines += [
                 f"Batch {block['batch']}:",
                 "",
-                "| method | FLOP ratio | ms | speedup | realised | gemm % | attn % | reduce % | other % | GEMM rate "
-                "| top other ops (ms) |",
-                "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|",
+                "| method | FLOP ratio | ms | CPU ms | speedup | realised | realised (CPU) | timer | gemm % | attn % "
+                "| reduce % | other % | GEMM rate | top other ops (ms) |",
+                "|---|---:|---:|---:|---:|---:|---:|---|---:|---:|---:|---:|---:|---|",
             ]
             for r in block["rows"]:
                 p = r["profile"]
                 share = {k: 100 * p[f"{k}_ms"] / p["total_ms"] for k in ("gemm", "attn", "reduce", "other")}
                 top = ", ".join(f"{n.removeprefix('aten::')} {ms:.1f}" for n, ms in p["top_ops"])
                 lines.append(
-                    f"| {r['method']} | {r['flop_ratio']:.3f} | {r['ms']:.0f} | {_cell(r['speedup'])}x | "
-                    f"{_cell(r['realised'])} | {share['gemm']:.1f} | {share['attn']:.1f} | {share['reduce']:.1f} | "
+                    f"| {r['method']} | {r['flop_ratio']:.3f} | {r['ms']:.0f} | {r.get('cpu_ms', math.nan):.0f} | "
+                    f"{_cell(r['speedup'])}x | {_cell(r['realised'])} | {_cell(r['realised_cpu'])} | "
+                    f"{r.get('timer', '')} | {share['gemm']:.1f} | {share['attn']:.1f} | {share['reduce']:.1f} | "
                     f"{share['other']:.1f} | {r['gemm_rate_vs_dense']:.2f} | {top} |"
                 )
-            lines.append("")
+            shaky = [r["verdict"] for r in block["rows"] if r.get("verdict", "ok") != "ok" and r["method"] != "dense"]
+            lines += ([f"Timer (`paired(...).verdict`), e.g.: {shaky[0]}", ""] if shaky else [""])
         if m["skipped"]:
             lines.append("Skipped: " + "; ".join(f"{k}: {v}" for k, v in m["skipped"].items()))
     return "\n".join(lines).rstrip() + "\n"
