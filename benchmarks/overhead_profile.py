@@ -27,6 +27,7 @@ rate, attention's, the reducers, the rest of the model, and the FLOP-ideal's own
 
     OMP_NUM_THREADS=1 .venv/bin/python benchmarks/overhead_profile.py --rounds 3            # ~30 min on 2 cores
     OMP_NUM_THREADS=1 .venv/bin/python benchmarks/overhead_profile.py --models videomae-b16:16 --methods rlt,tome
+    .venv/bin/python benchmarks/overhead_profile.py --from-json clip.json videomae.json   # markdown of --json runs
 """
 
 from __future__ import annotations
@@ -37,6 +38,7 @@ import math
 import platform
 import time
 from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -360,7 +362,14 @@ def main() -> None:
     parser.add_argument("--size", type=int, default=224, help="frame side in pixels (a smoke test on tiny models: 32)")
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--json", action="store_true")
+    parser.add_argument("--from-json", nargs="+", metavar="FILE",
+                        help="print the markdown of earlier --json outputs (e.g. one per model, run side by side)")
     args = parser.parse_args()
+    if args.from_json:
+        results = [json.loads(Path(path).read_text()) for path in args.from_json]
+        merged = {**results[0], "models": [m for r in results for m in r["models"]]}
+        print(to_markdown(merged))
+        return
     torch.set_num_threads(args.threads)
     models = []
     for item in args.models:
