@@ -307,6 +307,16 @@ def _split_table(rows: list[dict[str, Any]]) -> list[str]:
             f"{ex['excess']:+.0f} ({100 * ex['excess'] / sp['cpu_ms']:+.1f} %) | {ex['linear']:+.0f} | "
             f"{ex['attn']:+.0f} | {ex['reduce']:+.1f} | {ex['other']:+.0f} | {ex['mix']:+.0f} |"
         )
+    short = []
+    for r in rows:
+        if r["method"] == "dense" or not r["realised_cpu"]["median"] < 0.95:
+            continue
+        ex = excess_parts(r["cpu_split"], dense, r["flop_ratio"])
+        parts = sorted(((k, v) for k, v in ex.items() if k != "excess" and math.isfinite(v)), key=lambda kv: -kv[1])
+        named = ", ".join(f"{k} {v:+.0f} ms" for k, v in parts[:3])
+        short.append(f"{r['method']} ({r['realised_cpu']['median']:.2f}: {named})")
+    if short:
+        lines += ["", "Below 0.95 realised (CPU), with the largest parts of the excess: " + "; ".join(short) + "."]
     return lines
 
 
