@@ -91,7 +91,7 @@ SECTIONS: list[tuple[str, str, list[str], str]] = [
     (
         "overhead_profile",
         "Where the non-FLOP time goes (realised speedup and profile)",
-        ["overhead_profile.py", "--threads", "1", "--rounds", "3", "--batches", "1"],
+        ["overhead_profile.py", "--threads", "1", "--rounds", "3", "--batches", "1,sat"],
         "Every method and combination: realised = speedup x FLOP ratio with its IQR, and one profiled call split "
         "into GEMM, attention, reducer and other time.",
     ),

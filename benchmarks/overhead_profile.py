@@ -6,9 +6,11 @@ of a real sample video ('bikes' at its own 25 fps, so RLT sees real repetition),
 (dense's throughput doubling from 1 until it gains < 5 %; on one thread that is usually batch 1, and then batch 2
 is run as well, so the packed path of unequal lengths is covered).
 
-Timing: interleaved paired rounds (`vidslim.bench.compare`: every round calls every method once, rotating who goes
-first). Per round, realised = (dense time / method time) x (method FLOPs / dense FLOPs): 1.0 when wall-clock falls
-exactly as the FLOPs do. The table gives the median over rounds and the IQR.
+Timing: interleaved paired rounds (`vidslim.bench.compare` and its `paired` ratios: every round calls every method
+once, rotating who goes first). Per round, realised = (dense time / method time) x (method FLOPs / dense FLOPs): 1.0
+when wall-clock falls exactly as the FLOPs do. The table gives the median over rounds and the IQR, once from
+wall-clock and once from the timed thread's CPU seconds (`time.thread_time`, one thread): on a shared machine the
+wall-clock of a call also holds the time other processes ran on its core, and the CPU column does not.
 
 Profile: one extra, untimed call per method under torch.profiler, its self CPU time split into
 - gemm: the matrix products the FLOP count is made of (addmm, mm, bmm, convolution);
@@ -18,10 +20,14 @@ Profile: one extra, untimed call per method under torch.profiler, its self CPU t
   dispatch of every op);
 and the GEMM rate (GFLOP/s, from the profiler's own FLOP counts) relative to dense's: below 1 where the reduced
 matrices are too small to run a GEMM at full speed, which no reduction code can remove. "top ops" lists the largest
-non-GEMM, non-attention ops by self time outside reducer ranges (ms).
+non-GEMM, non-attention ops by self time outside reducer ranges (ms). A profiler times ops by wall-clock, so on a
+loaded machine these shares also hold other processes' time; the CPU split (`CpuSplit`) times the same parts by the
+thread's CPU seconds and says where the time beyond the FLOP-ideal goes (`excess_parts`): the linear layers' lower
+rate, attention's, the reducers, the rest of the model, and the FLOP-ideal's own error (attention's share changing).
 
     OMP_NUM_THREADS=1 .venv/bin/python benchmarks/overhead_profile.py --rounds 3            # ~30 min on 2 cores
     OMP_NUM_THREADS=1 .venv/bin/python benchmarks/overhead_profile.py --models videomae-b16:16 --methods rlt,tome
+    .venv/bin/python benchmarks/overhead_profile.py --from-json clip.json videomae.json   # markdown of --json runs
 """
 
 from __future__ import annotations
@@ -30,7 +36,9 @@ import argparse
 import json
 import math
 import platform
+import time
 from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -98,6 +106,94 @@ def profile_call(call: Callable[[], Any]) -> dict[str, Any]:
     }
 
 
+class CpuSplit:
+    """Thread-CPU seconds of one call split into linear layers, attention kernels, reducer ranges and the rest, with
+    the linear layers' and attention's FLOPs: a split that holds on a loaded machine (a profiler's times are
+    wall-clock, so they also hold the time other processes held the core).
+
+    While active it wraps `torch.nn.functional.linear` (every nn.Linear and the fused qkv projection), the
+    attention entry point the blocks call, and the reducer ranges (`reduce_range`), each timed with
+    `time.thread_time` (the innermost only, so nothing counts twice)."""
+
+    def __init__(self) -> None:
+        self.seconds = {"linear": 0.0, "attn": 0.0, "reduce": 0.0}
+        self.flops = {"linear": 0.0, "attn": 0.0}
+        self._depth = 0
+
+    def _timed(self, kind: str, fn: Callable[..., Any], flops: Callable[..., float] | None = None
+               ) -> Callable[..., Any]:
+        def wrapper(*args: Any, **kwargs: Any) -> Any:
+            if self._depth:
+                return fn(*args, **kwargs)
+            self._depth += 1
+            start = time.thread_time()
+            try:
+                return fn(*args, **kwargs)
+            finally:
+                self.seconds[kind] += time.thread_time() - start
+                self._depth -= 1
+                if flops is not None:
+                    self.flops[kind] += flops(*args, **kwargs)
+
+        return wrapper
+
+    def measure(self, call: Callable[[], Any]) -> dict[str, float]:
+        """Run `call` once with the wrappers in place: CPU ms per part and GFLOP/s of the linear layers and
+        attention (2 FLOPs per multiply-add)."""
+        import contextlib
+
+        import torch.nn.functional as F
+
+        import vidslim.models.base as base
+        import vidslim.models.blocks as blocks
+
+        def linear_flops(x: torch.Tensor, weight: torch.Tensor, *_: Any, **__: Any) -> float:
+            return 2.0 * x.numel() * weight.shape[0]
+
+        def attn_flops(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, seqlens: Sequence[int], *_: Any,
+                       **kw: Any) -> float:
+            dense = kw.get("pattern") is None
+            return 4.0 * q.shape[1] * q.shape[2] * sum(int(n) ** 2 for n in seqlens) if dense else math.nan
+
+        @contextlib.contextmanager
+        def timed_range(owner: object, point: str) -> Any:
+            if self._depth:
+                yield
+                return
+            self._depth += 1
+            start = time.thread_time()
+            try:
+                yield
+            finally:
+                self.seconds["reduce"] += time.thread_time() - start
+                self._depth -= 1
+
+        saved = (F.linear, blocks.attend, blocks.reduce_range, base.reduce_range)
+        F.linear = self._timed("linear", F.linear, linear_flops)
+        blocks.attend = self._timed("attn", blocks.attend, attn_flops)
+        blocks.reduce_range = base.reduce_range = timed_range
+        try:
+            start = time.thread_time()
+            call()
+            total = time.thread_time() - start
+        finally:
+            F.linear, blocks.attend, blocks.reduce_range, base.reduce_range = saved
+        ms = {k: v * 1e3 for k, v in self.seconds.items()}
+        rate = {k: self.flops[k] / 1e9 / self.seconds[k] if self.seconds[k] else math.nan for k in self.flops}
+        return {
+            "cpu_ms": total * 1e3,
+            **{f"{k}_cpu_ms": v for k, v in ms.items()},
+            "other_cpu_ms": total * 1e3 - sum(ms.values()),
+            **{f"{k}_gflop": v / 1e9 for k, v in self.flops.items()},
+            **{f"{k}_gflops_s": v for k, v in rate.items()},
+        }
+
+
+def cpu_split(call: Callable[[], Any], repeat: int = 2) -> dict[str, float]:
+    """`CpuSplit` of the fastest of `repeat` calls (the least disturbed by other processes)."""
+    return min((CpuSplit().measure(call) for _ in range(repeat)), key=lambda r: r["cpu_ms"])
+
+
 def _quartiles(values: Sequence[float]) -> dict[str, float]:
     q1, median, q3 = np.percentile(np.asarray(values, dtype=float), [25, 50, 75])
     return {"median": float(median), "q1": float(q1), "q3": float(q3)}
@@ -108,24 +204,34 @@ def run_batch(suite: Suite, batch: int, rounds: int) -> list[dict[str, Any]]:
     x = suite.batch_input(batch)
     calls = {name: suite.caller(entry.forward, x, "fp32") for name, entry in suite.entries.items() if not entry.error}
     timing = compare(calls, baseline="dense", warmup=1, repeat=rounds, memory=False)
-    dense_t = np.asarray(timing.timings["dense"].samples)
     dense_flops = suite.entries["dense"].gflops
     dense_profile = profile_call(calls["dense"])
+    dense_split = cpu_split(calls["dense"])
     rows = []
     for name, call in calls.items():
         entry = suite.entries[name]
         flop_ratio = entry.gflops / dense_flops
-        speedups = dense_t / np.asarray(timing.timings[name].samples)
+        paired = timing.paired(name)
+        speedups = np.asarray(paired.ratios)
+        cpu = np.asarray(paired.cpu_ratios) if paired.cpu_ratios else np.full(1, math.nan)
         prof = dense_profile if name == "dense" else profile_call(call)
+        split = dense_split if name == "dense" else cpu_split(call)
         rows.append({
             "method": name,
             "batch": batch,
             "flop_ratio": flop_ratio,
             "ms": float(np.median(timing.timings[name].samples) * 1e3),
+            "cpu_ms": float(np.median(timing.timings[name].cpu_samples) * 1e3) if paired.cpu_ratios else math.nan,
             "speedup": _quartiles(speedups),
             "realised": _quartiles(speedups * flop_ratio),
+            "realised_cpu": _quartiles(cpu * flop_ratio),
+            "verdict": paired.verdict,
+            "timer": "ok" if paired.reliable else (f"spread {paired.spread:.0%}" if paired.n >= 3 else "few rounds"),
             "profile": prof,
             "gemm_rate_vs_dense": prof["gemm_rate"] / dense_profile["gemm_rate"],
+            "cpu_split": split,
+            "linear_rate_vs_dense": split["linear_gflops_s"] / dense_split["linear_gflops_s"],
+            "attn_rate_vs_dense": split["attn_gflops_s"] / dense_split["attn_gflops_s"],
         })
     return rows
 
@@ -154,12 +260,74 @@ def _cell(q: dict[str, float], spec: str = ".2f") -> str:
     return f"{q['median']:{spec}} ({q['q1']:{spec}}-{q['q3']:{spec}})"
 
 
+def excess_parts(split: dict[str, float], dense: dict[str, float], flop_ratio: float) -> dict[str, float]:
+    """Where a method's CPU time beyond its FLOP-ideal (dense CPU ms x FLOP ratio) goes, in ms; the parts sum to it.
+
+    linear: its linear layers' time beyond their FLOPs at dense's linear rate (smaller matrices run slower);
+    attn: the same for attention (nan for a sparse pattern, whose FLOPs are not counted here); reduce: the
+    reducers' ranges; other: LayerNorm, activations, residuals, copies beyond dense's per linear FLOP; mix: the
+    FLOP-ideal's own error: it prices every FLOP at dense's average, while attention's FLOPs (whose share falls
+    quadratically with the tokens) run at another rate than the linear layers'.
+    """
+    lin_ideal = split["linear_gflop"] / dense["linear_gflops_s"] * 1e3
+    attn_ideal = split["attn_gflop"] / dense["attn_gflops_s"] * 1e3
+    other_ideal = dense["other_cpu_ms"] * split["linear_gflop"] / dense["linear_gflop"]
+    excess = split["cpu_ms"] - dense["cpu_ms"] * flop_ratio
+    parts = {
+        "linear": split["linear_cpu_ms"] - lin_ideal,
+        "attn": split["attn_cpu_ms"] - attn_ideal,
+        "reduce": split["reduce_cpu_ms"],
+        "other": split["other_cpu_ms"] - other_ideal,
+    }
+    known = sum(v for v in parts.values() if math.isfinite(v))
+    return {"excess": excess, **parts, "mix": excess - known}
+
+
+def _split_table(rows: list[dict[str, Any]]) -> list[str]:
+    """The CPU split of every row and where its time beyond the FLOP-ideal goes (see `excess_parts`)."""
+    dense = next((r["cpu_split"] for r in rows if r["method"] == "dense" and "cpu_split" in r), None)
+    if dense is None:
+        return []
+    lines = [
+        "",
+        "CPU split (thread CPU ms of the faster of 2 untimed calls; GFLOP/s at 2 FLOPs per multiply-add) and where "
+        "the time beyond the FLOP-ideal goes (ms; `excess_parts`):",
+        "",
+        "| method | CPU ms | linear ms (GFLOP/s, x dense) | attention ms (GFLOP/s, x dense) | reducers ms | other ms "
+        "| excess over ideal | of it: linear rate | attention | reducers | other | FLOP mix |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for r in rows:
+        sp = r["cpu_split"]
+        ex = excess_parts(sp, dense, r["flop_ratio"])
+        lines.append(
+            f"| {r['method']} | {sp['cpu_ms']:.0f} | {sp['linear_cpu_ms']:.0f} ({sp['linear_gflops_s']:.0f}, "
+            f"{r['linear_rate_vs_dense']:.2f}) | {sp['attn_cpu_ms']:.0f} ({sp['attn_gflops_s']:.0f}, "
+            f"{r['attn_rate_vs_dense']:.2f}) | {sp['reduce_cpu_ms']:.1f} | {sp['other_cpu_ms']:.0f} | "
+            f"{ex['excess']:+.0f} ({100 * ex['excess'] / sp['cpu_ms']:+.1f} %) | {ex['linear']:+.0f} | "
+            f"{ex['attn']:+.0f} | {ex['reduce']:+.1f} | {ex['other']:+.0f} | {ex['mix']:+.0f} |"
+        )
+    short = []
+    for r in rows:
+        if r["method"] == "dense" or not r["realised_cpu"]["median"] < 0.95:
+            continue
+        ex = excess_parts(r["cpu_split"], dense, r["flop_ratio"])
+        parts = sorted(((k, v) for k, v in ex.items() if k != "excess" and math.isfinite(v)), key=lambda kv: -kv[1])
+        named = ", ".join(f"{k} {v:+.0f} ms" for k, v in parts[:3])
+        short.append(f"{r['method']} ({r['realised_cpu']['median']:.2f}: {named})")
+    if short:
+        lines += ["", "Below 0.95 realised (CPU), with the largest parts of the excess: " + "; ".join(short) + "."]
+    return lines
+
+
 def to_markdown(result: dict[str, Any]) -> str:
     s = result["settings"]
     lines = [
         f"torch {s['torch']}, {s['threads']} thread(s), fp32, random weights, torch.inference_mode, {s['rounds']} "
-        "interleaved rounds; realised = speedup x FLOP ratio per round, median (IQR). Profile columns: share of one "
-        "profiled call's self CPU time; GEMM rate relative to dense's.",
+        "interleaved rounds; realised = speedup x FLOP ratio per round, median (IQR), from wall-clock and from the "
+        "timed thread's CPU seconds (the CPU column does not count the time other processes held the core, so it "
+        "holds on a loaded machine). Profile columns: share of one profiled call's self time; GEMM rate "
+        "(the profiler's FLOPs / GEMM self time) relative to dense's.",
     ]
     for m in result["models"]:
         sat = m.get("saturation")
@@ -172,20 +340,23 @@ def to_markdown(result: dict[str, Any]) -> str:
             lines += [
                 f"Batch {block['batch']}:",
                 "",
-                "| method | FLOP ratio | ms | speedup | realised | gemm % | attn % | reduce % | other % | GEMM rate "
-                "| top other ops (ms) |",
-                "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|",
+                "| method | FLOP ratio | ms | CPU ms | speedup | realised | realised (CPU) | timer | gemm % | attn % "
+                "| reduce % | other % | GEMM rate | top other ops (ms) |",
+                "|---|---:|---:|---:|---:|---:|---:|---|---:|---:|---:|---:|---:|---|",
             ]
             for r in block["rows"]:
                 p = r["profile"]
                 share = {k: 100 * p[f"{k}_ms"] / p["total_ms"] for k in ("gemm", "attn", "reduce", "other")}
                 top = ", ".join(f"{n.removeprefix('aten::')} {ms:.1f}" for n, ms in p["top_ops"])
                 lines.append(
-                    f"| {r['method']} | {r['flop_ratio']:.3f} | {r['ms']:.0f} | {_cell(r['speedup'])}x | "
-                    f"{_cell(r['realised'])} | {share['gemm']:.1f} | {share['attn']:.1f} | {share['reduce']:.1f} | "
+                    f"| {r['method']} | {r['flop_ratio']:.3f} | {r['ms']:.0f} | {r.get('cpu_ms', math.nan):.0f} | "
+                    f"{_cell(r['speedup'])}x | {_cell(r['realised'])} | {_cell(r['realised_cpu'])} | "
+                    f"{r.get('timer', '')} | {share['gemm']:.1f} | {share['attn']:.1f} | {share['reduce']:.1f} | "
                     f"{share['other']:.1f} | {r['gemm_rate_vs_dense']:.2f} | {top} |"
                 )
-            lines.append("")
+            lines += _split_table(block["rows"])
+            shaky = [r["verdict"] for r in block["rows"] if r.get("verdict", "ok") != "ok" and r["method"] != "dense"]
+            lines += (["", f"Timer (`paired(...).verdict`), e.g.: {shaky[0]}", ""] if shaky else [""])
         if m["skipped"]:
             lines.append("Skipped: " + "; ".join(f"{k}: {v}" for k, v in m["skipped"].items()))
     return "\n".join(lines).rstrip() + "\n"
@@ -201,7 +372,14 @@ def main() -> None:
     parser.add_argument("--size", type=int, default=224, help="frame side in pixels (a smoke test on tiny models: 32)")
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--json", action="store_true")
+    parser.add_argument("--from-json", nargs="+", metavar="FILE",
+                        help="print the markdown of earlier --json outputs (e.g. one per model, run side by side)")
     args = parser.parse_args()
+    if args.from_json:
+        results = [json.loads(Path(path).read_text()) for path in args.from_json]
+        merged = {**results[0], "models": [m for r in results for m in r["models"]]}
+        print(to_markdown(merged))
+        return
     torch.set_num_threads(args.threads)
     models = []
     for item in args.models:

@@ -7,10 +7,12 @@ import math
 
 import pytest
 import torch
+from torch.utils._python_dispatch import TorchDispatchMode
+from torch.utils._pytree import tree_leaves
 
 import vidslim as vs
 from vidslim.errors import ConfigError
-from vidslim.reduce.svitt_prune import TokenPrune, carry_scores, keep_count, mean_query_attention, top_tokens
+from vidslim.reduce.svitt_prune import TokenPrune, carry_scores, keep_count, mean_query_attention
 from vidslim.tokens import NO_POSITION, Tokens
 from vidslim.tokens.protocol import AttentionInfo, HookContext
 
@@ -22,11 +24,15 @@ def test_keep_count_is_ceil_without_float_surprises() -> None:
     assert keep_count(n, 1.0).tolist() == n.tolist()
 
 
-def test_top_tokens_keeps_the_best_of_each_sequence_in_order() -> None:
+def test_prune_keeps_the_best_of_each_sequence_in_order_ties_to_the_earlier() -> None:
     scores = torch.tensor([0.1, 0.9, 0.5, 0.5, 0.3, 0.8, 0.2, 0.7, 0.6])
-    seq = torch.tensor([0, 0, 0, 0, 1, 1, 1, 1, 1])
-    # sequence 0 keeps 2: 0.9 (row 1), then the tie 0.5 goes to the earlier row 2; sequence 1 keeps 3: rows 5, 7, 8
-    assert top_tokens(scores, seq, torch.tensor([2, 3])).tolist() == [1, 2, 5, 7, 8]
+    tokens = Tokens(torch.arange(9, dtype=torch.float32)[:, None], (4, 5))
+    # keep 0.5: sequence 0 keeps 2: 0.9 (row 1), then the tie 0.5 goes to the earlier row 2; sequence 1 keeps 3:
+    # rows 5, 7, 8; and the same with -inf scores (a token another reducer left without a score): rows in order
+    out = TokenPrune(layers=(0,), keep=0.5).prune(tokens, scores, cls_tokens=0)
+    assert out.seqlens == (2, 3) and out.x[:, 0].tolist() == [1, 2, 5, 7, 8]
+    out = TokenPrune(layers=(0,), keep=0.5).prune(tokens, torch.full((9,), float("-inf")), cls_tokens=0)
+    assert out.seqlens == (2, 3) and out.x[:, 0].tolist() == [0, 1, 4, 5, 6]
 
 
 def packed_with_cls() -> Tokens:
@@ -155,3 +161,42 @@ def test_errors() -> None:
         TokenPrune(keep=0.0)
     with pytest.raises(ConfigError, match="score"):
         TokenPrune(score="max")
+
+
+class HostReads(TorchDispatchMode):
+    """Records the ops that read device values back to the host (a device sync): item, nonzero, bool masks,
+    repeat_interleave without its output size."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.ops: list[str] = []
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):  # type: ignore[no-untyped-def]
+        name = func.overloadpacket.__name__
+        bool_index = name.startswith("index") and any(
+            isinstance(t, torch.Tensor) and t.dtype == torch.bool for t in tree_leaves((args, kwargs))
+        )
+        unsized = name == "repeat_interleave" and (kwargs or {}).get("output_size") is None
+        if name in ("_local_scalar_dense", "nonzero", "masked_select") or bool_index or unsized:
+            self.ops.append(name)
+        return func(*args, **(kwargs or {}))
+
+
+def test_pruning_packed_sequences_reads_nothing_back_from_the_device(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Scores from the CLS row, a merge in between (scores carried by position) and the prune: no device sync."""
+    tokens = packed_with_cls()
+    gen = torch.Generator().manual_seed(0)
+    q, k = torch.randn(10, 2, 4, generator=gen), torch.randn(10, 2, 4, generator=gen)
+    prune = TokenPrune(layers=(0,), keep=0.5)
+    ctx = HookContext(layer=0, num_layers=1, batch_size=2, num_frames=2, cls_tokens=1, grid=(2, 2, 2), model=None)
+    ctx.start(tokens, prune)
+    want = prune.prune(tokens, AttentionInfo(q, k, tokens.seqlens, 0.5, None).cls_attention, cls_tokens=1)
+    moved = tokens.replace(pos=tokens.pos.clone())  # another reducer's output: the scores follow by position
+    reads = HostReads()
+    monkeypatch.setattr(torch.Tensor, "tolist", lambda t: reads.ops.append("tolist"))
+    with reads:
+        prune.after_attention(tokens, AttentionInfo(q, k, tokens.seqlens, 0.5, None), ctx)
+        out = prune.after_mlp(moved, ctx)
+    monkeypatch.undo()
+    assert reads.ops == []
+    assert out.seqlens == want.seqlens and torch.equal(out.x, want.x) and torch.equal(out.pos, want.pos)

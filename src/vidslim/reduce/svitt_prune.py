@@ -71,20 +71,6 @@ def mean_query_attention(
     return segment_softmax(logits, seq, len(seqlens)).mean(dim=-1).to(q.dtype)
 
 
-def top_tokens(scores: Tensor, seq: Tensor, keep: Tensor) -> Tensor:
-    """Indices (ascending) of the keep[s] highest-scored rows of every sequence s.
-
-    scores [total] (rows with +inf are always kept first), seq [total] sequence of each row (sorted, as in a
-    packed batch), keep [num_seqs] int64. Ties go to the earlier row.
-    """
-    order = torch.sort(scores, descending=True, stable=True).indices
-    order = order[torch.sort(seq[order], stable=True).indices]  # grouped by sequence, best first in each
-    counts = torch.bincount(seq, minlength=keep.shape[0])
-    first = torch.cumsum(counts, 0) - counts
-    rank = torch.arange(order.shape[0], device=order.device) - first[seq[order]]
-    return torch.sort(order[rank < keep[seq[order]]]).values
-
-
 # ------------------------------------------------------------------------------------------------ S_V
 @dataclasses.dataclass(eq=False)
 class TokenPrune:
@@ -153,9 +139,10 @@ class TokenPrune:
         scores, before = scored
         if before.seqlens != tokens.seqlens or before.pos is not tokens.pos:  # another reducer changed the tokens
             scores = carry_scores(scores, before, tokens, ctx.batch_size, ctx.grid)
-        if torch.compiler.is_compiling() and tokens.is_uniform:  # a traced graph needs counts known in Python
-            return self._record(self.prune_equal(tokens, scores, ctx.cls_per_sequence(tokens)), ctx)
-        return self._record(self.prune(tokens, scores, ctx.cls_tokens), ctx)
+        cls = ctx.cls_per_sequence(tokens)  # CLS tokens head every sequence (the protocol): a count on the host
+        if tokens.is_uniform:  # equal lengths: [S, N] views; static shapes for traced and exported graphs
+            return self._record(self.prune_equal(tokens, scores, cls), ctx)
+        return self._record(self.prune(tokens, scores, cls), ctx)
 
     def _record(self, tokens: Tokens, ctx: HookContext) -> Tokens:
         """When tracing, store the keep mask of this layer (cleared at the first pruning layer of a forward)."""
@@ -170,29 +157,35 @@ class TokenPrune:
         """[total] score of every token from the layer's attention (higher: more likely kept)."""
         kind = self.score
         if kind == "auto":
-            if torch.compiler.is_compiling():  # the protocol puts CLS tokens at the head: no value to read
-                kind = "cls" if ctx.cls_per_sequence(tokens) > 0 else "mean"
-            else:
-                kind = "cls" if _has_cls(tokens, ctx.cls_tokens) else "mean"
+            kind = "cls" if ctx.cls_per_sequence(tokens) > 0 else "mean"  # the protocol puts CLS at the head
         if kind == "random":
             return torch.rand(tokens.total, generator=self._generator).to(tokens.x.device)
         if kind == "cls":
             return info.cls_attention
         return mean_query_attention(info.q, info.k, info.seqlens, info.scale, info.key_bias)
 
-    def prune(self, tokens: Tokens, scores: Tensor, cls_tokens: int = 0) -> Tokens:
-        """Keep CLS tokens and the top ceil(keep · N) of the N other tokens of every sequence, in order."""
-        seq = tokens.batch_index
-        is_cls = _cls_mask(tokens, cls_tokens)
-        num_cls = torch.bincount(seq[is_cls], minlength=tokens.batch_size)
-        keep = num_cls + keep_count(tokens.lengths - num_cls, self.keep)
-        ranked = torch.where(is_cls, torch.tensor(float("inf"), device=scores.device), scores.float())
-        index = top_tokens(ranked, seq, keep)
+    def prune(self, tokens: Tokens, scores: Tensor, cls_tokens: int | None = None) -> Tokens:
+        """Keep the CLS tokens and the top ceil(keep · N) of the N other tokens of every sequence, in order.
+
+        cls_tokens: the CLS tokens heading every sequence (the reducer protocol's layout), so every count is a
+        Python int and nothing is read back from the device; None reads them off `pos` (NO_POSITION) or takes 0.
+        """
+        c = _head_cls(tokens) if cls_tokens is None else int(cls_tokens)
+        keep = [min(n, c) + max(math.ceil((n - c) * self.keep - 1e-9), 0) for n in tokens.seqlens]
+        width, device = tokens.max_seqlen, scores.device
+        head = torch.arange(width, device=device) < c
+        ranked = tokens.pad_values(scores.float(), float("-inf")).masked_fill(head, float("inf"))
+        # padding scores -inf and sits after a row's tokens, so the stable sort ranks it after any real -inf
+        best = torch.sort(ranked, dim=1, descending=True, stable=True).indices  # [S, L], ties: the earlier token
+        best = best.masked_fill(torch.arange(width, device=device) >= tokens.lengths.new_tensor(keep)[:, None], width)
+        chosen = torch.sort(best, dim=1).values[:, : max(keep, default=0)]  # [S, K]: kept tokens in order, padding
+        out = Tokens(tokens.x.new_empty(sum(keep), 0), tuple(keep))  # the output layout (no features)
+        index = (chosen + tokens.cu_seqlens[:-1].long()[:, None]).reshape(-1).index_select(0, out.padded_index)
         return tokens.replace(
-            x=tokens.x[index],
-            seqlens=tuple(keep.tolist()),
-            pos=tokens.pos[index] if tokens.pos is not None else None,
-            size=tokens.size[index] if tokens.size is not None else None,
+            x=tokens.x.index_select(0, index),
+            seqlens=tuple(keep),
+            pos=tokens.pos.index_select(0, index) if tokens.pos is not None else None,
+            size=tokens.size.index_select(0, index) if tokens.size is not None else None,
         )
 
     def prune_equal(self, tokens: Tokens, scores: Tensor, cls_per_sequence: int) -> Tokens:
@@ -211,18 +204,12 @@ class TokenPrune:
         )
 
 
-def _cls_mask(tokens: Tokens, cls_tokens: int) -> Tensor:
-    """[total] bool: CLS tokens (NO_POSITION), or the first `cls_tokens` of each sequence when pos is None."""
-    if tokens.pos is not None:
-        return (tokens.pos == NO_POSITION).any(dim=1)
-    local = torch.arange(tokens.total, device=tokens.x.device) - tokens.cu_seqlens[:-1].long()[tokens.batch_index]
-    return local < cls_tokens
-
-
-def _has_cls(tokens: Tokens, cls_tokens: int) -> bool:
-    if tokens.pos is not None:
-        return bool((tokens.pos[tokens.cu_seqlens[:-1].long()] == NO_POSITION).any(dim=1).all())
-    return cls_tokens > 0
+def _head_cls(tokens: Tokens) -> int:
+    """CLS tokens heading every sequence, read off `pos` (one device read; 0 without positions): for direct callers
+    of `TokenPrune.prune` that do not know the count."""
+    if tokens.pos is None or tokens.total == 0:
+        return 0
+    return int((tokens.pos == NO_POSITION).any(dim=1).sum()) // max(tokens.batch_size, 1)
 
 
 def keep_mask(tokens: Tokens, batch_size: int, grid: tuple[int, int, int]) -> Tensor:
@@ -271,9 +258,9 @@ def carry_scores(scores: Tensor, before: Tokens, after: Tokens, batch_size: int,
 
     old_key, old_cls = keys(before)
     new_key, new_cls = keys(after)
-    table = scores.new_full((batch_size * cells,), float("-inf"))
-    table[old_key[~old_cls]] = scores[~old_cls]
-    carried = table[new_key.clamp(0, table.shape[0] - 1)]
+    table = scores.new_full((batch_size * cells + 1,), float("-inf"))  # + a spare slot the CLS tokens write to
+    table.index_put_((torch.where(old_cls, batch_size * cells, old_key),), scores)  # an index: no device sync
+    carried = table[new_key.clamp(0, batch_size * cells - 1)]
     return torch.where(new_cls, torch.tensor(float("inf"), device=scores.device, dtype=scores.dtype), carried)
 
 

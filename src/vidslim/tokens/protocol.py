@@ -189,7 +189,7 @@ def cls_attention_row(
         return logits.softmax(dim=1).mean(dim=-1).reshape(total).to(q.dtype)
     lengths = torch.tensor(seqlens, device=q.device)
     starts = torch.cumsum(lengths, 0) - lengths
-    seq = torch.repeat_interleave(torch.arange(len(seqlens), device=q.device), lengths)  # [total]
+    seq = torch.repeat_interleave(torch.arange(len(seqlens), device=q.device), lengths, output_size=total)  # [total]
     logits = (q[starts].float()[seq] * k.float()).sum(-1) * scale  # [total, H]
     if key_bias is not None:
         logits = logits + key_bias.float()[:, None]
