@@ -103,6 +103,33 @@ SECTIONS: list[tuple[str, str, list[str], str]] = [
         "processes the script starts and stops: the paired speedup, its spread, the load and the verdict of each run.",
     ),
     (
+        "siglip_speed",
+        "SigLIP: dense against transformers, ToMe and TempMe against their FLOP ratios",
+        ["siglip_speed.py", "--layers", "12", "--rounds", "5", "--threads", "1"],
+        "SigLIP B/16 (8 frames) in vidslim against transformers' SiglipVisionModel on the same weights, and ToMe / "
+        "TempMe against vidslim dense.",
+    ),
+    (
+        "new_families",
+        "V-JEPA 2, ViViT and X-CLIP",
+        ["new_families.py", "--threads", "1"],
+        "RLT on V-JEPA 2 (ViT-L layout, 16x256) against its FLOP ratio, dense vidslim against transformers for each "
+        "family on the same weights, and TempMe on X-CLIP B/16 (the depth is printed with the figures).",
+    ),
+    (
+        "export_speed",
+        "Exported graphs: ONNX Runtime against eager",
+        ["export_speed.py"],
+        "Dense and fixed-budget RLT exported to ONNX and run by onnxruntime, against eager vidslim, same input.",
+    ),
+    (
+        "embed_throughput",
+        "Embedding and search (vidslim embed / vidslim search)",
+        ["embed_throughput.py", "--synthetic", "24", "--repeat", "2"],
+        "Whole `vidslim embed` jobs (decode included) dense against RLT and RLT+TempMe, token budget against fixed "
+        "batches, exact against FAISS search, local against Ray.",
+    ),
+    (
         "learn",
         "Do reduced models learn as well?",
         ["learn.py"],
@@ -154,7 +181,10 @@ def run_section(args: list[str]) -> tuple[str, float]:
     if done.returncode != 0:
         tail = "\n".join(done.stderr.strip().splitlines()[-15:])
         return f"The script failed (exit {done.returncode}):\n\n```\n{tail}\n```", seconds
-    return done.stdout.strip(), seconds
+    output = done.stdout.strip()
+    if "|---" not in output and "| --- |" not in output:  # plain text (aligned columns): keep it as printed
+        output = f"```\n{output}\n```"
+    return output, seconds
 
 
 def existing_sections(path: Path) -> dict[str, str]:
