@@ -78,7 +78,7 @@ def test_rlt_keeps_the_cls_token_and_each_tubelets_own_position(pair) -> None:
     assert logits.shape == (2, 5)
 
 
-@pytest.mark.parametrize("reducer", [vs.RLT(tau=-1.0), ToMe(r=0), TokenPrune(layers=(0,), keep=1.0),
+@pytest.mark.parametrize("reducer", [vs.RLT(tau=0.0), ToMe(r=0), TokenPrune(layers=(0,), keep=1.0),
                                      SparseAttention(block=64, local=1, random=0)],
                          ids=["rlt", "tome", "tokenprune", "svitt"])
 @torch.no_grad()

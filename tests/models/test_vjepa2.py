@@ -117,7 +117,7 @@ def test_a_packed_batch_equals_each_clip_alone(classifier_pair) -> None:
 
 
 @pytest.mark.parametrize("reducer", [
-    vs.RLT(tau=-1.0), RandomMask(keep=1.0), ToMe(r=0), TokenPrune(layers=(0,), keep=1.0),
+    vs.RLT(tau=0.0), RandomMask(keep=1.0), ToMe(r=0), TokenPrune(layers=(0,), keep=1.0),
     SparseAttention(block=64, local=1, random=0),
 ], ids=["rlt", "random", "tome", "tokenprune", "svitt"])
 @torch.no_grad()
