@@ -9,7 +9,10 @@ video and copies of it cut at several points (with the index at the front, "fast
 audio-only file, a folder, a FIFO, a missing path, a 300-character name, a name with control characters, bad
 YAML run configs (binary, a list, NaN and negative settings, an alias bomb, layers the model does not have),
 damaged model folders (config.json a list or invalid, a shard index without weight_map or with ../ paths),
-bad annotation files, and every bad option value of issue 14.
+bad annotation files, and every bad option value of issue 14. For the collection commands (embed, classify,
+search): tiny saved checkpoints, a folder with one good and one broken video (handled: exit 0, nothing on stderr),
+index folders with a truncated Parquet part, a damaged index.json or faiss.index, and a hub cache whose refs/main
+is a FIFO.
 
 Each case runs `python -m vidslim.cli.main ARGS` in a subprocess with a timeout and checks: the exit status
 (2 unless the case says otherwise: 130 after Ctrl-C, 141 on a closed pipe), exactly the expected number of
@@ -38,6 +41,9 @@ SRC = Path(__file__).resolve().parents[1] / "src"
 LONG = "x" * 300 + ".mp4"  # longer than any file system's name limit (255 bytes)
 CONTROL = "ctl\x1b[31m\nname.mp4"  # an escape sequence and a newline, echoed escaped: ctl\x1b[31m\nname.mp4
 CONTROL_SHOWN = "ctl\\x1b[31m\\nname.mp4"
+CLIP_CKPT = "models/clip"  # saved by `_write_checkpoints`, relative to the corpus
+CLASSIFY_CKPT = "models/videomae"
+INDEXES = ("index_good", "index_part", "index_meta", "index_faiss")  # written by `make_indexes`
 
 
 @dataclasses.dataclass(frozen=True)
@@ -110,6 +116,16 @@ def make_corpus(root: Path) -> None:
     (root / "viz_dir.png").mkdir(exist_ok=True)
     _write_configs(root)
     _write_model_folders(root)
+    _write_checkpoints(root)
+    mixed = root / "mixed"  # a collection with one good and one broken video: skipped, named, counted, exit 0
+    mixed.mkdir(exist_ok=True)
+    (mixed / "good.mp4").write_bytes(real.read_bytes())
+    (mixed / "empty.mp4").write_bytes(b"")
+    hub = root / "hub" / "models--org--fifo"  # a hub cache whose refs/main is a FIFO (reading it would wait)
+    (hub / "snapshots" / "abc").mkdir(parents=True, exist_ok=True)
+    (hub / "refs").mkdir(exist_ok=True)
+    if not (hub / "refs" / "main").exists():
+        os.mkfifo(hub / "refs" / "main")
 
 
 def _yaml(root: Path, name: str, text: str) -> None:
@@ -177,6 +193,43 @@ def _write_model_folders(root: Path) -> None:
             (folder / file).write_text(text)
 
 
+def _write_checkpoints(root: Path) -> None:
+    """Tiny random checkpoints (4 frames of 32 px) saved as vidslim folders: what embed and classify are given, so
+    their cases test the bad input, not the "config name: random weights" warning."""
+    import vidslim as vs
+
+    for name, folder, extra in (("clip-tiny", CLIP_CKPT, {}), ("videomae-tiny", CLASSIFY_CKPT, {"num_classes": 3})):
+        if not (root / folder / "vidslim.json").is_file():
+            vs.save_model(vs.create_model(name, num_frames=4, image_size=32, **extra), root / folder)
+
+
+def make_indexes(root: Path) -> None:
+    """Index folders for the search cases: one embedded for real (with a FAISS index when faiss is installed),
+    then copies with a truncated Parquet part, a damaged index.json and a damaged faiss.index."""
+    import shutil
+
+    from vidslim.jobs.embed import embed_videos
+
+    good = root / "index_good"
+    if not (good / "index.json").is_file():
+        embed_videos([str(root / "real.mp4")], root / CLIP_CKPT, good, workers=0, faiss="always" if _has_faiss()
+                     else "never")
+    for name in INDEXES[1:]:
+        shutil.rmtree(root / name, ignore_errors=True)
+        shutil.copytree(good, root / name)
+    part = next((root / "index_part").glob("part-*.parquet"))
+    part.write_bytes(part.read_bytes()[: part.stat().st_size // 2])
+    (root / "index_meta" / "index.json").write_text('{"model": "x", "dim": ')
+    if (root / "index_faiss" / "faiss.index").is_file():
+        (root / "index_faiss" / "faiss.index").write_bytes(np.random.default_rng(3).bytes(2048))
+
+
+def _has_faiss() -> bool:
+    import importlib.util
+
+    return importlib.util.find_spec("faiss") is not None
+
+
 def cases(root: Path) -> list[Case]:
     """Every case, with paths inside `root` (the corpus)."""
     r = str(root)
@@ -202,12 +255,16 @@ def cases(root: Path) -> list[Case]:
     for key in ("missing", "empty", "fifo", "control", "cut_fs_50"):  # the commands that read collections
         file, shown = files[key]
         path = f"{r}/{file}"
-        out.append(Case(f"classify {key}", ("classify", path, "--model", "videomae-tiny"), shown))
-        out.append(Case(f"embed {key}", ("embed", path, "--model", "clip-tiny", "--out", f"{r}/index_{key}"), shown))
+        out.append(Case(f"classify {key}", ("classify", path, "--model", f"{r}/{CLASSIFY_CKPT}"), shown,
+                        quick=key == "empty"))
+        out.append(Case(f"embed {key}", ("embed", path, "--model", f"{r}/{CLIP_CKPT}", "--out", f"{r}/index_{key}"),
+                        shown))
         out.append(Case(f"search {key}", ("search", path, "a dog"), shown))
         out.append(Case(f"tune --video {key}", ("tune", "--model", "videomae-tiny", "--video", path, "--target",
                                                 "speedup=2"), shown))
-        out.append(Case(f"export {key}", ("export", path, "--out", f"{r}/exported_{key}.onnx"), shown))
+        out.append(Case(f"export {key}", ("export", path, "--out", f"{r}/exported_{key}.onnx"), shown,
+                        quick=key == "fifo"))
+    out.extend(_collection_cases(r))
     out.append(Case("info 300-char folder", ("info", f"{r}/{'y' * 300}/a.mp4"), "y" * 40))
     real = f"{r}/real.mp4"
     tokens = ("tokens", real, "--frames", "4", "--size", "32")
@@ -285,6 +342,47 @@ def cases(root: Path) -> list[Case]:
     out.append(Case("info to a closed pipe", ("info", "--json", real), "", status=141, lines=0, stdout="closed",
                     quick=True))
     out.append(Case("info to /dev/full", ("info", real), "standard output", stdout="full", quick=True))
+    return out
+
+
+def _collection_cases(r: str) -> list[Case]:
+    """embed, classify, search, export and tune beyond the bad video files: a collection with one broken video
+    (exit 0), damaged index folders, bad targets and output paths, a FIFO where a checkpoint is looked for."""
+    clip, classify, real = f"{r}/{CLIP_CKPT}", f"{r}/{CLASSIFY_CKPT}", f"{r}/real.mp4"
+    export = ("export", "videomae-tiny", "--method", "tome", "--out")
+    out = [
+        Case("embed a collection with one broken video", ("embed", f"{r}/mixed", "--model", clip, "--out",
+                                                          f"{r}/index_mixed", "--workers", "0"), "", status=0, lines=0),
+        Case("classify a collection with one broken video", ("classify", f"{r}/mixed", "--model", classify), "",
+             status=0, lines=0),
+        Case("embed resuming into a damaged part", ("embed", real, "--model", clip, "--out", f"{r}/index_part"),
+             "part-"),
+        Case("embed resuming another model's index", ("embed", real, "--model", classify, "--out", f"{r}/index_good"),
+             "other settings"),
+        Case("search a missing index folder", ("search", f"{r}/no_index", "a dog"), "no_index", quick=True),
+        Case("search a damaged part", ("search", f"{r}/index_part", "a dog"), "part-"),
+        Case("search a damaged index.json", ("search", f"{r}/index_meta", "a dog"), "index.json"),
+        Case("search -k 0", ("search", f"{r}/index_good", "a dog", "-k", "0"), "-k"),
+        Case("search by a missing video", ("search", f"{r}/index_good", "--video", f"{r}/missing.mp4"),
+             "missing.mp4"),
+        Case("export --out into a missing folder", (*export, f"{r}/no/such/folder/m.onnx"), "no/such/folder",
+             quick=True),
+        Case("export --out a folder", (*export, f"{r}/folder.mp4"), "folder.mp4"),
+        Case("export --out .txt", (*export, f"{r}/m.txt"), "m.txt"),
+        Case("export a FIFO in the hub cache", ("export", "org/fifo", "--out", f"{r}/m.onnx"), "refs/main",
+             env=(("HF_HUB_CACHE", f"{r}/hub"),)),
+        Case("eval --checkpoint fifo", ("eval", "classify", f"{r}/good.yaml", "--checkpoint", f"{r}/fifo.mp4"),
+             "fifo.mp4"),
+        Case("tune --target speedup=abc", ("tune", "--model", "videomae-tiny", "--video", real, "--target",
+                                           "speedup=abc"), "speedup=abc", quick=True),
+        Case("tune --target 0", ("tune", "--model", "videomae-tiny", "--video", real, "--target", "keep=0"),
+             "keep=0"),
+        Case("tune --out into a missing folder", ("tune", "--model", "videomae-tiny", "--video", real, "--target",
+                                                  "keep=0.5", "--out", f"{r}/no/such/card.json"), "no/such"),
+    ]
+    if _has_faiss():
+        out.append(Case("search a damaged faiss.index", ("search", f"{r}/index_faiss", "--video", real),
+                        "faiss.index"))
     return out
 
 
@@ -397,6 +495,8 @@ def sweep(root: Path, selected: Callable[[Case], bool], jobs: int = 1,
     make_corpus(root)
     _setup(root)
     chosen = [c for c in cases(root) if selected(c)]
+    if any(Path(arg).name in INDEXES for c in chosen for arg in c.argv):
+        make_indexes(root)  # only when a chosen case reads one (embedding costs a few seconds)
     with ThreadPoolExecutor(max_workers=max(1, jobs)) as pool:
         results = list(pool.map(lambda c: runner(c, root), chosen))
     return list(zip(chosen, results, strict=True))
