@@ -212,8 +212,15 @@ def make_indexes(root: Path) -> None:
 
     good = root / "index_good"
     if not (good / "index.json").is_file():
-        embed_videos([str(root / "real.mp4")], root / CLIP_CKPT, good, workers=0, faiss="always" if _has_faiss()
-                     else "never")
+        saved = os.dup(2)  # FAISS warns on stderr (from C++) that one row is few to cluster: true, and beside the point
+        try:
+            with open(os.devnull, "w") as devnull:
+                os.dup2(devnull.fileno(), 2)
+                embed_videos([str(root / "real.mp4")], root / CLIP_CKPT, good, workers=0,
+                             faiss="always" if _has_faiss() else "never")
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
     for name in INDEXES[1:]:
         shutil.rmtree(root / name, ignore_errors=True)
         shutil.copytree(good, root / name)
