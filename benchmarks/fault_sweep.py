@@ -4,12 +4,10 @@
     python benchmarks/fault_sweep.py --only tokens   # the cases whose name contains "tokens"
     python benchmarks/fault_sweep.py --quick         # the small subset the test suite runs
 
-The corpus (written to a temporary folder): an empty file, a text file and random bytes named .mp4, a real
-video and copies of it cut at several points (with the index at the front, "faststart", and at the end), an
-audio-only file, a folder, a FIFO, a missing path, a 300-character name, a name with control characters, bad
-YAML run configs (binary, a list, NaN and negative settings, an alias bomb, layers the model does not have),
-damaged model folders (config.json a list or invalid, a shard index without weight_map or with ../ paths),
-bad annotation files, and every bad option value of issue 14.
+The corpus (written to a temporary folder by `fault_corpus.py`, beside this script): broken, truncated and
+audio-only videos, folders, FIFOs, missing, long and control-character names, bad YAML run configs, damaged model
+folders and annotation files, tiny saved checkpoints, a collection with one broken video (handled: exit 0, nothing
+on stderr), damaged index folders, a FIFO in a hub cache; plus every bad option value of issue 14.
 
 Each case runs `python -m vidslim.cli.main ARGS` in a subprocess with a timeout and checks: the exit status
 (2 unless the case says otherwise: 130 after Ctrl-C, 141 on a closed pipe), exactly the expected number of
@@ -20,7 +18,6 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import json
 import os
 import signal
 import subprocess
@@ -29,15 +26,23 @@ import tempfile
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from fractions import Fraction
 from pathlib import Path
 
-import numpy as np
-
 SRC = Path(__file__).resolve().parents[1] / "src"
-LONG = "x" * 300 + ".mp4"  # longer than any file system's name limit (255 bytes)
-CONTROL = "ctl\x1b[31m\nname.mp4"  # an escape sequence and a newline, echoed escaped: ctl\x1b[31m\nname.mp4
-CONTROL_SHOWN = "ctl\\x1b[31m\\nname.mp4"
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # the corpus writers beside this script
+from fault_corpus import (  # noqa: E402
+    CLASSIFY_CKPT,
+    CLIP_CKPT,
+    CONTROL,
+    CONTROL_SHOWN,
+    INDEXES,
+    LONG,
+    base_config,
+    has_faiss,
+    make_corpus,
+    make_indexes,
+)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -55,126 +60,6 @@ class Case:
     interrupt_after: float | None = None  # send SIGINT after this many seconds
     before: tuple[tuple[str, ...], ...] = ()  # commands that must succeed first (a run to resume, say)
     timeout: float = 90.0
-
-
-def _write_video(path: Path, frames: int = 40, size: int = 32, faststart: bool = False) -> Path:
-    """A small H.264 mp4 of noise (every frame differs), 25 fps, a keyframe every 10 frames."""
-    import av
-
-    rng = np.random.default_rng(0)
-    options = {"movflags": "faststart"} if faststart else {}
-    with av.open(str(path), "w", options=options) as container:
-        stream = container.add_stream("libx264", rate=Fraction(25), options={"preset": "veryfast"})
-        stream.width = stream.height = size
-        stream.pix_fmt, stream.gop_size = "yuv420p", 10
-        for _ in range(frames):
-            image = rng.integers(0, 255, (size, size, 3), dtype=np.uint8)
-            container.mux(stream.encode(av.VideoFrame.from_ndarray(image, format="rgb24")))
-        container.mux(stream.encode(None))
-    return path
-
-
-def _write_audio(path: Path) -> Path:
-    """An .m4a with one silent AAC stream and no video."""
-    import av
-
-    with av.open(str(path), "w") as container:
-        stream = container.add_stream("aac", rate=16000)
-        for i in range(8):
-            frame = av.AudioFrame.from_ndarray(np.zeros((1, 1024), np.float32), format="fltp", layout="mono")
-            frame.sample_rate, frame.pts = 16000, i * 1024
-            container.mux(stream.encode(frame))
-        container.mux(stream.encode(None))
-    return path
-
-
-def make_corpus(root: Path) -> None:
-    """Write every bad (and the few good) input files the cases name into `root`."""
-    root.mkdir(parents=True, exist_ok=True)
-    (root / "empty.mp4").write_bytes(b"")
-    (root / "text.mp4").write_text("<html><body>404 Not Found</body></html>\n")
-    (root / "random.mp4").write_bytes(np.random.default_rng(1).bytes(4096))
-    (root / "random.pt").write_bytes(np.random.default_rng(2).bytes(4096))
-    real = _write_video(root / "real.mp4", faststart=True)
-    plain = _write_video(root / "plain.mp4")
-    for source, tag in ((real, "fs"), (plain, "plain")):
-        data = source.read_bytes()
-        for percent in (10, 50, 90):
-            (root / f"cut_{tag}_{percent}.mp4").write_bytes(data[: len(data) * percent // 100])
-    _write_audio(root / "audio.m4a")
-    (root / "folder.mp4").mkdir(exist_ok=True)
-    if not (root / "fifo.mp4").exists():
-        os.mkfifo(root / "fifo.mp4")
-    (root / CONTROL).write_text("not a video\n")
-    (root / "out_file").write_text("a file, not a folder\n")
-    (root / "viz_dir.png").mkdir(exist_ok=True)
-    _write_configs(root)
-    _write_model_folders(root)
-
-
-def _yaml(root: Path, name: str, text: str) -> None:
-    (root / name).write_text(text)
-
-
-def _base_config(root: Path, **top: object) -> dict[str, object]:
-    """A tiny classification run on 10 synthetic videos (4 frames of 32 px) with videomae-tiny and RLT."""
-    config: dict[str, object] = {
-        "run_dir": str(root / "runs" / "base"), "seed": 0, "steps": 2, "batch_size": 4, "lr": 1e-3,
-        "log_every": 1, "checkpoint_every": 1, "eval_at_end": False,
-        "model": {"name": "videomae-tiny", "config": {"image_size": 32, "patch_size": 16, "num_frames": 4},
-                  "reduction": [{"rlt": {"tau": 0.1}}]},
-        "data": {"name": "synthetic", "video_root": str(root / "synth"), "frames": 4, "size": 32, "cache": True,
-                 "synthetic": {"num_videos": 10, "fps": 4, "seconds": 1, "size": 32, "seed": 0}},
-    }
-    config.update(top)
-    return config
-
-
-def _write_configs(root: Path) -> None:
-    import yaml
-
-    def dump(name: str, config: object) -> None:
-        (root / name).write_text(yaml.safe_dump(config, sort_keys=False))
-
-    dump("good.yaml", _base_config(root))
-    dump("wd_nan.yaml", {**_base_config(root), "weight_decay": float("nan")})
-    dump("list.yaml", [1, 2, 3])
-    (root / "binary.yaml").write_bytes(b"run_dir: x\n" + bytes(range(128, 256)) + b"\n")
-    bomb = ["a: &a [x, x, x, x, x, x, x, x, x, x]"]
-    for level in range(1, 9):
-        refs = ", ".join(f"*{chr(96 + level)}" for _ in range(10))
-        bomb.append(f"{chr(97 + level)}: &{chr(97 + level)} [{refs}]")
-    _yaml(root, "bomb.yaml", "\n".join(bomb) + "\n")
-    dump("device_cuda.yaml", {**_base_config(root), "device": "cuda"})
-    # classification labels: a label outside the class list, and a line of binary bytes
-    classes = root / "labels"
-    (classes / "videos").mkdir(parents=True, exist_ok=True)
-    (classes / "classes.txt").write_text("walk\nrun\n")
-    (classes / "train.csv").write_text("real.mp4 0\nreal.mp4 99\n")
-    (classes / "binary.csv").write_bytes(b"real.mp4 0\n" + bytes(range(128, 200)) + b" 1\n")
-    for name, split in (("label99.yaml", "train.csv"), ("label_binary.yaml", "binary.csv")):
-        config = _base_config(root)
-        config["data"] = {"name": "labels", "annotation": str(classes / split), "video_root": str(root),
-                          "frames": 4, "size": 32, "eval_split": None,
-                          "options": {"classes": str(classes / "classes.txt")}}
-        dump(name, config)
-
-
-def _write_model_folders(root: Path) -> None:
-    """Model folders `vidslim eval --checkpoint` is pointed at: config.json a list, invalid, shard indexes."""
-    for name, files in {
-        "hf_list": {"config.json": "[1, 2, 3]"},
-        "hf_invalid": {"config.json": "{\"model_type\": \"clip\", "},
-        "hf_no_map": {"config.json": json.dumps({"model_type": "videomae"}),
-                      "model.safetensors.index.json": json.dumps({"metadata": {}})},
-        "hf_escape": {"config.json": json.dumps({"model_type": "videomae"}),
-                      "model.safetensors.index.json": json.dumps(
-                          {"weight_map": {"w": "../../../etc/passwd.safetensors"}})},
-    }.items():
-        folder = root / name
-        folder.mkdir(exist_ok=True)
-        for file, text in files.items():
-            (folder / file).write_text(text)
 
 
 def cases(root: Path) -> list[Case]:
@@ -202,12 +87,16 @@ def cases(root: Path) -> list[Case]:
     for key in ("missing", "empty", "fifo", "control", "cut_fs_50"):  # the commands that read collections
         file, shown = files[key]
         path = f"{r}/{file}"
-        out.append(Case(f"classify {key}", ("classify", path, "--model", "videomae-tiny"), shown))
-        out.append(Case(f"embed {key}", ("embed", path, "--model", "clip-tiny", "--out", f"{r}/index_{key}"), shown))
+        out.append(Case(f"classify {key}", ("classify", path, "--model", f"{r}/{CLASSIFY_CKPT}"), shown,
+                        quick=key == "empty"))
+        out.append(Case(f"embed {key}", ("embed", path, "--model", f"{r}/{CLIP_CKPT}", "--out", f"{r}/index_{key}"),
+                        shown))
         out.append(Case(f"search {key}", ("search", path, "a dog"), shown))
         out.append(Case(f"tune --video {key}", ("tune", "--model", "videomae-tiny", "--video", path, "--target",
                                                 "speedup=2"), shown))
-        out.append(Case(f"export {key}", ("export", path, "--out", f"{r}/exported_{key}.onnx"), shown))
+        out.append(Case(f"export {key}", ("export", path, "--out", f"{r}/exported_{key}.onnx"), shown,
+                        quick=key == "fifo"))
+    out.extend(_collection_cases(r))
     out.append(Case("info 300-char folder", ("info", f"{r}/{'y' * 300}/a.mp4"), "y" * 40))
     real = f"{r}/real.mp4"
     tokens = ("tokens", real, "--frames", "4", "--size", "32")
@@ -288,6 +177,47 @@ def cases(root: Path) -> list[Case]:
     return out
 
 
+def _collection_cases(r: str) -> list[Case]:
+    """embed, classify, search, export and tune beyond the bad video files: a collection with one broken video
+    (exit 0), damaged index folders, bad targets and output paths, a FIFO where a checkpoint is looked for."""
+    clip, classify, real = f"{r}/{CLIP_CKPT}", f"{r}/{CLASSIFY_CKPT}", f"{r}/real.mp4"
+    export = ("export", "videomae-tiny", "--method", "tome", "--out")
+    out = [
+        Case("embed a collection with one broken video", ("embed", f"{r}/mixed", "--model", clip, "--out",
+                                                          f"{r}/index_mixed", "--workers", "0"), "", status=0, lines=0),
+        Case("classify a collection with one broken video", ("classify", f"{r}/mixed", "--model", classify), "",
+             status=0, lines=0),
+        Case("embed resuming into a damaged part", ("embed", real, "--model", clip, "--out", f"{r}/index_part"),
+             "part-"),
+        Case("embed resuming another model's index", ("embed", real, "--model", classify, "--out", f"{r}/index_good"),
+             "other settings"),
+        Case("search a missing index folder", ("search", f"{r}/no_index", "a dog"), "no_index", quick=True),
+        Case("search a damaged part", ("search", f"{r}/index_part", "a dog"), "part-"),
+        Case("search a damaged index.json", ("search", f"{r}/index_meta", "a dog"), "index.json"),
+        Case("search -k 0", ("search", f"{r}/index_good", "a dog", "-k", "0"), "-k"),
+        Case("search by a missing video", ("search", f"{r}/index_good", "--video", f"{r}/missing.mp4"),
+             "missing.mp4"),
+        Case("export --out into a missing folder", (*export, f"{r}/no/such/folder/m.onnx"), "no/such/folder",
+             quick=True),
+        Case("export --out a folder", (*export, f"{r}/folder.mp4"), "folder.mp4"),
+        Case("export --out .txt", (*export, f"{r}/m.txt"), "m.txt"),
+        Case("export a FIFO in the hub cache", ("export", "org/fifo", "--out", f"{r}/m.onnx"), "refs/main",
+             env=(("HF_HUB_CACHE", f"{r}/hub"),)),
+        Case("eval --checkpoint fifo", ("eval", "classify", f"{r}/good.yaml", "--checkpoint", f"{r}/fifo.mp4"),
+             "fifo.mp4"),
+        Case("tune --target speedup=abc", ("tune", "--model", "videomae-tiny", "--video", real, "--target",
+                                           "speedup=abc"), "speedup=abc", quick=True),
+        Case("tune --target 0", ("tune", "--model", "videomae-tiny", "--video", real, "--target", "keep=0"),
+             "keep=0"),
+        Case("tune --out into a missing folder", ("tune", "--model", "videomae-tiny", "--video", real, "--target",
+                                                  "keep=0.5", "--out", f"{r}/no/such/card.json"), "no/such"),
+    ]
+    if has_faiss():
+        out.append(Case("search a damaged faiss.index", ("search", f"{r}/index_faiss", "--video", real),
+                        "faiss.index"))
+    return out
+
+
 def _env(case: Case) -> dict[str, str]:
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(SRC), os.environ.get("PYTHONPATH", "")]).rstrip(os.pathsep),
            "OMP_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1"}
@@ -300,7 +230,7 @@ def _setup(root: Path) -> None:
     """The run the resume cases start from, and its finished copy for evaluation."""
     import yaml
 
-    config = _base_config(root, run_dir=str(root / "runs" / "resume_done"))
+    config = base_config(root, run_dir=str(root / "runs" / "resume_done"))
     (root / "resume.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
 
 
@@ -397,6 +327,8 @@ def sweep(root: Path, selected: Callable[[Case], bool], jobs: int = 1,
     make_corpus(root)
     _setup(root)
     chosen = [c for c in cases(root) if selected(c)]
+    if any(Path(arg).name in INDEXES for c in chosen for arg in c.argv):
+        make_indexes(root)  # only when a chosen case reads one (embedding costs a few seconds)
     with ThreadPoolExecutor(max_workers=max(1, jobs)) as pool:
         results = list(pool.map(lambda c: runner(c, root), chosen))
     return list(zip(chosen, results, strict=True))

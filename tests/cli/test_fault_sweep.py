@@ -30,7 +30,7 @@ sweep = _load()
 def test_the_quick_cases_cover_every_command_and_kind_of_input() -> None:
     quick = [c for c in sweep.cases(Path("corpus")) if c.quick]
     commands = {c.argv[0] for c in quick}
-    assert {"info", "tokens", "train", "eval", "data", "demo"} <= commands
+    assert {"info", "tokens", "train", "eval", "data", "demo", "classify", "search", "export", "tune"} <= commands
     assert {c.stdout for c in quick} == {"pipe", "closed", "full"}
     assert len(quick) < len(sweep.cases(Path("corpus"))) / 4  # a subset: the full sweep is the script's
 

@@ -35,3 +35,15 @@ def test_unknown_setting_is_one_line(tmp_path: Path, capsys: pytest.CaptureFixtu
     err = capsys.readouterr().err
     assert "bogus" in err and "keep" in err and err.count("\n") == 1
     assert not out.exists()
+
+
+def test_a_model_name_alone_builds_dense_and_a_missing_folder_is_refused_first(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from vidslim.cli.export import build_model
+
+    model = build_model("videomae-tiny", None, [], seed=0)  # a name has no saved reduction to export
+    assert list(model.reduction) == [] and type(model).__name__ == "VideoViT"
+    missing = tmp_path / "no" / "such" / "m.onnx"
+    assert main(["export", "videomae-tiny", "--method", "tome", "--out", str(missing)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "does not exist" in err and not missing.parent.exists()

@@ -12,6 +12,8 @@ from typing import Any
 
 from vidslim.cli.embed import add_model_options, parse_settings
 from vidslim.cli.options import add_device_option
+from vidslim.errors import printable
+from vidslim.jobs.failures import short_reason
 
 
 def add_parser(subparsers: Any) -> None:
@@ -46,9 +48,9 @@ def run(args: argparse.Namespace) -> int:
         return 0
     for r in results:
         if r.error:
-            print(f"{r.path}: skipped ({r.error})")
+            print(f"{printable(r.path)}: skipped ({short_reason(r.path, r.error)})")
             continue
-        print(f"{r.path}: " + ", ".join(f"{name} {score:.3f}" for name, score in r.pooled))
+        print(f"{printable(r.path)}: " + ", ".join(f"{name} {score:.3f}" for name, score in r.pooled))
         if len(r.windows) > 1:
             for w in r.windows:
                 top = ", ".join(f"{name} {score:.3f}" for name, score in w["top"])

@@ -12,9 +12,12 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 from typing import Any
 
 from vidslim.cli.options import add_device_option
+from vidslim.errors import printable
+from vidslim.jobs.failures import require_some_read, short_reason
 
 
 def add_parser(subparsers: Any) -> None:
@@ -78,13 +81,14 @@ def _table(summary: dict[str, Any]) -> str:
         lines.append(f"  decode {timing.get('decode_s', 0):.1f} s (waited {timing.get('decode_wait_s', 0):.1f} s), "
                      f"model {timing.get('model_s', 0):.1f} s: the bottleneck is {timing.get('bottleneck')}")
     for path, reason in sorted(summary["failed"].items()):
-        lines.append(f"  skipped {path}: {reason}")
+        lines.append(f"  skipped {printable(path)}: {short_reason(path, reason)}")
     if summary.get("faiss"):
         lines.append("  FAISS index built (faiss.index)")
     return "\n".join(lines)
 
 
 def run(args: argparse.Namespace) -> int:
+    progress = not args.json and sys.stderr.isatty()  # a bar only on a terminal: a log keeps one line per error
     options = dict(method=args.method, settings=parse_settings(args.set), window=args.window, stride=args.stride,
                    batch_size=args.batch_size, token_budget=args.token_budget, fixed_batch=args.fixed_batch)
     if args.ray:
@@ -92,14 +96,15 @@ def run(args: argparse.Namespace) -> int:
 
         summary = embed_on_ray(args.source, args.model, args.out, address=None if args.ray == "local" else args.ray,
                                actors=args.actors, gpus_per_actor=args.gpus_per_actor, faiss=args.faiss,
-                               progress=not args.json, **options)
+                               progress=progress, **options)
+        require_some_read(summary.videos, summary.failed)  # the local job checks this itself
     else:
         from vidslim.bench.flops import flops_of
         from vidslim.jobs.embed import embed_videos
 
         summary = embed_videos(args.source, args.model, args.out, workers=args.workers, part_videos=args.part_videos,
                                device=args.device, flops=None if args.no_flops else flops_of, faiss=args.faiss,
-                               progress=not args.json, **options)
+                               progress=progress, **options)
     result = summary.to_dict()
     print(json.dumps(result) if args.json else _table(result))
     return 0

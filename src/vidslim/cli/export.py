@@ -52,6 +52,8 @@ def build_model(name: str, method: str | None, settings: list[str], seed: int) -
 
     if method is None and settings:
         raise ConfigError("--set needs --method (without one, a checkpoint's saved reduction is exported as it is)")
+    if method is None and is_model_name(name):
+        method = "dense"  # a name has no saved reduction
     if method is None:
         return load_model(name)
     _, options, source = split_settings(settings, name)
@@ -59,12 +61,23 @@ def build_model(name: str, method: str | None, settings: list[str], seed: int) -
     return source.build(build_reduction(method, source.preset, family=source.family, **options))
 
 
+def is_model_name(name: str) -> bool:
+    """Whether MODEL is a registered config name rather than a checkpoint on disk."""
+    from pathlib import Path
+
+    from vidslim.models.registry import list_models
+
+    return name in list_models() and not Path(name).exists()
+
+
 def run(args: argparse.Namespace) -> int:
     """Build, export, check, print what was written."""
     from vidslim.export.api import export_model
+    from vidslim.io.paths import output_file
 
     if args.batch < 1:
         raise ConfigError(f"--batch {args.batch}: the graph takes at least one clip")
+    output_file(args.out, "--out")  # before the model is built: a missing folder is a typo, not a folder to make
     model = build_model(args.model, args.method, args.set, args.seed)
     result = export_model(model, args.out, batch_size=args.batch, check=not args.no_check, atol=args.atol)
     methods = "+".join(type(r).__name__ for r in model.reduction) or "dense"

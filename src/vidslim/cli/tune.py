@@ -68,12 +68,18 @@ def run(args: argparse.Namespace) -> int:
     from vidslim.bench.card_file import write_card
     from vidslim.bench.settings import parse_settings
     from vidslim.bench.source import ModelSource, config_fields
-    from vidslim.bench.tune import DOES_NOT_PROMISE, Tuner, combination_note, read_clips
+    from vidslim.bench.tune import DOES_NOT_PROMISE, Tuner, combination_note, parse_target, read_clips
+    from vidslim.io.paths import output_file
 
     if args.target is None and args.plot is None:
         raise ConfigError("give --target KIND=VALUE (speedup=2, gflops=60, keep=0.5, ms=300) or --plot FILE.png")
     if args.repeat < 1 or (args.frames is not None and args.frames < 1) or (args.max_rounds or 1) < 1:
         raise ConfigError("--repeat, --max-rounds and --frames must be >= 1")
+    if args.target is not None:
+        parse_target(args.target)  # a bad target is one line before any model is built or clip read
+    for option, path in (("--out", args.out), ("--plot", args.plot)):
+        if path is not None:
+            output_file(path, option)  # written at the end: refuse a missing folder before minutes of timing
     if args.threads:
         torch.set_num_threads(args.threads)
     source = ModelSource.open(args.model)

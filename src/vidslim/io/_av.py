@@ -19,6 +19,7 @@ import av.container
 import av.video.stream
 
 from vidslim.errors import NoVideoStreamError, VideoDecodeError, VideoNotFoundError
+from vidslim.io.paths import special_kind
 
 # bytes looked at to tell a text file from a binary one
 _SNIFF_BYTES = 512
@@ -59,8 +60,8 @@ def check_file(path: str | os.PathLike[str]) -> str:
         raise VideoNotFoundError(name, f"cannot be opened: {error.strerror}", "check the path") from None
     if stat.S_ISDIR(mode):
         raise VideoNotFoundError(name, "is a directory, not a video file", "pass a video file")
-    if not stat.S_ISREG(mode):
-        kind = "a FIFO (named pipe)" if stat.S_ISFIFO(mode) else "a socket" if stat.S_ISSOCK(mode) else "a device"
+    kind = special_kind(mode)
+    if kind is not None:
         raise VideoNotFoundError(name, f"is {kind}, not a video file", "pass a regular video file")
     if os.path.getsize(name) == 0:
         raise VideoDecodeError(name, "the file is empty (0 bytes)", "re-download or re-encode it")

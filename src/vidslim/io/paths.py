@@ -50,6 +50,15 @@ def output_file(path: str | os.PathLike[str], what: str) -> Path:
     return file
 
 
+def special_kind(mode: int) -> str | None:
+    """What a path of stat `mode` is when it is neither a regular file nor a folder ("a FIFO (named pipe)", "a
+    socket", "a device"), else None. Reading one blocks until a writer comes (a FIFO) or never ends (/dev/zero), so
+    every reader of user files (videos, checkpoints) asks this before opening."""
+    if stat.S_ISREG(mode) or stat.S_ISDIR(mode):
+        return None
+    return "a FIFO (named pipe)" if stat.S_ISFIFO(mode) else "a socket" if stat.S_ISSOCK(mode) else "a device"
+
+
 def _kind(path: Path, what: str) -> str:
     """"missing", "folder" or "other" (a file, a FIFO, ...); `ConfigError` when the system refuses the name."""
     try:

@@ -23,6 +23,7 @@ _EXPORTS: dict[str, str] = {
     "TokenBudget": "vidslim.jobs.budget",
     "WindowPlan": "vidslim.jobs.windows",
     "list_videos": "vidslim.jobs.sources",
+    "NothingReadError": "vidslim.jobs.failures",
 }
 
 __all__ = sorted(_EXPORTS)

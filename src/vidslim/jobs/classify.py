@@ -21,6 +21,7 @@ from typing import Any
 import torch
 
 from vidslim.errors import ConfigError
+from vidslim.jobs.failures import require_some_read
 from vidslim.jobs.model_source import resolve_model
 from vidslim.jobs.reader import WindowReader, decoded
 from vidslim.jobs.sources import list_videos
@@ -78,16 +79,18 @@ def classify_videos(
     workers: int = 0,
     device: str = "cpu",
 ) -> list[Classified]:
-    """Top-k class names per window and pooled, for every video SOURCE names (unreadable ones carry `error`)."""
+    """Top-k class names per window and pooled, for every video SOURCE names (unreadable ones carry `error`; a
+    `NothingReadError` when none could be read)."""
     if k < 1:
         raise ConfigError(f"k must be >= 1, got {k}")
+    paths = list_videos(source)
     model, _ = resolve_model(model, method, settings)
     if not getattr(model.config, "num_classes", 0):
         raise ConfigError(f"{type(model).__name__} has no classification head (num_classes=0): classify needs a "
                           "model trained with `vidslim train classify` or loaded with num_classes")
     model.to(device)
     spec = model.input_spec
-    reader = WindowReader(list_videos(source), spec, WindowPlan(window, stride), model.selector)
+    reader = WindowReader(paths, spec, WindowPlan(window, stride), model.selector)
     names: list[str] | None = None
     results = []
     for item in decoded(reader, workers):
@@ -107,6 +110,7 @@ def classify_videos(
         for (start, end), row in zip(item.spans or [], probs, strict=True):
             result.windows.append({"start_s": start, "end_s": end, "top": _top(row, names, k)})
         results.append(result)
+    require_some_read(len(paths), {r.path: r.error for r in results if r.error is not None})
     return results
 
 

@@ -7,7 +7,9 @@
 Videos are decoded in worker processes (`reader.py`) while the model embeds the ones before (`encode.py`), in
 batches bounded by a token budget (`budget.py`); finished videos are written in Parquet parts (`store.py`).
 A second run on the same folder resumes: it skips the videos its parts already hold (unreadable ones included)
-and refuses other settings. See `store.py` for the folder layout and `windows.py` for how videos are cut.
+and refuses other settings. Unreadable videos are skipped, named and counted; a run that could read none of the
+collection's videos raises `NothingReadError` (`failures.py`) once its parts are written.
+See `store.py` for the folder layout and `windows.py` for how videos are cut.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from typing import Any
 
 from vidslim.jobs.budget import TokenBudget
 from vidslim.jobs.encode import StreamStats, WindowEncoder, embed_stream
+from vidslim.jobs.failures import require_some_read
 from vidslim.jobs.meter import FlopMeter
 from vidslim.jobs.model_source import card_of, resolve_model
 from vidslim.jobs.reader import WindowReader, decoded
@@ -108,13 +111,13 @@ def embed_videos(
     "always", or "never".
     """
     started = time.perf_counter()
+    paths = list_videos(source)  # a wrong SOURCE fails before the model is loaded or the folder is made
     model, name = resolve_model(model, method, settings)
     plan = WindowPlan(window, stride)
     folder = Path(out)
     meta = index_meta(model, name, plan, embedding_dim(model))
     write_meta(folder, meta)
     clean_temporary(folder)
-    paths = list_videos(source)
     done, failed_before = done_videos(folder)
     todo = [p for p in paths if p not in done]
     reader = WindowReader(todo, model.input_spec, plan, model.selector)
@@ -156,6 +159,7 @@ def embed_videos(
     summary.seconds = time.perf_counter() - started
     summary.videos_per_s = summary.embedded / max(summary.seconds, 1e-9)
     summary.timing = stats.to_dict(workers)
+    require_some_read(len(paths), summary.failed)  # the parts record the failures, so a rerun does not retry them
     from vidslim.jobs.search import maybe_build_faiss
 
     summary.faiss = maybe_build_faiss(folder, faiss)

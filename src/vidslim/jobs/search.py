@@ -179,12 +179,21 @@ class VideoIndex:
     def faiss_index(self) -> Any:
         """The folder's FAISS index when it covers every row (else None)."""
         if self._faiss is None and (self.path / FAISS_FILE).is_file():
-            info = json.loads((self.path / FAISS_META).read_text())
-            if info.get("rows") != len(self):
+            try:
+                info = json.loads((self.path / FAISS_META).read_text())
+                rows = info.get("rows") if isinstance(info, dict) else None
+            except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+                rows = None
+            if rows != len(self):
                 log.warning("%s: faiss.index covers %s rows of %s; searching exactly (rerun vidslim embed to "
-                            "rebuild it)", self.path, info.get("rows"), len(self))
+                            "rebuild it)", self.path, rows, len(self))
                 return None
-            self._faiss = faiss_module().read_index(str(self.path / FAISS_FILE))
+            try:
+                self._faiss = faiss_module().read_index(str(self.path / FAISS_FILE))
+            except RuntimeError as error:  # faiss reports a damaged file as a RuntimeError with its C++ trace
+                reason = str(error).strip().splitlines()[-1][:160] if str(error).strip() else "unreadable"
+                raise ConfigError(f"{self.path / FAISS_FILE}: damaged FAISS index ({reason}); search with --exact, "
+                                  f"or delete it and run `vidslim embed ... --faiss always` to rebuild it") from None
         return self._faiss
 
     def nearest(self, vector: np.ndarray, k: int, exact: bool = False) -> tuple[np.ndarray, np.ndarray]:

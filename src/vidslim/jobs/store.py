@@ -67,7 +67,7 @@ def write_meta(folder: Path, meta: dict[str, Any]) -> None:
     path = folder / META
     meta = json.loads(json.dumps(meta))  # tuples as lists, as they read back
     if path.is_file():
-        old = json.loads(path.read_text(encoding="utf-8"))
+        old = read_meta(folder)
         changed = sorted(k for k in set(old) | set(meta) if old.get(k) != meta.get(k))
         if changed:
             raise ConfigError(f"{path}: this index was made with other settings ({', '.join(changed)} differ); "
@@ -83,7 +83,15 @@ def read_meta(folder: str | os.PathLike[str]) -> dict[str, Any]:
     if not path.is_file():
         raise ConfigError(f"{folder}: not an index folder (no {META}); make one with `vidslim embed SOURCE --out "
                           f"{folder}`")
-    return json.loads(path.read_text(encoding="utf-8"))
+    try:
+        meta = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
+        meta = error
+    if not isinstance(meta, dict) or not isinstance(meta.get("dim"), int):
+        why = f" ({' '.join(str(meta).split())[:120]})" if isinstance(meta, Exception) else ""
+        raise ConfigError(f"{path}: damaged index description{why}; embed into a new --out folder (or delete "
+                          f"{folder} and run `vidslim embed` again)")
+    return meta
 
 
 def part_name(paths: Sequence[str]) -> str:
@@ -141,10 +149,29 @@ def done_videos(folder: Path) -> tuple[set[str], dict[str, str]]:
     done: set[str] = set()
     failed: dict[str, str] = {}
     for part in sorted(folder.glob(PART_GLOB)):
-        metadata = pq.read_schema(part).metadata or {}
-        done.update(json.loads(metadata.get(b"vidslim.videos", b"[]")))
-        failed.update(json.loads(metadata.get(FAILED_KEY, b"{}")))
+        metadata = _read_part(part, pq.read_schema).metadata or {}
+        try:
+            done.update(json.loads(metadata.get(b"vidslim.videos", b"[]")))
+            failed.update(json.loads(metadata.get(FAILED_KEY, b"{}")))
+        except (UnicodeDecodeError, json.JSONDecodeError, TypeError, ValueError) as error:
+            raise _damaged(part, error) from None
     return done, failed
+
+
+def _damaged(part: Path, error: BaseException) -> ConfigError:
+    reason = " ".join(str(error).split())[:160] or type(error).__name__
+    return ConfigError(f"{part}: damaged index part ({reason}); delete it and run the same `vidslim embed` again "
+                       "to embed its videos anew")
+
+
+def _read_part(part: Path, read: Any) -> Any:
+    """`read(part)` (a pyarrow.parquet reader); a damaged or unreadable part is one ConfigError naming it."""
+    import pyarrow as pa
+
+    try:
+        return read(part)
+    except (pa.ArrowException, OSError) as error:
+        raise _damaged(part, error) from None
 
 
 def read_rows(folder: str | os.PathLike[str]) -> tuple[dict[str, np.ndarray], np.ndarray]:
@@ -158,7 +185,7 @@ def read_rows(folder: str | os.PathLike[str]) -> tuple[dict[str, np.ndarray], np
     if not parts:
         return {k: np.zeros(0) for k in ("path", "window", "start_s", "end_s", "tokens", "gflops")}, \
             np.zeros((0, dim), np.float32)
-    table = pa.concat_tables([pq.read_table(p) for p in parts])
+    table = pa.concat_tables([_read_part(p, pq.read_table) for p in parts])
     table = table.sort_by([("path", "ascending"), ("window", "ascending")])
     emb = table.column("embedding").combine_chunks()
     vectors = emb.flatten().to_numpy(zero_copy_only=False).reshape(len(table), dim)

@@ -22,7 +22,7 @@ import torch
 from safetensors.torch import load_file
 from torch import Tensor
 
-from vidslim.errors import CheckpointError
+from vidslim.errors import CheckpointError, printable
 from vidslim.models.base import config_from_dict
 from vidslim.models.convert_openai import (
     clip_config_from_openai,
@@ -66,6 +66,24 @@ class Checkpoint:
 
 
 # ---------------------------------------------------------------------------------------------- reading
+def refuse_special(path: Path) -> None:
+    """A CheckpointError naming `path` when it is a FIFO, socket or device: vidslim reads checkpoints only from
+    regular files and folders (opening a FIFO would wait forever for a writer). Missing paths pass: the caller
+    says what it looked for."""
+    from vidslim.io.paths import special_kind
+
+    try:
+        mode = path.stat().st_mode
+    except (FileNotFoundError, NotADirectoryError):
+        return
+    except OSError as error:  # a name too long, no permission to look
+        raise CheckpointError(f"{printable(path)}: cannot be opened ({error.strerror}); check the path") from None
+    kind = special_kind(mode)
+    if kind is not None:
+        raise CheckpointError(f"{printable(path)}: is {kind}, not a checkpoint file or folder; pass a regular "
+                              "weights file or a checkpoint folder")
+
+
 def _torch_load(path: Path) -> dict[str, Any]:
     try:
         obj = torch.load(path, map_location="cpu", weights_only=True)
@@ -91,6 +109,7 @@ def _unwrap(obj: dict[str, Any]) -> dict[str, Tensor]:
 
 def _read_weights_file(path: Path) -> dict[str, Tensor]:
     """Tensors of one weights file (safetensors, TorchScript archive or weights-only torch pickle)."""
+    refuse_special(path)
     if path.suffix == ".safetensors":
         try:
             return load_file(str(path))
@@ -239,6 +258,7 @@ def read_checkpoint(path: str | Path) -> Checkpoint:
     if isinstance(path, str) and looks_like_hub_id(path):
         path = snapshot_folder(path)
     path = Path(path).expanduser()
+    refuse_special(path)
     if not path.exists():
         from vidslim.models.registry import list_models
 
@@ -266,4 +286,4 @@ def read_checkpoint(path: str | Path) -> Checkpoint:
 
 
 __all__ = ["CONFIG_NAME", "WEIGHTS_NAME", "Checkpoint", "checkpoint_from_hf", "class_names_from_id2label",
-           "read_checkpoint"]
+           "read_checkpoint", "refuse_special"]

@@ -18,7 +18,7 @@ import os
 import re
 from pathlib import Path
 
-from vidslim.errors import CheckpointError
+from vidslim.errors import CheckpointError, printable
 
 #: "org/name" or "org/name@revision", as the hub spells repository ids
 _HUB_ID = re.compile(r"^(?P<repo>[A-Za-z0-9][\w.-]*/[\w.-]+)(?:@(?P<rev>[\w./-]+))?$")
@@ -40,6 +40,20 @@ def looks_like_hub_id(text: str) -> bool:
     return bool(_HUB_ID.match(text)) and not text.startswith((".", "~")) and not Path(text).exists()
 
 
+def _refuse_special(path: Path, hub_id: str) -> None:
+    """A CheckpointError when a cache entry is a FIFO, socket or device (reading a FIFO waits forever): the lookup
+    reads only regular files and folders, as `io.paths.special_kind` tells them apart."""
+    from vidslim.io.paths import special_kind
+
+    try:
+        kind = special_kind(path.stat().st_mode)
+    except OSError:  # missing or unreadable: the caller's own message says what it looked for
+        return
+    if kind is not None:
+        raise CheckpointError(f"{hub_id}: {printable(path)} is {kind}, not a file or folder of the Hugging Face "
+                              "cache; remove it and fetch the model again")
+
+
 def snapshot_folder(hub_id: str, cache: Path | None = None) -> Path:
     """The local snapshot folder of `hub_id` ("org/name" or "org/name@rev"); a CheckpointError when absent."""
     match = _HUB_ID.match(hub_id)
@@ -49,6 +63,7 @@ def snapshot_folder(hub_id: str, cache: Path | None = None) -> Path:
     cache = hub_cache_dir() if cache is None else cache
     root = cache / ("models--" + repo.replace("/", "--"))
     get = f"`huggingface-cli download {repo}" + (f" --revision {rev}`" if rev != "main" else "`")
+    _refuse_special(root, hub_id)
     if not root.is_dir():
         raise CheckpointError(
             f"{hub_id}: not a local path and not in the Hugging Face cache (looked for {root}; the cache is "
@@ -57,6 +72,7 @@ def snapshot_folder(hub_id: str, cache: Path | None = None) -> Path:
         )
     snapshots = root / "snapshots"
     ref = root / "refs" / rev
+    _refuse_special(ref, hub_id)
     if ref.is_file():
         commit = ref.read_text().strip()
     elif (snapshots / rev).is_dir():  # a commit hash given directly
@@ -70,6 +86,7 @@ def snapshot_folder(hub_id: str, cache: Path | None = None) -> Path:
             )
         commit = found[0]
     folder = snapshots / commit
+    _refuse_special(folder, hub_id)
     if not folder.is_dir():
         raise CheckpointError(f"{hub_id}: {ref} names snapshot {commit}, which {snapshots} lacks; fetch it again "
                               f"with {get}")
