@@ -18,7 +18,7 @@ TINY = {"depth": 4, "num_frames": 4}
 
 def test_targets_parse_and_bad_ones_are_one_line() -> None:
     assert parse_target("speedup=2") == ("speedup", 2.0) and parse_target(" keep = 0.5 ") == ("keep", 0.5)
-    for bad in ("speed=2", "keep=1.5", "gflops=-1", "ms"):
+    for bad in ("speed=2", "keep=1.5", "gflops=-1", "ms", "speedup=1e999", "speedup=1.2.3", "ms=nan"):
         with pytest.raises(ConfigError, match="--target"):
             parse_target(bad)
 

@@ -75,8 +75,12 @@ def parse_target(text: str) -> tuple[str, float]:
     match = re.fullmatch(r"\s*(\w+)\s*=\s*([0-9.eE+-]+)\s*", text)
     if not match or match.group(1) not in TARGETS:
         raise ConfigError(f"--target {text!r}: write one of speedup=2, gflops=60, keep=0.5, ms=300")
-    kind, value = match.group(1), float(match.group(2))
-    if value <= 0 or (kind == "keep" and value > 1):
+    kind = match.group(1)
+    try:
+        value = float(match.group(2))
+    except ValueError:
+        value = math.nan
+    if not math.isfinite(value) or value <= 0 or (kind == "keep" and value > 1):
         raise ConfigError(f"--target {text!r}: give a positive number (keep: a fraction in (0, 1])")
     return kind, value
 

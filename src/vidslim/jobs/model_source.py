@@ -27,7 +27,7 @@ def resolve_model(model: Any, method: str | None = None, settings: Mapping[str, 
             from vidslim.models.registry import create_model
 
             log.warning("%s is a model config name: its weights are random (fine for measuring speed, not for "
-                        "search); pass a checkpoint to embed for real", text)
+                        "search or class names); pass a checkpoint for real results", text)
             model, name, backbone = create_model(text), text, text
         else:
             from vidslim.models.loading import load_model
