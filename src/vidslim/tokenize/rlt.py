@@ -52,6 +52,13 @@ def channels_first(video: Tensor, spec: InputSpec) -> Tensor:
     return video.transpose(1, 2) if spec.layout == "TCHW" else video
 
 
+def length_table(spec: InputSpec, dim: int) -> nn.Parameter:
+    """RLT's learned run-length embedding: one row [D] per tubelet slot of the clip (T' rows), std 0.02."""
+    table = nn.Parameter(torch.zeros(spec.grid()[0], dim))
+    nn.init.trunc_normal_(table, std=0.02)
+    return table
+
+
 class RLT(TokenSelector):
     """Run-length tokenization: keep a tubelet only when it differs from the one before it by more than tau.
 
@@ -99,9 +106,7 @@ class RLT(TokenSelector):
         spec: InputSpec = model.input_spec  # type: ignore[assignment]
         self.check_spec(spec)
         if self.use_length_embed and self.length_embed is None:
-            slots, dim = spec.grid()[0], int(model.token_dim)  # type: ignore[arg-type]
-            self.length_embed = nn.Parameter(torch.zeros(slots, dim))
-            nn.init.trunc_normal_(self.length_embed, std=0.02)
+            self.length_embed = length_table(spec, int(model.token_dim))  # type: ignore[arg-type]
 
     def token_mask(self, video: Tensor, spec: InputSpec) -> Tensor:
         """The RLT keep mask [B, T', H', W'] of a prepared video, with the spec's tubelet and patch sizes."""

@@ -30,7 +30,7 @@ from torch import Tensor, nn
 
 from vidslim.errors import ConfigError
 from vidslim.io.input_spec import InputSpec
-from vidslim.tokenize.rlt import channels_first
+from vidslim.tokenize.rlt import channels_first, length_table
 from vidslim.tokenize.rlt_mask import slot_scores
 from vidslim.tokens.selection import PoolMode, Selection, TokenSelector, check_pool
 
@@ -99,9 +99,7 @@ class RLTBudget(TokenSelector):
         spec: InputSpec = model.input_spec  # type: ignore[assignment]
         self.check_spec(spec)
         if self.use_length_embed and self.length_embed is None:
-            slots, dim = spec.grid()[0], int(model.token_dim)  # type: ignore[arg-type]
-            self.length_embed = nn.Parameter(torch.zeros(slots, dim))
-            nn.init.trunc_normal_(self.length_embed, std=0.02)
+            self.length_embed = length_table(spec, int(model.token_dim))  # type: ignore[arg-type]
 
     def count(self, grid: tuple[int, int, int]) -> int:
         """Tubelets kept per clip on a (T', H', W') grid; a ConfigError when it cannot keep RLT's first slot."""
