@@ -24,6 +24,7 @@ import argparse
 import json
 import os
 import shutil
+import sys
 import tempfile
 import time
 from collections.abc import Callable
@@ -121,6 +122,27 @@ def batching_section(listing: Path, work: Path, repeat: int, batch: int) -> dict
             "budget_over_fixed": paired(result, "token_budget")}
 
 
+#: what each section's table shows (printed above it)
+TITLES = {
+    "real": "the real sample videos, CLIP B/16, 12 frames, 2 s windows: whole jobs, dense vs RLT vs RLT+TempMe",
+    "synthetic": "the synthetic collection, CLIP B/32, 12 frames, one window per video",
+    "batching": "a ragged RLT collection: fixed batches vs token-budget batches",
+    "search": "exact vs FAISS (IVF) search per query on random vectors",
+    "ray": "the same embedding job locally vs on a local Ray instance (Ray started before timing)",
+}
+
+
+def search_table(found: dict[str, Any]) -> str:
+    """One line per index size: exact and FAISS ms per query (IQR), FAISS build time and recall@10."""
+    lines = []
+    for size, row in found.items():
+        if isinstance(row, dict):
+            lines.append(f"{int(size):>9} rows: exact {row['exact_ms']:.2f} ms (IQR {row['exact_iqr_ms']:.2f}), "
+                         f"FAISS {row['faiss_ms']:.2f} ms (IQR {row['faiss_iqr_ms']:.2f}), build "
+                         f"{row['faiss_build_s']:.1f} s, recall@10 {row['faiss_recall_at_10']:.2f} (random vectors)")
+    return "\n".join(lines)
+
+
 def search_section(sizes: list[int], dim: int) -> dict[str, Any]:
     out = {}
     rng = np.random.default_rng(0)
@@ -207,14 +229,17 @@ def main() -> None:
         for name, run in sections.items():
             if name in skip:
                 continue
+            print(f"\n[{name}] {TITLES[name]}", flush=True)
             started = time.perf_counter()
             result[name] = run()
+            if name == "search":
+                print(search_table(result[name]), flush=True)
             result[name]["section_s"] = time.perf_counter() - started
-            print(json.dumps({name: result[name]}, indent=1), flush=True)
+            print(json.dumps({name: result[name]}, indent=1), file=sys.stderr, flush=True)  # details; --json keeps them
     result["load_after"] = os.getloadavg()
     if args.json:
         Path(args.json).write_text(json.dumps(result, indent=1) + "\n")
-    print(json.dumps({k: result[k] for k in ("load_before", "load_after")}))
+    print(json.dumps({k: result[k] for k in ("load_before", "load_after")}), file=sys.stderr)
 
 
 def _mixed(work: Path, synth: Path | None, real: Path) -> Path:

@@ -29,6 +29,7 @@ from __future__ import annotations
 import argparse
 import json
 import platform
+import sys
 import tempfile
 from typing import Any
 
@@ -80,7 +81,7 @@ def rlt_on_vjepa2(args: argparse.Namespace) -> list[dict[str, Any]]:
         rows.append({"video": name, "kept": kept, "total": total, "flop_ratio": ratio, "speedup": speedup,
                      "of_flop_ratio": speedup / ratio, "dense_ms": spread_ms(timed.timings["dense"]),
                      "rlt_ms": spread_ms(timed.timings["rlt"])})
-        print(json.dumps(rows[-1]), flush=True)
+        print(json.dumps(rows[-1]), file=sys.stderr, flush=True)  # progress; the tables go to stdout
     return rows
 
 
@@ -133,7 +134,7 @@ def dense_vs_transformers(args: argparse.Namespace) -> list[dict[str, Any]]:
                      "transformers_ms": spread_ms(timed.timings["transformers"]),
                      "vidslim_ms": spread_ms(timed.timings["vidslim"]),
                      "speedup": paired.speedup, "speedup_label": paired.label(), "verdict": paired.verdict})
-        print(json.dumps(rows[-1]), flush=True)
+        print(json.dumps(rows[-1]), file=sys.stderr, flush=True)  # progress; the tables go to stdout
     return rows
 
 
@@ -163,7 +164,7 @@ def tempme_on_xclip(args: argparse.Namespace) -> list[dict[str, Any]]:
                      "speedup": speedup, "of_flop_ratio": speedup / ratio,
                      "dense_ms": spread_ms(timed.timings["dense"]), "tempme_ms": spread_ms(timed.timings["tempme"])})
         seen.clear()
-        print(json.dumps(rows[-1]), flush=True)
+        print(json.dumps(rows[-1]), file=sys.stderr, flush=True)  # progress; the tables go to stdout
     return rows
 
 
