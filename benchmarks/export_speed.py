@@ -28,20 +28,9 @@ from typing import Any
 import torch
 
 import vidslim as vs
+from rlt_speed import load_windows  # the same windows as RLT's speed benchmark (this folder)
 from vidslim.bench import compare
-from vidslim.io import read_video
 from vidslim.io.samples import sample_videos
-from vidslim.io.transforms import normalize
-
-
-def load_windows(path: str, batch: int, frames: int = 16, size: int = 224) -> torch.Tensor:
-    """The first `batch` consecutive windows of `frames` frames, native fps: normalised [B, C, T, H, W]."""
-    clip = read_video(path, size=size)
-    needed = batch * frames
-    if clip.frames.shape[0] < needed:
-        raise SystemExit(f"{path} has {clip.frames.shape[0]} frames, fewer than {needed}; lower --batch")
-    windows = clip.frames[:needed].reshape(batch, frames, size, size, 3)
-    return normalize(windows, "imagenet", layout="CTHW").contiguous()
 
 
 def ort_session(path: Path, threads: int) -> Any:
