@@ -296,6 +296,7 @@ def render_speedup(
             draw.line([(col, low), (col, high)], fill=bar, width=1)
             draw.line([(col - 3, low), (col + 3, low)], fill=bar)
             draw.line([(col - 3, high), (col + 3, high)], fill=bar)
+            taken.append((col - 3, high, col + 3, low))  # no label hides a spread bar
         box = [col - MARKER, row - MARKER, col + MARKER, row + MARKER]
         if reliable:
             draw.ellipse(box, fill=colour)
