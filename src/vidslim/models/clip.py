@@ -41,6 +41,7 @@ from vidslim.errors import ConfigError
 from vidslim.models.base import ReducibleModel
 from vidslim.models.blocks import ClipBlock, drop_path_rates, run_blocks
 from vidslim.models.config_shape import FrameTextShape
+from vidslim.models.patch_gather import gather_blocks
 from vidslim.models.positions import frame_positions
 from vidslim.tokens import NO_POSITION, Tokens
 from vidslim.tokens.protocol import HookContext, ReducerHooks
@@ -148,27 +149,22 @@ class VisionTransformer(nn.Module):
         return Tokens.from_dense(x, pos=pos)
 
     def _embed_kept(self, video: Tensor, selection: Selection, b: int, t: int) -> Tokens:
-        """Packed [CLS, kept patches] per frame (frame-major): only kept patches are embedded."""
+        """Packed [CLS, kept patches] per frame (frame-major): only kept patches are read and embedded."""
         weight = self.conv1.weight
         p = weight.shape[-1]
         grid = (video.shape[-2] // p, video.shape[-1] // p)
-        mask = selection.checked(b, (t, *grid), min_tokens=0).keep
-        flat = mask.to(video.device).reshape(b * t, -1)  # [BT, H'W']
-        frame_idx, slot_idx = flat.nonzero(as_tuple=True)  # frame-major, then (h, w): the packing order
-        patches = video.to(weight.dtype).reshape(b * t, -1, grid[0], p, grid[1], p).permute(0, 2, 4, 1, 3, 5)
-        rows = patches.reshape(b * t, grid[0] * grid[1], -1)[frame_idx, slot_idx]  # [K, C·p·p], (c, y, x) order
+        keep = selection.checked(b, (t, *grid), min_tokens=0).keep.to(video.device).reshape(b * t, -1)
+        slots = torch.cat((keep.new_ones(b * t, 1), keep), 1)  # [BT, 1 + g·g]: slot 0 the CLS, always kept
+        frame_idx, slot_idx = slots.nonzero(as_tuple=True)  # [N] frame-major, then CLS, (h, w): the packing order
+        seqlens = slots.sum(1).tolist()  # one host sync: the layout must be known in Python
+        at = (slot_idx > 0).nonzero().squeeze(1)  # [K] the patches' rows in the packed layout
+        cell = slot_idx[at] - 1
+        frames = video.reshape(b * t, -1, grid[0], p, grid[1], p).permute(0, 2, 4, 1, 3, 5)  # [BT, g, g, C, p, p]
+        rows = gather_blocks(frames, (frame_idx[at], cell // grid[1], cell % grid[1])).to(weight.dtype)
         table = self.positional_embedding.to(weight.dtype)
-        embedded = F.linear(rows, weight.reshape(weight.shape[0], -1)) + table[1 + slot_idx]
-        kept = flat.sum(1)
-        seqlens = (kept + 1).tolist()  # one host sync: the layout must be known in Python
-        total = sum(seqlens)
-        starts = torch.cumsum(kept + 1, 0) - (kept + 1)  # each frame's CLS slot
-        x = embedded.new_empty(total, embedded.shape[1])
-        x[starts] = (self.class_embedding.to(weight.dtype) + table[0]).expand(b * t, -1)
-        patch_slot = torch.arange(embedded.shape[0], device=x.device) + frame_idx + 1  # frames before + own CLS
-        x[patch_slot] = embedded
-        pos = torch.full((total, 3), NO_POSITION, dtype=torch.int64, device=x.device)
-        pos[patch_slot] = torch.stack((frame_idx % t, slot_idx // grid[1], slot_idx % grid[1]), dim=1)
+        table = torch.cat(((self.class_embedding.to(weight.dtype) + table[0])[None], table[1:]))  # CLS row: + class
+        x = table[slot_idx].index_add_(0, at, F.linear(rows, weight.reshape(weight.shape[0], -1)))  # [N, W]
+        pos = self.frame_positions(t, x.device).reshape(-1, 3)[(frame_idx % t) * slots.shape[1] + slot_idx]
         return Tokens(self.ln_pre(x), seqlens, pos)
 
     def frame_cls(self, tokens: Tokens, batch: int, frames: int) -> Tensor:

@@ -35,6 +35,7 @@ from vidslim.models.base import ReducibleModel
 from vidslim.models.blocks import ClipMLP
 from vidslim.models.clip import Transformer
 from vidslim.models.config_shape import FrameTextShape
+from vidslim.models.patch_gather import gather_blocks
 from vidslim.models.positions import frame_positions
 from vidslim.tokens import Tokens
 from vidslim.tokens.selection import Selection, as_selection
@@ -155,8 +156,8 @@ class SiglipVision(nn.Module):
         mask = selection.checked(b, (t, *g), min_tokens=0).keep.to(video.device).reshape(b * t, -1).clone()
         mask[:, 0] |= ~mask.any(1)
         frame_idx, slot_idx = mask.nonzero(as_tuple=True)
-        patches = video.to(weight.dtype).reshape(b * t, -1, g[0], p, g[1], p).permute(0, 2, 4, 1, 3, 5)
-        rows = patches.reshape(b * t, g[0] * g[1], -1)[frame_idx, slot_idx]  # [K, C·p·p]
+        frames = video.reshape(b * t, -1, g[0], p, g[1], p).permute(0, 2, 4, 1, 3, 5)  # [BT, g, g, C, p, p], a view
+        rows = gather_blocks(frames, (frame_idx, slot_idx // g[1], slot_idx % g[1])).to(weight.dtype)  # [K, C·p·p]
         x = F.linear(rows, weight.reshape(weight.shape[0], -1), self.conv1.bias) + self.positional_embedding[slot_idx]
         pos = torch.stack((frame_idx % t, slot_idx // g[1], slot_idx % g[1]), dim=1)
         return Tokens(x, tuple(mask.sum(1).tolist()), pos)

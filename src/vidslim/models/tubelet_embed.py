@@ -2,9 +2,9 @@
 ones a before-the-model reducer keeps.
 
 Dense input goes through the Conv3d (kernel = stride = tubelet x patch x patch). With a keep mask the kept tubelets
-of all clips are gathered in one flat index (no loop over clips or tokens) and the same weights are applied as a
-Linear to those rows only, so dropped tubelets cost nothing past the gather. Tokens come out in (b, t, h, w) order
-with their grid position and the selection's size (RLT's run length).
+of all clips are read straight out of the video (`gather_blocks`: no copy of the whole video, no loop over clips or
+tokens) and the same weights are applied as a Linear to those rows only, so dropped tubelets cost nothing past the
+gather. Tokens come out in (b, t, h, w) order with their grid position and the selection's size (RLT's run length).
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from vidslim.errors import ConfigError
+from vidslim.models.patch_gather import gather_blocks
 from vidslim.tokens import Tokens, grid_positions
 from vidslim.tokens.selection import Selection, as_selection
 
@@ -49,19 +50,19 @@ def embed_tubelets(
 ) -> Embedded:
     """Embed the tubelets of [B, T, C, H, W] `video` on `grid`: all of them (equal-length, no copy) or the kept ones
     (bool [B, t, h, w] or a Selection), packed per clip."""
-    video = video.to(proj.weight.dtype)
     b = video.shape[0]
     if keep is None:
-        x = proj(video.transpose(1, 2)).flatten(2).transpose(1, 2)  # [B, N, D]
+        x = proj(video.to(proj.weight.dtype).transpose(1, 2)).flatten(2).transpose(1, 2)  # [B, N, D]
         return Embedded(Tokens.from_dense(x, pos=grid_positions(*grid, device=x.device)), None)
     selection = as_selection(keep).checked(b, grid)
     flat = selection.keep.to(video.device).flatten(1)  # [B, N] in (t, h, w) order
     batch_idx, slot_idx = flat.nonzero(as_tuple=True)  # (b, t, h, w) order, as tokens are packed
     ts, p = proj.kernel_size[0], proj.kernel_size[1]
     t, h, w = grid
-    c = video.shape[2]
-    cut = video.reshape(b, t, ts, c, h, p, w, p).permute(0, 1, 4, 6, 3, 2, 5, 7).reshape(b, t * h * w, -1)
-    x = F.linear(cut[batch_idx, slot_idx], proj.weight.reshape(proj.weight.shape[0], -1), proj.bias)
+    cells = video.reshape(b, t, ts, -1, h, p, w, p).permute(0, 1, 4, 6, 3, 2, 5, 7)  # [B, t, h, w, C, ts, p, p]
+    index = (batch_idx, slot_idx // (h * w), slot_idx // w % h, slot_idx % w)
+    rows = gather_blocks(cells, index).to(proj.weight.dtype)  # [K, C·ts·p·p], only the kept tubelets are read
+    x = F.linear(rows, proj.weight.reshape(proj.weight.shape[0], -1), proj.bias)
     if selection.extra is not None:
         x = x + selection.extra
     seqlens = flat.sum(1).tolist()  # one host sync per batch: the layout must be known in Python

@@ -8,11 +8,11 @@ Output of `forward`: logits [B, num_classes].
     -> mean over each video's tokens -> fc_norm -> head
 
 `embed(video, keep=None) -> Tokens` embeds every tubelet, or only those a before-the-model reducer keeps (RLT's
-`Selection`): the kept tubelets of all clips are gathered in one flat index (no Python loop over clips or tokens),
-the tubelet embedding is applied as a Linear to those rows only, and each token gets the position embedding of its
-*own* (t, h, w) index (spec rlt §2.1); dropped tubelets cost nothing past the gather. The position table is the
-fixed sinusoid of spec rlt §2.1 (rebuilt, and cached, for whatever grid the input has), or a learned `pos_embed`
-when the config says so (resized in 3-D when the grid differs).
+`Selection`): the kept tubelets of all clips are read straight out of the video (`gather_blocks`: no copy of the whole
+video, no Python loop over clips or tokens), the tubelet embedding is applied as a Linear to those rows only, and each
+token gets the position embedding of its *own* (t, h, w) index (spec rlt §2.1); dropped tubelets cost nothing past the
+gather. The position table is the fixed sinusoid of spec rlt §2.1 (rebuilt, and cached, for whatever grid the input
+has), or a learned `pos_embed` when the config says so (resized in 3-D when the grid differs).
 
 The model also takes decoded uint8 frames [B, T, H, W, C] (or a `Clip`) and prepares them itself
 (`input_spec`: ImageNet statistics, [B, C, T, H, W]).
@@ -31,6 +31,7 @@ from vidslim.errors import ConfigError
 from vidslim.models.base import ReducibleModel
 from vidslim.models.blocks import VideoMAEBlock, drop_path_rates, init_linear_, run_blocks
 from vidslim.models.config_shape import TubeletShape
+from vidslim.models.patch_gather import gather_blocks
 from vidslim.models.positions import interpolate_3d, sinusoid_table
 from vidslim.tokens import Tokens, grid_positions
 from vidslim.tokens.selection import Selection, as_selection
@@ -126,13 +127,17 @@ class VideoViT(ReducibleModel):
             self._tables[key] = table
         return table
 
-    def tubelets(self, video: Tensor) -> Tensor:
-        """[B, C, T, H, W] -> [B, N, C·ts·p·p]: every tubelet flattened in (c, t, h, w) order, tokens row-major."""
+    def cells(self, video: Tensor) -> Tensor:
+        """[B, C, T, H, W] -> [B, t, h, w, C, ts, p, p]: a view of the video by tubelet, nothing copied."""
         t, h, w = self.grid_of(video)
         b, c = video.shape[:2]
         ts, p = self.config.tubelet_size, self.config.patch_size
-        x = video.reshape(b, c, t, ts, h, p, w, p).permute(0, 2, 4, 6, 1, 3, 5, 7)
-        return x.reshape(b, t * h * w, c * ts * p * p)
+        return video.reshape(b, c, t, ts, h, p, w, p).permute(0, 2, 4, 6, 1, 3, 5, 7)
+
+    def tubelets(self, video: Tensor) -> Tensor:
+        """[B, C, T, H, W] -> [B, N, C·ts·p·p]: every tubelet flattened in (c, t, h, w) order, tokens row-major."""
+        x = self.cells(video)
+        return x.reshape(x.shape[0], x.shape[1] * x.shape[2] * x.shape[3], -1)
 
     def project(self, tubelets: Tensor) -> Tensor:
         """Apply the tubelet embedding as a Linear to flattened tubelets [..., C·ts·p·p] -> [..., D]."""
@@ -151,17 +156,19 @@ class VideoViT(ReducibleModel):
         """Tokens of every tubelet, or of those `keep` selects (bool [B, T', H', W'] or a Selection), each plus its
         position embedding; pos holds (t, h, w), size the selection's footprint (RLT's run length)."""
         grid = self.grid_of(video)
-        video = video.to(self.patch_embed.proj.weight.dtype)
+        dtype = self.patch_embed.proj.weight.dtype
         if keep is None:
-            x = self.patch_embed(video).flatten(2).transpose(1, 2)  # [B, N, D]
+            x = self.patch_embed(video.to(dtype)).flatten(2).transpose(1, 2)  # [B, N, D]
             x = x + self.position_table(grid, x.device, x.dtype)
             return Tokens.from_dense(x, pos=grid_positions(*grid, device=x.device))
         if isinstance(keep, Selection) and keep.index is not None:
-            return self._embed_budget(video, keep.checked(video.shape[0], grid, min_tokens=0), grid)
+            return self._embed_budget(video.to(dtype), keep.checked(video.shape[0], grid, min_tokens=0), grid)
         selection = as_selection(keep).checked(video.shape[0], grid)
         flat = selection.keep.to(video.device).flatten(1)  # [B, N] in (t, h, w) order
         batch_idx, slot_idx = flat.nonzero(as_tuple=True)  # (b, t, h, w) order, as tokens are packed
-        x = self.project(self.tubelets(video)[batch_idx, slot_idx])  # only the kept tubelets
+        _, h, w = grid
+        index = (batch_idx, slot_idx // (h * w), slot_idx // w % h, slot_idx % w)
+        x = self.project(gather_blocks(self.cells(video), index).to(dtype))  # only the kept tubelets are read
         x = x + self.position_table(grid, x.device, x.dtype)[slot_idx]
         if selection.extra is not None:
             x = x + selection.extra
