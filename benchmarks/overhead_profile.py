@@ -25,8 +25,12 @@ loaded machine these shares also hold other processes' time; the CPU split (`Cpu
 thread's CPU seconds and says where the time beyond the FLOP-ideal goes (`excess_parts`): the linear layers' lower
 rate, attention's, the reducers, the rest of the model, and the FLOP-ideal's own error (attention's share changing).
 
+Each model x batch is printed as soon as it is measured and, with `--json PATH`, saved there at once, so a long run
+that is stopped keeps what it measured (`--from-json` renders a partial file like a whole one).
+
     OMP_NUM_THREADS=1 .venv/bin/python benchmarks/overhead_profile.py --rounds 3            # ~30 min on 2 cores
     OMP_NUM_THREADS=1 .venv/bin/python benchmarks/overhead_profile.py --models videomae-b16:16 --methods rlt,tome
+    OMP_NUM_THREADS=1 .venv/bin/python benchmarks/overhead_profile.py --models clip-b16:12 --json clip.json
     .venv/bin/python benchmarks/overhead_profile.py --from-json clip.json videomae.json   # markdown of --json runs
 """
 
@@ -35,11 +39,13 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import os
 import platform
+import sys
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, TextIO
 
 import numpy as np
 import torch
@@ -236,8 +242,10 @@ def run_batch(suite: Suite, batch: int, rounds: int) -> list[dict[str, Any]]:
     return rows
 
 
-def run_model(model: str, frames: int, args: argparse.Namespace) -> dict[str, Any]:
-    """Every method of `model` against dense at each batch of `args.batches`."""
+def run_model(model: str, frames: int, args: argparse.Namespace,
+              done: Callable[[dict[str, Any], dict[str, Any] | None], None]) -> dict[str, Any]:
+    """Every method of `model` against dense at each batch of `args.batches`; `done(out, None)` once the batches are
+    chosen, then `done(out, block)` as each batch finishes, so a run stopped early keeps what it measured."""
     spec = spec_of_name(model, num_frames=frames, image_size=args.size)
     clip = load_input(str(sample_videos()[args.video]), frames, spec, 1)
     suite = Suite(model, args.methods, clip, frames=frames, overrides={"image_size": args.size})
@@ -251,8 +259,11 @@ def run_model(model: str, frames: int, args: argparse.Namespace) -> dict[str, An
             chosen.append(choice.batch if choice.batch > 1 else 2)
         else:
             chosen.append(int(b))
+    done(out, None)
     for b in dict.fromkeys(chosen):
-        out["batches"].append({"batch": b, "rows": run_batch(suite, b, args.rounds)})
+        block = {"batch": b, "rows": run_batch(suite, b, args.rounds)}
+        out["batches"].append(block)
+        done(out, block)
     return out
 
 
@@ -320,46 +331,98 @@ def _split_table(rows: list[dict[str, Any]]) -> list[str]:
     return lines
 
 
-def to_markdown(result: dict[str, Any]) -> str:
-    s = result["settings"]
-    lines = [
+def _header(settings: dict[str, Any]) -> list[str]:
+    s = settings
+    return [
         f"torch {s['torch']}, {s['threads']} thread(s), fp32, random weights, torch.inference_mode, {s['rounds']} "
         "interleaved rounds; realised = speedup x FLOP ratio per round, median (IQR), from wall-clock and from the "
         "timed thread's CPU seconds (the CPU column does not count the time other processes held the core, so it "
         "holds on a loaded machine). Profile columns: share of one profiled call's self time; GEMM rate "
         "(the profiler's FLOPs / GEMM self time) relative to dense's.",
     ]
+
+
+def _model_head(m: dict[str, Any]) -> list[str]:
+    lines = ["", f"### {m['model']}, {m['frames']} frames of '{m['video']}', {m['size']} px", ""]
+    sat = m.get("saturation")
+    if sat:
+        tried = ", ".join(f"{b}: {r:.2f}" for b, r in sat["history"])
+        lines.append(f"Saturating batch {sat['batch']} (dense videos/s by batch: {tried}; {sat['reason']})"
+                     + ("; batch 2 is run as well, for the packed path." if sat["batch"] == 1 else ".") + "\n")
+    return lines
+
+
+def _batch_block(block: dict[str, Any]) -> list[str]:
+    lines = [
+        f"Batch {block['batch']}:",
+        "",
+        "| method | FLOP ratio | ms | CPU ms | speedup | realised | realised (CPU) | timer | gemm % | attn % "
+        "| reduce % | other % | GEMM rate | top other ops (ms) |",
+        "|---|---:|---:|---:|---:|---:|---:|---|---:|---:|---:|---:|---:|---|",
+    ]
+    for r in block["rows"]:
+        p = r["profile"]
+        share = {k: 100 * p[f"{k}_ms"] / p["total_ms"] for k in ("gemm", "attn", "reduce", "other")}
+        top = ", ".join(f"{n.removeprefix('aten::')} {ms:.1f}" for n, ms in p["top_ops"])
+        lines.append(
+            f"| {r['method']} | {r['flop_ratio']:.3f} | {r['ms']:.0f} | {r.get('cpu_ms', math.nan):.0f} | "
+            f"{_cell(r['speedup'])}x | {_cell(r['realised'])} | {_cell(r['realised_cpu'])} | "
+            f"{r.get('timer', '')} | {share['gemm']:.1f} | {share['attn']:.1f} | {share['reduce']:.1f} | "
+            f"{share['other']:.1f} | {r['gemm_rate_vs_dense']:.2f} | {top} |"
+        )
+    lines += _split_table(block["rows"])
+    shaky = [r["verdict"] for r in block["rows"] if r.get("verdict", "ok") != "ok" and r["method"] != "dense"]
+    return lines + (["", f"Timer (`paired(...).verdict`), e.g.: {shaky[0]}", ""] if shaky else [""])
+
+
+def _model_tail(m: dict[str, Any]) -> list[str]:
+    return ["Skipped: " + "; ".join(f"{k}: {v}" for k, v in m["skipped"].items())] if m["skipped"] else []
+
+
+def to_markdown(result: dict[str, Any]) -> str:
+    """The whole report of a run (or of the part a stopped run saved) as markdown."""
+    lines = _header(result["settings"])
     for m in result["models"]:
-        sat = m.get("saturation")
-        lines += ["", f"### {m['model']}, {m['frames']} frames of '{m['video']}', {m['size']} px", ""]
-        if sat:
-            tried = ", ".join(f"{b}: {r:.2f}" for b, r in sat["history"])
-            lines.append(f"Saturating batch {sat['batch']} (dense videos/s by batch: {tried}; {sat['reason']})"
-                         + ("; batch 2 is run as well, for the packed path." if sat["batch"] == 1 else ".") + "\n")
+        lines += _model_head(m)
         for block in m["batches"]:
-            lines += [
-                f"Batch {block['batch']}:",
-                "",
-                "| method | FLOP ratio | ms | CPU ms | speedup | realised | realised (CPU) | timer | gemm % | attn % "
-                "| reduce % | other % | GEMM rate | top other ops (ms) |",
-                "|---|---:|---:|---:|---:|---:|---:|---|---:|---:|---:|---:|---:|---|",
-            ]
-            for r in block["rows"]:
-                p = r["profile"]
-                share = {k: 100 * p[f"{k}_ms"] / p["total_ms"] for k in ("gemm", "attn", "reduce", "other")}
-                top = ", ".join(f"{n.removeprefix('aten::')} {ms:.1f}" for n, ms in p["top_ops"])
-                lines.append(
-                    f"| {r['method']} | {r['flop_ratio']:.3f} | {r['ms']:.0f} | {r.get('cpu_ms', math.nan):.0f} | "
-                    f"{_cell(r['speedup'])}x | {_cell(r['realised'])} | {_cell(r['realised_cpu'])} | "
-                    f"{r.get('timer', '')} | {share['gemm']:.1f} | {share['attn']:.1f} | {share['reduce']:.1f} | "
-                    f"{share['other']:.1f} | {r['gemm_rate_vs_dense']:.2f} | {top} |"
-                )
-            lines += _split_table(block["rows"])
-            shaky = [r["verdict"] for r in block["rows"] if r.get("verdict", "ok") != "ok" and r["method"] != "dense"]
-            lines += (["", f"Timer (`paired(...).verdict`), e.g.: {shaky[0]}", ""] if shaky else [""])
-        if m["skipped"]:
-            lines.append("Skipped: " + "; ".join(f"{k}: {v}" for k, v in m["skipped"].items()))
+            lines += _batch_block(block)
+        lines += _model_tail(m)
     return "\n".join(lines).rstrip() + "\n"
+
+
+class Progress:
+    """Keeps a run's results as they come: each finished model x batch is printed at once (markdown; to stderr when
+    stdout is for the final JSON) and, with a --json path, the results so far are written there (replacing the
+    file whole, so a killed run leaves the last complete state)."""
+
+    def __init__(self, settings: dict[str, Any], path: Path | None, stream: TextIO) -> None:
+        self.result: dict[str, Any] = {"settings": settings, "models": []}
+        self.path, self.stream = path, stream
+        self._print(_header(settings))
+
+    def _print(self, lines: list[str]) -> None:
+        print("\n".join(lines), file=self.stream, flush=True)
+
+    def _save(self) -> None:
+        if self.path is not None:
+            tmp = self.path.with_name(self.path.name + ".tmp")
+            tmp.write_text(json.dumps(self.result, indent=2, default=str))
+            os.replace(tmp, self.path)
+
+    def __call__(self, model: dict[str, Any], block: dict[str, Any] | None) -> None:
+        """`run_model`'s callback: the model's heading once its batches are chosen, then each finished batch."""
+        if block is None:
+            self.result["models"].append(model)
+            self._print(_model_head(model))
+        else:
+            self._print(_batch_block(block))
+        self._save()
+
+    def finish(self, model: dict[str, Any]) -> None:
+        """A model is done: its closing line (what was skipped)."""
+        tail = _model_tail(model)
+        if tail:
+            self._print(tail)
 
 
 def main() -> None:
@@ -371,7 +434,9 @@ def main() -> None:
     parser.add_argument("--video", default="bikes")
     parser.add_argument("--size", type=int, default=224, help="frame side in pixels (a smoke test on tiny models: 32)")
     parser.add_argument("--threads", type=int, default=1)
-    parser.add_argument("--json", action="store_true")
+    parser.add_argument("--json", nargs="?", const="-", metavar="PATH",
+                        help="JSON of the results: alone, printed at the end instead of markdown; with a PATH, written "
+                             "there after every model x batch (a run stopped early keeps what it measured)")
     parser.add_argument("--from-json", nargs="+", metavar="FILE",
                         help="print the markdown of earlier --json outputs (e.g. one per model, run side by side)")
     args = parser.parse_args()
@@ -381,16 +446,16 @@ def main() -> None:
         print(to_markdown(merged))
         return
     torch.set_num_threads(args.threads)
-    models = []
+    settings = {"rounds": args.rounds, "threads": torch.get_num_threads(), "torch": torch.__version__,
+                "machine": platform.machine()}
+    json_stdout = args.json == "-"
+    progress = Progress(settings, None if args.json in (None, "-") else Path(args.json),
+                        sys.stderr if json_stdout else sys.stdout)
     for item in args.models:
         name, _, frames = item.partition(":")
-        models.append(run_model(name, int(frames or 16), args))
-    result = {
-        "settings": {"rounds": args.rounds, "threads": torch.get_num_threads(), "torch": torch.__version__,
-                     "machine": platform.machine()},
-        "models": models,
-    }
-    print(json.dumps(result, indent=2, default=str) if args.json else to_markdown(result))
+        progress.finish(run_model(name, int(frames or 16), args, progress))
+    if json_stdout:
+        print(json.dumps(progress.result, indent=2, default=str))
 
 
 if __name__ == "__main__":
