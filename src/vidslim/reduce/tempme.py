@@ -61,6 +61,7 @@ import math
 from collections.abc import Sequence
 from typing import Any, ClassVar
 
+import numpy as np
 import torch
 from torch import Tensor, nn
 
@@ -96,19 +97,25 @@ class _Forward:
     plan: list[LayerPlan] | None = None
 
 
+def regroup_layout(seqlens: Sequence[int], k: int, cls_tokens: int, per_video: int) -> tuple[np.ndarray, ...]:
+    """Host side of `regroup_order` for sequences of `seqlens`: (new_from_old [total], the clip index inside its video
+    of each joined token [total], the joined seqlens as an array). Built with numpy from the lengths alone."""
+    n = np.asarray(seqlens, dtype=np.int64)
+    seq = np.repeat(np.arange(len(n)), n)
+    local = np.arange(int(n.sum()), dtype=np.int64) - np.repeat(np.cumsum(n) - n, n)
+    key = ((seq // k * 2 + (local >= cls_tokens)) * k + seq % k) * max(int(n.max(initial=0)), 1) + local
+    order = np.argsort(key, kind="stable")
+    return order, (seq % max(per_video, 1))[order], np.add.reduceat(n, np.arange(0, len(n), k)) if len(n) else n
+
+
 def regroup_order(tokens: Tokens, k: int, cls_tokens: int) -> tuple[Tensor, tuple[int, ...]]:
     """Packed `regroup_clips` for sequences of any lengths: (new_from_old [total] int64, the joined seqlens).
 
     Output j holds input sequences j·k .. j·k+k-1 as [their CLS tokens, clip by clip | their patches, clip by
-    clip]; `tokens.x[new_from_old]` is the joined packed tensor. One sort of a computed key, no Python loop."""
-    device = tokens.x.device
-    seq = tokens.batch_index
-    local = torch.arange(tokens.total, device=device) - tokens.cu_seqlens[:-1].long()[seq]
-    is_patch = (local >= cls_tokens).long()
-    key = ((torch.div(seq, k, rounding_mode="floor") * 2 + is_patch) * k + seq % k) * tokens.max_seqlen + local
-    lengths = tokens.seqlens
-    joined = tuple(sum(lengths[j : j + k]) for j in range(0, len(lengths), k))
-    return key.argsort(), joined
+    clip]; `tokens.x[new_from_old]` is the joined packed tensor. One sort of a key computed on the host from the
+    lengths (no Python loop, nothing read back from the device)."""
+    order, _, joined = regroup_layout(tokens.seqlens, k, cls_tokens, 1)
+    return torch.from_numpy(order).to(tokens.x.device, non_blocking=True), tuple(joined.tolist())
 
 
 def regroup_clips(t: Tensor, k: int, cls_tokens: int) -> Tensor:
@@ -305,15 +312,18 @@ class TempMe(nn.Module):
     def _join_packed(self, tokens: Tokens, ctx: HookContext, k: int, c: int, per_video: int) -> Tokens:
         """ClipMe step 1 on sequences of unequal lengths: join, add the temporal embedding, merge M0 = int(n·rc) of
         each joined sequence of n tokens (see the module docstring)."""
-        order, seqlens = regroup_order(tokens, k, c)
+        order_np, clip_np, joined_np = regroup_layout(tokens.seqlens, k, c, per_video)
+        seqlens = tuple(joined_np.tolist())
+        tables = torch.from_numpy(np.concatenate((order_np, clip_np))).to(tokens.x.device, non_blocking=True)
+        order, clip_of = tables[: tokens.total], tables[tokens.total :]
         m0 = self._full_frame_plan(ctx).merge_cross  # decides the temporal embedding, like the schedule's merges
-        metric = tokens.x.detach().index_select(0, order)
-        x = tokens.x
+        metric = tokens.x.detach().index_select(0, order)  # the hidden states, before the embedding is added
+        x = metric if tokens.x.requires_grad is False else tokens.x.index_select(0, order)
         if m0 > 0 and self.temporal_pos:
             table = self._temporal_table(ctx, per_video)[0, :, 0].to(x.dtype)  # [per_video, D]
-            x = x + table.index_select(0, tokens.batch_index % per_video)
+            x = x + table.index_select(0, clip_of)
         joined = Tokens(
-            x.index_select(0, order),
+            x,
             seqlens,
             tokens.pos.index_select(0, order) if tokens.pos is not None else None,
             tokens.size.index_select(0, order) if tokens.size is not None else None,

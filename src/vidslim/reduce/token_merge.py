@@ -33,41 +33,69 @@ import torch
 from torch import Tensor
 
 from vidslim.errors import TokenLayoutError
-from vidslim.reduce.matching import Merge, bipartite_soft_matching, max_merges, no_autocast
+from vidslim.reduce.matching import Merge, bipartite_soft_matching, max_merges
+from vidslim.reduce.ragged_merge import RaggedLayout, ragged_match
 from vidslim.tokens import Tokens
 
 
 @dataclasses.dataclass(frozen=True)
 class MergePlan:
-    """Where every token goes, as packed indices: `keep` [T'] the input token holding each output slot, `src` [R]
-    the merged-away input tokens and `src_slot` [R] the slot each merges into; `seqlens` the output layout."""
+    """Where every token goes, as packed indices over the T' output slots and the R merged-away tokens: `index`
+    [T' + R] the input token holding each output slot, then the merged-away input tokens; `slot` [T' + R] the
+    output slot each of them adds into (0..T'-1, then the merged-away tokens' destinations); `seqlens` the output
+    layout. One index for all of them, so features and sizes are gathered once and weighted in one pass."""
 
-    keep: Tensor
-    src: Tensor
-    src_slot: Tensor
+    index: Tensor
+    slot: Tensor
     seqlens: tuple[int, ...]
+
+    @property
+    def out_total(self) -> int:
+        return sum(self.seqlens)
+
+    @property
+    def merged(self) -> int:
+        return self.index.shape[0] - self.out_total
+
+    @property
+    def keep(self) -> Tensor:
+        """[T'] the input token holding each output slot."""
+        return self.index[: self.out_total]
+
+    @property
+    def src(self) -> Tensor:
+        """[R] the merged-away input tokens."""
+        return self.index[self.out_total :]
+
+    @property
+    def src_slot(self) -> Tensor:
+        """[R] the output slot each merged-away token adds into."""
+        return self.slot[self.out_total :]
 
     def destinations(self, total: int) -> Tensor:
         """[total] the output slot of every input token (for source tracing)."""
-        out = torch.empty(total, dtype=torch.long, device=self.keep.device)
-        out[self.keep] = torch.arange(self.keep.shape[0], device=self.keep.device)
-        out[self.src] = self.src_slot
-        return out
+        return torch.empty(total, dtype=torch.long, device=self.index.device).index_put_((self.index,), self.slot)
 
     def apply(self, tokens: Tokens) -> Tokens:
-        """The merged tokens: size-weighted average features, summed sizes, the holders' positions."""
-        size = tokens.size.float() if tokens.size is not None else None
-        x = tokens.x.index_select(0, self.keep)
-        if size is None:  # every size is 1
-            kept_size = torch.ones(self.keep.shape[0], device=x.device)
-            src_size = torch.ones(self.src.shape[0], device=x.device)
+        """The merged tokens: size-weighted average features, summed sizes, the holders' positions.
+
+        out[d] = x[d]·s[d]/S + Σ x[i]·s[i]/S over the tokens i merged into d, S = s[d] + Σ s[i]: every gathered
+        row is scaled by its own fraction s/S of its slot's new size, then the merged-away rows are added on."""
+        kept = self.out_total
+        x_all = tokens.x.index_select(0, self.index)
+        if tokens.size is None:  # every size is 1
+            size_all = torch.ones(self.index.shape[0], device=x_all.device)
         else:
-            kept_size, src_size = size.index_select(0, self.keep), size.index_select(0, self.src)
-        new_size = kept_size.index_add(0, self.src_slot, src_size)
-        x = x.mul_((kept_size / new_size).to(x.dtype)[:, None])
-        weight = (src_size / new_size.index_select(0, self.src_slot)).to(x.dtype)[:, None]
-        x = x.index_add_(0, self.src_slot, tokens.x.index_select(0, self.src) * weight)
-        pos = tokens.pos.index_select(0, self.keep) if tokens.pos is not None else None
+            size_all = tokens.size.float().index_select(0, self.index)
+        src_slot = self.slot[kept:]
+        new_size = size_all[:kept].index_add(0, src_slot, size_all[kept:])
+        fraction = size_all / new_size.index_select(0, self.slot)
+        x_all.mul_((fraction if x_all.dtype == torch.float32 else fraction.to(x_all.dtype)).unsqueeze(1))
+        src_rows = x_all[kept:]
+        if src_rows.requires_grad:  # autograd keeps the added rows; they must not share the storage written to
+            src_rows = src_rows.clone()
+        x = x_all[:kept].index_add_(0, src_slot, src_rows)
+        pos = tokens.pos.index_select(0, self.index[:kept]) if tokens.pos is not None else None
         return Tokens(x, self.seqlens, pos, new_size)
 
 
@@ -110,19 +138,14 @@ def plan_merge(tokens: Tokens, metric: Tensor, r: MergeCounts, protected: int) -
 
 
 def packed_plan(tokens: Tokens, metric: Tensor, r: MergeCounts, protected: int) -> MergePlan:
-    """The plan of sequences of any lengths, from `packed_destinations`."""
-    destination, is_source, seqlens = packed_destinations(tokens, metric, r, protected)
-    device, out_total = destination.device, sum(seqlens)
-    merged = tokens.total - out_total  # known on the host: the lists below need no nonzero (no device sync)
-    index = torch.arange(tokens.total, device=device)
-    # holders write their slot, sources a spare last slot that is dropped
-    keep = torch.empty(out_total + 1, dtype=torch.long, device=device)
-    keep.index_put_((torch.where(is_source, out_total, destination),), index)
-    # sources in packed order: the k-th source goes to row k, the others to a spare last row
-    rank = torch.where(is_source, torch.cumsum(is_source, 0) - 1, merged)
-    src = torch.empty(merged + 1, dtype=torch.long, device=device).index_put_((rank,), index)
-    src_slot = torch.empty(merged + 1, dtype=torch.long, device=device).index_put_((rank,), destination)
-    return MergePlan(keep[:out_total], src[:merged], src_slot[:merged], seqlens)
+    """The plan of sequences of any lengths (`vidslim.reduce.ragged_merge`: index tables built on the host)."""
+    counts = sequence_merges(r, tokens.seqlens, protected)
+    if not any(counts):  # nothing merges: every token keeps its slot
+        index = torch.arange(tokens.total, device=tokens.x.device)
+        return MergePlan(index, index, tokens.seqlens)
+    layout = RaggedLayout.build(tokens.seqlens, counts, protected, tokens.x.device)
+    index, slot = ragged_match(metric, layout)
+    return MergePlan(index, slot, layout.seqlens)
 
 
 def uniform_plan(merge: Merge, sequences: int, length: int) -> MergePlan:
@@ -138,7 +161,8 @@ def uniform_plan(merge: Merge, sequences: int, length: int) -> MergePlan:
     keep = torch.cat((cls, a_full, b_full), dim=1) + rows * length
     src = c + first_a + 2 * merge.src_idx[..., 0] + rows * length
     src_slot = c + kept_a + merge.dst_idx[..., 0] + rows * out
-    return MergePlan(keep.reshape(-1), src.reshape(-1), src_slot.reshape(-1), (out,) * sequences)
+    slot = torch.cat((torch.arange(sequences * out, device=device), src_slot.reshape(-1)))
+    return MergePlan(torch.cat((keep.reshape(-1), src.reshape(-1))), slot, (out,) * sequences)
 
 
 def _merge_packed(
@@ -147,52 +171,3 @@ def _merge_packed(
     """The packed path even for equal lengths (tests compare it with the equal-length path)."""
     plan = packed_plan(tokens, metric, r, protected)
     return plan.apply(tokens), (plan.destinations(tokens.total) if want_destinations else None)
-
-
-def packed_destinations(
-    tokens: Tokens, metric: Tensor, r: MergeCounts, protected: int
-) -> tuple[Tensor, Tensor, tuple[int, ...]]:
-    """Plan a merge of packed sequences of any lengths, r merges each (one int, or one per sequence; clamped to half
-    the patches): (destination [total] int64 packed output index of every token, is_source [total] bool, output
-    seqlens). Same matching, parity and layout as `matching.py`."""
-    device, c = metric.device, protected
-    lengths = list(tokens.seqlens)
-    merges = sequence_merges(r, lengths, c)  # per sequence, in Python: no device sync
-    out_lengths = tuple(n - m for n, m in zip(lengths, merges, strict=True))
-    n = torch.tensor(lengths, device=device)
-    r_seq = torch.tensor(merges, device=device)
-    width = tokens.max_seqlen
-    first_a = c % 2
-    with torch.no_grad(), no_autocast(metric):
-        unit = metric.float()
-        unit = tokens.pad_values(unit / unit.norm(dim=-1, keepdim=True))  # [S, L, C], zeros past each length
-        a, b = unit[:, c + first_a :: 2], unit[:, c + 1 - first_a :: 2]
-        a_index = c + first_a + 2 * torch.arange(a.shape[1], device=device)  # full index of A slot i
-        b_index = c + 1 - first_a + 2 * torch.arange(b.shape[1], device=device)
-        a_valid, b_valid = a_index[None] < n[:, None], b_index[None] < n[:, None]
-        scores = (a @ b.transpose(-1, -2)).masked_fill(~b_valid[:, None, :], float("-inf"))
-        best, best_b = scores.max(dim=-1) if b.shape[1] else (a.new_full(a.shape[:2], float("-inf")), None)
-        best = best.masked_fill(~a_valid, float("-inf"))
-        order = best.argsort(dim=-1, descending=True)
-        rank = torch.empty_like(order).scatter_(1, order, torch.arange(order.shape[1], device=device).expand_as(order))
-        is_src = (rank < r_seq[:, None]) & a_valid
-        kept = a_valid.sum(1) - r_seq  # unmerged A tokens per sequence
-        # unmerged A tokens: in their original order with CLS tokens (TempMe, ToMe with a class token), else in
-        # descending score order (ToMe without a class token)
-        in_order = torch.cumsum((~is_src & a_valid).long(), dim=1) - 1
-        a_slot = c + (in_order if c > 0 else rank - r_seq[:, None])
-        b_slot = c + kept[:, None] + torch.arange(b.shape[1], device=device)
-        if best_b is not None:
-            a_slot = torch.where(is_src, b_slot.gather(1, best_b), a_slot)
-        slot = torch.zeros(len(lengths), width, dtype=torch.long, device=device)
-        slot[:, :c] = torch.arange(c, device=device)
-        slot[:, c + first_a :: 2] = a_slot
-        slot[:, c + 1 - first_a :: 2] = b_slot
-        # a sequence too short to merge keeps its order, as it would alone (merge_tokens leaves it untouched)
-        slot = torch.where(r_seq[:, None] > 0, slot, torch.arange(width, device=device))
-        source = torch.zeros(len(lengths), width, dtype=torch.bool, device=device)
-        source[:, c + first_a :: 2] = is_src
-        out_start = torch.tensor([0, *out_lengths[:-1]], device=device).cumsum(0)
-        rows = tokens.padded_index  # padded [S, L] -> packed, without a bool mask (no device sync)
-        destination = (slot + out_start[:, None]).view(-1).index_select(0, rows)
-    return destination, source.view(-1).index_select(0, rows), out_lengths
