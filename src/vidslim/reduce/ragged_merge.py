@@ -196,9 +196,11 @@ def ragged_match(metric: Tensor, layout: RaggedLayout) -> tuple[Tensor, Tensor]:
     the input row holding each output slot, index[T':] the merged-away rows, slot[T':] the slot each joins
     (slot[:T'] = 0..T'-1). A layout serves one call: its `index` and `slot` are filled in place."""
     lay, merged = layout, layout.merged
-    with torch.no_grad(), no_autocast(metric):
-        unit = metric.float()
-        unit = unit / unit.norm(dim=-1, keepdim=True)
+    if metric.requires_grad:  # the plan is indices: nothing here is differentiated
+        metric = metric.detach()
+    with no_autocast(metric):
+        unit = metric if metric.dtype == torch.float32 else metric.float()
+        unit = unit / torch.linalg.vector_norm(unit, dim=-1, keepdim=True)
         ab = unit.index_select(0, lay.ab)
         best_parts, partner_parts, used = [], [], 0
         for g in lay.groups:

@@ -110,12 +110,63 @@ def sequence_merges(r: MergeCounts, seqlens: Sequence[int], protected: int) -> l
     return [max(0, min(m, max_merges(n, protected))) for m, n in zip(counts, seqlens, strict=True)]
 
 
+class LayoutCache:
+    """Ragged layouts built ahead, in one burst, for the merges a reducer expects to make later in this forward.
+
+    A layer's matrix products leave the caches cold, and the host-side index building of a merge (numpy and Python)
+    runs several times slower then than right after another one; building every layer's layout back to back at the
+    first merge pays that once per forward. A layout is only used for exactly the lengths, counts and CLS count it
+    was built for (anything else is built when it comes), and only once. Keep one per forward, never longer.
+    """
+
+    def __init__(self) -> None:
+        self._ready: dict[tuple[tuple[int, ...], tuple[int, ...], int], RaggedLayout] = {}
+
+    def prepare(self, steps: Sequence[MergeStep], device: torch.device) -> None:
+        """Build the layouts of `steps` ((seqlens, clamped counts, protected) each, from `merge_steps`)."""
+        for seqlens, counts, protected in steps:
+            key = (tuple(seqlens), tuple(counts), protected)
+            if key not in self._ready:
+                self._ready[key] = RaggedLayout.build(seqlens, counts, protected, device)
+
+    def take(self, seqlens: tuple[int, ...], counts: list[int], protected: int) -> RaggedLayout | None:
+        """The layout built for these lengths and counts, once; None when none was."""
+        return self._ready.pop((seqlens, tuple(counts), protected), None)
+
+
+MergeStep = tuple[tuple[int, ...], list[int], int]
+
+
+def next_merge(seqlens: tuple[int, ...], r: MergeCounts, protected: int) -> tuple[MergeStep | None, tuple[int, ...]]:
+    """What `merge_tokens` does with counts r on sequences of `seqlens`: (the step (lengths, clamped counts,
+    protected) when it takes the packed path, else None; the lengths after it)."""
+    counts = sequence_merges(r, seqlens, protected)
+    if not any(counts):
+        return None, seqlens
+    step = (seqlens, counts, protected) if len(set(seqlens)) > 1 or len(set(counts)) > 1 else None
+    return step, tuple(n - m for n, m in zip(seqlens, counts, strict=True))
+
+
+def merge_steps(seqlens: Sequence[int], rounds: Sequence[MergeCounts], protected: int) -> list[MergeStep]:
+    """The packed-path merges that `rounds` of merge counts (one entry per merge, as `merge_tokens` takes them) make
+    on sequences of `seqlens`, in order (`next_merge`)."""
+    steps: list[MergeStep] = []
+    lengths = tuple(int(n) for n in seqlens)
+    for r in rounds:
+        step, lengths = next_merge(lengths, r, protected)
+        if step is not None:
+            steps.append(step)
+    return steps
+
+
 def merge_tokens(
-    tokens: Tokens, metric: Tensor, r: MergeCounts, protected: int, want_destinations: bool = False
+    tokens: Tokens, metric: Tensor, r: MergeCounts, protected: int, want_destinations: bool = False,
+    layouts: LayoutCache | None = None,
 ) -> tuple[Tokens, Tensor | None]:
     """Merge r tokens per sequence (r: one int, or one int per sequence; fewer where a sequence has fewer than 2r
     patches) by similarity of `metric` [total, C]. Returns the merged tokens and, with `want_destinations`, the
-    new packed index of every input token ([total] int64, for source tracing)."""
+    new packed index of every input token ([total] int64, for source tracing). `layouts`: ragged layouts built
+    ahead for this forward (`LayoutCache`)."""
     if metric.shape[0] != tokens.total:
         raise TokenLayoutError(f"merge metric has {metric.shape[0]} rows for {tokens.total} tokens")
     if min(tokens.seqlens, default=0) < protected:
@@ -123,27 +174,43 @@ def merge_tokens(
     counts = sequence_merges(r, tokens.seqlens, protected)
     if not any(counts):
         return tokens, (torch.arange(tokens.total, device=tokens.x.device) if want_destinations else None)
-    plan = plan_merge(tokens, metric, counts, protected)
+    plan = _plan(tokens, metric, counts, protected, layouts)
     return plan.apply(tokens), (plan.destinations(tokens.total) if want_destinations else None)
 
 
-def plan_merge(tokens: Tokens, metric: Tensor, r: MergeCounts, protected: int) -> MergePlan:
+def plan_merge(
+    tokens: Tokens, metric: Tensor, r: MergeCounts, protected: int, layouts: LayoutCache | None = None
+) -> MergePlan:
     """The merge plan of `merge_tokens` (the equal-length path when lengths and counts are equal, else the packed
     one)."""
-    counts = sequence_merges(r, tokens.seqlens, protected)
+    return _plan(tokens, metric, sequence_merges(r, tokens.seqlens, protected), protected, layouts)
+
+
+def packed_plan(
+    tokens: Tokens, metric: Tensor, r: MergeCounts, protected: int, layouts: LayoutCache | None = None
+) -> MergePlan:
+    """The plan of sequences of any lengths (`vidslim.reduce.ragged_merge`: index tables built on the host)."""
+    return _packed(tokens, metric, sequence_merges(r, tokens.seqlens, protected), protected, layouts)
+
+
+def _plan(tokens: Tokens, metric: Tensor, counts: list[int], protected: int, layouts: LayoutCache | None) -> MergePlan:
+    """`plan_merge` of counts already clamped by `sequence_merges`."""
     if tokens.is_uniform and len(set(counts)) <= 1:
         s, n = tokens.batch_size, tokens.max_seqlen
         return uniform_plan(bipartite_soft_matching(metric.view(s, n, -1), counts[0] if counts else 0, protected), s, n)
-    return packed_plan(tokens, metric, counts, protected)
+    return _packed(tokens, metric, counts, protected, layouts)
 
 
-def packed_plan(tokens: Tokens, metric: Tensor, r: MergeCounts, protected: int) -> MergePlan:
-    """The plan of sequences of any lengths (`vidslim.reduce.ragged_merge`: index tables built on the host)."""
-    counts = sequence_merges(r, tokens.seqlens, protected)
+def _packed(
+    tokens: Tokens, metric: Tensor, counts: list[int], protected: int, layouts: LayoutCache | None
+) -> MergePlan:
+    """`packed_plan` of counts already clamped by `sequence_merges`."""
     if not any(counts):  # nothing merges: every token keeps its slot
         index = torch.arange(tokens.total, device=tokens.x.device)
         return MergePlan(index, index, tokens.seqlens)
-    layout = RaggedLayout.build(tokens.seqlens, counts, protected, tokens.x.device)
+    layout = layouts.take(tokens.seqlens, counts, protected) if layouts is not None else None
+    if layout is None:
+        layout = RaggedLayout.build(tokens.seqlens, counts, protected, tokens.x.device)
     index, slot = ragged_match(metric, layout)
     return MergePlan(index, slot, layout.seqlens)
 
