@@ -7,21 +7,25 @@ the head, untouched.
 
 Planning, two paths with the same merges:
 - equal lengths (every CLIP/TempMe layer, a dense video ViT): `[S, N, C]` views and `vidslim.reduce.matching`;
-- unequal lengths (a packed batch after RLT, say), or unequal counts: the metric is padded to the longest
-  sequence, padded rows and columns score -inf so a padded token is never matched, sequence i merges
-  min(r_i, half its patches) tokens, and every token's output slot is computed with the same A/B parity, ordering
-  and output layout as the equal-length path. No loop over sequences either way.
+- unequal lengths (a packed batch after RLT, say), or unequal counts: `vidslim.reduce.ragged_merge`, where
+  sequence i merges min(r_i, half its patches) tokens with the same A/B parity, ordering and output layout as the
+  equal-length path; its index tables come from the lengths alone, built on the host. No loop over sequences
+  either way.
+
+Layouts built ahead (`LayoutCache`, `merge_steps`): a reducer that knows its later merges from the lengths (ToMe,
+TempMe) builds the index tables of all of them in one burst at its first ragged merge of a forward, and each merge
+takes its own; one whose lengths or counts differ from the plan builds its tables when it comes.
 
 `r` is one count for every sequence or one per sequence (a list of Python ints, e.g. TempMe's counts scaled to
 each frame's length): the counts decide the output layout, so they are known on the host and never read back
 from the device.
 
 Applying (`MergePlan.apply`), one way for both: every output slot is held by one input token (a CLS, an unmerged
-A token or a B token), so the output is one row gather of the input, and only the r merged-away rows per
-sequence are added on top, weighted: out[d] = x[d]·s[d]/S + Σ x[i]·s[i]/S over the sources i of d, S the new
-size. Two passes over the features plus work on the merged rows, instead of weighting, scattering and
-dividing every row; the weights are fractions, so nothing overflows in fp16 (spec §6.2-6) and untouched rows
-are copied exactly. Sizes are kept in float32 (bf16 cannot count past 256 exactly).
+A token or a B token), so the output is one row gather of the input (together with the merged-away rows, in one
+index), every gathered row is scaled by its share of its slot's new size, and the r merged-away rows per sequence
+are added on top: out[d] = x[d]·s[d]/S + Σ x[i]·s[i]/S over the sources i of d, S the new size. The weights are
+fractions, so nothing overflows in fp16 (spec §6.2-6) and untouched rows are copied exactly. Sizes are kept in
+float32 (bf16 cannot count past 256 exactly).
 """
 
 from __future__ import annotations

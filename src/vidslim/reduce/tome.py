@@ -13,9 +13,10 @@ Protected tokens: the CLS tokens (`HookContext.cls_per_sequence`: one per frame 
 ViT) are never merged and stay at the head in order; the A/B split and the output order follow the official
 code (`vidslim.reduce.matching`), so merges match it token for token.
 
-Sequences of unequal lengths (a packed batch after RLT on the video ViT) are merged in one pass: the metric is
-padded with rows that can never match, and each sequence merges min(r, half its patches) tokens
-(`vidslim.reduce.token_merge`). The official release handles equal lengths only (spec rlt §4.6).
+Sequences of unequal lengths (a packed batch after RLT on the video ViT, CLIP's frames after RLT) are merged in one
+pass, each min(r, half its patches) tokens (`vidslim.reduce.token_merge`, `vidslim.reduce.ragged_merge`); their
+index tables for every layer are built at the first merge of a forward, since r per layer and the lengths decide
+them all. The official release handles equal lengths only (spec rlt §4.6).
 
 Schedules (ToMe's `parse_r`): "constant" merges r in every layer; "decreasing" ramps linearly from 1.5·r in the
 first layer to 0.5·r in the last (the same total), "increasing" the other way; or give r per layer as a list.
