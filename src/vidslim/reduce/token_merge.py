@@ -220,20 +220,18 @@ def _packed(
 
 
 def uniform_plan(merge: Merge, sequences: int, length: int) -> MergePlan:
-    """Flatten a `Merge` of S sequences of N tokens into packed indices."""
-    device, c = merge.src_idx.device, merge.protected
+    """Flatten a `Merge` of S sequences of N tokens into packed indices: every input row is one entry of an
+    [S, N] grid of packed rows, read at the CLS, unmerged A, B and merged-away A positions."""
+    device, c, r = merge.src_idx.device, merge.protected, merge.r
     first_a = c % 2
-    num_b = (length - c) - (length - c + 1 - first_a) // 2
-    kept_a, out = merge.unmerged_idx.shape[1], length - merge.r
-    a_full = c + first_a + 2 * merge.unmerged_idx[..., 0]  # [S, Na - r] full index inside the sequence
-    b_full = (c + 1 - first_a + 2 * torch.arange(num_b, device=device)).expand(sequences, -1)
-    cls = torch.arange(c, device=device).expand(sequences, -1)
-    rows = torch.arange(sequences, device=device)[:, None]
-    keep = torch.cat((cls, a_full, b_full), dim=1) + rows * length
-    src = c + first_a + 2 * merge.src_idx[..., 0] + rows * length
-    src_slot = c + kept_a + merge.dst_idx[..., 0] + rows * out
-    slot = torch.cat((torch.arange(sequences * out, device=device), src_slot.reshape(-1)))
-    return MergePlan(torch.cat((keep.reshape(-1), src.reshape(-1))), slot, (out,) * sequences)
+    kept_a, out = merge.unmerged_idx.shape[1], length - r
+    rows = torch.arange(sequences * length, device=device).view(sequences, length)  # packed row of (sequence, slot)
+    a_rows = rows[:, c + first_a :: 2].gather(1, torch.cat((merge.unmerged_idx, merge.src_idx), 1)[..., 0])
+    keep = torch.cat((rows[:, :c], a_rows[:, :kept_a], rows[:, c + 1 - first_a :: 2]), 1)
+    out_rows = torch.arange(sequences * out, device=device)
+    src_slot = merge.dst_idx[..., 0] + out_rows.view(sequences, out)[:, c + kept_a : c + kept_a + 1]
+    index = torch.cat((keep.view(-1), a_rows[:, kept_a:].reshape(-1)))
+    return MergePlan(index, torch.cat((out_rows, src_slot.reshape(-1))), (out,) * sequences)
 
 
 def _merge_packed(
