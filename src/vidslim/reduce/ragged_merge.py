@@ -24,8 +24,8 @@ times the entries needed. The merging sequences are sorted by length and cut int
 bmm per group; two groups are joined when the padding that costs is smaller than another group's fixed cost.
 
 Only sequences that merge enter the matmul; one that merges nothing keeps its order (as it would alone). Ties in
-score go to the lower index (stable sorts). Sources that merge into one destination are listed in index order,
-so the size-weighted sums add them in the same order as the equal-length path does up to that order.
+score go to the lower index (stable sorts). Sources that merge into one destination are added in index order (the
+equal-length path adds them in score order, so the two paths can differ in the last bit of such a sum).
 """
 
 from __future__ import annotations
