@@ -103,9 +103,11 @@ def bipartite_soft_matching(metric: Tensor, r: int, protected: int = 1) -> Merge
     if protected < 0 or protected > metric.shape[1]:
         raise ValueError(f"protected={protected} does not fit sequences of {metric.shape[1]} tokens")
     r = max(0, min(int(r), max_merges(metric.shape[1], protected)))
-    with torch.no_grad(), no_autocast(metric):
-        metric = metric.float()
-        metric = metric / metric.norm(dim=-1, keepdim=True)
+    if metric.requires_grad:  # the plan is indices: nothing here is differentiated
+        metric = metric.detach()
+    with no_autocast(metric):
+        metric = metric if metric.dtype == torch.float32 else metric.float()
+        metric = metric / torch.linalg.vector_norm(metric, dim=-1, keepdim=True)
         _, a, b = _split(metric, protected)
         if a.shape[1] == 0 or b.shape[1] == 0:
             empty = torch.zeros(metric.shape[0], 0, 1, dtype=torch.long, device=metric.device)

@@ -61,13 +61,14 @@ import math
 from collections.abc import Sequence
 from typing import Any, ClassVar
 
+import numpy as np
 import torch
 from torch import Tensor, nn
 
 from vidslim.errors import ConfigError
 from vidslim.reduce.sources import SourceMap
 from vidslim.reduce.tempme_schedule import LayerPlan, imgme_merges, proportional_merges, tempme_schedule
-from vidslim.reduce.token_merge import MergeCounts, merge_tokens
+from vidslim.reduce.token_merge import LayoutCache, MergeCounts, merge_tokens, next_merge
 from vidslim.tokens import Tokens
 from vidslim.tokens.protocol import AttentionInfo, HookContext
 
@@ -94,21 +95,40 @@ class _Forward:
     """TempMe's state during one forward: the full-frame schedule, computed when unequal frames first need it."""
 
     plan: list[LayerPlan] | None = None
+    layouts: LayoutCache | None = None  # the ragged merges' index tables, built ahead at the first one
+    #: the ragged joins' tables built ahead, by layer: (the lengths they are for, `join_tables`)
+    joins: dict[int, tuple[tuple[int, ...], tuple[Tensor, Tensor, tuple[int, ...]]]] = dataclasses.field(
+        default_factory=dict)
+
+
+def regroup_layout(seqlens: Sequence[int], k: int, cls_tokens: int, per_video: int) -> tuple[np.ndarray, ...]:
+    """Host side of `regroup_order` for sequences of `seqlens`: (new_from_old [total], the clip index inside its video
+    of each joined token [total], the joined seqlens as an array). Built with numpy from the lengths alone."""
+    n = np.asarray(seqlens, dtype=np.int64)
+    seq = np.repeat(np.arange(len(n)), n)
+    local = np.arange(int(n.sum()), dtype=np.int64) - np.repeat(np.cumsum(n) - n, n)
+    key = ((seq // k * 2 + (local >= cls_tokens)) * k + seq % k) * max(int(n.max(initial=0)), 1) + local
+    order = np.argsort(key, kind="stable")
+    return order, (seq % max(per_video, 1))[order], np.add.reduceat(n, np.arange(0, len(n), k)) if len(n) else n
 
 
 def regroup_order(tokens: Tokens, k: int, cls_tokens: int) -> tuple[Tensor, tuple[int, ...]]:
     """Packed `regroup_clips` for sequences of any lengths: (new_from_old [total] int64, the joined seqlens).
 
     Output j holds input sequences j·k .. j·k+k-1 as [their CLS tokens, clip by clip | their patches, clip by
-    clip]; `tokens.x[new_from_old]` is the joined packed tensor. One sort of a computed key, no Python loop."""
-    device = tokens.x.device
-    seq = tokens.batch_index
-    local = torch.arange(tokens.total, device=device) - tokens.cu_seqlens[:-1].long()[seq]
-    is_patch = (local >= cls_tokens).long()
-    key = ((torch.div(seq, k, rounding_mode="floor") * 2 + is_patch) * k + seq % k) * tokens.max_seqlen + local
-    lengths = tokens.seqlens
-    joined = tuple(sum(lengths[j : j + k]) for j in range(0, len(lengths), k))
-    return key.argsort(), joined
+    clip]; `tokens.x[new_from_old]` is the joined packed tensor. One sort of a key computed on the host from the
+    lengths (no Python loop, nothing read back from the device)."""
+    order, _, joined = regroup_layout(tokens.seqlens, k, cls_tokens, 1)
+    return torch.from_numpy(order).to(tokens.x.device, non_blocking=True), tuple(joined.tolist())
+
+
+def join_tables(seqlens: tuple[int, ...], k: int, cls_tokens: int, per_video: int, device: torch.device
+                ) -> tuple[Tensor, Tensor, tuple[int, ...]]:
+    """`regroup_layout` on the device, as one transfer: (new_from_old, clip index of each joined token, joined
+    seqlens)."""
+    order, clip_of, joined = regroup_layout(seqlens, k, cls_tokens, per_video)
+    tables = torch.from_numpy(np.concatenate((order, clip_of))).to(device, non_blocking=True)
+    return tables[: order.size], tables[order.size :], tuple(joined.tolist())
 
 
 def regroup_clips(t: Tensor, k: int, cls_tokens: int) -> Tensor:
@@ -246,8 +266,9 @@ class TempMe(nn.Module):
         """(sequences, tokens per sequence (the longest), CLS per sequence)."""
         return tokens.batch_size, tokens.max_seqlen, ctx.cls_per_sequence(tokens)
 
-    def _full_frame_plan(self, ctx: HookContext) -> LayerPlan:
-        """This layer's entry of the schedule for full frames (what ImgMe scales on unequal-length frames)."""
+    def _full_frame_plan(self, ctx: HookContext, layer: int | None = None) -> LayerPlan:
+        """This layer's (or `layer`'s) entry of the schedule for full frames (what ImgMe scales on unequal-length
+        frames)."""
         state: _Forward = ctx.state_of(self)
         if state.plan is None:
             frame = ctx.cls_tokens + ctx.grid[1] * ctx.grid[2]
@@ -255,7 +276,48 @@ class TempMe(nn.Module):
                 state.plan = self.schedule(ctx.num_layers, ctx.num_frames, frame)
             except ValueError as error:
                 raise ConfigError(f"TempMe on {ctx.num_frames} frames: {error}") from error
-        return state.plan[ctx.layer]
+        return state.plan[ctx.layer if layer is None else layer]
+
+    def _after_counts(self, seqlens: tuple[int, ...], c: int, layer: int, ctx: HookContext) -> MergeCounts:
+        """The merges of `after_attention` at `layer` on sequences of `seqlens` holding c CLS tokens each: ImgMe
+        (r per frame) before the first merge layer, else the intra-clip M1 or M; per sequence when lengths differ
+        (see the module docstring)."""
+        imgme = self.first_merge is None or layer < self.first_merge
+        if len(set(seqlens)) > 1:
+            if imgme:
+                plan = self._full_frame_plan(ctx, layer)
+                patches = [m - c for m in seqlens]
+                return share_merges(plan.merge_after_attn, plan.tokens_attn - plan.cls_tokens, patches)
+            return [proportional_merges(m, c, self.ri) for m in seqlens]
+        n = seqlens[0] if seqlens else 0
+        return imgme_merges(n, c, self.r) if imgme else proportional_merges(n, c, self.ri)
+
+    def _plan_ahead(self, tokens: Tokens, ctx: HookContext, joins_here: bool, state: _Forward) -> None:
+        """Build the index tables of every ragged merge and join left in this forward in one burst (`LayoutCache`,
+        `state.joins`): the lengths and counts follow from the lengths now, as the hooks will compute them.
+        `joins_here`: called before this layer's join."""
+        lengths, c, steps = tokens.seqlens, ctx.cls_per_sequence(tokens), []
+        for layer in range(ctx.layer, ctx.num_layers):
+            k = self.group_at.get(layer)
+            if k is not None and (joins_here or layer > ctx.layer):
+                if len(set(lengths)) > 1:
+                    per_video = len(lengths) // max(ctx.batch_size, 1)
+                    state.joins[layer] = (lengths, join_tables(lengths, k, c, per_video, tokens.x.device))
+                lengths = tuple(sum(lengths[j : j + k]) for j in range(0, len(lengths), k))
+                c *= k
+                step, lengths = next_merge(lengths, [proportional_merges(n, c, self.rc) for n in lengths], c)
+                steps.append(step)
+            step, lengths = next_merge(lengths, self._after_counts(lengths, c, layer, ctx), c)
+            steps.append(step)
+        state.layouts = LayoutCache()
+        state.layouts.prepare([step for step in steps if step is not None], tokens.x.device)
+
+    def _layouts(self, tokens: Tokens, ctx: HookContext, joins_here: bool) -> _Forward:
+        """This forward's state, with the tables built ahead at the first hook that sees unequal lengths."""
+        state: _Forward = ctx.state_of(self)
+        if state.layouts is None and not tokens.is_uniform:
+            self._plan_ahead(tokens, ctx, joins_here, state)
+        return state
 
     def before_attention(self, tokens: Tokens, ctx: HookContext) -> Tokens:
         """ClipMe step 1 at a merge layer: join k clips, add the temporal embedding, merge M0 across clips."""
@@ -305,15 +367,19 @@ class TempMe(nn.Module):
     def _join_packed(self, tokens: Tokens, ctx: HookContext, k: int, c: int, per_video: int) -> Tokens:
         """ClipMe step 1 on sequences of unequal lengths: join, add the temporal embedding, merge M0 = int(n·rc) of
         each joined sequence of n tokens (see the module docstring)."""
-        order, seqlens = regroup_order(tokens, k, c)
+        state = self._layouts(tokens, ctx, joins_here=True)
+        lengths, ahead = state.joins.pop(ctx.layer, ((), None))
+        if ahead is None or lengths != tokens.seqlens:
+            ahead = join_tables(tokens.seqlens, k, c, per_video, tokens.x.device)
+        order, clip_of, seqlens = ahead
         m0 = self._full_frame_plan(ctx).merge_cross  # decides the temporal embedding, like the schedule's merges
-        metric = tokens.x.detach().index_select(0, order)
-        x = tokens.x
+        metric = tokens.x.detach().index_select(0, order)  # the hidden states, before the embedding is added
+        x = metric if tokens.x.requires_grad is False else tokens.x.index_select(0, order)
         if m0 > 0 and self.temporal_pos:
             table = self._temporal_table(ctx, per_video)[0, :, 0].to(x.dtype)  # [per_video, D]
-            x = x + table.index_select(0, tokens.batch_index % per_video)
+            x = x + table.index_select(0, clip_of)
         joined = Tokens(
-            x.index_select(0, order),
+            x,
             seqlens,
             tokens.pos.index_select(0, order) if tokens.pos is not None else None,
             tokens.size.index_select(0, order) if tokens.size is not None else None,
@@ -321,28 +387,22 @@ class TempMe(nn.Module):
         if self.sources is not None:
             old_to_new = torch.empty_like(order).scatter_(0, order, torch.arange(tokens.total, device=order.device))
             self.sources = self.sources.moved(old_to_new)
-        return self._merge(joined, metric, [proportional_merges(n, c * k, self.rc) for n in seqlens], c * k)
+        counts = [proportional_merges(n, c * k, self.rc) for n in seqlens]
+        return self._merge(joined, metric, counts, c * k, state.layouts)
 
     def after_attention(self, tokens: Tokens, info: AttentionInfo, ctx: HookContext) -> Tokens:
         """ImgMe (r per frame) before the first merge layer, else the intra-clip merge (M1 or M), on the keys."""
-        _, n, c = self._layout(tokens, ctx)
-        imgme = self.first_merge is None or ctx.layer < self.first_merge
-        if not tokens.is_uniform:  # per-sequence counts (see the module docstring)
-            if imgme:
-                plan = self._full_frame_plan(ctx)
-                patches = [m - c for m in tokens.seqlens]
-                counts = share_merges(plan.merge_after_attn, plan.tokens_attn - plan.cls_tokens, patches)
-            else:
-                counts = [proportional_merges(m, c, self.ri) for m in tokens.seqlens]
-            return self._merge(tokens, info.keys_mean, counts, c)
-        m = imgme_merges(n, c, self.r) if imgme else proportional_merges(n, c, self.ri)
-        return self._merge(tokens, info.keys_mean, m, c)
+        c = ctx.cls_per_sequence(tokens)
+        layouts = self._layouts(tokens, ctx, joins_here=False).layouts
+        return self._merge(tokens, info.keys_mean, self._after_counts(tokens.seqlens, c, ctx.layer, ctx), c, layouts)
 
-    def _merge(self, tokens: Tokens, metric: Tensor, m: MergeCounts, cls_tokens: int) -> Tokens:
+    def _merge(
+        self, tokens: Tokens, metric: Tensor, m: MergeCounts, cls_tokens: int, layouts: LayoutCache | None = None
+    ) -> Tokens:
         nothing = not any(m) if isinstance(m, Sequence) else m <= 0
         if nothing:
             return tokens
-        merged, moved = merge_tokens(tokens, metric, m, cls_tokens, self.sources is not None)
+        merged, moved = merge_tokens(tokens, metric, m, cls_tokens, self.sources is not None, layouts)
         if self.sources is not None and moved is not None:
             self.sources = self.sources.moved(moved)
         return merged

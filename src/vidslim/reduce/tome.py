@@ -13,9 +13,10 @@ Protected tokens: the CLS tokens (`HookContext.cls_per_sequence`: one per frame 
 ViT) are never merged and stay at the head in order; the A/B split and the output order follow the official
 code (`vidslim.reduce.matching`), so merges match it token for token.
 
-Sequences of unequal lengths (a packed batch after RLT on the video ViT) are merged in one pass: the metric is
-padded with rows that can never match, and each sequence merges min(r, half its patches) tokens
-(`vidslim.reduce.token_merge`). The official release handles equal lengths only (spec rlt §4.6).
+Sequences of unequal lengths (a packed batch after RLT on the video ViT, CLIP's frames after RLT) are merged in one
+pass, each min(r, half its patches) tokens (`vidslim.reduce.token_merge`, `vidslim.reduce.ragged_merge`); their
+index tables for every layer are built at the first merge of a forward, since r per layer and the lengths decide
+them all. The official release handles equal lengths only (spec rlt §4.6).
 
 Schedules (ToMe's `parse_r`): "constant" merges r in every layer; "decreasing" ramps linearly from 1.5·r in the
 first layer to 0.5·r in the last (the same total), "increasing" the other way; or give r per layer as a list.
@@ -26,16 +27,25 @@ input token, the output token that covers it.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Sequence
 from typing import Any, ClassVar
 
 from vidslim.errors import ConfigError
 from vidslim.reduce.sources import SourceMap
-from vidslim.reduce.token_merge import merge_tokens
+from vidslim.reduce.token_merge import LayoutCache, merge_steps, merge_tokens
 from vidslim.tokens import Tokens
 from vidslim.tokens.protocol import AttentionInfo, HookContext
 
 SCHEDULES = {"constant": 0.0, "decreasing": -0.5, "increasing": 0.5}
+
+
+@dataclasses.dataclass
+class _Forward:
+    """ToMe's state during one forward: r per layer, and the ragged layouts built ahead at the first merge."""
+
+    per_layer: list[int]
+    layouts: LayoutCache | None = None
 
 
 def tome_schedule(num_layers: int, r: int, schedule: str = "constant") -> list[int]:
@@ -103,7 +113,7 @@ class ToMe:
             raise ConfigError(f"ToMe schedule has {len(self._per_layer)} entries for a model of {num_layers} layers")
         return [*self._per_layer, *([0] * (num_layers - len(self._per_layer)))]
 
-    def start_forward(self, tokens: Tokens, ctx: HookContext) -> list[int]:
+    def start_forward(self, tokens: Tokens, ctx: HookContext) -> _Forward:
         """This forward's r per layer; the source map restarts at the input tokens. Within a sequence's tokens, r
         is clamped to what one matching can merge (half of them, as ToMe's release does); an r larger than every
         sequence entering the first block is a mistake and is refused."""
@@ -116,14 +126,20 @@ class ToMe:
             )
         if self.trace_source:
             self.sources = SourceMap.identity(tokens.seqlens, tokens.x.device, tokens.pos, ctx.batch_size)
-        return per_layer
+        return _Forward(per_layer)
 
     def after_attention(self, tokens: Tokens, info: AttentionInfo, ctx: HookContext) -> Tokens:
-        """Merge this layer's r tokens per sequence on the mean keys."""
-        r = ctx.state_of(self)[ctx.layer]
+        """Merge this layer's r tokens per sequence on the mean keys. At the first merge of unequal sequences, the
+        index tables of this and every later layer's merge are built in one burst (`LayoutCache`)."""
+        state: _Forward = ctx.state_of(self)
+        r = state.per_layer[ctx.layer]
         if r <= 0:
             return tokens
-        merged, moved = merge_tokens(tokens, info.keys_mean, r, ctx.cls_per_sequence(tokens), self.trace_source)
+        c = ctx.cls_per_sequence(tokens)
+        if state.layouts is None and not tokens.is_uniform:
+            state.layouts = LayoutCache()
+            state.layouts.prepare(merge_steps(tokens.seqlens, state.per_layer[ctx.layer :], c), tokens.x.device)
+        merged, moved = merge_tokens(tokens, info.keys_mean, r, c, self.trace_source, state.layouts)
         if self.sources is not None and moved is not None:
             self.sources = self.sources.moved(moved)
         return merged
