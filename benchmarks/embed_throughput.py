@@ -175,7 +175,9 @@ class _Echo:
 
 def ray_section(listing: Path, work: Path, repeat: int, count: int) -> dict[str, Any]:
     """The RLT+TempMe CLIP B/32 job on the first `count` synthetic videos, locally and on a local Ray instance of 2
-    CPUs, the same checkpoint, batches of 4 and 2 model threads in total everywhere:
+    CPUs, the same checkpoint, the same token budget (4 dense windows) and 2 model threads in total everywhere.
+    Each Ray call gets 12 videos, so it runs about the batches the local job runs (the budget holds ~12 RLT
+    windows; with fewer videos per call an actor would flush smaller batches, a different workload):
     - local: 1 decode worker + the model on 2 torch threads (`vidslim embed` on 2 CPUs);
     - ray: 2 actors of 1 CPU, each decoding its videos and running the model on 1 thread (data parallel);
     - ray_1actor: 1 actor of 2 CPUs, the model on 2 threads: local's compute shape, so the gap is Ray's own cost.
@@ -204,7 +206,7 @@ def ray_section(listing: Path, work: Path, repeat: int, count: int) -> dict[str,
         def run() -> None:
             shutil.rmtree(work / key, ignore_errors=True)
             last[key] = embed_on_ray(subset, str(model_dir), work / key, actors=actors, cpus_per_actor=cpus,
-                                     videos_per_batch=4, batch_size=4, faiss="never")
+                                     videos_per_batch=12, batch_size=4, faiss="never")
         return run
 
     def local() -> None:
@@ -241,11 +243,18 @@ def ray_section(listing: Path, work: Path, repeat: int, count: int) -> dict[str,
                     "overhead_with_startup": 1 / with_start[1] - 1,
                     "overhead_with_startup_iqr": [1 / with_start[2] - 1, 1 / with_start[0] - 1],
                     "timing": last[key].timing}
+        t = last[key].timing
+        print(f"{key}: model {t['model_s']:.1f} s summed over actors, decode {t['decode_s']:.1f} s, first batch "
+              f"done after {t['first_result_s']:.1f} s, slowest actor's model load {t['actor_init_s']:.1f} s "
+              f"(last round)", flush=True)
         print(f"{key}: overhead vs local {out[key]['overhead']:+.1%} (IQR {out[key]['overhead_iqr'][0]:+.1%} .. "
               f"{out[key]['overhead_iqr'][1]:+.1%}); with Ray's start-up ({startup_s:.1f} s: init {init_s:.1f}, "
               f"Ray Data warm-up {warmup_s:.1f}, shutdown {shutdown_s:.1f}) {out[key]['overhead_with_startup']:+.1%} "
               f"(IQR {out[key]['overhead_with_startup_iqr'][0]:+.1%} .. "
               f"{out[key]['overhead_with_startup_iqr'][1]:+.1%})", flush=True)
+    t = last["local"][0].timing
+    print(f"local: model {t['model_s']:.1f} s, decode {t['decode_s']:.1f} s in the worker, waited for it "
+          f"{t['decode_wait_s']:.1f} s (last round)", flush=True)
     out["local"] = {"videos_per_s": result.timings["local"].throughput(),
                     "job_s_median": result.timings["local"].median, "timing": last["local"][0].timing}
     return out
