@@ -181,6 +181,9 @@ def ray_section(listing: Path, work: Path, repeat: int, count: int) -> dict[str,
     - local: 1 decode worker + the model on 2 torch threads (`vidslim embed` on 2 CPUs);
     - ray: 2 actors of 1 CPU, each decoding its videos and running the model on 1 thread (data parallel);
     - ray_1actor: 1 actor of 2 CPUs, the model on 2 threads: local's compute shape, so the gap is Ray's own cost.
+    Ray Data runs the actors' calls in a worker thread, where libgomp's idle threads do not spin as they do
+    around the main thread's parallel regions; on a shared 2-core machine that spinning alone made the local
+    model ~2.5x slower, so compare with OMP_WAIT_POLICY=passive set for the whole run (Ray's workers inherit it).
     Ray is started before timing, and an empty warm-up job creates Ray Data's helper actors, as on a cluster that
     is already running; ray.init, that warm-up and ray.shutdown are timed apart and reported as start-up (each
     timed job still starts its own actors and loads the model in them)."""
@@ -229,6 +232,7 @@ def ray_section(listing: Path, work: Path, repeat: int, count: int) -> dict[str,
     print(result.table(), flush=True)
     startup_s = init_s + warmup_s + shutdown_s
     out: dict[str, Any] = {"videos": count, "load": result.load.to_dict() if result.load else None,
+                           "omp_wait_policy": os.environ.get("OMP_WAIT_POLICY"),
                            "ray_init_s": init_s, "ray_data_warmup_s": warmup_s, "ray_shutdown_s": shutdown_s,
                            "note": "ray.init, the warm-up job and ray.shutdown are not in the job times; neither "
                                    "side counts FLOPs"}
