@@ -13,7 +13,7 @@
    synthetic videos keep about a quarter of their tokens, the real windows most of theirs): videos/s, and the
    largest batch in tokens and in model seconds, which is what the budget bounds;
 3. exact vs FAISS (IVF) search latency per query over 10^4 and 10^6 random 512-d vectors;
-4. local vs Ray on this machine (2 actors), the same job.
+4. local vs Ray on this machine (2 CPUs; see `ray_section`), the same job, with and without Ray's start-up.
 Jobs are compared with `vidslim.bench.timer.compare` (whole jobs as contenders, interleaved, order rotated every
 round) and reported as paired speedups with their spread and verdict; search latencies with `time_fn`.
 """
@@ -128,7 +128,7 @@ TITLES = {
     "synthetic": "the synthetic collection, CLIP B/32, 12 frames, one window per video",
     "batching": "a ragged RLT collection: fixed batches vs token-budget batches",
     "search": "exact vs FAISS (IVF) search per query on random vectors",
-    "ray": "the same embedding job locally vs on a local Ray instance (Ray started before timing)",
+    "ray": "the same embedding job locally vs on a local Ray instance of 2 CPUs (Ray started before timing)",
 }
 
 
@@ -166,35 +166,102 @@ def search_section(sizes: list[int], dim: int) -> dict[str, Any]:
     return out
 
 
-def ray_section(listing: Path, work: Path, repeat: int) -> dict[str, Any]:
-    """The RLT+TempMe CLIP B/32 job on the synthetic videos: 1 decode worker + the model locally vs 2 Ray actors."""
+class _Echo:
+    """A Ray Data callable class that does nothing: the warm-up job that starts Ray Data's helper actors."""
+
+    def __call__(self, batch: Any) -> Any:
+        return batch
+
+
+def ray_section(listing: Path, work: Path, repeat: int, count: int) -> dict[str, Any]:
+    """The RLT+TempMe CLIP B/32 job on the first `count` synthetic videos, locally and on a local Ray instance of 2
+    CPUs, the same checkpoint, the same token budget (4 dense windows) and 2 model threads in total everywhere.
+    Each Ray call gets 12 videos, so it runs about the batches the local job runs (the budget holds ~12 RLT
+    windows; with fewer videos per call an actor would flush smaller batches, a different workload):
+    - local: 1 decode worker + the model on 2 torch threads (`vidslim embed` on 2 CPUs);
+    - ray: 2 actors of 1 CPU, each decoding its videos and running the model on 1 thread (data parallel);
+    - ray_1actor: 1 actor of 2 CPUs, the model on 2 threads: local's compute shape, so the gap is Ray's own cost.
+    Ray Data runs the actors' calls in a worker thread, where libgomp's idle threads do not spin as they do
+    around the main thread's parallel regions; on a shared 2-core machine that spinning alone made the local
+    model ~2.5x slower, so compare with OMP_WAIT_POLICY=passive set for the whole run (Ray's workers inherit it).
+    Ray is started before timing, and an empty warm-up job creates Ray Data's helper actors, as on a cluster that
+    is already running; ray.init, that warm-up and ray.shutdown are timed apart and reported as start-up (each
+    timed job still starts its own actors and loads the model in them)."""
     import ray
+    import ray.data
 
     from vidslim.scale import embed_on_ray
 
+    subset = work / "ray_videos.txt"
+    videos = listing.read_text().split()[:count]
+    subset.write_text("\n".join(videos) + "\n")
     model_dir = work / "rlt_tempme_model"
     model = vs.create_model("clip-b32", num_frames=12,
                             reduction=vs.build_reduction("rlt+tempme", model="clip-b32", family="clip"))
     vs.save_model(model, model_dir)
+    started = time.perf_counter()
     ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, logging_level="ERROR")
+    init_s = time.perf_counter() - started
     last: dict[str, Any] = {}
+    threads = torch.get_num_threads()
 
-    def on_ray() -> None:
-        shutil.rmtree(work / "ray", ignore_errors=True)
-        embed_on_ray(listing, str(model_dir), work / "ray", actors=2, videos_per_batch=4, batch_size=4, faiss="never")
+    def on_ray(key: str, actors: int, cpus: float) -> Callable[[], None]:
+        def run() -> None:
+            shutil.rmtree(work / key, ignore_errors=True)
+            last[key] = embed_on_ray(subset, str(model_dir), work / key, actors=actors, cpus_per_actor=cpus,
+                                     videos_per_batch=12, batch_size=4, faiss="never")
+        return run
 
-    contenders = {"local": job(listing, str(model_dir), work / "local", last, "local", workers=1, batch_size=4,
-                               flops=None), "ray": on_ray}
-    videos = len(listing.read_text().split())
+    def local() -> None:
+        torch.set_num_threads(2)
+        try:
+            job(subset, str(model_dir), work / "local", last, "local", workers=1, batch_size=4, flops=None)()
+        finally:
+            torch.set_num_threads(threads)
+
+    started = time.perf_counter()
+    ray.data.from_items([{"x": 0}]).map_batches(_Echo, compute=ray.data.ActorPoolStrategy(size=1)).take_all()
+    warmup_s = time.perf_counter() - started
+    contenders = {"local": local, "ray": on_ray("ray", 2, 1.0), "ray_1actor": on_ray("ray_1actor", 1, 2.0)}
     try:
-        result = compare(contenders, baseline="local", warmup=0, repeat=repeat, memory=False, items_per_call=videos)
+        result = compare(contenders, baseline="local", warmup=0, repeat=repeat, memory=False, items_per_call=count)
     finally:
+        started = time.perf_counter()
         ray.shutdown()
+        shutdown_s = time.perf_counter() - started
     print(result.table(), flush=True)
-    ray_vs_local = paired(result, "ray")
-    return {**{k: {"videos_per_s": result.timings[k].throughput()} for k in contenders}, "ray_vs_local": ray_vs_local,
-            "ray_overhead": 1 / ray_vs_local["speedup"] - 1, "load": result.load.to_dict() if result.load else None,
-            "note": "Ray started before timing (ray.init not included); neither side counts FLOPs"}
+    startup_s = init_s + warmup_s + shutdown_s
+    out: dict[str, Any] = {"videos": count, "load": result.load.to_dict() if result.load else None,
+                           "omp_wait_policy": os.environ.get("OMP_WAIT_POLICY"),
+                           "ray_init_s": init_s, "ray_data_warmup_s": warmup_s, "ray_shutdown_s": shutdown_s,
+                           "note": "ray.init, the warm-up job and ray.shutdown are not in the job times; neither "
+                                   "side counts FLOPs"}
+    local_s = np.asarray(result.timings["local"].samples)
+    for key in ("ray", "ray_1actor"):
+        p = paired(result, key)
+        ray_s = np.asarray(result.timings[key].samples)
+        with_start = np.percentile(local_s / (ray_s + startup_s), [25, 50, 75])
+        out[key] = {"videos_per_s": result.timings[key].throughput(), "job_s_median": result.timings[key].median,
+                    "vs_local": p, "overhead": 1 / p["speedup"] - 1,
+                    "overhead_iqr": [1 / p["high"] - 1, 1 / p["low"] - 1],
+                    "overhead_with_startup": 1 / with_start[1] - 1,
+                    "overhead_with_startup_iqr": [1 / with_start[2] - 1, 1 / with_start[0] - 1],
+                    "timing": last[key].timing}
+        t = last[key].timing
+        print(f"{key}: model {t['model_s']:.1f} s summed over actors, decode {t['decode_s']:.1f} s, first batch "
+              f"done after {t['first_result_s']:.1f} s, slowest actor's model load {t['actor_init_s']:.1f} s "
+              f"(last round)", flush=True)
+        print(f"{key}: overhead vs local {out[key]['overhead']:+.1%} (IQR {out[key]['overhead_iqr'][0]:+.1%} .. "
+              f"{out[key]['overhead_iqr'][1]:+.1%}); with Ray's start-up ({startup_s:.1f} s: init {init_s:.1f}, "
+              f"Ray Data warm-up {warmup_s:.1f}, shutdown {shutdown_s:.1f}) {out[key]['overhead_with_startup']:+.1%} "
+              f"(IQR {out[key]['overhead_with_startup_iqr'][0]:+.1%} .. "
+              f"{out[key]['overhead_with_startup_iqr'][1]:+.1%})", flush=True)
+    t = last["local"][0].timing
+    print(f"local: model {t['model_s']:.1f} s, decode {t['decode_s']:.1f} s in the worker, waited for it "
+          f"{t['decode_wait_s']:.1f} s (last round)", flush=True)
+    out["local"] = {"videos_per_s": result.timings["local"].throughput(),
+                    "job_s_median": result.timings["local"].median, "timing": last["local"][0].timing}
+    return out
 
 
 def main() -> None:
@@ -205,6 +272,8 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=4, help="batching section: windows per fixed batch, and the "
                         "budget in dense windows (default 4)")
     parser.add_argument("--search-sizes", default="10000,1000000")
+    parser.add_argument("--ray-videos", type=int, default=48, help="ray section: the first N synthetic videos "
+                        "(default 48)")
     parser.add_argument("--dim", type=int, default=512)
     parser.add_argument("--skip", default="", help="comma list of sections to skip: "
                         "real,synthetic,batching,search,ray")
@@ -224,7 +293,7 @@ def main() -> None:
             "batching": lambda: batching_section(
                 _mixed(work, synth, real), work / "batching", args.repeat, args.batch),
             "search": lambda: search_section([int(s) for s in args.search_sizes.split(",")], args.dim),
-            "ray": lambda: ray_section(synth, work, args.repeat),
+            "ray": lambda: ray_section(synth, work, args.repeat, min(args.ray_videos, args.synthetic)),
         }
         for name, run in sections.items():
             if name in skip:

@@ -77,10 +77,17 @@ def test_ray_on_two_local_cpus_writes_the_local_rows(videos: Path, clip_model: P
     try:
         remote = embed_on_ray(videos, str(clip_model), tmp_path / "ray", address=None, actors=2, method="rlt",
                               window=1.0, videos_per_batch=2)
+        wide = embed_on_ray(videos, str(clip_model), tmp_path / "ray_wide", actors=1, cpus_per_actor=2,
+                            method="rlt", window=1.0, videos_per_batch=7)
     finally:
         ray.shutdown()
     assert remote.embedded == local.embedded == 6 and remote.failed == local.failed
-    a, b = vs.VideoIndex(tmp_path / "local"), vs.VideoIndex(tmp_path / "ray")
-    for name in ("path", "window", "start_s", "end_s", "tokens"):
-        assert np.array_equal(a.columns[name], b.columns[name]), name
-    assert np.abs(a.vectors - b.vectors).max() < 1e-5
+    # torch threads follow the CPUs each actor reserved (whatever OMP_NUM_THREADS the test runs with)
+    assert remote.timing["threads_per_actor"] == [1] and wide.timing["threads_per_actor"] == [2]
+    assert 0 < remote.timing["first_result_s"] <= remote.seconds
+    a = vs.VideoIndex(tmp_path / "local")
+    for folder in ("ray", "ray_wide"):
+        b = vs.VideoIndex(tmp_path / folder)
+        for name in ("path", "window", "start_s", "end_s", "tokens"):
+            assert np.array_equal(a.columns[name], b.columns[name]), (folder, name)
+        assert np.abs(a.vectors - b.vectors).max() < 1e-5, folder

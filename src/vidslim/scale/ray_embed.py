@@ -1,9 +1,11 @@
 """A callable class for `ray.data.Dataset.map_batches`, and the pipeline `vidslim embed --ray` runs.
 
-`EmbedVideos` is built once per Ray actor (the model is loaded once, on the actor's CPU or GPU) and called with
-batches of rows {"path": [...]}: it decodes each video's windows, embeds them through the same `embed_stream` as
-the local job, writes the batch's rows as one Parquet part into the shared index folder, and returns one row per
-video (path, windows, error) for the driver's summary.
+`EmbedVideos` is built once per Ray actor (the model is loaded once, on the actor's CPU or GPU, without the
+random init its checkpoint overwrites: `model_load.py`; torch gets as many threads as the actor reserved CPUs)
+and called with batches of rows {"path": [...]}: it decodes each video's windows in the actor (only paths go
+through the object store, never frames), embeds them through the same `embed_stream` as the local job, writes
+the batch's rows as one Parquet part into the shared index folder, and returns one small row per video (path,
+windows, error, timing) for the driver's summary.
 
 How `embed_on_ray` behaves on a cluster:
 - partitioning: the driver lists the videos (sorted), drops those the folder's parts already hold, and hands
@@ -20,6 +22,7 @@ How `embed_on_ray` behaves on a cluster:
 
 from __future__ import annotations
 
+import math
 import os
 import time
 from collections.abc import Iterable, Mapping
@@ -31,11 +34,25 @@ import numpy as np
 from vidslim.errors import ConfigError
 from vidslim.jobs.embed import EmbedSummary, embedding_dim, index_meta, make_batcher
 from vidslim.jobs.encode import StreamStats, WindowEncoder, embed_stream
-from vidslim.jobs.model_source import resolve_model
 from vidslim.jobs.reader import WindowReader
 from vidslim.jobs.sources import list_videos
 from vidslim.jobs.store import Rows, clean_temporary, done_videos, write_meta, write_part
 from vidslim.jobs.windows import WindowPlan
+from vidslim.scale.model_load import load_job_model
+
+
+def _actor_threads() -> int | None:
+    """Torch threads for this actor: the CPUs Ray reserved for it (at least 1), whatever OMP_NUM_THREADS the
+    driver's environment passed down, so actors neither oversubscribe the machine nor leave reserved CPUs idle;
+    None outside Ray."""
+    try:
+        import ray
+    except ImportError:
+        return None
+    if not ray.is_initialized():
+        return None
+    cpus = ray.get_runtime_context().get_assigned_resources().get("CPU")
+    return None if cpus is None else max(1, math.ceil(cpus - 1e-9))
 
 
 def _ray() -> Any:
@@ -56,16 +73,23 @@ class EmbedVideos:
                  token_budget: int | None = None, fixed_batch: bool = False, device: str = "cpu") -> None:
         import torch
 
+        started = time.perf_counter()
+        threads = _actor_threads()
+        if threads is not None:
+            torch.set_num_threads(threads)
         if device == "cuda" and not torch.cuda.is_available():
             raise ConfigError("device cuda asked for on an actor without a GPU; give the actors num_gpus=1")
-        self.model, self.name = resolve_model(model, method, settings)
+        self.model, self.name = load_job_model(model, method, settings)
         self.plan = WindowPlan(window, stride)
         self.folder = Path(out)
         self.meta = index_meta(self.model, self.name, self.plan, embedding_dim(self.model))
         self.encoder = WindowEncoder(self.model, device)
         self.batching = (batch_size, token_budget, fixed_batch)
+        self.init_s = time.perf_counter() - started  # reported once, with the actor's first batch
 
     def __call__(self, batch: Mapping[str, Any]) -> dict[str, np.ndarray]:
+        import torch
+
         paths = [str(p) for p in batch["path"]]
         reader = WindowReader(paths, self.model.input_spec, self.plan, self.model.selector)
         batcher = make_batcher(self.model.input_spec, *self.batching)
@@ -80,10 +104,14 @@ class EmbedVideos:
                 windows.append(len(item_rows))
             errors.append(failed.get(item.path, ""))
         write_part(self.folder, rows, paths, failed, self.meta)
+        init_s = np.zeros(len(paths))
+        if paths:
+            init_s[0], self.init_s = self.init_s, 0.0
         return {"path": np.array(paths, dtype=object), "windows": np.array(windows, dtype=np.int64),
                 "error": np.array(errors, dtype=object),
                 "model_s": np.full(len(paths), stats.model_s / max(len(paths), 1)),
-                "decode_s": np.full(len(paths), stats.decode_s / max(len(paths), 1))}
+                "decode_s": np.full(len(paths), stats.decode_s / max(len(paths), 1)),
+                "init_s": init_s, "threads": np.full(len(paths), torch.get_num_threads())}
 
 
 def embed_on_ray(
@@ -103,10 +131,12 @@ def embed_on_ray(
 ) -> EmbedSummary:
     """Embed SOURCE into `out` on the Ray cluster at `address` ("auto": the running one; None: start a local
     instance); `options` are `vs.embed_videos`'s method, settings, window, stride, batch_size, token_budget,
-    fixed_batch. Returns the same summary as the local job (timing summed over the actors)."""
+    fixed_batch. Returns the same summary as the local job: model and decode seconds summed over the actors, and
+    where the start went (ray_init_s: connecting or starting Ray; actor_init_s: the slowest actor's model load;
+    first_result_s: from the call to the first finished batch)."""
     ray = _ray()
     started = time.perf_counter()
-    resolved, name = resolve_model(model, options.get("method"), options.get("settings"))
+    resolved, name = load_job_model(model, options.get("method"), options.get("settings"))
     plan = WindowPlan(options.get("window"), options.get("stride"))
     folder = Path(out)
     write_meta(folder, index_meta(resolved, name, plan, embedding_dim(resolved)))
@@ -118,9 +148,11 @@ def embed_on_ray(
                            batching="fixed" if options.get("fixed_batch") else "tokens")
     summary.failed.update({p: r for p, r in failed_before.items() if p in set(paths)})
     if todo:
+        ray_started = time.perf_counter()
         if not ray.is_initialized():
             ray.init(address=address, ignore_reinit_error=True, log_to_driver=False, logging_level="ERROR",
                      include_dashboard=False, **({} if address else {"num_cpus": int(actors or 2)}))
+        ray_init_s = time.perf_counter() - ray_started
         actors = actors or max(1, int(ray.available_resources().get("CPU", 1) // cpus_per_actor))
         summary.workers = actors
         device = "cuda" if gpus_per_actor > 0 else "cpu"
@@ -135,13 +167,17 @@ def embed_on_ray(
             num_cpus=cpus_per_actor, num_gpus=gpus_per_actor, batch_format="numpy",
             max_restarts=max_retries, max_task_retries=max_retries,
         )
-        model_s = decode_s = 0.0
+        model_s = decode_s = actor_init_s = 0.0
+        threads: set[int] = set()
+        first_result_s = None
         bar = None
         if progress:
             from tqdm import tqdm
 
             bar = tqdm(total=len(todo), unit="video", desc="embed (ray)", dynamic_ncols=True)
         for row in results.iter_rows():
+            if first_result_s is None:
+                first_result_s = time.perf_counter() - started
             if row["error"]:
                 summary.failed[str(row["path"])] = str(row["error"])
             else:
@@ -149,13 +185,17 @@ def embed_on_ray(
                 summary.windows += int(row["windows"])
             model_s += float(row["model_s"])
             decode_s += float(row["decode_s"])
+            actor_init_s = max(actor_init_s, float(row["init_s"]))
+            threads.add(int(row["threads"]))
             if bar is not None:
                 bar.update(1)
         if bar is not None:
             bar.close()
         summary.parts_written = -(-len(todo) // videos_per_batch)
         summary.timing = {"model_s": model_s, "decode_s": decode_s,
-                          "bottleneck": "decode" if decode_s > model_s else "model"}
+                          "bottleneck": "decode" if decode_s > model_s else "model",
+                          "ray_init_s": ray_init_s, "actor_init_s": actor_init_s, "first_result_s": first_result_s,
+                          "threads_per_actor": sorted(threads)}
     summary.seconds = time.perf_counter() - started
     summary.videos_per_s = summary.embedded / max(summary.seconds, 1e-9)
     from vidslim.jobs.search import maybe_build_faiss
