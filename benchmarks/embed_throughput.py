@@ -9,8 +9,8 @@
    - `--synthetic` short synthetic videos (64 px, 3 s at 8 fps, one window each), CLIP B/32 at 12 frames, 224 px
      (B/16 dense would need about 4x longer per video: a few hundred of them would not run in minutes here);
    with each method's FLOP ratio (from the index's gflops column), so the realised share of it shows;
-2. batching on a ragged RLT collection (`--batching-videos` 64 px videos, a third each: still, RLT keeps about a
-   tenth of the tokens; the synthetic digit videos, about a quarter; pans, every token), CLIP B/32 at 12 frames:
+2. batching on a ragged RLT collection (`--batching-videos` 64 px videos in `--batching-mix` shares: still, RLT
+   keeps about a tenth of the tokens; the synthetic digit videos, about a quarter; pans, every token), CLIP B/32:
    a budget of `--batch` dense windows' tokens, packed, vs a fixed batch of `--batch` windows, packed (the same
    kernels, only the batching differs), vs a fixed batch of `--batch` windows padded to the longest sequence with
    a key padding mask (what a plain [B, L, D] batch tensor does; `vidslim.jobs.padded`): videos/s, the largest
@@ -108,23 +108,27 @@ def methods_section(listing: Path, work: Path, repeat: int, config: str, window:
     return out
 
 
-def ragged_list(root: Path, count: int, seed: int = 2) -> Path:
+def ragged_list(root: Path, count: int, mix: str = "1:1:1", seed: int = 2) -> Path:
     """A list file of `count` videos (64 px, 8 fps, 3 s; upscaled to 224 by the model's spec) in a shuffled order,
-    a third of each kind: still (one backdrop throughout: RLT keeps the first frame), the synthetic digit videos
-    (a glyph moving over a still backdrop) and pans (a texture of 4 px random blocks sliding 4 px a frame: every
-    patch changes)."""
+    `mix` the shares of three kinds (still:digit:pan): still (one backdrop throughout: RLT keeps the first frame),
+    the synthetic digit videos (a glyph moving over a still backdrop) and pans (a texture of 4 px random blocks
+    sliding 4 px a frame: every patch changes)."""
     import av
 
     from vidslim.data.synth import background, write_mp4
 
+    weights = np.array([float(w) for w in mix.split(":")])
+    if weights.shape != (3,) or (weights < 0).any() or weights.sum() <= 0:
+        raise SystemExit(f"--batching-mix takes three shares still:digit:pan such as 1:1:1, got {mix!r}")
+    stills, digits = (int(n) for n in np.floor(weights / weights.sum() * count + 1e-9)[:2])
     codec = "libx264" if "libx264" in av.codecs_available else "mpeg4"
     folder = root / "ragged"
-    digits = count // 3
     make_synthetic(folder / "digit", num_videos=max(digits, 1), fps=8, seconds=3, size=64, seed=seed)
     paths = sorted(str(p) for p in (folder / "digit").glob("*.mp4"))[:digits]
     rng = np.random.default_rng(seed)
-    for i in range(count - digits):
-        if i % 2 == 0:
+    others = count - digits
+    for i in range(others):  # the stills spread evenly among the pans
+        if (i * stills) // others != ((i - 1) * stills) // others:
             name, frames = f"still_{i:04d}.mp4", np.repeat(background(64, rng)[None], 24, axis=0)
         else:
             blocks = np.kron(rng.integers(0, 256, (16, 40, 3)), np.ones((4, 4, 1))).astype(np.uint8)  # 64 x 160
@@ -137,14 +141,14 @@ def ragged_list(root: Path, count: int, seed: int = 2) -> Path:
     return listing
 
 
-def kept_share(out: Path, grid_tokens: int) -> dict[str, float]:
-    """Mean share of the grid's tokens RLT kept, per kind of video (the file name's prefix)."""
+def kept_share(out: Path, grid_tokens: int) -> dict[str, dict[str, float]]:
+    """Per kind of video (the file name's prefix): how many, and the mean share of the grid's tokens RLT kept."""
     columns = vs.VideoIndex(out).columns
     kinds: dict[str, list[float]] = {}
     for path, tokens in zip(columns["path"], columns["tokens"], strict=True):
         kind = Path(str(path)).name.split("_")[0].replace("video", "digit")
         kinds.setdefault(kind, []).append(float(tokens) / grid_tokens)
-    return {k: float(np.mean(v)) for k, v in sorted(kinds.items())}
+    return {k: {"videos": len(v), "kept": float(np.mean(v))} for k, v in sorted(kinds.items())}
 
 
 def batching_section(listing: Path, work: Path, repeat: int, batch: int) -> dict[str, Any]:
@@ -270,7 +274,9 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=4, help="batching section: windows per fixed batch, and the "
                         "budget in dense windows (default 4)")
     parser.add_argument("--batching-videos", type=int, default=30, help="batching section: videos in the ragged "
-                        "collection, a third each still, digit and panning (default 30)")
+                        "collection (default 30)")
+    parser.add_argument("--batching-mix", default="1:1:1", help="batching section: shares of still, digit and "
+                        "panning videos (default 1:1:1)")
     parser.add_argument("--search-sizes", default="10000,1000000")
     parser.add_argument("--dim", type=int, default=512)
     parser.add_argument("--skip", default="", help="comma list of sections to skip: "
@@ -289,7 +295,7 @@ def main() -> None:
             "real": lambda: methods_section(real, work / "real", args.repeat, "clip-b16", args.window),
             "synthetic": lambda: methods_section(synth, work / "synthetic", args.repeat, "clip-b32", None),
             "batching": lambda: batching_section(
-                ragged_list(work, args.batching_videos), work / "batching", args.repeat, args.batch),
+                ragged_list(work, args.batching_videos, args.batching_mix), work / "batching", args.repeat, args.batch),
             "search": lambda: search_section([int(s) for s in args.search_sizes.split(",")], args.dim),
             "ray": lambda: ray_section(synth, work, args.repeat),
         }
