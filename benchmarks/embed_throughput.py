@@ -9,9 +9,12 @@
    - `--synthetic` short synthetic videos (64 px, 3 s at 8 fps, one window each), CLIP B/32 at 12 frames, 224 px
      (B/16 dense would need about 4x longer per video: a few hundred of them would not run in minutes here);
    with each method's FLOP ratio (from the index's gflops column), so the realised share of it shows;
-2. token-budget batching vs a fixed batch of the same number of dense windows, on a ragged RLT collection (the
-   synthetic videos keep about a quarter of their tokens, the real windows most of theirs): videos/s, and the
-   largest batch in tokens and in model seconds, which is what the budget bounds;
+2. batching on a ragged RLT collection (`--batching-videos` 64 px videos in `--batching-mix` shares: still, RLT
+   keeps about a tenth of the tokens; the synthetic digit videos, about a quarter; pans, every token), CLIP B/32:
+   a budget of `--batch` dense windows' tokens, packed, vs a fixed batch of `--batch` windows, packed (the same
+   kernels, only the batching differs), vs a fixed batch of `--batch` windows padded to the longest sequence with
+   a key padding mask (what a plain [B, L, D] batch tensor does; `vidslim.jobs.padded`): videos/s, the largest
+   batch in tokens and in model seconds (what the budget bounds), and the share of tokens RLT kept per kind;
 3. exact vs FAISS (IVF) search latency per query over 10^4 and 10^6 random 512-d vectors;
 4. local vs Ray on this machine (2 CPUs; see `ray_section`), the same job, with and without Ray's start-up.
 Jobs are compared with `vidslim.bench.timer.compare` (whole jobs as contenders, interleaved, order rotated every
@@ -35,6 +38,7 @@ import numpy as np
 import torch
 
 import vidslim as vs
+from vidslim.bench.spread import PairedRatio
 from vidslim.bench.timer import Comparison, compare, time_fn
 from vidslim.data.synth import make_synthetic
 from vidslim.io.samples import sample_videos
@@ -104,29 +108,94 @@ def methods_section(listing: Path, work: Path, repeat: int, config: str, window:
     return out
 
 
+def ragged_list(root: Path, count: int, mix: str = "1:1:1", seed: int = 2) -> Path:
+    """A list file of `count` videos (64 px, 8 fps, 3 s; upscaled to 224 by the model's spec) in a shuffled order,
+    `mix` the shares of three kinds (still:digit:pan): still (one backdrop throughout: RLT keeps the first frame),
+    the synthetic digit videos (a glyph moving over a still backdrop) and pans (a texture of 4 px random blocks
+    sliding 4 px a frame: every patch changes)."""
+    import av
+
+    from vidslim.data.synth import background, write_mp4
+
+    weights = np.array([float(w) for w in mix.split(":")])
+    if weights.shape != (3,) or (weights < 0).any() or weights.sum() <= 0:
+        raise SystemExit(f"--batching-mix takes three shares still:digit:pan such as 1:1:1, got {mix!r}")
+    stills, digits = (int(n) for n in np.floor(weights / weights.sum() * count + 1e-9)[:2])
+    codec = "libx264" if "libx264" in av.codecs_available else "mpeg4"
+    folder = root / "ragged"
+    make_synthetic(folder / "digit", num_videos=max(digits, 1), fps=8, seconds=3, size=64, seed=seed)
+    paths = sorted(str(p) for p in (folder / "digit").glob("*.mp4"))[:digits]
+    rng = np.random.default_rng(seed)
+    others = count - digits
+    for i in range(others):  # the stills spread evenly among the pans
+        if (i * stills) // others != ((i - 1) * stills) // others:
+            name, frames = f"still_{i:04d}.mp4", np.repeat(background(64, rng)[None], 24, axis=0)
+        else:
+            blocks = np.kron(rng.integers(0, 256, (16, 40, 3)), np.ones((4, 4, 1))).astype(np.uint8)  # 64 x 160
+            name, frames = f"pan_{i:04d}.mp4", np.stack([blocks[:, 4 * t : 4 * t + 64] for t in range(24)])
+        write_mp4(folder / name, frames, 8, codec)
+        paths.append(str(folder / name))
+    rng.shuffle(paths)
+    listing = root / "ragged.txt"
+    listing.write_text("\n".join(paths) + "\n")
+    return listing
+
+
+def kept_share(out: Path, grid_tokens: int) -> dict[str, dict[str, float]]:
+    """Per kind of video (the file name's prefix): how many, and the mean share of the grid's tokens RLT kept."""
+    columns = vs.VideoIndex(out).columns
+    kinds: dict[str, list[float]] = {}
+    for path, tokens in zip(columns["path"], columns["tokens"], strict=True):
+        kind = Path(str(path)).name.split("_")[0].replace("video", "digit")
+        kinds.setdefault(kind, []).append(float(tokens) / grid_tokens)
+    return {k: {"videos": len(v), "kept": float(np.mean(v))} for k, v in sorted(kinds.items())}
+
+
 def batching_section(listing: Path, work: Path, repeat: int, batch: int) -> dict[str, Any]:
-    """Fixed batches of `batch` windows vs a budget of `batch` dense windows' tokens, RLT on CLIP B/32."""
+    """A token budget of `batch` dense windows' tokens vs fixed batches of `batch` windows, packed and padded, RLT
+    on CLIP B/32. The packed fixed batch is the baseline: it runs the same kernels as the budget, so the ratio is
+    the batching's alone; the padded one is what a plain batch tensor costs."""
+    from vidslim.jobs.padded import PadToLongest
+
     model = vs.create_model("clip-b32", num_frames=12, reduction=vs.build_reduction("rlt", family="clip")).eval()
+    padded = vs.create_model("clip-b32", num_frames=12,
+                             reduction=[*vs.build_reduction("rlt", family="clip"), PadToLongest()]).eval()
+    padded.load_state_dict(model.state_dict())
+    t, h, w = model.input_spec.grid()
+    budget = batch * t * h * w
+    names = {"fixed": f"fixed batch of {batch}, packed", "padded": f"fixed batch of {batch}, padded to the longest",
+             "budget": f"token budget {budget} ({batch} dense windows), packed"}
     last: dict[str, Any] = {}
     contenders = {
-        "fixed": job(listing, model, work / "fixed", last, "fixed", workers=1, fixed_batch=True, batch_size=batch),
-        "token_budget": job(listing, model, work / "budget", last, "token_budget", workers=1, batch_size=batch),
+        names["fixed"]: job(listing, model, work / "fixed", last, "fixed", workers=1, fixed_batch=True,
+                            batch_size=batch),
+        names["padded"]: job(listing, padded, work / "padded", last, "padded", workers=1, fixed_batch=True,
+                             batch_size=batch),
+        names["budget"]: job(listing, model, work / "budget", last, "budget", workers=1, batch_size=batch),
     }
     videos = len(listing.read_text().split())
-    result = compare(contenders, baseline="fixed", warmup=0, repeat=repeat, memory=False, items_per_call=videos)
+    result = compare(contenders, baseline=names["fixed"], warmup=0, repeat=repeat, memory=False,
+                     items_per_call=videos)
     print(result.table(), flush=True)
-    t, h, w = model.input_spec.grid()
-    return {"model": "clip-b32", "batch": batch, "budget_tokens": batch * t * h * w, "videos": videos,
+    timings = {k: result.timings[n] for k, n in names.items()}
+    over_padded = PairedRatio.of(timings["padded"].samples, timings["budget"].samples, load=result.load)
+    print(f"token budget over the padded fixed batch: {over_padded.label()}", flush=True)
+    return {"model": "clip-b32", "batch": batch, "budget_tokens": budget, "videos": videos,
+            "kept_share": kept_share(last["budget"][1], t * h * w), "contenders": names,
             "load": result.load.to_dict() if result.load else None,
-            **{k: {"videos_per_s": result.timings[k].throughput(), **job_info(*last[k])} for k in contenders},
-            "budget_over_fixed": paired(result, "token_budget")}
+            **{k: {"videos_per_s": timings[k].throughput(), "job_s_median": timings[k].median,
+                   "job_s_iqr": timings[k].iqr, **job_info(*last[k])} for k in names},
+            "budget_over_fixed": paired(result, names["budget"]), "padded_over_fixed": paired(result, names["padded"]),
+            "budget_over_padded": {"speedup": over_padded.speedup, "low": over_padded.low, "high": over_padded.high,
+                                   "reliable": over_padded.reliable, "label": over_padded.label()}}
 
 
 #: what each section's table shows (printed above it)
 TITLES = {
     "real": "the real sample videos, CLIP B/16, 12 frames, 2 s windows: whole jobs, dense vs RLT vs RLT+TempMe",
     "synthetic": "the synthetic collection, CLIP B/32, 12 frames, one window per video",
-    "batching": "a ragged RLT collection: fixed batches vs token-budget batches",
+    "batching": "a ragged RLT collection (still, digit and panning videos), CLIP B/32: fixed batches, packed and "
+                "padded, vs token-budget batches",
     "search": "exact vs FAISS (IVF) search per query on random vectors",
     "ray": "the same embedding job locally vs on a local Ray instance of 2 CPUs (Ray started before timing)",
 }
@@ -271,6 +340,10 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=3, help="rounds of every comparison (default 3)")
     parser.add_argument("--batch", type=int, default=4, help="batching section: windows per fixed batch, and the "
                         "budget in dense windows (default 4)")
+    parser.add_argument("--batching-videos", type=int, default=30, help="batching section: videos in the ragged "
+                        "collection (default 30)")
+    parser.add_argument("--batching-mix", default="1:1:1", help="batching section: shares of still, digit and "
+                        "panning videos (default 1:1:1)")
     parser.add_argument("--search-sizes", default="10000,1000000")
     parser.add_argument("--ray-videos", type=int, default=48, help="ray section: the first N synthetic videos "
                         "(default 48)")
@@ -286,12 +359,12 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
         real = real_list(work)
-        synth = synthetic_list(work, args.synthetic) if {"synthetic", "batching", "ray"} - skip else None
+        synth = synthetic_list(work, args.synthetic) if {"synthetic", "ray"} - skip else None
         sections: dict[str, Callable[[], Any]] = {
             "real": lambda: methods_section(real, work / "real", args.repeat, "clip-b16", args.window),
             "synthetic": lambda: methods_section(synth, work / "synthetic", args.repeat, "clip-b32", None),
             "batching": lambda: batching_section(
-                _mixed(work, synth, real), work / "batching", args.repeat, args.batch),
+                ragged_list(work, args.batching_videos, args.batching_mix), work / "batching", args.repeat, args.batch),
             "search": lambda: search_section([int(s) for s in args.search_sizes.split(",")], args.dim),
             "ray": lambda: ray_section(synth, work, args.repeat, min(args.ray_videos, args.synthetic)),
         }
@@ -309,16 +382,6 @@ def main() -> None:
     if args.json:
         Path(args.json).write_text(json.dumps(result, indent=1) + "\n")
     print(json.dumps({k: result[k] for k in ("load_before", "load_after")}), file=sys.stderr)
-
-
-def _mixed(work: Path, synth: Path | None, real: Path) -> Path:
-    """The ragged collection: the synthetic videos with the real ones spread among them."""
-    paths = synth.read_text().split() if synth else []
-    for k, path in enumerate(real.read_text().split()):
-        paths.insert((k + 1) * len(paths) // 4, path)
-    listing = work / "mixed.txt"
-    listing.write_text("\n".join(paths) + "\n")
-    return listing
 
 
 if __name__ == "__main__":
