@@ -49,9 +49,13 @@ class VideoItem:
 
 
 def _duration(path: str) -> float:
-    """Seconds the video lasts (the container's duration, else frames / fps)."""
-    from vidslim.io.probe import probe
+    """Seconds the video lasts (the container's duration, else frames / fps): the header's when it says, as
+    `probe` would report it, without probe's checks (the read that follows decodes the file)."""
+    from vidslim.io.probe import header_duration, probe
 
+    seconds = header_duration(path)
+    if seconds:
+        return float(seconds)
     info = probe(path)
     if info.duration_s:
         return float(info.duration_s)
