@@ -6,9 +6,11 @@
 1. videos/s of the whole job (decode in a worker process, model, FLOP counting as `vidslim embed` does, Parquet)
    for dense, RLT and RLT+TempMe, on two collections:
    - the real sample videos cut into `--window`-second windows, CLIP B/16 at 12 frames, 224 px;
-   - `--synthetic` short synthetic videos (64 px, 3 s at 8 fps, one window each), CLIP B/32 at 12 frames, 224 px
-     (B/16 dense would need about 4x longer per video: a few hundred of them would not run in minutes here);
-   with each method's FLOP ratio (from the index's gflops column), so the realised share of it shows;
+   - `--synthetic` short synthetic videos (64 px, 3 s at 8 fps, one window each), `--synthetic-model` (CLIP B/32
+     by default: B/16 dense needs about 4x longer per video, a few hundred of them take most of an hour here) at
+     12 frames, 224 px;
+   with each method's FLOP ratio (from the index's gflops column), so the realised share of it shows, and where
+   each method's time went (decode in the worker, model, waiting for decoded videos; the bottleneck);
 2. batching on a ragged RLT collection (`--batching-videos` 64 px videos in `--batching-mix` shares: still, RLT
    keeps about a tenth of the tokens; the synthetic digit videos, about a quarter; pans, every token), CLIP B/32:
    a budget of `--batch` dense windows' tokens, packed, vs a fixed batch of `--batch` windows, packed (the same
@@ -105,6 +107,7 @@ def methods_section(listing: Path, work: Path, repeat: int, config: str, window:
                   "paired": paired(result, m), "flop_ratio": flop_ratio,
                   "realised": paired(result, m)["speedup"] / flop_ratio, **info[m]}
     print(result.table(), flush=True)
+    print(stages_table(out), flush=True)
     return out
 
 
@@ -151,6 +154,20 @@ def kept_share(out: Path, grid_tokens: int) -> dict[str, dict[str, float]]:
     return {k: {"videos": len(v), "kept": float(np.mean(v))} for k, v in sorted(kinds.items())}
 
 
+def stages_table(section: dict[str, Any]) -> str:
+    """Where each method's last job went: the worker's decode seconds, the model's seconds, how long the model
+    waited for decoded videos, and which side was the bottleneck; with the FLOP ratio and its realised share."""
+    lines = []
+    for m in METHODS:
+        row = section[m]
+        lines.append(f"{m:<11} {row['videos_per_s']:.3f} videos/s; last job {row['job_s']:.1f} s: decode "
+                     f"{row['decode_s']:.1f} s in the worker, model {row['model_s']:.1f} s, waited "
+                     f"{row['decode_wait_s']:.1f} s for decoding; bottleneck {row['bottleneck']}; "
+                     f"{row['tokens_per_window']:.0f} tokens/window; FLOP ratio {row['flop_ratio']:.2f}, "
+                     f"realised {row['realised']:.2f}")
+    return "\n".join(lines)
+
+
 def batching_section(listing: Path, work: Path, repeat: int, batch: int) -> dict[str, Any]:
     """A token budget of `batch` dense windows' tokens vs fixed batches of `batch` windows, packed and padded, RLT
     on CLIP B/32. The packed fixed batch is the baseline: it runs the same kernels as the budget, so the ratio is
@@ -193,7 +210,7 @@ def batching_section(listing: Path, work: Path, repeat: int, batch: int) -> dict
 #: what each section's table shows (printed above it)
 TITLES = {
     "real": "the real sample videos, CLIP B/16, 12 frames, 2 s windows: whole jobs, dense vs RLT vs RLT+TempMe",
-    "synthetic": "the synthetic collection, CLIP B/32, 12 frames, one window per video",
+    "synthetic": "the synthetic collection, {synthetic_model}, 12 frames, one window per video",
     "batching": "a ragged RLT collection (still, digit and panning videos), CLIP B/32: fixed batches, packed and "
                 "padded, vs token-budget batches",
     "search": "exact vs FAISS (IVF) search per query on random vectors",
@@ -336,6 +353,8 @@ def ray_section(listing: Path, work: Path, repeat: int, count: int) -> dict[str,
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--synthetic", type=int, default=200, help="synthetic videos (default 200)")
+    parser.add_argument("--synthetic-model", default="clip-b32", choices=("clip-b32", "clip-b16"),
+                        help="the model of the synthetic collection's throughput section (default clip-b32)")
     parser.add_argument("--window", type=float, default=2.0, help="window seconds on the real videos (default 2)")
     parser.add_argument("--repeat", type=int, default=3, help="rounds of every comparison (default 3)")
     parser.add_argument("--batch", type=int, default=4, help="batching section: windows per fixed batch, and the "
@@ -362,7 +381,7 @@ def main() -> None:
         synth = synthetic_list(work, args.synthetic) if {"synthetic", "ray"} - skip else None
         sections: dict[str, Callable[[], Any]] = {
             "real": lambda: methods_section(real, work / "real", args.repeat, "clip-b16", args.window),
-            "synthetic": lambda: methods_section(synth, work / "synthetic", args.repeat, "clip-b32", None),
+            "synthetic": lambda: methods_section(synth, work / "synthetic", args.repeat, args.synthetic_model, None),
             "batching": lambda: batching_section(
                 ragged_list(work, args.batching_videos, args.batching_mix), work / "batching", args.repeat, args.batch),
             "search": lambda: search_section([int(s) for s in args.search_sizes.split(",")], args.dim),
@@ -371,7 +390,8 @@ def main() -> None:
         for name, run in sections.items():
             if name in skip:
                 continue
-            print(f"\n[{name}] {TITLES[name]}", flush=True)
+            title = TITLES[name].format(synthetic_model=args.synthetic_model.replace("clip-b", "CLIP B/"))
+            print(f"\n[{name}] {title}", flush=True)
             started = time.perf_counter()
             result[name] = run()
             if name == "search":

@@ -8,6 +8,7 @@ import pytest
 
 from vidslim.cli.main import main
 from vidslim.io import VideoInfo, probe
+from vidslim.io.probe import header_duration
 
 
 def test_probe_mp4(mp4):
@@ -41,6 +42,13 @@ def test_raw_stream_without_container_counts_its_frames(make_video):
     info = probe(make_video("raw.h264", num_frames=12))
     assert info.num_frames == 12 and not info.num_frames_estimated
     assert info.duration_s == pytest.approx(12 / 25)
+
+
+def test_header_duration_is_probes_where_the_header_has_one(mp4, make_video):
+    assert header_duration(mp4) == probe(mp4).duration_s == pytest.approx(2.0)
+    mkv = make_video("d.mkv", num_frames=20)
+    assert header_duration(mkv) == probe(mkv).duration_s
+    assert header_duration(make_video("raw2.h264", num_frames=12)) is None  # probe counts the frames instead
 
 
 def test_cli_text(mp4, capsys):

@@ -45,6 +45,21 @@ def test_normalize_presets_and_layouts():
         T.normalize(frames, "kinetics")
 
 
+@pytest.mark.parametrize("layout", ["TCHW", "CTHW", "THWC"])
+def test_normalize_every_byte_value_in_every_channel(layout):
+    # all 256 values in each channel, each channel a different permutation of them: float64 reference, 1e-6
+    values = torch.arange(256, dtype=torch.uint8)
+    frames = torch.stack([values, values.flip(0), values.roll(100)], dim=-1).view(2, 8, 16, 3)
+    out = T.normalize(frames, "clip", layout=layout)
+    mean, std = torch.tensor(T.CLIP_MEAN, dtype=torch.float64), torch.tensor(T.CLIP_STD, dtype=torch.float64)
+    reference = (frames.double() / 255 - mean) / std  # [T, H, W, C]
+    reference = {"TCHW": reference.permute(0, 3, 1, 2), "CTHW": reference.permute(3, 0, 1, 2), "THWC": reference}
+    assert out.dtype == torch.float32 and out.is_contiguous()
+    assert torch.allclose(out.double(), reference[layout], rtol=0, atol=1e-6)
+    with pytest.raises(ValueError, match="layout"):
+        T.normalize(frames, "clip", layout="HWTC")
+
+
 def test_to_float():
     frames = _frames()
     out = T.to_float(frames)

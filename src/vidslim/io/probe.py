@@ -96,6 +96,14 @@ def probe(path: str | os.PathLike[str], count_frames: bool = False) -> VideoInfo
         )
 
 
+def header_duration(path: str | os.PathLike[str]) -> float | None:
+    """The duration `probe` reports when the header records one (the stream's, else the container's), read
+    without decoding a frame or seeking to the end; None when the header does not say. For jobs that only need
+    the length to cut a video into windows: the read that follows decodes and checks the file anyway."""
+    with open_video(path, threads=False) as video:
+        return _duration(video)
+
+
 def _check_tail(video: OpenVideo) -> None:
     """Read the packets of the last second or so (no decoding) and raise `VideoDecodeError` when the file ends
     before the frames its header lists: a cut-short mp4 whose index sits at the front opens and decodes its

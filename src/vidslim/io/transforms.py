@@ -166,7 +166,8 @@ def normalize_channels(
     shape[dim] = channels
     scale = (1.0 / (255.0 * std_t)).view(shape)
     shift = (-mean_t / std_t).view(shape)
-    return torch.addcmul(shift, frames.float(), scale)
+    # uint8 goes into addcmul as it is: the result is float32 either way, without a float copy of the frames first
+    return torch.addcmul(shift, frames if frames.dtype == torch.uint8 else frames.float(), scale)
 
 
 def normalize(
@@ -177,9 +178,11 @@ def normalize(
 ) -> torch.Tensor:
     """uint8 [..., T, H, W, C] -> float32 `(x / 255 - mean) / std` per channel, in `layout`.
 
-    `mean` may name a preset ("imagenet", "clip"), then `std` is taken from it too. Computed on the channels-last
-    data before the (single) layout copy. A model's own statistics and layout are in `model.input_spec`, whose
-    `prepare` calls this.
+    `mean` may name a preset ("imagenet", "clip"), then `std` is taken from it too. The frames are laid out first,
+    while they are still bytes, then normalised in one pass straight into the float result: moving float32
+    channels last to first costs more than the arithmetic, and with channels innermost the per-channel factors
+    change every element, which keeps the arithmetic from running vectorised. A model's own statistics and
+    layout are in `model.input_spec`, whose `prepare` calls this.
     """
     if isinstance(mean, str):
         mean, std = stats(mean)
@@ -187,7 +190,10 @@ def normalize(
         raise ValueError("std is required when mean is given as numbers")
     if frames.dim() < 1:
         raise ValueError(f"frames must be [..., T, H, W, C], got shape {tuple(frames.shape)}")
-    return _to_layout(normalize_channels(frames, mean, std, dim=-1), layout)
+    channel_dim = {"TCHW": -3, "CTHW": -4, "THWC": -1}.get(layout)
+    if channel_dim is None:
+        raise ValueError(f"layout must be 'TCHW', 'CTHW' or 'THWC', got {layout!r}")
+    return normalize_channels(_to_layout(frames, layout), mean, std, dim=channel_dim)
 
 
 @dataclass(frozen=True)

@@ -15,7 +15,7 @@ from __future__ import annotations
 import math
 import numbers
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from contextlib import ExitStack
 from dataclasses import dataclass
 from fractions import Fraction
@@ -96,7 +96,7 @@ def read_video(
     _check_read_args(num_frames, fps, sampling)
     num_frames = None if num_frames is None else int(num_frames)
 
-    def choose(times: np.ndarray, window: tuple[float, float]) -> list[np.ndarray]:
+    def choose(times: np.ndarray, window: tuple[float, float], rate: float) -> list[np.ndarray]:
         if fps is not None:
             clip_start = window[0]
             if num_frames is not None and sampling == "random":
@@ -140,7 +140,7 @@ def read_clips(
     _check_read_args(num_frames, fps, "uniform")
     num_clips, num_frames = int(num_clips), int(num_frames)
 
-    def choose(times: np.ndarray, window: tuple[float, float]) -> list[np.ndarray]:
+    def choose(times: np.ndarray, window: tuple[float, float], rate: float) -> list[np.ndarray]:
         if fps is None:
             return [smp.uniform_indices(len(times), num_frames, offset)
                     for offset in smp.interleaved_offsets(num_clips)]
@@ -148,6 +148,39 @@ def read_clips(
         return [smp.rate_indices(times, fps, float(s), num_frames) for s in starts]
 
     return _read(path, start, end, choose, size, crop, generator, interpolation, threads)
+
+
+def read_windows(
+    path: str | os.PathLike[str],
+    spans: Sequence[tuple[float, float]],
+    num_frames: int,
+    size: Size = None,
+    crop: Literal["center", "random"] | None = "center",
+    interpolation: str = "bilinear",
+    threads: bool | int = True,
+) -> list[Clip]:
+    """`[read_video(path, num_frames, start=s, end=e, ...) for s, e in spans]`, decoded in one pass.
+
+    Each clip holds the same frames as its own `read_video` call (N uniformly spaced frames of the window
+    `s <= t < e`), but the file is opened and scanned once and every frame the windows share or that lies
+    between them is decoded once, in one sweep: reading the windows one by one decodes from the keyframe
+    before each window again, which on videos with few keyframes decodes the start of the video once per
+    window.
+    """
+    _check_read_args(num_frames, None, "uniform")
+    if not spans:
+        raise SamplingError("read_windows needs at least one (start, end) window")
+    checked = [_check_window(s, e) for s, e in spans]
+    name = os.fspath(path)
+
+    def choose(times: np.ndarray, window: tuple[float, float], rate: float) -> list[np.ndarray]:
+        out = []
+        for start, end in checked:
+            lo, hi = _window(name, times, start, end, rate)
+            out.append(lo + smp.uniform_indices(hi - lo, int(num_frames)))
+        return out
+
+    return _read(path, None, None, choose, size, crop, None, interpolation, threads)
 
 
 def _check_read_args(num_frames: int | None, fps: float | None, sampling: str) -> None:
@@ -165,8 +198,8 @@ def _positive_int(value: object) -> bool:
     return isinstance(value, numbers.Integral) and not isinstance(value, bool) and int(value) >= 1
 
 
-# choose(times of the window's frames, (window start, window end) in seconds) -> frame positions per clip
-Chooser = Callable[[np.ndarray, tuple[float, float]], list[np.ndarray]]
+# choose(times of the window's frames, (window start, window end) in seconds, frame rate) -> frame positions per clip
+Chooser = Callable[[np.ndarray, tuple[float, float], float], list[np.ndarray]]
 
 
 def _read(
@@ -201,11 +234,11 @@ def _read(
                                    "header lists", "the download or copy was cut short: fetch or copy it again")
         clock = clock.fit(index)
         times = clock.seconds(index.pts)
-        lo, hi = _window(video.path, times, start, end, clock)
+        lo, hi = _window(video.path, times, start, end, clock.fps)
         window = (times[lo] if start is None else start,
                   (times[hi - 1] + 1 / clock.fps) if end is None else min(end, times[-1] + 1 / clock.fps))
         video, first_number = _first_frame_number(video, index, times, clock.fps, reopen)
-        positions = [lo + p for p in choose(times[lo:hi], window)]
+        positions = [lo + p for p in choose(times[lo:hi], window, clock.fps)]
         wanted = np.concatenate(positions)
         targets, inverse = np.unique(index.pts[wanted], return_inverse=True)
         sink = _Sink(len(targets))
@@ -259,12 +292,12 @@ def _check_window(start: float | None, end: float | None) -> tuple[float | None,
     return (None if start is None else float(start)), (None if end is None else float(end))
 
 
-def _window(path: str, times: np.ndarray, start: float | None, end: float | None, clock: _Clock) -> tuple[int, int]:
+def _window(path: str, times: np.ndarray, start: float | None, end: float | None, fps: float) -> tuple[int, int]:
     """[lo, hi) of the frames in the window; a window between two frames takes the frame on screen."""
     lo, hi = smp.window_slice(times, start, end)
     if lo < hi:
         return lo, hi
-    duration = times[-1] + 1 / clock.fps
+    duration = times[-1] + 1 / fps
     if start is not None and start >= duration - smp.TIME_EPS:
         raise SamplingError(f"{path}: start={start} s is past the end of the video ({duration:.3f} s)")
     shown = max(lo - 1, 0)  # the frame on screen at `start`

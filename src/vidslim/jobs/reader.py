@@ -1,10 +1,16 @@
 """Decoding a video's windows, in worker processes, into exactly what the model's forward takes.
 
 `WindowReader(spec, plan, selector)[i]` reads video i: every window's frames (the spec's frame count and size,
-uniformly spaced), prepared by the spec (normalised, laid out) and, when the model has a before-the-model reducer
-(RLT, random masking), that reducer's keep mask, so the mask's cost is paid in the workers too and the main
-process knows each window's token count before it batches. A video that cannot be read becomes an item with
-`error` set (the job skips it, names it and counts it); nothing a worker raises stops the job.
+uniformly spaced; all windows of a video decoded in one pass, `read_windows`), prepared by the spec (normalised,
+laid out) and, when the model has a before-the-model reducer (RLT, random masking), that reducer's keep mask, so
+the mask's cost is paid in the workers too and the main process knows each window's token count before it
+batches. A video that cannot be read becomes an item with `error` set (the job skips it, names it and counts it);
+nothing a worker raises stops the job.
+
+`decoded=True` hands over the decoded uint8 frames [W, T, H, W, C] instead of the prepared float windows, for a
+model that prepares its own input (vidslim's models do, `prepare_input`): a quarter of the bytes to pass between
+processes (and to a GPU), and the model normalises them once where it runs. The keep mask is still computed
+from the prepared windows in the worker, so it is the mask the model would compute itself.
 
 `decoded(...)` runs the reader in a `torch.utils.data.DataLoader` with worker processes, so decoding the next
 videos overlaps with the model working on the current ones; items come back in order.
@@ -28,8 +34,9 @@ from vidslim.jobs.windows import WindowPlan
 
 @dataclass
 class VideoItem:
-    """One decoded video: prepared windows [W, ...] (the spec's layout), their spans, their token counts, the keep
-    masks of the model's selector (None without one), or the error that made it unreadable."""
+    """One decoded video: prepared windows [W, ...] (the spec's layout; uint8 frames [W, T, H, W, C] when read with
+    `decoded=True`), their spans, their token counts, the keep masks of the model's selector (None without one),
+    or the error that made it unreadable."""
 
     index: int
     path: str
@@ -42,9 +49,13 @@ class VideoItem:
 
 
 def _duration(path: str) -> float:
-    """Seconds the video lasts (the container's duration, else frames / fps)."""
-    from vidslim.io.probe import probe
+    """Seconds the video lasts (the container's duration, else frames / fps): the header's when it says, as
+    `probe` would report it, without probe's checks (the read that follows decodes the file)."""
+    from vidslim.io.probe import header_duration, probe
 
+    seconds = header_duration(path)
+    if seconds:
+        return float(seconds)
     info = probe(path)
     if info.duration_s:
         return float(info.duration_s)
@@ -54,11 +65,13 @@ def _duration(path: str) -> float:
 class WindowReader(torch.utils.data.Dataset[VideoItem]):
     """Map-style dataset over `paths`: item i is video i's windows (see the module docstring)."""
 
-    def __init__(self, paths: Sequence[str], spec: InputSpec, plan: WindowPlan, selector: Any = None) -> None:
+    def __init__(self, paths: Sequence[str], spec: InputSpec, plan: WindowPlan, selector: Any = None,
+                 decoded: bool = False) -> None:
         self.paths = list(paths)
         self.spec = spec
         self.plan = plan
         self.selector = selector
+        self.decoded = decoded
 
     def __len__(self) -> int:
         return len(self.paths)
@@ -80,20 +93,19 @@ class WindowReader(torch.utils.data.Dataset[VideoItem]):
         if self.plan.length is None:  # the whole video: the same read as the evaluation datasets
             frames = spec.read(path).frames.unsqueeze(0)
             spans = [(0.0, round(_duration(path), 6))]
-        else:
+        else:  # one decoding pass for all windows: the same frames as reading them one by one
             spans = self.plan.cut(_duration(path))
-            frames = torch.stack([spec.read(path, start=s, end=e).frames for s, e in spans])
-        video = spec.prepare(frames)  # [W, T, C, H, W] or [W, C, T, H, W]
+            frames = torch.stack([clip.frames for clip in spec.read_windows(path, spans)])
+        video = None if self.decoded and self.selector is None else spec.prepare(frames)  # [W, T, C, H, W] / CTHW
         keep = None
-        grid = spec.grid(frames.shape[1])
-        per_window = grid[0] * grid[1] * grid[2]
-        if self.selector is not None:
+        if video is not None and self.selector is not None:
             with torch.no_grad():
                 keep = self.selector.select(video, spec).keep
             tokens = keep.flatten(1).sum(1).tolist()
         else:
-            tokens = [per_window] * len(spans)
-        return VideoItem(index, path, video, spans, [int(t) for t in tokens], keep)
+            grid = spec.grid(frames.shape[1])
+            tokens = [grid[0] * grid[1] * grid[2]] * len(spans)
+        return VideoItem(index, path, frames if self.decoded else video, spans, [int(t) for t in tokens], keep)
 
 
 def _collate_one(items: list[VideoItem]) -> VideoItem:
