@@ -47,6 +47,7 @@ from vidslim.models.clip import ClipConfig
 from vidslim.models.guards import check_config
 from vidslim.models.positions import interpolate_2d, interpolate_3d
 from vidslim.models.registry import build_model
+from vidslim.models.skip_init import SkipRandomInit
 from vidslim.models.video_vit import VideoViTConfig
 from vidslim.reduce.cards import reduction_card
 from vidslim.reduce.registry import build_reduction, entry_for
@@ -304,9 +305,13 @@ def model_from_checkpoint(
                 "%s: new classifier head with %d outputs, randomly initialised: fine-tune it", where, num_classes
             )
     _resize_positions(old, config, state, where)
-    model = build_model(config)
-    _restore_lora(model, state, ckpt.meta)
     backbone = {k: v for k, v in state.items() if not k.startswith(_REDUCERS)}
+    with SkipRandomInit():  # the checkpoint overwrites the weights: drawing them first is wasted time
+        model = build_model(config)
+    _restore_lora(model, state, ckpt.meta)
+    if not set(model.state_dict()) <= set(backbone):  # a new head, or weights the file lacks: init them for real
+        model = build_model(config)
+        _restore_lora(model, state, ckpt.meta)
     _check_fit(model, backbone, where, may_miss, source=ckpt)
     model.load_state_dict(backbone, strict=False)
     _attach_tokenizer(model, tokenizer, ckpt.folder)

@@ -1,7 +1,7 @@
 """A callable class for `ray.data.Dataset.map_batches`, and the pipeline `vidslim embed --ray` runs.
 
 `EmbedVideos` is built once per Ray actor (the model is loaded once, on the actor's CPU or GPU, without the
-random init its checkpoint overwrites: `model_load.py`; torch gets as many threads as the actor reserved CPUs)
+random init its checkpoint overwrites, as every load; torch gets as many threads as the actor reserved CPUs)
 and called with batches of rows {"path": [...]}: it decodes each video's windows in the actor (only paths go
 through the object store, never frames), embeds them through the same `embed_stream` as the local job, writes
 the batch's rows as one Parquet part into the shared index folder, and returns one small row per video (path,
@@ -34,11 +34,11 @@ import numpy as np
 from vidslim.errors import ConfigError
 from vidslim.jobs.embed import EmbedSummary, embedding_dim, index_meta, make_batcher
 from vidslim.jobs.encode import StreamStats, WindowEncoder, embed_stream
+from vidslim.jobs.model_source import resolve_model
 from vidslim.jobs.reader import WindowReader
 from vidslim.jobs.sources import list_videos
 from vidslim.jobs.store import Rows, clean_temporary, done_videos, write_meta, write_part
 from vidslim.jobs.windows import WindowPlan
-from vidslim.scale.model_load import load_job_model
 
 
 def _actor_threads() -> int | None:
@@ -79,7 +79,7 @@ class EmbedVideos:
             torch.set_num_threads(threads)
         if device == "cuda" and not torch.cuda.is_available():
             raise ConfigError("device cuda asked for on an actor without a GPU; give the actors num_gpus=1")
-        self.model, self.name = load_job_model(model, method, settings)
+        self.model, self.name = resolve_model(model, method, settings)
         self.plan = WindowPlan(window, stride)
         self.folder = Path(out)
         self.meta = index_meta(self.model, self.name, self.plan, embedding_dim(self.model))
@@ -136,7 +136,7 @@ def embed_on_ray(
     first_result_s: from the call to the first finished batch)."""
     ray = _ray()
     started = time.perf_counter()
-    resolved, name = load_job_model(model, options.get("method"), options.get("settings"))
+    resolved, name = resolve_model(model, options.get("method"), options.get("settings"))
     plan = WindowPlan(options.get("window"), options.get("stride"))
     folder = Path(out)
     write_meta(folder, index_meta(resolved, name, plan, embedding_dim(resolved)))
