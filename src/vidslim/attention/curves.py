@@ -21,6 +21,7 @@ import torch
 from torch import Tensor
 
 from vidslim.errors import ConfigError, TokenLayoutError
+from vidslim.tokens.kept_tensors import kept_across_calls
 from vidslim.tokens.packed import NO_POSITION
 
 ORDERS = ("raster", "zcurve", "hilbert")
@@ -87,6 +88,7 @@ def hilbert_keys(pos: Tensor, bits: int) -> Tensor:
 
 
 @functools.lru_cache(maxsize=64)
+@kept_across_calls
 def _key_table(order: str, grid: tuple[int, int, int], device: torch.device) -> Tensor:
     """[T*H*W] key of every grid cell, indexed by raster index (cached per order, grid and device)."""
     t, h, w = grid

@@ -31,6 +31,7 @@ from torch import Tensor
 
 from vidslim.attention.sparse import AttentionPattern
 from vidslim.errors import AttentionBackendError
+from vidslim.tokens.kept_tensors import kept_across_calls
 
 BLOCK_SIZE = 128
 #: fewest tokens sent to the kernel: with a single 128-token block, torch 2.13 specialises the compiled
@@ -74,6 +75,7 @@ def _ordered(blocks: Tensor) -> tuple[Tensor, Tensor]:
 
 
 @functools.lru_cache(maxsize=32)
+@kept_across_calls
 def document_block_mask(seqlens: tuple[int, ...], device: torch.device) -> object:
     """The BlockMask of block-diagonal attention over packed videos of these lengths (built, not evaluated)."""
     from torch.nn.attention.flex_attention import BlockMask

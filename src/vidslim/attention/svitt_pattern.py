@@ -34,6 +34,7 @@ from torch import Tensor
 from vidslim.attention.block_sparse import ZERO_KEY, GatherGroup, gathered_attend
 from vidslim.attention.sparse import AttentionPattern
 from vidslim.errors import ConfigError
+from vidslim.tokens.kept_tensors import kept_across_calls
 
 
 def ceil_div(a: int, b: int) -> int:
@@ -141,7 +142,7 @@ class SViTTPattern(AttentionPattern):
         if key not in self._plans:
             self._check(seqlens)
             self._plans.clear()  # one layout per call in practice; keep the newest only
-            self._plans[key] = self._build_plan(seqlens, torch.device(device))
+            self._plans[key] = kept_across_calls(self._build_plan)(seqlens, torch.device(device))
         return self._plans[key]
 
     def _build_plan(self, seqlens: tuple[int, ...], device: torch.device) -> list[GatherGroup]:

@@ -35,6 +35,7 @@ from torch import Tensor
 
 from vidslim.attention.bias import additive_mask
 from vidslim.attention.sparse import AttentionPattern
+from vidslim.tokens.kept_tensors import kept_across_calls
 
 #: seconds per (query, key) pair per channel (heads * head_dim) of fp32 CPU SDPA
 PAIR_COST = 2.2e-11
@@ -104,6 +105,7 @@ class VarlenPlan:
 
 
 @functools.lru_cache(maxsize=64)
+@kept_across_calls
 def varlen_plan(seqlens: tuple[int, ...], channels: int, device: torch.device) -> VarlenPlan:
     """Build (and cache) the bucket plan for these lengths on this device."""
     offsets = [0]

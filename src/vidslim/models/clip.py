@@ -44,6 +44,7 @@ from vidslim.models.config_shape import FrameTextShape
 from vidslim.models.patch_gather import gather_blocks
 from vidslim.models.positions import frame_positions
 from vidslim.tokens import NO_POSITION, Tokens
+from vidslim.tokens.kept_tensors import kept_across_calls
 from vidslim.tokens.protocol import HookContext, ReducerHooks
 from vidslim.tokens.selection import Selection, as_selection
 
@@ -127,7 +128,8 @@ class VisionTransformer(nn.Module):
         """[T, 1 + g·g, 3] token coordinates (cached): CLS rows NO_POSITION, patches (frame, row, col)."""
         key = (frames, torch.device(device))
         if key not in self._positions:
-            self._positions[key] = frame_positions(frames, *self.config.grid, cls_tokens=1, device=device)
+            build = kept_across_calls(frame_positions)
+            self._positions[key] = build(frames, *self.config.grid, cls_tokens=1, device=device)
         return self._positions[key]
 
     def embed(self, video: Tensor, keep: Selection | Tensor | None = None) -> Tokens:

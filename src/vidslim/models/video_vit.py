@@ -34,6 +34,7 @@ from vidslim.models.config_shape import TubeletShape
 from vidslim.models.patch_gather import gather_blocks
 from vidslim.models.positions import interpolate_3d, sinusoid_table
 from vidslim.tokens import Tokens, grid_positions
+from vidslim.tokens.kept_tensors import kept_across_calls
 from vidslim.tokens.selection import Selection, as_selection
 
 logger = logging.getLogger(__name__)
@@ -123,7 +124,8 @@ class VideoViT(ReducibleModel):
         key = (tuple(grid), torch.device(device), dtype)
         table = self._tables.get(key)
         if table is None:
-            table = sinusoid_table(grid[0] * grid[1] * grid[2], self.config.embed_dim).to(device=device, dtype=dtype)
+            table = kept_across_calls(sinusoid_table)(grid[0] * grid[1] * grid[2], self.config.embed_dim)
+            table = table.to(device=device, dtype=dtype)
             self._tables[key] = table
         return table
 
