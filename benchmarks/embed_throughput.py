@@ -36,6 +36,11 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+# libgomp's idle threads spin around the main thread's parallel regions; on a shared machine that spinning slows
+# the local job's model (see `ray_section`), so every job here runs with passive waiting unless told otherwise;
+# set before torch starts OpenMP
+os.environ.setdefault("OMP_WAIT_POLICY", "passive")
+
 import numpy as np
 import torch
 
@@ -269,7 +274,7 @@ def ray_section(listing: Path, work: Path, repeat: int, count: int) -> dict[str,
     - ray_1actor: 1 actor of 2 CPUs, the model on 2 threads: local's compute shape, so the gap is Ray's own cost.
     Ray Data runs the actors' calls in a worker thread, where libgomp's idle threads do not spin as they do
     around the main thread's parallel regions; on a shared 2-core machine that spinning alone made the local
-    model ~2.5x slower, so compare with OMP_WAIT_POLICY=passive set for the whole run (Ray's workers inherit it).
+    model ~2.5x slower, so the script sets OMP_WAIT_POLICY=passive for the whole run (Ray's workers inherit it).
     Ray is started before timing, and an empty warm-up job creates Ray Data's helper actors, as on a cluster that
     is already running; ray.init, that warm-up and ray.shutdown are timed apart and reported as start-up (each
     timed job still starts its own actors and loads the model in them)."""

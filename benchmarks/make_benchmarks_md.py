@@ -125,7 +125,7 @@ SECTIONS: list[tuple[str, str, list[str], str]] = [
     (
         "embed_throughput",
         "Embedding and search (vidslim embed / vidslim search)",
-        ["embed_throughput.py", "--synthetic", "24", "--repeat", "2"],
+        ["embed_throughput.py", "--synthetic", "48", "--repeat", "3"],
         "Whole `vidslim embed` jobs (decode included) dense against RLT and RLT+TempMe, token budget against fixed "
         "batches, exact against FAISS search, local against Ray.",
     ),
