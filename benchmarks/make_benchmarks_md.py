@@ -130,6 +130,14 @@ SECTIONS: list[tuple[str, str, list[str], str]] = [
         "batches, exact against FAISS search, local against Ray.",
     ),
     (
+        "embed_ray",
+        "A longer embedding job: local vs Ray",
+        ["embed_throughput.py", "--skip", "real,synthetic,batching,search", "--synthetic", "160", "--ray-videos",
+         "160", "--repeat", "3"],
+        "Ray's start-up is paid once per job, so its share falls as the job grows: the Ray comparison of the section "
+        "above on 160 synthetic videos instead of 48.",
+    ),
+    (
         "learn",
         "Do reduced models learn as well?",
         ["learn.py"],
