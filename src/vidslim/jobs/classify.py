@@ -89,8 +89,7 @@ def classify_videos(
         raise ConfigError(f"{type(model).__name__} has no classification head (num_classes=0): classify needs a "
                           "model trained with `vidslim train classify` or loaded with num_classes")
     model.to(device)
-    spec = model.input_spec
-    reader = WindowReader(paths, spec, WindowPlan(window, stride), model.selector)
+    reader = WindowReader.for_model(paths, model, WindowPlan(window, stride))
     names: list[str] | None = None
     results = []
     for item in decoded(reader, workers):

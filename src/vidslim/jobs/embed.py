@@ -120,8 +120,7 @@ def embed_videos(
     clean_temporary(folder)
     done, failed_before = done_videos(folder)
     todo = [p for p in paths if p not in done]
-    raw = callable(getattr(model, "prepare_input", None))  # it normalises uint8 frames itself: pass those
-    reader = WindowReader(todo, model.input_spec, plan, model.selector, decoded=raw)
+    reader = WindowReader.for_model(todo, model, plan)
     encoder = WindowEncoder(model, device, flops)
     batcher = make_batcher(model.input_spec, batch_size, token_budget, fixed_batch)
     stats = StreamStats()

@@ -73,6 +73,13 @@ class WindowReader(torch.utils.data.Dataset[VideoItem]):
         self.selector = selector
         self.decoded = decoded
 
+    @classmethod
+    def for_model(cls, paths: Sequence[str], model: Any, plan: WindowPlan) -> WindowReader:
+        """The reader of `model`'s windows: its input spec, its before-the-model reducer, and uint8 frames when the
+        model prepares its own input (`prepare_input`), so every job hands its model the same thing."""
+        decoded = callable(getattr(model, "prepare_input", None))
+        return cls(paths, model.input_spec, plan, model.selector, decoded=decoded)
+
     def __len__(self) -> int:
         return len(self.paths)
 

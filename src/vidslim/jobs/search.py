@@ -155,7 +155,7 @@ class VideoIndex:
         from vidslim.jobs.windows import WindowPlan
 
         plan = WindowPlan(**self.meta["windows"])
-        reader = WindowReader([str(path)], self.model.input_spec, plan, self.model.selector)
+        reader = WindowReader.for_model([str(path)], self.model, plan)
         ((item, rows),) = list(embed_stream([reader[0]], WindowEncoder(self.model, self.device), TokenBudget(None, 8)))
         if rows is None:
             raise ConfigError(f"{path}: cannot search by this video: {item.error}")

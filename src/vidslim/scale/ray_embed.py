@@ -91,7 +91,7 @@ class EmbedVideos:
         import torch
 
         paths = [str(p) for p in batch["path"]]
-        reader = WindowReader(paths, self.model.input_spec, self.plan, self.model.selector)
+        reader = WindowReader.for_model(paths, self.model, self.plan)
         batcher = make_batcher(self.model.input_spec, *self.batching)
         stats = StreamStats()
         rows, failed, windows, errors = Rows(), {}, [], []
