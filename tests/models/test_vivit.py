@@ -1,22 +1,23 @@
-"""ViViT: parity with transformers (folder, in memory, and back), the CLS token kept under RLT, reducers switched
-off equal dense, and the methods that do not apply refused."""
+"""ViViT: parity with transformers (folder, in memory, and back; the classifier and the base model with its tanh
+pooler), the CLS token kept under RLT, reducers switched off equal dense, and the methods that do not apply refused."""
 
 from __future__ import annotations
 
 import pytest
 import torch
-from transformers import VivitConfig, VivitForVideoClassification
+from transformers import VivitConfig, VivitForVideoClassification, VivitModel
 
 import vidslim as vs
 from model_checks import TOL, decoded_frames, reduced, switched_off_gap, through_folder, video, write_hf_folder
 from vidslim.attention.svitt import SparseAttention
-from vidslim.errors import ConfigError
+from vidslim.errors import CheckpointError, ConfigError
 from vidslim.models.convert_vivit import (
     vivit_config_from_hf,
     vivit_config_to_hf,
     vivit_state_dict_from_hf,
     vivit_state_dict_to_hf,
 )
+from vidslim.models.guards import estimate_parameters
 from vidslim.models.registry import build_model
 from vidslim.reduce import ToMe
 from vidslim.reduce.svitt_prune import TokenPrune
@@ -125,3 +126,76 @@ def test_in_and_out_of_transformers_in_memory(pair) -> None:
     assert isinstance(back, VivitForVideoClassification)
     assert (back(pixel_values=x).logits - model(x)).abs().max() <= 1e-5
     assert back.config.id2label[2] == "action2"
+
+
+@pytest.fixture(scope="module")
+def base_pair(tmp_path_factory: pytest.TempPathFactory) -> tuple[VivitModel, object]:
+    """transformers' base ViViT (tanh pooler, no classifier), with a pooler narrower than the width."""
+    torch.manual_seed(2)
+    config = VivitConfig(hidden_size=64, num_hidden_layers=2, num_attention_heads=2, intermediate_size=128,
+                         image_size=32, num_frames=4, pooler_output_size=48)
+    hf = VivitModel(config).eval()
+    return hf, through_folder(hf, tmp_path_factory.mktemp("vivitbase"))
+
+
+@torch.no_grad()
+def test_base_model_matches_transformers_from_a_folder_and_in_memory(base_pair) -> None:
+    """forward is VivitModel's pooler_output, encode_video its normalised CLS (last_hidden_state[:, 0])."""
+    hf, model = base_pair
+    x = video(seed=6)
+    ref = hf(pixel_values=x)
+    assert estimate_parameters(model.config) == sum(p.numel() for p in model.parameters())
+    for vid in (model, vs.from_transformers(hf)):
+        assert vid.config.num_classes == 0 and vid.config.pooler_dim == 48
+        assert (vid(x) - ref.pooler_output).abs().max() <= TOL
+        assert (vid.encode_video(x) - ref.last_hidden_state[:, 0]).abs().max() <= TOL
+
+
+@torch.no_grad()
+def test_base_model_goes_back_to_vivit_model(base_pair, tmp_path) -> None:
+    _, model = base_pair
+    x = video(seed=7)
+    back = vs.to_transformers(model)
+    assert type(back) is VivitModel and back.config.pooler_output_size == 48
+    assert (back(pixel_values=x).pooler_output - model(x)).abs().max() <= 1e-5
+    vs.save_model(model, tmp_path / "out", format="transformers")
+    again = VivitModel.from_pretrained(tmp_path / "out").eval()
+    assert (again(pixel_values=x).pooler_output - model(x)).abs().max() <= 1e-5
+
+
+@torch.no_grad()
+def test_a_vivit_without_head_or_pooler_is_written_as_vivit_model() -> None:
+    """Its CLS features come back as last_hidden_state[:, 0]; transformers gives the pooler it lacks a fresh one."""
+    model = vs.create_model("vivit-tiny", num_classes=0).eval()
+    x = video(seed=8)
+    back = vs.to_transformers(model)
+    assert type(back) is VivitModel
+    assert (back(pixel_values=x).last_hidden_state[:, 0] - model(x)).abs().max() <= 1e-5
+
+
+@torch.no_grad()
+def test_base_model_given_a_head_is_written_as_the_classifier(base_pair, tmp_path) -> None:
+    hf, _ = base_pair
+    hf.save_pretrained(tmp_path)
+    model = vs.load_model(tmp_path, num_classes=3)
+    back = vs.to_transformers(model)
+    assert type(back) is VivitForVideoClassification
+    x = video(seed=9)
+    assert (back(pixel_values=x).logits - model(x)).abs().max() <= 1e-5
+
+
+def test_base_model_without_its_pooler_loads_with_pooler_dim_zero(base_pair) -> None:
+    hf = VivitModel(base_pair[0].config, add_pooling_layer=False).eval()
+    with pytest.raises(CheckpointError, match=r"pooler\.dense\.weight"):
+        vs.from_transformers(hf)
+    model = vs.from_transformers(hf, pooler_dim=0)
+    x = video(seed=10)
+    with torch.no_grad():
+        assert (model(x) - hf(pixel_values=x).last_hidden_state[:, 0]).abs().max() <= TOL
+
+
+def test_only_the_tanh_pooler_is_read() -> None:
+    cfg = VivitConfig(hidden_size=64, num_hidden_layers=2, num_attention_heads=2, intermediate_size=128,
+                      image_size=32, num_frames=4, pooler_act="relu").to_dict()
+    with pytest.raises(CheckpointError, match="pooler_act='relu'"):
+        vivit_config_from_hf({**cfg, "architectures": ["VivitModel"]})

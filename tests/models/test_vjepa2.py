@@ -215,3 +215,22 @@ def test_rotary_tables_keep_inference_and_autograd_apart() -> None:
     cos, _ = tables(pos, torch.float32)
     assert frozen.is_inference() and not cos.is_inference()
     assert tables(pos, torch.float32)[0] is cos and tables(pos, torch.float64)[0].dtype == torch.float64
+
+
+@torch.no_grad()
+def test_the_class_in_memory_decides_not_its_config_architectures(classifier_pair, tmp_path) -> None:
+    """A classifier built in memory has no `architectures` yet, and VJEPA2Model.from_pretrained of a classifier
+    folder keeps the classifier's: the object's class says which model it is."""
+    torch.manual_seed(4)
+    fresh = VJEPA2ForVideoClassification(hf_config(num_labels=3)).eval()
+    assert not fresh.config.architectures
+    x = video(seed=9)
+    model = vs.from_transformers(fresh)
+    assert model.config.num_classes == 3
+    assert (model(x) - fresh(pixel_values_videos=x).logits).abs().max() <= TOL
+    classifier, _ = classifier_pair
+    classifier.save_pretrained(tmp_path)
+    encoder = VJEPA2Model.from_pretrained(tmp_path).eval()
+    assert encoder.config.architectures == ["VJEPA2ForVideoClassification"]
+    tokens = vs.from_transformers(encoder).forward_tokens(x).dense()
+    assert (tokens - encoder(pixel_values_videos=x, skip_predictor=True).last_hidden_state).abs().max() <= TOL

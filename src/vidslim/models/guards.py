@@ -28,7 +28,7 @@ MAX_PARAMETERS = 20_000_000_000
 MAX_LAYERS = 1024
 
 #: int fields that may be 0 (no head, no blocks); every other int size must be at least 1
-_MAY_BE_ZERO = frozenset({"num_classes", "vision_layers", "text_layers", "depth", "eot_token_id"})
+_MAY_BE_ZERO = frozenset({"num_classes", "vision_layers", "text_layers", "depth", "eot_token_id", "pooler_dim"})
 _LAYER_FIELDS = frozenset({"vision_layers", "text_layers", "depth"})
 
 
@@ -137,10 +137,11 @@ def _vjepa2_parameters(c: Mapping[str, Any]) -> int:
 
 
 def _vivit_parameters(c: Mapping[str, Any]) -> int:
-    """ViViT: CLS token and a learned position table over CLS + every tubelet, plus the head."""
-    d, n = c["embed_dim"], c["num_classes"]
+    """ViViT: CLS token and a learned position table over CLS + every tubelet, plus the head or the base model's
+    pooler."""
+    d, n, p = c["embed_dim"], c["num_classes"], c.get("pooler_dim", 0)
     tokens = (c["num_frames"] // c["tubelet_size"]) * (c["image_size"] // c["patch_size"]) ** 2
-    return _tubelet_vit(c) + d + (1 + tokens) * d + d * n + n
+    return _tubelet_vit(c) + d + (1 + tokens) * d + d * n + n + d * p + p
 
 
 def _xclip_parameters(c: Mapping[str, Any]) -> int:

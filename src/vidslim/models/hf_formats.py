@@ -81,7 +81,10 @@ HF_FORMATS: tuple[HfFormat, ...] = (
              absent_prefixes=("vjepa2.predictor.",)),
     HfFormat("vivit", ("VivitForVideoClassification",), "vivit", f"{_VV}:vivit_config_from_hf",
              f"{_VV}:vivit_state_dict_from_hf", "hf-vivit", f"{_VV}:vivit_config_to_hf",
-             f"{_VV}:vivit_state_dict_to_hf", "VivitForVideoClassification"),
+             f"{_VV}:vivit_state_dict_to_hf", "VivitForVideoClassification", head=True),
+    HfFormat("vivit", ("VivitModel",), "vivit", f"{_VV}:vivit_config_from_hf", f"{_VV}:vivit_state_dict_from_hf",
+             "hf-vivit", f"{_VV}:vivit_config_to_hf", f"{_VV}:vivit_state_dict_to_hf", "VivitModel", head=False,
+             absent_prefixes=("pooler.",)),  # a ViViT built without the base model's pooler gets a fresh one
     HfFormat("xclip", ("XCLIPModel",), "xclip", f"{_XC}:xclip_config_from_hf", f"{_XC}:xclip_state_dict_from_hf",
              "hf-xclip", f"{_XC}:xclip_config_to_hf", f"{_XC}:xclip_state_dict_to_hf", "XCLIPModel"),
 )

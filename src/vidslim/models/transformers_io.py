@@ -38,7 +38,10 @@ def checkpoint_of(hf_model: nn.Module) -> Checkpoint:
     if not callable(getattr(config, "to_dict", None)):
         raise ConfigError(f"{name} is not a transformers model (no .config.to_dict()); vidslim takes transformers "
                           f"models of {supported()}")
-    return checkpoint_from_hf(config.to_dict(), hf_model.state_dict, name, None, architecture=name)
+    # the class, not config.architectures, says what the object is: a fresh model has none, and
+    # VJEPA2Model.from_pretrained of a classifier folder keeps the folder's classifier name
+    cfg = {**config.to_dict(), "architectures": [name]}
+    return checkpoint_from_hf(cfg, hf_model.state_dict, name, None, architecture=name)
 
 
 def _input_stats(processor: Any) -> dict[str, Any]:

@@ -5,7 +5,12 @@ Input: float video [B, T, C, H, W] (transformers' `pixel_values`), normalised to
 decoded uint8 frames (or a `Clip`), which the model prepares itself (`input_spec`).
 
     tubelets (Conv3d `patch_embed.proj`) + learned positions `pos_embed[1:]`, [CLS + pos_embed[0]] in front
-    -> pre-LN blocks (fused q/k/v with bias, tanh-approximated GELU)   -> LayerNorm `norm` of the CLS -> `head`
+    -> pre-LN blocks (fused q/k/v with bias, tanh-approximated GELU)   -> LayerNorm `norm` of the CLS
+    -> `head` (a classifier, transformers' VivitForVideoClassification), or `pooler.dense` + tanh (the base model,
+       VivitModel's `pooler_output`, when `pooler_dim` > 0), or nothing (the features themselves)
+
+`encode_video` is the normalised CLS token in every case (what a classifier reads; VivitModel's
+`last_hidden_state[:, 0]`); `forward` adds the head or the pooler.
 
 The CLS token is the model's own, never the input's: a before-the-model reducer (RLT, which keeps one tubelet per
 run) selects tubelets only, and every clip's sequence still starts with its CLS, so the CLS is always kept. Kept
@@ -34,9 +39,11 @@ from vidslim.tokens.selection import Selection
 
 @dataclasses.dataclass
 class ViViTConfig(TubeletShape):
-    """Shape of a ViViT classifier (transformers' VivitForVideoClassification)."""
+    """Shape of a ViViT classifier (transformers' VivitForVideoClassification), or of the base model (VivitModel:
+    num_classes 0, its tanh pooler `pooler_dim` wide; 0 for none)."""
 
     num_frames: int = 32
+    pooler_dim: int = 0
     act: str = "gelu_tanh"
     image_mean: tuple[float, ...] = (0.5, 0.5, 0.5)
     image_std: tuple[float, ...] = (0.5, 0.5, 0.5)
@@ -67,6 +74,10 @@ class ViViT(ReducibleModel):
         )
         self.norm = nn.LayerNorm(c.embed_dim, eps=c.norm_eps)
         self.head = nn.Linear(c.embed_dim, c.num_classes) if c.num_classes > 0 else nn.Identity()
+        if c.pooler_dim > 0:
+            self.pooler = nn.Module()
+            self.pooler.dense = nn.Linear(c.embed_dim, c.pooler_dim)
+            init_linear_(self.pooler)
         nn.init.trunc_normal_(self.pos_embed, std=0.02)
         nn.init.trunc_normal_(self.cls_token, std=0.02)
         init_linear_(self.blocks)
@@ -133,8 +144,12 @@ class ViViT(ReducibleModel):
         return self.forward_features(video, token_mask)
 
     def forward(self, video: Tensor, token_mask: Tensor | None = None) -> Tensor:
-        """[B, T, C, H, W] -> logits [B, num_classes] (features [B, D] when num_classes == 0)."""
-        return self.head(self.forward_features(video, token_mask))
+        """[B, T, C, H, W] -> logits [B, num_classes]; without a head, the base model's pooled output
+        tanh(pooler.dense(features)) [B, pooler_dim], or the features [B, D] when it has no pooler either."""
+        features = self.forward_features(video, token_mask)
+        if self.config.num_classes > 0 or not hasattr(self, "pooler"):
+            return self.head(features)
+        return torch.tanh(self.pooler.dense(features))
 
 
 __all__ = ["ViViT", "ViViTConfig"]
