@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
-import os
 import subprocess
 import sys
 from pathlib import Path
@@ -12,25 +10,9 @@ import pytest
 import torch
 
 import vidslim as vs
+from hub_files import fake_cache
 from vidslim.errors import CheckpointError
 from vidslim.models.hub_cache import hub_cache_dir, looks_like_hub_id, snapshot_folder
-
-
-def fake_cache(cache: Path, repo: str, source: Path, commit: str = "a" * 40, main: bool = True) -> Path:
-    """Move `source`'s files into blobs/<sha256> and link them from snapshots/<commit>/, as huggingface_hub does."""
-    root = cache / ("models--" + repo.replace("/", "--"))
-    (root / "blobs").mkdir(parents=True, exist_ok=True)
-    snapshot = root / "snapshots" / commit
-    snapshot.mkdir(parents=True)
-    for file in source.iterdir():
-        data = file.read_bytes()
-        blob = root / "blobs" / hashlib.sha256(data).hexdigest()
-        blob.write_bytes(data)
-        (snapshot / file.name).symlink_to(os.path.relpath(blob, snapshot))
-    if main:
-        (root / "refs").mkdir(exist_ok=True)
-        (root / "refs" / "main").write_text(commit)
-    return snapshot
 
 
 def test_cache_dir_follows_the_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:

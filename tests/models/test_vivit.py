@@ -8,6 +8,7 @@ import torch
 from transformers import VivitConfig, VivitForVideoClassification, VivitModel
 
 import vidslim as vs
+from hub_files import fake_cache
 from model_checks import TOL, decoded_frames, reduced, switched_off_gap, through_folder, video, write_hf_folder
 from vidslim.attention.svitt import SparseAttention
 from vidslim.errors import CheckpointError, ConfigError
@@ -199,3 +200,16 @@ def test_only_the_tanh_pooler_is_read() -> None:
                       image_size=32, num_frames=4, pooler_act="relu").to_dict()
     with pytest.raises(CheckpointError, match="pooler_act='relu'"):
         vivit_config_from_hf({**cfg, "architectures": ["VivitModel"]})
+
+
+@pytest.mark.parametrize("which", ["classifier", "base"])
+@torch.no_grad()
+def test_loads_by_hub_id_from_the_local_cache(pair, base_pair, which: str, tmp_path, monkeypatch) -> None:
+    hf = pair[0] if which == "classifier" else base_pair[0]
+    hf.save_pretrained(tmp_path / "saved")
+    fake_cache(tmp_path / "hub", f"google/vivit-{which}", tmp_path / "saved")
+    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "hub"))
+    model = vs.load_model(f"google/vivit-{which}")
+    x = video(seed=11)
+    ref = hf(pixel_values=x)
+    assert (model(x) - (ref.logits if which == "classifier" else ref.pooler_output)).abs().max() <= TOL

@@ -9,6 +9,7 @@ from transformers import VJEPA2Config as HFConfig
 from transformers import VJEPA2ForVideoClassification, VJEPA2Model
 
 import vidslim as vs
+from hub_files import fake_cache
 from model_checks import TOL, decoded_frames, reduced, switched_off_gap, through_folder, video, write_hf_folder
 from vidslim.attention.svitt import SparseAttention
 from vidslim.errors import ConfigError
@@ -234,3 +235,20 @@ def test_the_class_in_memory_decides_not_its_config_architectures(classifier_pai
     assert encoder.config.architectures == ["VJEPA2ForVideoClassification"]
     tokens = vs.from_transformers(encoder).forward_tokens(x).dense()
     assert (tokens - encoder(pixel_values_videos=x, skip_predictor=True).last_hidden_state).abs().max() <= TOL
+
+
+@pytest.mark.parametrize("which", ["encoder", "classifier"])
+@torch.no_grad()
+def test_loads_by_hub_id_from_the_local_cache(encoder_pair, classifier_pair, which: str, tmp_path,
+                                              monkeypatch) -> None:
+    hf = encoder_pair[0] if which == "encoder" else classifier_pair[0]
+    hf.save_pretrained(tmp_path / "saved")
+    fake_cache(tmp_path / "hub", f"facebook/vjepa2-{which}", tmp_path / "saved")
+    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "hub"))
+    model = vs.load_model(f"facebook/vjepa2-{which}")
+    x = video(seed=10)
+    if which == "encoder":
+        ref = hf(pixel_values_videos=x, skip_predictor=True).last_hidden_state
+        assert (model.forward_tokens(x).dense() - ref).abs().max() <= TOL
+    else:
+        assert (model(x) - hf(pixel_values_videos=x).logits).abs().max() <= TOL

@@ -10,6 +10,7 @@ import torch
 import torch.nn.functional as F
 
 import vidslim as vs
+from hub_files import fake_cache
 from vidslim.errors import CheckpointError, ConfigError
 from vidslim.models.xclip_parts import MessageAttention
 
@@ -208,3 +209,11 @@ def test_named_xclip_configs() -> None:
     b16 = vs.models.registry.get_config("xclip-b16")
     assert (b16.patch_size, b16.vision_width, b16.embed_dim, b16.mit_width, b16.num_frames) == (16, 768, 512, 512, 8)
     assert vs.models.registry.spec_of_name("xclip-b32").per_frame
+
+
+def test_xclip_loads_by_hub_id_from_the_local_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    hf = hf_xclip()
+    hf.save_pretrained(tmp_path / "saved")
+    fake_cache(tmp_path / "hub", "microsoft/xclip-tiny", tmp_path / "saved")
+    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "hub"))
+    check_parity(hf, vs.load_model("microsoft/xclip-tiny"))
