@@ -3,6 +3,7 @@ tokens on packed sequences, and the reducers that fit it (ToMe, TempMe, per-fram
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 import pytest
@@ -217,3 +218,17 @@ def test_xclip_loads_by_hub_id_from_the_local_cache(tmp_path: Path, monkeypatch:
     fake_cache(tmp_path / "hub", "microsoft/xclip-tiny", tmp_path / "saved")
     monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "hub"))
     check_parity(hf, vs.load_model("microsoft/xclip-tiny"))
+
+
+@pytest.mark.parametrize("name", ["xclip-b32", "xclip-b16", "xclip-tiny"])
+def test_method_strings_start_from_presets_that_fit_each_named_xclip(name: str) -> None:
+    """`--method tempme` / `tome` on a named X-CLIP: TempMe's groups join its frames and its merge layers exist."""
+    tempme, tome = vs.build_reduction("tempme+tome", name, family="xclip")
+    assert (tempme.r, tome.r) == {"xclip-b32": (2, 2), "xclip-b16": (10, 10), "xclip-tiny": (1, 1)}[name]
+    with torch.device("meta"):  # attaching checks the layers and frames without allocating a B/16
+        model = vs.create_model(name, reduction=vs.build_reduction("tempme", name, family="xclip"))
+    assert model.input_spec.num_frames % math.prod(tempme.groups) == 0
+    if name == "xclip-tiny":
+        model = vs.create_model(name, reduction=vs.build_reduction("tempme", name, family="xclip")).eval()
+        with torch.inference_mode():
+            assert torch.isfinite(model(inputs()[0])).all()

@@ -89,6 +89,15 @@ SIGLIP_PRESETS: dict[str, dict[str, Any]] = {
     "siglip-tiny": dict(r=1, merge_layers=(1,), groups=(4,), rc=0.4, ri=0.2),
 }
 
+#: X-CLIP's presets: its per-frame tower is CLIP's, so each size takes the paper's setting of the CLIP it is built on,
+#: with groups that join its 8 frames (2, 2, 2) by the last merge layer, as the paper's (2, 2, 3) joins 12; the tiny
+#: test model (2 layers, 4 frames of 16 patches) as siglip-tiny. Message tokens are never merged (`XCLIP`).
+XCLIP_PRESETS: dict[str, dict[str, Any]] = {
+    "xclip-b32": dict(PAPER["clip-b32"], groups=(2, 2, 2)),
+    "xclip-b16": dict(PAPER["clip-b16"], groups=(2, 2, 2)),
+    "xclip-tiny": dict(r=1, merge_layers=(1,), groups=(4,), rc=0.4, ri=0.2),
+}
+
 
 @dataclasses.dataclass
 class _Forward:
@@ -161,8 +170,8 @@ class TempMe(nn.Module):
     """
 
     #: settings per backbone (what `--method tempme` and `{"tempme": "paper"}` start from): the paper's for CLIP,
-    #: their depth-scaled counterparts for SigLIP (`SIGLIP_PRESETS`)
-    PRESETS: ClassVar[dict[str, dict[str, Any]]] = {**PAPER, **SIGLIP_PRESETS}
+    #: their depth-scaled counterparts for SigLIP (`SIGLIP_PRESETS`), their 8-frame counterparts for X-CLIP
+    PRESETS: ClassVar[dict[str, dict[str, Any]]] = {**PAPER, **SIGLIP_PRESETS, **XCLIP_PRESETS}
 
     def __init__(
         self,

@@ -80,6 +80,8 @@ class ToMe:
         # SigLIP: TempMe's SigLIP ImgMe r (`tempme.SIGLIP_PRESETS`), the like-for-like row as on CLIP; the tiny
         # model's frames have 16 patches and 2 layers, where "*"'s 8 would halve every frame in its first layer
         "siglip-b16-224": {"r": 10}, "siglip2-b16-224": {"r": 10}, "siglip-tiny": {"r": 1},
+        # X-CLIP: TempMe's X-CLIP ImgMe r (`tempme.XCLIP_PRESETS`), as on the CLIP each size is built on
+        "xclip-b32": {"r": 2}, "xclip-b16": {"r": 10}, "xclip-tiny": {"r": 1},
     }
 
     def __init__(
