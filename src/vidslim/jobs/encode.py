@@ -1,8 +1,10 @@
 """From decoded videos to window embeddings: token-budget batches through the model, rows per finished video.
 
 `WindowEncoder` runs one batch of prepared windows (with their selector masks) through `model.encode_video` and
-returns L2-normalised embeddings, plus each window's share of the batch's FLOPs when a FLOP meter is given (the
-batch's count split in proportion to the windows' tokens: exact for dense models, where all windows are alike).
+returns L2-normalised embeddings (through `model.encode_video_embedding` where a model defines it: X-CLIP, whose
+`encode_video` returns a video state that also holds its prompt context, stores its video embedding alone), plus
+each window's share of the batch's FLOPs when a FLOP meter is given (the batch's count split in proportion to the
+windows' tokens: exact for dense models, where all windows are alike).
 `embed_stream` feeds windows to a `TokenBudget`, runs every full batch, and yields each video, in order, once
 all its windows are embedded. The local job (`embed.py`) and the Ray actors (`vidslim.scale`) both use it, so
 both write the same numbers.
@@ -67,7 +69,7 @@ class WindowEncoder:
 
         def run() -> Tensor:
             with torch.inference_mode():
-                encode = self.model.encode_video
+                encode = getattr(self.model, "encode_video_embedding", None) or self.model.encode_video
                 out = encode(video) if mask is None else encode(video, token_mask=mask)
                 return F.normalize(out.float(), dim=-1)
 

@@ -5,7 +5,10 @@
         print(hit.path, hit.start_s, hit.end_s, hit.score)
     index.search(Path("clip.mp4"))                        # search by example: the clip's windows, averaged
 
-Scores are cosine similarities (rows are L2-normalised). Two ways to find the nearest rows:
+Scores are cosine similarities (rows are L2-normalised). X-CLIP prompts each text with each video's frame tokens
+(`XCLIP.retrieval_cosine`), which an index does not store: its rows are X-CLIP's video embeddings and a text query
+is its unprompted text embedding, so text search ranks by X-CLIP without its video-specific prompts; `vidslim eval
+retrieval` and `model.retrieval_cosine` give the prompted score. Two ways to find the nearest rows:
 - exact: one matrix product over every row, then top-k. Exact and fast while the matrix is small.
 - FAISS (faiss-cpu): an inverted-file index (IVF, inner product) that visits `nprobe` of its `nlist` cells.
   `vidslim embed` builds it (faiss.index) once the index holds FAISS_MIN_ROWS rows, where the exact product

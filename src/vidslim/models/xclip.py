@@ -12,7 +12,8 @@ The text embedding depends on the video, so a text cannot be embedded once and c
 The choice here, for retrieval and for the `VideoTextModel` contract:
 - `encode_video(video) -> [B, 1 + P, E]`, a video *state*: row 0 is the video embedding (transformers'
   `get_video_features`, not normalised), rows 1..P the prompt context (one row per patch slot of the frame grid);
-  `video_embedding(state)` is row 0 alone, for uses that need a [B, E] vector (a classifier head, say);
+  `video_embedding(state)` is row 0 alone, for uses that need a [B, E] vector (a classifier head, say), and
+  `encode_video_embedding(video)` computes that row without the prompt context (what `vidslim embed` stores);
 - `encode_text(text) -> [N, E]`: the unprompted text embedding (`get_text_features`);
 - `retrieval_cosine(text_emb, state) -> [N_text, N_video]`: the cosine of every (text, video) pair with the text
   prompted by that video, exactly transformers' `logits_per_text / logit_scale`; `similarity` is it times
@@ -226,10 +227,16 @@ class XCLIP(CLIP):
         """logit_scale.exp() · `retrieval_cosine`: [N_text, N_video] (transformers' logits_per_text)."""
         return self.logit_scale.exp() * self.retrieval_cosine(text_emb, video_emb)
 
-    def forward(self, video: Tensor) -> Tensor:
-        """Video -> the video embedding [B, E] (`video_embedding(encode_video(video))` without the prompt
-        context), or logits [B, num_classes] when built with num_classes."""
-        emb = self.mit(self.encode_frames(video))
+    def encode_video_embedding(self, video: Any, token_mask: Tensor | None = None) -> Tensor:
+        """Video -> its embedding [B, E] alone (`video_embedding(encode_video(video))`, transformers'
+        `get_video_features`), without computing the prompt context: the one vector per video that a search index
+        stores (`vidslim.jobs.encode` calls this hook when a model has it)."""
+        return self.mit(self.encode_frames(video, token_mask))
+
+    def forward(self, video: Tensor, token_mask: Tensor | None = None) -> Tensor:
+        """Video -> the video embedding [B, E] (`encode_video_embedding`), or logits [B, num_classes] when built
+        with num_classes."""
+        emb = self.encode_video_embedding(video, token_mask)
         head = getattr(self, "head", None)
         return head(emb) if head is not None else emb
 
