@@ -213,3 +213,21 @@ def test_loads_by_hub_id_from_the_local_cache(pair, base_pair, which: str, tmp_p
     x = video(seed=11)
     ref = hf(pixel_values=x)
     assert (model(x) - (ref.logits if which == "classifier" else ref.pooler_output)).abs().max() <= TOL
+
+
+@pytest.mark.parametrize("reduction", [[ToMe(r=4)], [TokenPrune(layers=(0,), keep=0.3)],
+                                       [vs.RLT(tau=0.01), ToMe(r=3)]], ids=["tome", "tokenprune", "rlt+tome"])
+@torch.no_grad()
+def test_the_cls_token_reaches_the_last_block_first_in_every_sequence(reduction: list[object]) -> None:
+    """The readout takes each sequence's first token: after merging and pruning it is still that clip's CLS (the
+    one token without a grid position), never merged away."""
+    model = vs.create_model("vivit-tiny", reduction=reduction).eval()
+    seen: list[object] = []
+    model.blocks[-1].register_forward_pre_hook(lambda module, args: seen.append(args[0]))
+    x = video(2, seed=12)
+    x[0, 1:] = x[0, :1]
+    model(x)
+    tokens = seen[0]
+    assert max(tokens.seqlens) < 9  # something was merged or pruned
+    assert (tokens.pos[tokens.cu_seqlens[:-1].long()] == NO_POSITION).all()
+    assert int((tokens.pos[:, 0] == NO_POSITION).sum()) == 2

@@ -252,3 +252,18 @@ def test_loads_by_hub_id_from_the_local_cache(encoder_pair, classifier_pair, whi
         assert (model.forward_tokens(x).dense() - ref).abs().max() <= TOL
     else:
         assert (model(x) - hf(pixel_values_videos=x).logits).abs().max() <= TOL
+
+
+@pytest.mark.parametrize("extra", [[], [ToMe(r=2)], [TokenPrune(layers=(0,), keep=0.5)],
+                                   [SparseAttention(block=2, random=0)]], ids=["rlt", "tome", "tokenprune", "svitt"])
+@torch.no_grad()
+def test_the_encoder_on_a_ragged_packed_batch_equals_each_clip_alone(extra: list[object]) -> None:
+    """RLT keeps 4 of 8 tubelets of a still clip and all 8 of the others; the pooled encoder features (size-weighted
+    mean over each clip's own tokens) of the packed batch equal those of each clip run alone, with the reducers
+    that act inside the blocks on the ragged sequences too."""
+    model = vs.create_model("vjepa2-tiny", reduction=[vs.RLT(tau=0.01), *extra]).eval()
+    x = video(3, seed=11)
+    x[0, 1:] = x[0, :1]
+    assert model.embed_input(model.prepare_input(x)).seqlens == (4, 8, 8)
+    alone = torch.cat([model(x[i:i + 1]) for i in range(3)])
+    assert (model(x) - alone).abs().max() <= TOL
