@@ -83,7 +83,12 @@ class TokenPrune:
 
     #: per backbone (what `--method token_prune` starts from): the release's layers 3, 6, 9 of 12 become
     #: floor(l·L/12) in a tower of L layers, so siglip-tiny's 2 layers prune after layers 0 and 1
-    PRESETS: ClassVar[dict[str, dict[str, Any]]] = {"siglip-tiny": {"layers": (0, 1)}}
+    #: and V-JEPA 2 ViT-L's 24 after layers 6, 12 and 18
+    PRESETS: ClassVar[dict[str, dict[str, Any]]] = {
+        "siglip-tiny": {"layers": (0, 1)}, "vjepa2-tiny": {"layers": (0, 1)}, "vivit-tiny": {"layers": (0, 1)},
+        "vjepa2-vitl-256": {"layers": (6, 12, 18)}, "vjepa2-vith-256": {"layers": (8, 16, 24)},
+        "vjepa2-vitg-256": {"layers": (10, 20, 30)},
+    }
 
     layers: Iterable[int] = (3, 6, 9)
     keep: float = 0.7

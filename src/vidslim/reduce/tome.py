@@ -82,6 +82,10 @@ class ToMe:
         "siglip-b16-224": {"r": 10}, "siglip2-b16-224": {"r": 10}, "siglip-tiny": {"r": 1},
         # X-CLIP: TempMe's X-CLIP ImgMe r (`tempme.XCLIP_PRESETS`), as on the CLIP each size is built on
         "xclip-b32": {"r": 2}, "xclip-b16": {"r": 10}, "xclip-tiny": {"r": 1},
+        # V-JEPA 2 (2048 tubelets at 16x256) and ViViT-B (3136 + CLS at 32x224): r per layer so that about a quarter
+        # of the tokens reach the last block, as videomae-b16's 100; the tiny models' 8 tubelets take 2
+        "vjepa2-vitl-256": {"r": 65}, "vjepa2-vith-256": {"r": 50}, "vjepa2-vitg-256": {"r": 40},
+        "vivit-b": {"r": 200}, "vjepa2-tiny": {"r": 2}, "vivit-tiny": {"r": 2},
     }
 
     def __init__(
