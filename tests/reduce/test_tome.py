@@ -142,3 +142,16 @@ def test_token_merge_equals_the_reference_weighted_average_and_survives_fp16() -
     half, _ = merge_tokens(big, torch.randn(7, 4), 3, protected=1)
     assert half.x.dtype == torch.float16 and half.size.sum() == 21000
     torch.testing.assert_close(half.x.float(), torch.full((4, 2), 100.0), atol=0.1, rtol=0)  # fp16 rounding
+
+
+@torch.no_grad()
+def test_an_r_larger_than_any_sequence_is_refused_naming_cls_only_where_there_is_one() -> None:
+    """videomae-tiny has no CLS token and CLIP has one per frame: the refusal counts only what can merge, and says
+    "besides CLS" only where a CLS is protected."""
+    videomae = vs.create_model("videomae-tiny", reduction=[ToMe(r=1000)]).eval()
+    with pytest.raises(ConfigError, match=r"holds \d+ tokens, fewer than the r") as no_cls:
+        videomae(torch.randn(1, 3, 8, 32, 32))
+    assert "CLS" not in str(no_cls.value)
+    clip = narrow_clip(reduction=[ToMe(r=1000)])
+    with pytest.raises(ConfigError, match=r"holds 49 tokens besides CLS, fewer than the r"):
+        clip.encode_video(video())

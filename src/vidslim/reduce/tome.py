@@ -124,11 +124,13 @@ class ToMe:
         is clamped to what one matching can merge (half of them, as ToMe's release does); an r larger than every
         sequence entering the first block is a mistake and is refused."""
         per_layer = self.layer_r(ctx.num_layers)
-        patches = tokens.max_seqlen - ctx.cls_per_sequence(tokens)
+        protected = ctx.cls_per_sequence(tokens)
+        patches = tokens.max_seqlen - protected
         if per_layer and max(per_layer) > patches:
+            besides = " besides CLS" if protected else ""
             raise ConfigError(
-                f"ToMe(r={max(per_layer)}): the longest sequence entering the first block holds {patches} tokens "
-                f"besides CLS, fewer than the r it is asked to merge per layer; pick r <= {patches // 2}"
+                f"ToMe(r={max(per_layer)}): the longest sequence entering the first block holds {patches} tokens"
+                f"{besides}, fewer than the r it is asked to merge per layer; pick r <= {patches // 2}"
             )
         if self.trace_source:
             self.sources = SourceMap.identity(tokens.seqlens, tokens.x.device, tokens.pos, ctx.batch_size)
