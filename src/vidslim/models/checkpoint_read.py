@@ -45,7 +45,7 @@ _WHAT_TO_PASS = (
     f"pass a local Hugging Face folder of {supported()} (config.json + model.safetensors), a hub id in the local "
     "Hugging Face cache (org/name), an open_clip folder (open_clip_config.json + open_clip_model.safetensors), an "
     "OpenAI CLIP .pt file, a VideoMAE v2 .pth file, or a folder written by vidslim.models.save_model. vidslim never "
-    "downloads weights: fetch them first (for example `huggingface-cli download openai/clip-vit-base-patch16`)"
+    "downloads weights: fetch them first (for example `hf download openai/clip-vit-base-patch16`)"
 )
 
 
