@@ -6,8 +6,7 @@ causal `attn_mask` buffer is dropped). The config comes from `model_cfg` (embed_
 quick_gelu) and the mean/std from `preprocess_cfg`. Only the architecture that coincides with OpenAI's CLIP is
 read: a ViT tower (`head_width` 64-style heads, CLS pooling), a causal text tower pooled at argmax(ids), pre-LN
 blocks with no layer scale. timm or Hugging Face towers, CoCa, attentional or average pooling, layer scale, a patch
-LayerNorm, another activation or eps and the other open_clip
-options are refused naming the field.
+LayerNorm, another activation or eps and the other open_clip options are refused naming the field.
 """
 
 from __future__ import annotations
