@@ -36,6 +36,7 @@ CASES = {
     "tokenprune-clip": ("clip-tiny", {}, lambda: [vs.TokenPrune(layers=[0], keep=0.5)]),
     "tokenprune-videomae": ("videomae-tiny", {"num_frames": 8}, lambda: [vs.TokenPrune(layers=[0], keep=0.5)]),
     "rlt_budget-videomae": ("videomae-tiny", {"num_frames": 8}, lambda: [vs.RLTBudget(keep=0.5)]),
+    "tome-vjepa2": ("vjepa2-tiny", {}, lambda: [vs.ToMe(r=1)]),  # its size-weighted mean: a segment sum
     "rlt_budget+tome-videomae": ("videomae-tiny", {"num_frames": 8},
                                  lambda: [vs.RLTBudget(keep=0.75, pool="length"), vs.ToMe(r=2)]),
 }
@@ -201,3 +202,17 @@ def test_a_dynamic_batch_export_is_checked_on_another_batch_size(tmp_path: Path)
     assert result.input_shape == (-1, 3, 8, 32, 32) and result.max_abs_diff <= 1e-4
     with pytest.raises(ConfigError, match="check_with has shape"):
         export_model(model, tmp_path / "n.pt2", dynamic_batch=True, check_with=torch.randn(3, 3, 4, 32, 32))
+
+
+@needs_onnx
+def test_an_op_the_onnx_exporter_cannot_translate_is_named_in_one_line(tmp_path: Path,
+                                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    from vidslim.export import onnx_ops
+
+    table = onnx_ops.translation_table
+    monkeypatch.setattr(onnx_ops, "translation_table",
+                        lambda: {k: v for k, v in table().items() if k != torch.ops.aten.segment_reduce.default})
+    with pytest.raises(ExportError, match=r"no ONNX translation for aten\.segment_reduce\.default; export a \.pt2") \
+            as caught:
+        export_model(_model("tome-vjepa2"), tmp_path / "m.onnx")
+    assert "\n" not in str(caught.value) and not (tmp_path / "m.onnx").exists()

@@ -21,6 +21,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import logging
+import re
 import warnings
 from collections.abc import Iterator
 from pathlib import Path
@@ -139,8 +140,16 @@ def _write(program: Any, path: Path, format: str) -> Any:
         return program.module()
     from vidslim.export.onnx_ops import translation_table
 
-    onnx_program = torch.onnx.export(program, dynamo=True, input_names=["video"],
-                                     custom_translation_table=translation_table(), verbose=False)
+    try:
+        onnx_program = torch.onnx.export(program, dynamo=True, input_names=["video"],
+                                         custom_translation_table=translation_table(), verbose=False)
+    except Exception as error:  # the exporter's message is a page long: keep the op it could not translate
+        text = str(error)
+        missing = re.search(r"No ONNX function found for <OpOverload\(op='([\w.]+)', overload='(\w+)'\)>", text)
+        what = f"has no ONNX translation for {missing.group(1)}.{missing.group(2)}" if missing else \
+            f"failed ({type(error).__name__})"
+        raise ExportError(f"{path}: the ONNX exporter {what}; export a .pt2 (torch.export) program instead, or "
+                          "report it to vidslim") from error
     onnx_program.save(str(path))
     return _onnx_runner(path)
 
