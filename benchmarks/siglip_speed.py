@@ -56,7 +56,7 @@ def run(layers: int, frames: int, batch: int, r: int, rounds: int) -> dict[str, 
     video = torch.randn(batch, frames, 3, 224, 224)
     pixels = video.flatten(0, 1)
     reducers = {"dense": [], "tome": [vs.ToMe(r=r)], "tempme": [tempme_for(layers, frames, r)]}
-    models = {name: vs.from_transformers(hf, reduction=red) for name, red in reducers.items()}
+    models = {name: vs.from_transformers(hf, reduction=red, num_frames=frames) for name, red in reducers.items()}
 
     def ours(name: str) -> Any:
         with torch.inference_mode():

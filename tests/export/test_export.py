@@ -36,6 +36,7 @@ CASES = {
     "tokenprune-clip": ("clip-tiny", {}, lambda: [vs.TokenPrune(layers=[0], keep=0.5)]),
     "tokenprune-videomae": ("videomae-tiny", {"num_frames": 8}, lambda: [vs.TokenPrune(layers=[0], keep=0.5)]),
     "rlt_budget-videomae": ("videomae-tiny", {"num_frames": 8}, lambda: [vs.RLTBudget(keep=0.5)]),
+    "tome-vjepa2": ("vjepa2-tiny", {}, lambda: [vs.ToMe(r=1)]),  # its size-weighted mean: a segment sum
     "rlt_budget+tome-videomae": ("videomae-tiny", {"num_frames": 8},
                                  lambda: [vs.RLTBudget(keep=0.75, pool="length"), vs.ToMe(r=2)]),
 }
@@ -155,3 +156,63 @@ def test_prune_equal_keeps_the_tokens_prune_keeps() -> None:
         got = prune.prune_equal(tokens, scores, cls)
         assert got.seqlens == want.seqlens
         assert torch.equal(got.x, want.x) and torch.equal(got.pos, want.pos) and torch.equal(got.size, want.size)
+
+
+#: every method that exports, for a graph taking any number of clips (ToMe on the video ViT, TempMe and
+#: TokenPrune on the per-frame towers, RLTBudget with ToMe after it)
+DYNAMIC = ("dense-clip", "tome-videomae", "tempme-clip", "tokenprune-videomae", "rlt_budget+tome-videomae")
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("case", DYNAMIC)
+def test_torch_export_with_a_dynamic_batch_runs_any_number_of_clips(case: str, tmp_path: Path) -> None:
+    model = _model(case)
+    result = export_model(model, tmp_path / "m.pt2", dynamic_batch=True)
+    assert result.input_shape[0] == -1 and result.max_abs_diff is not None and result.max_abs_diff <= 1e-4
+    program = torch.export.load(str(result.path)).module()
+    for batch in (1, 4):  # traced on two copies of one clip; checked on three by export_model
+        other = example_input(model, batch_size=batch, seed=batch + 10)
+        with torch.no_grad():
+            assert (program(other) - model(other)).abs().max() <= 1e-4
+
+
+@needs_onnx
+@pytest.mark.slow
+@pytest.mark.parametrize("case", DYNAMIC)
+def test_onnx_with_a_dynamic_batch_runs_any_number_of_clips_under_onnxruntime(case: str, tmp_path: Path) -> None:
+    import onnxruntime
+
+    model = _model(case)
+    result = export_model(model, tmp_path / "m.onnx", dynamic_batch=True)
+    session = onnxruntime.InferenceSession(str(result.path), providers=["CPUExecutionProvider"])
+    assert session.get_inputs()[0].shape[0] == "batch"
+    for batch in (1, 2, 5):  # the body was traced on one clip
+        other = example_input(model, batch_size=batch, seed=batch + 10)
+        (got,) = session.run(None, {"video": other.numpy()})
+        with torch.no_grad():
+            assert (torch.from_numpy(got) - model(other)).abs().max() <= 1e-4
+
+
+@needs_onnx
+def test_a_dynamic_batch_export_is_checked_on_another_batch_size(tmp_path: Path) -> None:
+    """The check input has more clips than either trace used, and a check_with of any batch size is accepted."""
+    model = _model("rlt_budget-videomae")
+    result = export_model(model, tmp_path / "m.onnx", dynamic_batch=True,
+                          check_with=torch.randn(3, 3, 8, 32, 32, generator=torch.Generator().manual_seed(3)))
+    assert result.input_shape == (-1, 3, 8, 32, 32) and result.max_abs_diff <= 1e-4
+    with pytest.raises(ConfigError, match="check_with has shape"):
+        export_model(model, tmp_path / "n.pt2", dynamic_batch=True, check_with=torch.randn(3, 3, 4, 32, 32))
+
+
+@needs_onnx
+def test_an_op_the_onnx_exporter_cannot_translate_is_named_in_one_line(tmp_path: Path,
+                                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    from vidslim.export import onnx_ops
+
+    table = onnx_ops.translation_table
+    monkeypatch.setattr(onnx_ops, "translation_table",
+                        lambda: {k: v for k, v in table().items() if k != torch.ops.aten.segment_reduce.default})
+    with pytest.raises(ExportError, match=r"no ONNX translation for aten\.segment_reduce\.default; export a \.pt2") \
+            as caught:
+        export_model(_model("tome-vjepa2"), tmp_path / "m.onnx")
+    assert "\n" not in str(caught.value) and not (tmp_path / "m.onnx").exists()

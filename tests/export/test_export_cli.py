@@ -47,3 +47,13 @@ def test_a_model_name_alone_builds_dense_and_a_missing_folder_is_refused_first(
     assert main(["export", "videomae-tiny", "--method", "tome", "--out", str(missing)]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "does not exist" in err and not missing.parent.exists()
+
+
+def test_dynamic_batch_writes_a_graph_for_any_number_of_clips(tmp_path: Path,
+                                                              capsys: pytest.CaptureFixture[str]) -> None:
+    out = tmp_path / "m.pt2"
+    assert main(["export", "videomae-tiny", "--method", "tome", "--set", "r=1", "--out", str(out),
+                 "--dynamic-batch"]) == 0
+    assert "input [any, 3, 4, 32, 32]" in capsys.readouterr().out and out.is_file()
+    assert main(["export", "videomae-tiny", "--out", str(tmp_path / "n.pt2"), "--dynamic-batch", "--batch", "2"]) == 2
+    assert "--dynamic-batch" in capsys.readouterr().err

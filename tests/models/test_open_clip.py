@@ -103,3 +103,32 @@ def test_open_clip_architectures_vidslim_does_not_read_are_refused(tmp_path: Pat
     (tmp_path / "open_clip_config.json").write_text(json.dumps(meta))
     with pytest.raises(CheckpointError, match=r"neither open_clip_model\.safetensors nor"):
         vs.load_model(tmp_path)
+
+
+@pytest.mark.parametrize(("section", "key", "value"), [
+    ("vision_cfg", "global_average_pool", True),  # the same weights, pooled otherwise: a silent difference
+    ("vision_cfg", "input_patchnorm", True),
+    ("vision_cfg", "pool_type", "avg"),
+    ("vision_cfg", "norm_kwargs", {"eps": 1e-6}),
+    ("text_cfg", "act_kwargs", {"approximate": "tanh"}),
+    ("text_cfg", "embed_cls", True),
+    (None, "multimodal_cfg", {"width": 64}),
+])
+def test_each_option_off_openais_architecture_is_named(tmp_path: Path, section: str | None, key: str,
+                                                       value: object) -> None:
+    write_open_clip(tmp_path, "gelu")
+    meta = json.loads((tmp_path / "open_clip_config.json").read_text())
+    (meta["model_cfg"] if section is None else meta["model_cfg"][section])[key] = value
+    (tmp_path / "open_clip_config.json").write_text(json.dumps(meta))
+    with pytest.raises(CheckpointError, match=key):
+        vs.load_model(tmp_path)
+
+
+def test_options_left_at_openais_values_load(tmp_path: Path) -> None:
+    write_open_clip(tmp_path, "gelu")
+    meta = json.loads((tmp_path / "open_clip_config.json").read_text())
+    meta["model_cfg"]["vision_cfg"].update(global_average_pool=False, act_kwargs={}, patch_dropout=0.0,
+                                          pool_type="tok")
+    meta["model_cfg"]["text_cfg"].update(norm_kwargs=None, pool_type="argmax")
+    (tmp_path / "open_clip_config.json").write_text(json.dumps(meta))
+    assert vs.load_model(tmp_path).config.vision_layers == 2

@@ -156,3 +156,26 @@ def test_named_siglip_configs() -> None:
     config = vs.models.registry.get_config("siglip-b16-224")
     assert (config.vision_width, config.vision_layers, config.image_size, config.patch_size) == (768, 12, 224, 16)
     assert vs.models.registry.get_config("siglip2-b16-224").vocab_size == 256000
+
+
+@pytest.mark.parametrize(("version", "ids"), [(1, (1, None, 1)), (2, (0, 2, 1))], ids=["siglip", "siglip2"])
+def test_writing_back_gives_the_vocabularys_own_special_ids_and_no_warning(
+        tmp_path: Path, version: int, ids: tuple[int | None, ...]) -> None:
+    """SigLIP's </s> pads and ends (1); SigLIP 2's Gemma vocabulary has <pad> 0, <eos> 1, <bos> 2. Left out,
+    transformers fills in CLIP's 49406/49407 and warns that they lie outside the vocabulary."""
+    import logging
+
+    warned: list[str] = []
+    handler = logging.Handler()
+    handler.emit = lambda record: warned.append(record.getMessage())  # type: ignore[method-assign]
+    logging.getLogger("transformers").addHandler(handler)
+    transformers.utils.logging.warning_once.cache_clear()  # a warning given before in this process would hide one
+    try:
+        model = vs.create_model("siglip-tiny", hf_model_type="siglip" if version == 1 else "siglip2")
+        vs.save_model(model, tmp_path, format="transformers")
+        cls = transformers.SiglipModel if version == 1 else transformers.Siglip2Model
+        text = cls.from_pretrained(tmp_path).config.text_config
+    finally:
+        logging.getLogger("transformers").removeHandler(handler)
+    assert (text.pad_token_id, text.bos_token_id, text.eos_token_id) == ids
+    assert not [m for m in warned if "token_id" in m], warned

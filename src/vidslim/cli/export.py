@@ -3,11 +3,13 @@
     vidslim export videomae-b16 --method rlt_budget --set keep=0.5 --out videomae_rlt.onnx
     vidslim export path/to/checkpoint --method tome --set r=8 --out model.pt2 --batch 4
     vidslim export clip-b16 --method tempme --out clip_tempme.onnx --json
+    vidslim export videomae-b16 --method tome --out videomae_tome.onnx --dynamic-batch
 
-MODEL is a named config (random weights: for trying the pipeline) or a checkpoint `vs.load_model` reads. The
-format follows the file's suffix (.onnx or .pt2). The graph takes a prepared batch of --batch clips in the model's
-input shape and is checked against eager mode on another input before the command succeeds; methods whose token
-count depends on the pixels (threshold rlt) are refused with the static method to use instead.
+MODEL is a named config (random weights: for trying the pipeline) or a checkpoint `vs.load_model` reads. The format
+follows the file's suffix (.onnx or .pt2). The graph takes a prepared batch of --batch clips in the model's input
+shape (any number of clips with --dynamic-batch, run one after another) and is checked against eager mode on another
+input before the command succeeds; methods whose token count depends on the pixels (threshold rlt) are refused with
+the static method to use instead.
 """
 
 from __future__ import annotations
@@ -34,6 +36,8 @@ def add_parser(subparsers: Any) -> None:
                         help="a method setting (keep=0.5, r=8, tome.r=4) or, for a named model, a config field")
     parser.add_argument("--out", required=True, metavar="FILE", help="output file: .onnx or .pt2")
     parser.add_argument("--batch", type=int, default=1, help="clips per call the graph takes (default 1)")
+    parser.add_argument("--dynamic-batch", action="store_true",
+                        help="the graph takes any number of clips, run one after another (instead of --batch)")
     parser.add_argument("--atol", type=float, default=1e-4, help="largest difference from eager accepted (1e-4)")
     parser.add_argument("--no-check", action="store_true", help="skip running the graph against eager mode")
     parser.add_argument("--seed", type=int, default=0, help="random seed of a named model's weights")
@@ -77,9 +81,13 @@ def run(args: argparse.Namespace) -> int:
 
     if args.batch < 1:
         raise ConfigError(f"--batch {args.batch}: the graph takes at least one clip")
+    if args.dynamic_batch and args.batch != 1:
+        raise ConfigError(f"--batch {args.batch} with --dynamic-batch: a graph takes either a fixed number of clips or "
+                          "any number; drop one of them")
     output_file(args.out, "--out")  # before the model is built: a missing folder is a typo, not a folder to make
     model = build_model(args.model, args.method, args.set, args.seed)
-    result = export_model(model, args.out, batch_size=args.batch, check=not args.no_check, atol=args.atol)
+    result = export_model(model, args.out, batch_size=args.batch, check=not args.no_check, atol=args.atol,
+                          dynamic_batch=args.dynamic_batch)
     methods = "+".join(type(r).__name__ for r in model.reduction) or "dense"
     report = {
         "path": str(result.path),
@@ -93,5 +101,6 @@ def run(args: argparse.Namespace) -> int:
         print(json.dumps(report))
         return 0
     checked = "not checked" if result.max_abs_diff is None else f"max |exported - eager| {result.max_abs_diff:.2e}"
-    print(f"wrote {result.path} ({result.format}, {methods}): input {list(result.input_shape)}, {checked}")
+    shape = ", ".join("any" if n < 0 else str(n) for n in result.input_shape)
+    print(f"wrote {result.path} ({result.format}, {methods}): input [{shape}], {checked}")
     return 0

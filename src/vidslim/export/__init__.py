@@ -2,6 +2,7 @@
 
     vs.export_model(model, "model.onnx")                       # vidslim.export.api
     vs.export_model(model, "model.pt2", format="torch_export")
+    vs.export_model(model, "model.onnx", dynamic_batch=True)   # any number of clips (vidslim.export.dynamic_batch)
 
 Reductions whose token counts depend on the pixels (threshold RLT) are refused with the static variant to use
 (`vs.RLTBudget`); see `vidslim.export.guard`. Names load lazily; ONNX needs the `export` extra.

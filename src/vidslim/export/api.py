@@ -6,7 +6,8 @@
 
 The graph takes the *prepared* input (normalised float, in the model's layout and size: `model.input_spec`, or
 `model.prepare_input(frames)`) with the example's shape, batch size included, and returns what `model(video)`
-returns (logits, or CLIP's video embeddings). Reading and resizing video stays outside the graph.
+returns (logits, or CLIP's video embeddings). With `dynamic_batch=True` it takes any number of clips instead, run
+one after another inside the graph (`vidslim.export.dynamic_batch`). Reading and resizing video stays outside.
 
 Faithfulness is checked, not assumed: reductions that cannot be traced faithfully are refused up front
 (`vidslim.export.guard`), and by default the exported graph is run on an input other than the example (torch for
@@ -20,6 +21,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import logging
+import re
 import warnings
 from collections.abc import Iterator
 from pathlib import Path
@@ -39,8 +41,8 @@ INSTALL = "pip install 'vidslim[export]'"
 
 @dataclasses.dataclass(frozen=True)
 class Exported:
-    """What `export_model` wrote: the file, its format, the input shape it takes, and the largest absolute
-    difference from the eager model on the check input (None when not checked)."""
+    """What `export_model` wrote: the file, its format, the input shape it takes (-1 first: any number of clips),
+    and the largest absolute difference from the eager model on the check input (None when not checked)."""
 
     path: Path
     format: str
@@ -138,10 +140,30 @@ def _write(program: Any, path: Path, format: str) -> Any:
         return program.module()
     from vidslim.export.onnx_ops import translation_table
 
-    onnx_program = torch.onnx.export(program, dynamo=True, input_names=["video"],
-                                     custom_translation_table=translation_table(), verbose=False)
+    try:
+        onnx_program = torch.onnx.export(program, dynamo=True, input_names=["video"],
+                                         custom_translation_table=translation_table(), verbose=False)
+    except Exception as error:  # the exporter's message is a page long: keep the op it could not translate
+        text = str(error)
+        missing = re.search(r"No ONNX function found for <OpOverload\(op='([\w.]+)', overload='(\w+)'\)>", text)
+        what = f"has no ONNX translation for {missing.group(1)}.{missing.group(2)}" if missing else \
+            f"failed ({type(error).__name__})"
+        raise ExportError(f"{path}: the ONNX exporter {what}; export a .pt2 (torch.export) program instead, or "
+                          "report it to vidslim") from error
     onnx_program.save(str(path))
     return _onnx_runner(path)
+
+
+def _write_any_batch(model: nn.Module, clip: Tensor, path: Path, format: str) -> Any:
+    """`_write` of a graph that takes any number of clips, traced on the one clip `clip` [1, ...]."""
+    from vidslim.export.dynamic_batch import scan_over_batch, trace_any_batch
+
+    one = _trace(model, clip)
+    if format == "onnx":
+        _write(one, path, format)
+        scan_over_batch(path)
+        return _onnx_runner(path)
+    return _write(trace_any_batch(one, clip), path, format)
 
 
 def export_model(
@@ -154,6 +176,7 @@ def export_model(
     check: bool = True,
     check_with: Any = None,
     atol: float = 1e-4,
+    dynamic_batch: bool = False,
 ) -> Exported:
     """Export `model` (with its reducers) to `path` and check it against eager mode (see the module docstring).
 
@@ -163,6 +186,8 @@ def export_model(
         default a random batch of `batch_size` in the model's input shape. The graph takes this shape only.
     check: run the exported graph on another input (`check_with`, else `check_input`) and compare with eager;
         a difference above `atol` deletes the file and raises ExportError.
+    dynamic_batch: the graph takes any number of clips (traced on one; checked on a batch of another size than
+        any traced), at the cost of running them one after another.
     """
     path = Path(path)
     format = format or next((f for f, suffix in FORMATS.items() if path.suffix == suffix), None)  # type: ignore[assignment]
@@ -186,13 +211,16 @@ def export_model(
         with torch.no_grad():
             model(video)  # eager once: input errors surface here, and the model's position caches fill
             with _quiet_exporter():
-                run = _write(_trace(model, video), path, format)
+                run = _write_any_batch(model, video[:1], path, format) if dynamic_batch else \
+                    _write(_trace(model, video), path, format)
+            shape = (-1, *video.shape[1:]) if dynamic_batch else tuple(video.shape)
             if not check:
-                return Exported(path, format, tuple(video.shape), None)
+                return Exported(path, format, shape, None)
             layout = getattr(getattr(model, "input_spec", None), "layout", "TCHW")
-            other = check_input(video, layout) if check_with is None else prepare(check_with)
-            if tuple(other.shape) != tuple(video.shape):
-                raise ConfigError(f"check_with has shape {tuple(other.shape)}; the graph takes {tuple(video.shape)}")
+            like = video.new_zeros(max(video.shape[0], 2) + 1, *video.shape[1:]) if dynamic_batch else video
+            other = check_input(like, layout) if check_with is None else prepare(check_with)
+            if tuple(other.shape[dynamic_batch:]) != tuple(video.shape[dynamic_batch:]):
+                raise ConfigError(f"check_with has shape {tuple(other.shape)}; the graph takes {shape}")
             diff = max_abs_diff(_outputs(run(other)), _outputs(model(other)))
     finally:
         model.train(was_training)
@@ -203,4 +231,4 @@ def export_model(
             f"the example, so it was not kept; the reduction takes a path that depends on the input's values "
             f"(methods that export: {EXPORTABLE})"
         )
-    return Exported(path, format, tuple(video.shape), diff)
+    return Exported(path, format, shape, diff)

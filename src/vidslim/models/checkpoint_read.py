@@ -14,7 +14,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -45,7 +45,7 @@ _WHAT_TO_PASS = (
     f"pass a local Hugging Face folder of {supported()} (config.json + model.safetensors), a hub id in the local "
     "Hugging Face cache (org/name), an open_clip folder (open_clip_config.json + open_clip_model.safetensors), an "
     "OpenAI CLIP .pt file, a VideoMAE v2 .pth file, or a folder written by vidslim.models.save_model. vidslim never "
-    "downloads weights: fetch them first (for example `huggingface-cli download openai/clip-vit-base-patch16`)"
+    "downloads weights: fetch them first (for example `hf download openai/clip-vit-base-patch16`)"
 )
 
 
@@ -63,6 +63,10 @@ class Checkpoint:
     #: own naming
     source_keys: frozenset[str] = frozenset()
     to_source: Callable[[dict[str, Tensor]], dict[str, Tensor]] | None = None
+    #: source name -> the vidslim names it converts to on its own (absent when it needs its siblings, such as a
+    #: q_proj fused with k_proj and v_proj): tells a renamed tensor (VideoMAE's `q_bias`, read back as
+    #: `query.bias`) from an unexpected one
+    source_names: Mapping[str, frozenset[str]] = dataclasses.field(default_factory=dict)
 
 
 # ---------------------------------------------------------------------------------------------- reading
@@ -178,16 +182,19 @@ def checkpoint_from_hf(cfg: dict[str, Any], weights: Callable[[], dict[str, Tens
     state = weights()
     convert = fmt.converter("state_from_hf")
     to_source = fmt.converter("state_to_hf") if fmt.state_to_hf else None
+    alone = {k: _alone(convert, k, v) for k, v in state.items()}
     return Checkpoint(config, convert(state), fmt.source, folder or Path("."),
-                      source_keys=frozenset(k for k in state if _kept(convert, k, state[k])), to_source=to_source)
+                      source_keys=frozenset(k for k, names in alone.items() if names is None or names),
+                      to_source=to_source, source_names={k: names for k, names in alone.items() if names})
 
 
-def _kept(convert: Callable[[dict[str, Tensor]], dict[str, Tensor]], key: str, value: Tensor) -> bool:
-    """Whether `convert` keeps tensor `key` (False for names it drops, such as position_ids buffers)."""
+def _alone(convert: Callable[[dict[str, Tensor]], dict[str, Tensor]], key: str, value: Tensor) -> frozenset[str] | None:
+    """The vidslim names `convert` turns tensor `key` into on its own (empty for names it drops, such as
+    position_ids buffers; None when it needs its siblings)."""
     try:
-        return bool(convert({key: value}))
+        return frozenset(convert({key: value}))
     except Exception:  # a converter that needs its siblings keeps the name
-        return True
+        return None
 
 
 def class_names_from_id2label(id2label: Any, num_classes: int, where: str) -> tuple[str, ...] | None:

@@ -5,8 +5,8 @@ open_clip's ViT CLIP keeps OpenAI's parameter names, so the weights load into vi
 causal `attn_mask` buffer is dropped). The config comes from `model_cfg` (embed_dim, vision_cfg, text_cfg,
 quick_gelu) and the mean/std from `preprocess_cfg`. Only the architecture that coincides with OpenAI's CLIP is
 read: a ViT tower (`head_width` 64-style heads, CLS pooling), a causal text tower pooled at argmax(ids), pre-LN
-blocks with no layer scale. timm or Hugging Face towers, attentional pooling, layer scale and the other open_clip
-options are refused naming the field.
+blocks with no layer scale. timm or Hugging Face towers, CoCa, attentional or average pooling, layer scale, a patch
+LayerNorm, another activation or eps and the other open_clip options are refused naming the field.
 """
 
 from __future__ import annotations
@@ -26,15 +26,20 @@ CONFIG_NAME = "open_clip_config.json"
 WEIGHT_NAMES = ("open_clip_model.safetensors", "open_clip_pytorch_model.bin")
 
 #: option -> the value that keeps the architecture OpenAI's (anything else is refused)
+#: (older open_clip names: `global_average_pool` for pool_type="avg", `input_patchnorm` for a LayerNorm on the
+#: patch pixels; `act_kwargs` / `norm_kwargs` change the activation or the LayerNorm eps)
 _VISION_PLAIN = {"ls_init_value": None, "attentional_pool": False, "no_ln_pre": False, "final_ln_after_pool": False,
-                 "pool_type": "tok", "timm_model_name": None, "pos_embed_type": "learnable", "patch_dropout": 0.0}
+                 "pool_type": "tok", "timm_model_name": None, "pos_embed_type": "learnable", "patch_dropout": 0.0,
+                 "global_average_pool": False, "input_patchnorm": False, "act_kwargs": None, "norm_kwargs": None}
 _TEXT_PLAIN = {"ls_init_value": None, "embed_cls": False, "no_causal_mask": False, "final_ln_after_pool": False,
-               "pool_type": "argmax", "proj_bias": False, "hf_model_name": None, "proj_type": "linear"}
+               "pool_type": "argmax", "proj_bias": False, "hf_model_name": None, "proj_type": "linear",
+               "act_kwargs": None, "norm_kwargs": None}
 
 
 def _plain(section: dict[str, Any], plain: dict[str, Any], name: str, where: str) -> None:
     for key, value in plain.items():
-        if key in section and section[key] != value and not (key == "patch_dropout" and not section[key]):
+        unset = not section.get(key) and key in ("patch_dropout", "act_kwargs", "norm_kwargs")  # 0, {}, None
+        if key in section and section[key] != value and not unset:
             raise CheckpointError(f"{where}: {name}.{key}={section[key]!r}: vidslim reads open_clip models whose "
                                   f"architecture is OpenAI's CLIP ({key}={value!r}); convert this one yourself")
 
@@ -44,6 +49,9 @@ def open_clip_config(meta: dict[str, Any], where: str) -> ClipConfig:
     model = _section(meta, "model_cfg", where)
     vision = _section(model, "vision_cfg", where)
     text = _section(model, "text_cfg", where)
+    if model.get("multimodal_cfg"):
+        raise CheckpointError(f"{where}: model_cfg.multimodal_cfg: a CoCa model (a text decoder over the image "
+                              "tokens); vidslim reads open_clip's ViT CLIP")
     if "init_logit_bias" in model or model.get("custom_text"):
         raise CheckpointError(f"{where}: a SigLIP-style or custom-text open_clip model; vidslim reads open_clip's "
                               "ViT CLIP (for SigLIP pass the Hugging Face folder)")

@@ -126,6 +126,14 @@ def siglip_state_dict_from_hf(state: dict[str, Tensor]) -> dict[str, Tensor]:
     return clip_layout_from_hf(state, _IN, reshape=_tensor_from_hf)
 
 
+#: the special token ids of each family's vocabulary (SigLIP's sentencepiece: </s> = 1 ends and pads; SigLIP 2's
+#: Gemma: <pad> 0, <eos> 1, <bos> 2), written into text_config so transformers does not fill in CLIP's 49406/49407
+_SPECIAL_IDS: dict[str, dict[str, int | None]] = {
+    "siglip": {"pad_token_id": 1, "bos_token_id": None, "eos_token_id": 1},
+    "siglip2": {"pad_token_id": 0, "bos_token_id": 2, "eos_token_id": 1},
+}
+
+
 def siglip_config_to_hf(c: SiglipConfig) -> dict[str, Any]:
     """A SiglipModel (or, for hf_model_type="siglip2", Siglip2Model) config.json dict for `c`."""
     if c.num_classes:
@@ -139,6 +147,7 @@ def siglip_config_to_hf(c: SiglipConfig) -> dict[str, Any]:
     vision = dict(hidden_size=c.vision_width, intermediate_size=c.vision_mlp_dim, num_hidden_layers=c.vision_layers,
                   num_attention_heads=c.vision_heads, num_channels=c.in_chans, patch_size=c.patch_size,
                   hidden_act=act, layer_norm_eps=c.norm_eps)
+    text.update({k: v if v is None or v < c.vocab_size else None for k, v in _SPECIAL_IDS[c.hf_model_type].items()})
     if c.hf_model_type == "siglip2":
         vision["num_patches"] = c.grid[0] * c.grid[1]
         return {"model_type": "siglip2", "architectures": ["Siglip2Model"], "text_config": text,

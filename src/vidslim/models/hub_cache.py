@@ -9,7 +9,10 @@
 and the cache folder is $HF_HUB_CACHE, else $HF_HOME/hub, else $XDG_CACHE_HOME/huggingface/hub, else
 ~/.cache/huggingface/hub. `snapshot_folder("org/name")` returns the snapshot `refs/main` names (or the one snapshot
 there is); "org/name@REV" picks another branch, tag or commit. Nothing is ever fetched: a model that is not there
-is a `CheckpointError` that says where vidslim looked and which command downloads it.
+is a `CheckpointError` that says where vidslim looked and which command downloads it (`hf download`, the
+command-line tool of huggingface_hub 1.0 and later; earlier versions call it `huggingface-cli download`). A
+snapshot cut short (a link to a blob that is gone, a config.json with no weights or a shard missing beside it, as
+`hf download --include config.json` leaves it) is refused the same way, before anything is read.
 """
 
 from __future__ import annotations
@@ -20,14 +23,23 @@ from pathlib import Path
 
 from vidslim.errors import CheckpointError, printable
 
+#: the weight files a snapshot's config holds beside it: a Hugging Face, open_clip or vidslim folder
+_CONFIG_WEIGHTS = {
+    "config.json": ("model.safetensors", "pytorch_model.bin", "model.safetensors.index.json",
+                    "pytorch_model.bin.index.json"),
+    "open_clip_config.json": ("open_clip_model.safetensors", "open_clip_pytorch_model.bin"),
+    "vidslim.json": ("model.safetensors",),
+}
+
 #: "org/name" or "org/name@revision", as the hub spells repository ids
 _HUB_ID = re.compile(r"^(?P<repo>[A-Za-z0-9][\w.-]*/[\w.-]+)(?:@(?P<rev>[\w./-]+))?$")
 
 
 def hub_cache_dir() -> Path:
     """The folder `huggingface_hub` caches models in, from the same environment variables it reads."""
-    if os.environ.get("HF_HUB_CACHE"):
-        return Path(os.environ["HF_HUB_CACHE"]).expanduser()
+    for name in ("HF_HUB_CACHE", "HUGGINGFACE_HUB_CACHE"):  # the second is the older name huggingface_hub still reads
+        if os.environ.get(name):
+            return Path(os.environ[name]).expanduser()
     if os.environ.get("HF_HOME"):
         return Path(os.environ["HF_HOME"]).expanduser() / "hub"
     base = Path(os.environ["XDG_CACHE_HOME"]).expanduser() if os.environ.get("XDG_CACHE_HOME") else (
@@ -62,7 +74,7 @@ def snapshot_folder(hub_id: str, cache: Path | None = None) -> Path:
     repo, rev = match.group("repo"), match.group("rev") or "main"
     cache = hub_cache_dir() if cache is None else cache
     root = cache / ("models--" + repo.replace("/", "--"))
-    get = f"`huggingface-cli download {repo}" + (f" --revision {rev}`" if rev != "main" else "`")
+    get = download_command(repo, rev)
     _refuse_special(root, hub_id)
     if not root.is_dir():
         raise CheckpointError(
@@ -90,7 +102,37 @@ def snapshot_folder(hub_id: str, cache: Path | None = None) -> Path:
     if not folder.is_dir():
         raise CheckpointError(f"{hub_id}: {ref} names snapshot {commit}, which {snapshots} lacks; fetch it again "
                               f"with {get}")
+    check_complete(folder, hub_id, get)
     return folder
 
 
-__all__ = ["hub_cache_dir", "looks_like_hub_id", "snapshot_folder"]
+def download_command(repo: str, rev: str = "main") -> str:
+    """The command that fetches `repo` at `rev` into the cache, quoted for a message."""
+    return f"`hf download {repo}" + (f" --revision {rev}`" if rev != "main" else "`")
+
+
+def check_complete(folder: Path, hub_id: str, get: str) -> None:
+    """A one-line CheckpointError when the snapshot `folder` was cut short: a file links to a blob that is gone,
+    or a config has none of its weight files (or a shard its index names) beside it."""
+    import json
+
+    gone = sorted(p.name for p in folder.iterdir() if p.is_symlink() and not p.exists())
+    if gone:
+        raise CheckpointError(f"{hub_id}: the cached snapshot {folder} is incomplete ({', '.join(gone[:5])} "
+                              f"link to blobs that are gone); fetch it again with {get}")
+    for config, weights in _CONFIG_WEIGHTS.items():
+        if (folder / config).is_file() and not any((folder / w).is_file() for w in weights):
+            raise CheckpointError(f"{hub_id}: the cached snapshot {folder} has {config} but no weights "
+                                  f"({' or '.join(weights[:2])}); the download was partial: fetch it with {get}")
+    for index in sorted(folder.glob("*.index.json")):
+        try:
+            shards = set(json.loads(index.read_text()).get("weight_map", {}).values())
+        except (OSError, ValueError, AttributeError):
+            continue  # a broken index: reading it says what is wrong with it
+        absent = sorted(str(s) for s in shards if isinstance(s, str) and "/" not in s and not (folder / s).is_file())
+        if absent:
+            raise CheckpointError(f"{hub_id}: the cached snapshot {folder} lacks {', '.join(absent[:5])}, which "
+                                  f"{index.name} names; the download was partial: fetch it again with {get}")
+
+
+__all__ = ["check_complete", "download_command", "hub_cache_dir", "looks_like_hub_id", "snapshot_folder"]

@@ -97,14 +97,37 @@ def _resize_positions(old: Any, new: Any, state: dict[str, Tensor], where: str) 
 def _source_names(own: dict[str, Tensor], state: dict[str, Tensor], may_miss: set[str],
                   source: Checkpoint | None) -> tuple[list[str], list[str]] | None:
     """(missing, unexpected) in the checkpoint's own naming (its `to_source` applied to what the model expects),
-    so a missing `q_proj.weight` is named as such rather than as a fused tensor; None when it cannot say."""
+    so a missing `q_proj.weight` is named as such rather than as a fused tensor; None when it cannot say. A name
+    the way back spells otherwise than the file (VideoMAE's `q_bias` is written back as `query.bias`) is neither:
+    the tensor it stands for loaded."""
     if source is None or source.to_source is None or not source.source_keys:
         return None
     try:
         expected = set(source.to_source({k: v for k, v in own.items() if k not in may_miss}))
+        loaded = set(source.to_source({k: v for k, v in own.items() if k in state}))
     except Exception:  # a converter that needs every tensor: fall back to vidslim's names
         return None
-    return sorted(expected - source.source_keys), sorted(source.source_keys - expected)
+    fitting = set(own) & set(state)
+    renamed = {k for k in source.source_keys - expected if source.source_names.get(k, frozenset({""})) <= fitting}
+    missing = [_file_spelling(name, renamed, source, own) for name in expected - source.source_keys - loaded]
+    return sorted(missing), sorted(source.source_keys - expected - renamed)
+
+
+def _file_spelling(name: str, renamed: set[str], source: Checkpoint, own: dict[str, Tensor]) -> str:
+    """`name` as the file spells its siblings: when a loaded tensor's file name ends otherwise than the way back
+    writes it (`...q_bias` for `...query.bias`), a missing name with the same ending is given the file's."""
+    for key in sorted(renamed):
+        try:
+            back = next(iter(source.to_source({v: own[v] for v in source.source_names[key]})))  # type: ignore[misc]
+        except Exception:  # a converter that needs every tensor: keep the way back's spelling
+            continue
+        written, spelled = back.split("."), key.split(".")
+        while written and spelled and written[0] == spelled[0]:
+            written, spelled = written[1:], spelled[1:]
+        written, spelled = ".".join(written), ".".join(spelled)
+        if name.endswith("." + written):
+            return name[: len(name) - len(written)] + spelled
+    return name
 
 
 def _check_fit(

@@ -15,8 +15,10 @@ pretraining predictor is left as transformers initialises it (random; encoding a
 
 from __future__ import annotations
 
+import contextlib
 import json
-from collections.abc import Sequence
+import logging
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -131,7 +133,8 @@ def to_transformers(model: ReducibleModel) -> nn.Module:
             from error
     hf_cls = getattr(transformers, row.transformers_class)
     cfg = hf_config_dict(model)
-    hf = hf_cls(hf_cls.config_class.from_dict(cfg))
+    with _without_default_token_warnings():
+        hf = hf_cls(hf_cls.config_class.from_dict(cfg))
     state = row.converter("state_to_hf")(dense_state(model))
     wanted = hf.state_dict()
     missing = sorted(k for k in set(wanted) - set(state) if not k.startswith(row.absent_prefixes))
@@ -145,11 +148,33 @@ def to_transformers(model: ReducibleModel) -> nn.Module:
     return hf.eval()
 
 
+class _DefaultTokenIds(logging.Filter):
+    """Drops transformers' complaint that a config's special token id lies outside its vocabulary."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "must be `None` or an integer within the vocabulary" not in record.getMessage()
+
+
+@contextlib.contextmanager
+def _without_default_token_warnings() -> Iterator[None]:
+    """While a config is built or saved: transformers builds the class's default config to print or diff against,
+    and SiglipTextConfig's defaults (CLIP's ids 49406/49407 over a vocabulary of 32000) fail its own check. The
+    ids vidslim writes lie inside the vocabulary (`convert_siglip`), so only the defaults' warning is dropped."""
+    target = logging.getLogger("transformers.configuration_utils")
+    quiet = _DefaultTokenIds()
+    target.addFilter(quiet)
+    try:
+        yield
+    finally:
+        target.removeFilter(quiet)
+
+
 def save_transformers(model: ReducibleModel, folder: Path) -> Path:
     """Write `to_transformers(model)` with `save_pretrained`, plus a preprocessor_config.json with the input
     spec's mean, std and frame size, so `transformers` and `vs.load_model` both read the folder back."""
     hf = to_transformers(model)
-    hf.save_pretrained(str(folder))
+    with _without_default_token_warnings():
+        hf.save_pretrained(str(folder))
     spec = model.input_spec
     processor = {"image_mean": list(spec.mean), "image_std": list(spec.std), "do_normalize": True,
                  "do_resize": True, "size": {"height": spec.image_size, "width": spec.image_size},
