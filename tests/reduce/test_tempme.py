@@ -166,7 +166,7 @@ def test_bad_configs_name_the_fix() -> None:
         TempMe(merge_layers=(9, 8, 10))
     with pytest.raises(ConfigError, match="do not divide 12 frames"):
         narrow_clip(32, [TempMe(groups=(2, 2, 2))])
-    with pytest.raises(ConfigError, match="do not fit a model of 2 layers"):
+    with pytest.raises(ConfigError, match=r"do not fit a model of 2 layers \(0 to 1\): pass merge_layers within them"):
         narrow_clip(32, [TempMe()], vision_layers=2)
     import vidslim as vs
 

@@ -237,7 +237,11 @@ class TempMe(nn.Module):
         layers = model.num_layers
         frames = int(self.num_frames or model.input_spec.num_frames)
         if any(m >= layers for m in self.merge_layers):
-            raise ConfigError(f"TempMe merge_layers {list(self.merge_layers)} do not fit a model of {layers} layers")
+            raise ConfigError(
+                f"TempMe merge_layers {list(self.merge_layers)} do not fit a model of {layers} layers (0 to "
+                f"{layers - 1}): pass merge_layers within them (TempMe(merge_layers=...) or "
+                "--set tempme.merge_layers=...)"
+            )
         if frames % math.prod(self.groups):
             raise ConfigError(
                 f"TempMe groups {list(self.groups)} (product {math.prod(self.groups)}) do not divide {frames} frames: "
