@@ -16,6 +16,7 @@ import argparse
 import json
 from typing import Any
 
+from vidslim.cli.options import amount
 from vidslim.errors import ConfigError
 
 
@@ -34,7 +35,8 @@ def add_parser(subparsers: Any) -> None:
                         help="a method setting (keep=0.5, r=8, tome.r=4) or, for a named model, a config field")
     parser.add_argument("--out", required=True, metavar="FILE", help="output file: .onnx or .pt2")
     parser.add_argument("--batch", type=int, default=1, help="clips per call the graph takes (default 1)")
-    parser.add_argument("--atol", type=float, default=1e-4, help="largest difference from eager accepted (1e-4)")
+    parser.add_argument("--atol", type=amount(0), default=1e-4,
+                        help="largest difference from eager accepted (1e-4)")
     parser.add_argument("--no-check", action="store_true", help="skip running the graph against eager mode")
     parser.add_argument("--seed", type=int, default=0, help="random seed of a named model's weights")
     parser.add_argument("--json", action="store_true", help="print one JSON object")
