@@ -135,8 +135,9 @@ def cases(root: Path) -> list[Case]:
     for name, file, shown in (
         ("binary yaml", "binary.yaml", "binary.yaml"), ("a list", "list.yaml", "list.yaml"),
         ("weight_decay nan", "wd_nan.yaml", "weight_decay"), ("alias bomb", "bomb.yaml", "bomb.yaml"),
-        ("device cuda", "device_cuda.yaml", "cuda"), ("label 99", "label99.yaml", "train.csv"),
+        ("device cuda", "device_cuda.yaml", "cuda"), ("label 99", "label99.yaml", "train.csv:3: label 99"),
         ("binary annotation", "label_binary.yaml", "binary.csv"),
+        ("classes as a file name", "classes_file.yaml", "classes.txt"),
     ):
         out.append(Case(f"train {name}", ("train", "classify", f"{r}/{file}"), shown,
                         quick=name in ("binary yaml", "alias bomb")))
