@@ -165,8 +165,9 @@ def cases(root: Path) -> list[Case]:
     out.append(Case("eval --batch-size 0", ("eval", "classify", good, "--batch-size", "0"), "--batch-size"))
     out.append(Case("eval --out into a folder", ("eval", "classify", good, "--no-flops", "--out", f"{r}/folder.mp4"),
                     "folder.mp4", timeout=120))
-    out.append(Case("bench --set tau=nan", ("bench", "--model", "videomae-tiny", "--method", "rlt", "--no-time",
-                                            "--set", "tau=nan"), "tau"))
+    for value in ("nan", "abc"):
+        out.append(Case(f"bench --set tau={value}", ("bench", "--model", "videomae-tiny", "--method", "rlt",
+                                                     "--no-time", "--set", f"tau={value}"), "tau"))
     out.append(Case("bench --threads -1", ("bench", "--model", "videomae-tiny", "--no-time", "--threads", "-1"),
                     "threads"))
     out.append(Case("bench --device cuda", ("bench", "--model", "videomae-tiny", "--no-time", "--device", "cuda"),
