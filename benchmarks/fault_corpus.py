@@ -124,17 +124,18 @@ def _write_configs(root: Path) -> None:
         bomb.append(f"{chr(97 + level)}: &{chr(97 + level)} [{refs}]")
     _yaml(root, "bomb.yaml", "\n".join(bomb) + "\n")
     dump("device_cuda.yaml", {**base_config(root), "device": "cuda"})
-    # classification labels: a label outside the class list, and a line of binary bytes
+    # classification labels: a label outside the class list, a line of binary bytes, classes given as a file name
     classes = root / "labels"
     (classes / "videos").mkdir(parents=True, exist_ok=True)
     (classes / "classes.txt").write_text("walk\nrun\n")
-    (classes / "train.csv").write_text("real.mp4 0\nreal.mp4 99\n")
-    (classes / "binary.csv").write_bytes(b"real.mp4 0\n" + bytes(range(128, 200)) + b" 1\n")
-    for name, split in (("label99.yaml", "train.csv"), ("label_binary.yaml", "binary.csv")):
+    (classes / "train.csv").write_text("video,label\nreal.mp4,0\nreal.mp4,99\n")
+    (classes / "binary.csv").write_bytes(b"video,label\nreal.mp4,0\n" + bytes(range(128, 200)) + b",1\n")
+    for name, split, names in (("label99.yaml", "train.csv", ["walk", "run"]),
+                               ("label_binary.yaml", "binary.csv", ["walk", "run"]),
+                               ("classes_file.yaml", "train.csv", str(classes / "classes.txt"))):
         config = base_config(root)
         config["data"] = {"name": "labels", "annotation": str(classes / split), "video_root": str(root),
-                          "frames": 4, "size": 32, "eval_split": None,
-                          "options": {"classes": str(classes / "classes.txt")}}
+                          "frames": 4, "size": 32, "eval_split": None, "options": {"classes": names}}
         dump(name, config)
 
 

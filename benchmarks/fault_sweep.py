@@ -135,8 +135,9 @@ def cases(root: Path) -> list[Case]:
     for name, file, shown in (
         ("binary yaml", "binary.yaml", "binary.yaml"), ("a list", "list.yaml", "list.yaml"),
         ("weight_decay nan", "wd_nan.yaml", "weight_decay"), ("alias bomb", "bomb.yaml", "bomb.yaml"),
-        ("device cuda", "device_cuda.yaml", "cuda"), ("label 99", "label99.yaml", "train.csv"),
+        ("device cuda", "device_cuda.yaml", "cuda"), ("label 99", "label99.yaml", "train.csv:3: label 99"),
         ("binary annotation", "label_binary.yaml", "binary.csv"),
+        ("classes as a file name", "classes_file.yaml", "classes.txt"),
     ):
         out.append(Case(f"train {name}", ("train", "classify", f"{r}/{file}"), shown,
                         quick=name in ("binary yaml", "alias bomb")))
@@ -164,8 +165,9 @@ def cases(root: Path) -> list[Case]:
     out.append(Case("eval --batch-size 0", ("eval", "classify", good, "--batch-size", "0"), "--batch-size"))
     out.append(Case("eval --out into a folder", ("eval", "classify", good, "--no-flops", "--out", f"{r}/folder.mp4"),
                     "folder.mp4", timeout=120))
-    out.append(Case("bench --set tau=nan", ("bench", "--model", "videomae-tiny", "--method", "rlt", "--no-time",
-                                            "--set", "tau=nan"), "tau"))
+    for value in ("nan", "abc"):
+        out.append(Case(f"bench --set tau={value}", ("bench", "--model", "videomae-tiny", "--method", "rlt",
+                                                     "--no-time", "--set", f"tau={value}"), "tau"))
     out.append(Case("bench --threads -1", ("bench", "--model", "videomae-tiny", "--no-time", "--threads", "-1"),
                     "threads"))
     out.append(Case("bench --device cuda", ("bench", "--model", "videomae-tiny", "--no-time", "--device", "cuda"),
@@ -195,11 +197,15 @@ def _collection_cases(r: str) -> list[Case]:
         Case("search a damaged part", ("search", f"{r}/index_part", "a dog"), "part-"),
         Case("search a damaged index.json", ("search", f"{r}/index_meta", "a dog"), "index.json"),
         Case("search -k 0", ("search", f"{r}/index_good", "a dog", "-k", "0"), "-k"),
+        *(Case(f"embed {option} {value}", ("embed", real, "--model", clip, "--out", f"{r}/index_new", option, value),
+               option) for option, value in (("--batch-size", "0"), ("--token-budget", "0"), ("--workers", "-1"),
+                                             ("--part-videos", "0"), ("--actors", "0"))),
         Case("search by a missing video", ("search", f"{r}/index_good", "--video", f"{r}/missing.mp4"),
              "missing.mp4"),
         Case("export --out into a missing folder", (*export, f"{r}/no/such/folder/m.onnx"), "no/such/folder",
              quick=True),
         Case("export --out a folder", (*export, f"{r}/folder.mp4"), "folder.mp4"),
+        Case("export --atol nan", (*export, f"{r}/m.onnx", "--atol", "nan"), "--atol"),
         Case("export --out .txt", (*export, f"{r}/m.txt"), "m.txt"),
         Case("export a FIFO in the hub cache", ("export", "org/fifo", "--out", f"{r}/m.onnx"), "refs/main",
              env=(("HF_HUB_CACHE", f"{r}/hub"),)),

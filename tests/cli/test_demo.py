@@ -28,6 +28,7 @@ def quick_json(tmp_path_factory: pytest.TempPathFactory) -> tuple[dict[str, Any]
     return json.loads(buffer.getvalue()), out
 
 
+@pytest.mark.slow  # they share the timed demo run (over 5 s); test_demo_tables_without_timing stays quick
 def test_every_video_has_its_rlt_count_and_pictures(quick_json: tuple[dict[str, Any], Path]) -> None:
     document, out = quick_json
     assert [v["name"] for v in document["videos"]] == VIDEOS
@@ -43,6 +44,7 @@ def test_every_video_has_its_rlt_count_and_pictures(quick_json: tuple[dict[str, 
     assert document["videos"][0]["info"]["codec"] == "h264"
 
 
+@pytest.mark.slow  # they share the timed demo run (over 5 s); test_demo_tables_without_timing stays quick
 def test_schedules_follow_each_method(quick_json: tuple[dict[str, Any], Path]) -> None:
     schedules = {(s["model"], s["method"]): s for s in quick_json[0]["schedules"]}
     dense, tempme = schedules[("clip-b16", "dense")], schedules[("clip-b16", "tempme")]
@@ -55,6 +57,7 @@ def test_schedules_follow_each_method(quick_json: tuple[dict[str, Any], Path]) -
     assert prune == [196] * 4 + [138] * 3 + [97] * 3 + [68] * 2
 
 
+@pytest.mark.slow  # they share the timed demo run (over 5 s); test_demo_tables_without_timing stays quick
 def test_speed_table_has_every_method_and_a_plot(quick_json: tuple[dict[str, Any], Path]) -> None:
     document, out = quick_json
     rows = [(r["model"], r["method"]) for r in document["speed"]]

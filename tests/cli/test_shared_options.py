@@ -1,4 +1,5 @@
-"""--device and --threads are checked where they are parsed: one line, exit 2, before any work starts."""
+"""--device, --threads and the counts of embed / export are checked where they are parsed: one line, exit 2, before
+any work starts (and 0 is never silently replaced by a default)."""
 
 from __future__ import annotations
 
@@ -15,6 +16,15 @@ from vidslim.errors import ConfigError
     (["bench", "--model", "videomae-tiny", "--threads", "two"], "'two' is not a whole number"),
     (["tune", "--model", "videomae-tiny", "--threads", "0"], "use at least 1 thread"),
     (["bench", "--model", "videomae-tiny", "--device", "tpu9"], "'tpu9' is not a device torch knows"),
+    (["embed", "x", "--model", "clip-tiny", "--out", "y", "--batch-size", "0"], "0 windows: use at least 1"),
+    (["embed", "x", "--model", "clip-tiny", "--out", "y", "--token-budget", "0"], "0 tokens: use at least 1"),
+    (["embed", "x", "--model", "clip-tiny", "--out", "y", "--workers", "-1"], "-1 processes: use at least 0"),
+    (["embed", "x", "--model", "clip-tiny", "--out", "y", "--part-videos", "0"], "0 videos: use at least 1"),
+    (["embed", "x", "--model", "clip-tiny", "--out", "y", "--actors", "0"], "0 actors: use at least 1"),
+    (["embed", "x", "--model", "clip-tiny", "--out", "y", "--gpus-per-actor", "nan"], "nan: use a finite number"),
+    (["embed", "x", "--model", "clip-tiny", "--out", "y", "--batch-size", "8.5"], "'8.5' is not a whole number"),
+    (["export", "clip-tiny", "--out", "y.onnx", "--atol", "nan"], "--atol: nan: use a finite number >= 0"),
+    (["export", "clip-tiny", "--out", "y.onnx", "--atol", "-1"], "--atol: -1: use a finite number >= 0"),
 ])
 def test_bad_shared_option_is_one_line(argv: list[str], expect: str, capsys: pytest.CaptureFixture[str]) -> None:
     with pytest.raises(SystemExit) as exit_info:  # argparse's own refusal

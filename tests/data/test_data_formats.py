@@ -240,3 +240,15 @@ def test_a_label_past_the_class_list_names_its_file_and_line(tmp_path: Path) -> 
         ClassificationDataset(parse_video_list(path), tmp_path, classes=["walk", "run"])
     message = str(caught.value)
     assert message.startswith(f"{path}:3: label 99 (video c.mp4) is out of range for 2 classes (labels 0 to 1)")
+
+
+def test_classes_given_as_one_string_are_refused_not_split_into_characters(tmp_path: Path) -> None:
+    from vidslim.data.dataset import ClassificationDataset
+
+    write(tmp_path / "names.csv", "path,label\na.mp4,walk\nb.mp4,run\n")
+    named = str(tmp_path / "classes.txt")  # 30-odd characters: once read as that many one-letter classes
+    with pytest.raises(AnnotationError, match=r"names.csv: classes='.*classes.txt' is one string; give the class"):
+        parse_labels(tmp_path / "names.csv", classes=named)
+    records = parse_labels(tmp_path / "names.csv")
+    with pytest.raises(AnnotationError, match="is one string"):
+        ClassificationDataset(records, tmp_path, classes=tmp_path / "classes.txt")

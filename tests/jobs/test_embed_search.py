@@ -50,6 +50,11 @@ def test_search_by_vector_and_by_example_video(videos: Path, clip_model: Path, t
     assert [h.score for h in hits] == sorted((h.score for h in hits), reverse=True)
     by_video = index.search(Path(index.columns["path"][4]), k=1)
     assert by_video[0].path == index.columns["path"][4] and by_video[0].score == pytest.approx(1.0, abs=1e-4)
+    broken = videos / "broken.mp4"
+    with pytest.raises(ConfigError) as refused:  # the reason once, without the error type and the path again
+        index.search(broken, k=1)
+    assert str(refused.value).startswith(f"{broken}: cannot search by this video: ")
+    assert str(refused.value).count(str(broken)) == 1 and "Error:" not in str(refused.value)
 
 
 def test_token_budget_and_fixed_batches_write_the_same_rows(videos: Path, clip_model: Path, tmp_path: Path) -> None:

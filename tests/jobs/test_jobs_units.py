@@ -61,3 +61,13 @@ def test_sources_folder_list_and_glob(tmp_path: Path) -> None:
     assert list_videos(str(tmp_path / "*.mp4")) == [str(tmp_path / "b.mp4")]
     with pytest.raises(ConfigError, match="no such folder"):
         list_videos(tmp_path / "missing")
+
+
+@pytest.mark.parametrize(("option", "value"), [("batch_size", 0), ("token_budget", 0), ("token_budget", -5),
+                                               ("workers", -1), ("part_videos", 0)])
+def test_embed_refuses_counts_below_one_before_writing(tmp_path: Path, option: str, value: int) -> None:
+    from vidslim.jobs.embed import embed_videos
+
+    with pytest.raises(ConfigError, match=f"{option} must be >= "):  # 0 is not silently the default
+        embed_videos(tmp_path / "videos", "clip-tiny", tmp_path / "index", **{option: value})
+    assert not (tmp_path / "index").exists()

@@ -10,7 +10,7 @@ import vidslim
 
 #: DESIGN.md's layers, top first; `errors` and `_lazy` sit above them all
 LAYERS = ("io", "tokens", "tokenize", "reduce", "attention", "models", "export", "data", "tasks", "train", "jobs",
-          "bench", "viz", "cli")
+          "scale", "bench", "viz", "cli")
 ROOT = Path(vidslim.__file__).parent
 
 

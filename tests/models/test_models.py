@@ -96,6 +96,8 @@ def test_input_layout_errors_name_the_fix() -> None:
         clip.encode_video(torch.randn(1, 2, 3, 48, 48))
     with pytest.raises(ConfigError, match="float"):
         clip.encode_video(torch.zeros(1, 2, 3, 32, 32, dtype=torch.uint8))
+    with pytest.raises(ConfigError, match=r"one decoded clip \[T, H, W, C\] of torch.int64: pass it as uint8"):
+        clip.encode_video(torch.zeros(4, 32, 32, 3, dtype=torch.int64))  # not "add the batch axis"
 
 
 def test_encode_video_is_the_mean_of_normalised_frames() -> None:

@@ -10,21 +10,19 @@ attention. `pattern` restricts attention inside each video (the block-sparse hoo
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from vidslim._lazy import lazy_exports
 
-# public name -> module that defines it
-_EXPORTS: dict[str, str] = {
-    "BACKENDS": "vidslim.attention.api",
-    "attend": "vidslim.attention.api",
-    "use_backend": "vidslim.attention.api",
-    "additive_mask": "vidslim.attention.bias",
-    "size_bias": "vidslim.attention.bias",
-    "AttentionPattern": "vidslim.attention.sparse",
-    "BlockLocalPattern": "vidslim.attention.sparse",
-    "MaskPattern": "vidslim.attention.sparse",
-    "plan_buckets": "vidslim.attention.varlen",
-}
+if TYPE_CHECKING:  # the public names: what IDEs read; at run time each module is imported on first use
+    from vidslim.attention.api import BACKENDS as BACKENDS
+    from vidslim.attention.api import attend as attend
+    from vidslim.attention.api import use_backend as use_backend
+    from vidslim.attention.bias import additive_mask as additive_mask
+    from vidslim.attention.bias import size_bias as size_bias
+    from vidslim.attention.sparse import AttentionPattern as AttentionPattern
+    from vidslim.attention.sparse import BlockLocalPattern as BlockLocalPattern
+    from vidslim.attention.sparse import MaskPattern as MaskPattern
+    from vidslim.attention.varlen import plan_buckets as plan_buckets
 
-__all__ = sorted(_EXPORTS)
-
-__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)
+__getattr__, __dir__, __all__ = lazy_exports(__name__)

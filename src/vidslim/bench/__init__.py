@@ -10,33 +10,31 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from vidslim._lazy import lazy_exports
 
-# public name -> module that defines it
-_EXPORTS: dict[str, str] = {
-    "BatchChoice": "vidslim.bench.batching",
-    "saturating_batch": "vidslim.bench.batching",
-    "Decoded": "vidslim.bench.end_to_end",
-    "bottleneck_warnings": "vidslim.bench.end_to_end",
-    "decode_folder": "vidslim.bench.end_to_end",
-    "FlopCounter": "vidslim.bench.flops",
-    "FlopReport": "vidslim.bench.flops",
-    "count_flops": "vidslim.bench.flops",
-    "OverheadSplit": "vidslim.bench.overhead",
-    "reduction_overhead": "vidslim.bench.overhead",
-    "BenchRow": "vidslim.bench.row",
-    "Suite": "vidslim.bench.suite",
-    "bench_methods": "vidslim.bench.suite",
-    "format_table": "vidslim.bench.suite",
-    "resolve_methods": "vidslim.bench.suite",
-    "MachineLoad": "vidslim.bench.spread",
-    "PairedRatio": "vidslim.bench.spread",
-    "Comparison": "vidslim.bench.timer",
-    "Timing": "vidslim.bench.timer",
-    "compare": "vidslim.bench.timer",
-    "time_fn": "vidslim.bench.timer",
-}
+if TYPE_CHECKING:  # the public names: what IDEs read; at run time each module is imported on first use
+    from vidslim.bench.batching import BatchChoice as BatchChoice
+    from vidslim.bench.batching import saturating_batch as saturating_batch
+    from vidslim.bench.end_to_end import Decoded as Decoded
+    from vidslim.bench.end_to_end import bottleneck_warnings as bottleneck_warnings
+    from vidslim.bench.end_to_end import decode_folder as decode_folder
+    from vidslim.bench.flops import FlopCounter as FlopCounter
+    from vidslim.bench.flops import FlopReport as FlopReport
+    from vidslim.bench.flops import count_flops as count_flops
+    from vidslim.bench.overhead import OverheadSplit as OverheadSplit
+    from vidslim.bench.overhead import reduction_overhead as reduction_overhead
+    from vidslim.bench.row import BenchRow as BenchRow
+    from vidslim.bench.spread import MachineLoad as MachineLoad
+    from vidslim.bench.spread import PairedRatio as PairedRatio
+    from vidslim.bench.suite import Suite as Suite
+    from vidslim.bench.suite import bench_methods as bench_methods
+    from vidslim.bench.suite import format_table as format_table
+    from vidslim.bench.suite import resolve_methods as resolve_methods
+    from vidslim.bench.timer import Comparison as Comparison
+    from vidslim.bench.timer import Timing as Timing
+    from vidslim.bench.timer import compare as compare
+    from vidslim.bench.timer import time_fn as time_fn
 
-__all__ = sorted(_EXPORTS)
-
-__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)
+__getattr__, __dir__, __all__ = lazy_exports(__name__)

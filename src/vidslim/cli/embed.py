@@ -15,7 +15,7 @@ import json
 import sys
 from typing import Any
 
-from vidslim.cli.options import add_device_option
+from vidslim.cli.options import add_device_option, amount, whole
 from vidslim.errors import printable
 from vidslim.jobs.failures import require_some_read, short_reason
 
@@ -32,21 +32,23 @@ def add_parser(subparsers: Any) -> None:
                         "config name (random weights: speed measurements only)")
     parser.add_argument("--out", required=True, metavar="INDEX_DIR", help="index folder (created, or resumed)")
     add_model_options(parser)
-    parser.add_argument("--batch-size", type=int, default=8, help="windows per batch (with --fixed-batch), else "
-                        "the token budget in dense windows (default 8)")
-    parser.add_argument("--token-budget", type=int, default=None, metavar="TOKENS", help="tokens per batch "
-                        "(default: --batch-size dense windows' tokens)")
+    parser.add_argument("--batch-size", type=whole(1, "windows"), default=8, help="windows per batch (with "
+                        "--fixed-batch), else the token budget in dense windows (default 8)")
+    parser.add_argument("--token-budget", type=whole(1, "tokens"), default=None, metavar="TOKENS",
+                        help="tokens per batch (default: --batch-size dense windows' tokens)")
     parser.add_argument("--fixed-batch", action="store_true", help="batch a fixed number of windows instead")
-    parser.add_argument("--workers", type=int, default=2, help="decoding processes (default 2; 0: decode inline)")
-    parser.add_argument("--part-videos", type=int, default=64, help="videos per Parquet part (default 64)")
+    parser.add_argument("--workers", type=whole(0, "processes"), default=2,
+                        help="decoding processes (default 2; 0: decode inline)")
+    parser.add_argument("--part-videos", type=whole(1, "videos"), default=64,
+                        help="videos per Parquet part (default 64)")
     add_device_option(parser)
     parser.add_argument("--no-flops", action="store_true", help="leave the gflops column empty (skip counting)")
     parser.add_argument("--faiss", default="auto", choices=("auto", "always", "never"),
                         help="build a FAISS index: auto (large indexes, faiss installed), always, never")
     parser.add_argument("--ray", default=None, metavar="ADDRESS|auto|local", help="run on a Ray cluster (auto: the "
                         "running one; local: start one on this machine)")
-    parser.add_argument("--actors", type=int, default=None, help="Ray actors (default: one per CPU)")
-    parser.add_argument("--gpus-per-actor", type=float, default=0.0, help="Ray: GPUs per actor (default 0)")
+    parser.add_argument("--actors", type=whole(1, "actors"), default=None, help="Ray actors (default: one per CPU)")
+    parser.add_argument("--gpus-per-actor", type=amount(0), default=0.0, help="Ray: GPUs per actor (default 0)")
     parser.add_argument("--json", action="store_true", help="print the summary as one JSON object")
     parser.set_defaults(func=run)
 

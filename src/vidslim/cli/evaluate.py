@@ -19,7 +19,8 @@ model with RLT, or an RLT-trained one dense (`model.reduction=[]`).
 Evaluation is deterministic (fixed seed, eval mode, no augmentation) and sharded over torchrun's processes.
 The cost next to the metrics: wall-clock seconds and clips per second of the whole evaluation, and the FLOPs of
 the video encoder per clip (fvcore convention, `vidslim.bench.flops`) measured on the first clips, which for a
-content-adaptive reducer such as RLT depends on the clips. `--json` prints one JSON object.
+content-adaptive reducer such as RLT depends on the clips. `--json` prints one JSON object. The recipe is
+`vidslim.train.recipe.evaluate`; this file parses and prints.
 """
 
 from __future__ import annotations
@@ -28,15 +29,12 @@ import argparse
 import json
 import logging
 import sys
-import time
 from pathlib import Path
 from typing import Any
 
 import torch
 
-from vidslim.train.recipe.setup import Run, prepare_run, read_tree, resolve_checkpoint
-
-FLOP_CLIPS = 4
+from vidslim.train.recipe.setup import prepare_run, read_tree, resolve_checkpoint
 
 
 def add_parser(subparsers: Any) -> None:
@@ -61,75 +59,6 @@ def add_parser(subparsers: Any) -> None:
     parser.set_defaults(func=run)
 
 
-def _load_training_checkpoint(setup: Run, folder: Path) -> None:
-    """Weights of a training checkpoint (RUN/checkpoints/step_N) into the model the config built."""
-    from torch import nn
-
-    from vidslim.train.checkpoint import MODEL_NAME, TASK_NAME, load_model_tensors, read_checkpoint
-
-    loaded = read_checkpoint(folder)
-    load_model_tensors(setup.model, loaded.model, f"{folder}/{MODEL_NAME}",
-                       partial=loaded.state.get("weights") == "trainable")
-    if isinstance(setup.task, nn.Module) and loaded.task:
-        load_model_tensors(setup.task, loaded.task, f"{folder}/{TASK_NAME}", partial=False)
-
-
-def gflops_per_clip(setup: Run, dataset: Any, collate: Any) -> float:
-    """FLOPs (fvcore convention) of the video encoder per clip, on the first FLOP_CLIPS clips of `dataset`."""
-    from vidslim.bench.flops import count_flops
-    from vidslim.train.batch import move_batch
-
-    c = setup.config
-    items = [dataset[i] for i in range(min(FLOP_CLIPS, len(dataset)))]
-    batch = move_batch(collate(items), setup.info.device, c.video_normalize, c.video_layout)
-    video = batch["video"]
-    if video.dim() == 6:  # several views per item: every view is a clip
-        video = video.flatten(0, 1)
-    encoder = setup.model.encode_video if setup.kind == "retrieval" else setup.model
-    model = setup.model
-    was_training = model.training
-    model.eval()
-    try:
-        report = count_flops(encoder, video)  # type: ignore[arg-type]
-    finally:
-        model.train(was_training)
-    return report.gflops / video.shape[0]
-
-
-def evaluate_run(setup: Run, batch_size: int | None = None, flops: bool = True) -> dict[str, Any]:
-    """Metrics and cost of the run's model on its evaluation split (every rank takes part)."""
-    from vidslim.reduce.cards import reduction_card
-    from vidslim.reduce.registry import entry_for
-    from vidslim.train import evaluate
-
-    c, info = setup.config, setup.info
-    last = c.stages[-1]
-    setup.on_stage(last)
-    dataset, collate = setup.stage_data.split("eval", last), setup.stage_data.collate()
-    if dataset is None:
-        from vidslim.errors import ConfigError
-
-        raise ConfigError("data.eval_split is null: name the split to evaluate (--split test)")
-    setup.model.to(info.device)
-    setup.task.to(info.device)
-    batch = batch_size or c.eval_batch_size or max(1, c.batch_size // info.world_size)
-    started = time.perf_counter()
-    metrics = evaluate(setup.model, setup.task, dataset, collate, info, batch, c.precision, c.seed, c.num_workers,
-                       c.video_normalize, c.video_layout)
-    seconds = time.perf_counter() - started
-    clips = len(dataset)
-    cost: dict[str, Any] = {"seconds": seconds, "clips_per_s": clips / max(seconds, 1e-9), "processes":
-                            info.world_size}
-    if flops and info.is_main:
-        cost["gflops_per_clip"] = gflops_per_clip(setup, dataset, collate)
-        cost["flop_clips"] = min(FLOP_CLIPS, clips)
-    reducers = getattr(setup.model, "reduction", ())
-    card = reduction_card(reducers) if all(entry_for(r) is not None for r in reducers) else \
-        [type(r).__name__ for r in reducers]
-    return {"kind": setup.kind, "split": setup.data.eval_split, "clips": clips, "metrics": metrics, "cost": cost,
-            "reduction": card}
-
-
 def _table(result: dict[str, Any]) -> str:
     lines = [f"{result['kind']} on split {result['split']!r} ({result['clips']} clips), model: "
              f"{result.get('checkpoint') or 'as configured'}, reduction: {json.dumps(result['reduction'])}"]
@@ -144,8 +73,10 @@ def _table(result: dict[str, Any]) -> str:
 
 def run(args: argparse.Namespace) -> int:
     """Load the model the arguments name, evaluate it, print metrics and cost."""
+    from vidslim.bench.flops import flops_of
     from vidslim.train import init_distributed
     from vidslim.train.distributed import shutdown
+    from vidslim.train.recipe.evaluate import evaluate_run, load_training_checkpoint
 
     if args.batch_size is not None and args.batch_size < 1:
         from vidslim.errors import ConfigError
@@ -165,13 +96,14 @@ def run(args: argparse.Namespace) -> int:
         what, path = resolve_checkpoint(args.checkpoint, Path(str(tree.get("run_dir", "runs/default"))))
         setup = prepare_run(args.kind, args.config, overrides, info, checkpoint=path if what == "model" else None)
         if what == "train":
-            _load_training_checkpoint(setup, path)  # type: ignore[arg-type]
+            load_training_checkpoint(setup, path)  # type: ignore[arg-type]
         elif what == "none" and info.is_main:
             print(f"no model in {tree.get('run_dir')}: evaluating the model as the config builds it",
                   file=sys.stderr)
+        meter = None if args.no_flops else flops_of
         with torch.no_grad():
             result = {"checkpoint": str(path) if path is not None else None,
-                      **evaluate_run(setup, args.batch_size, not args.no_flops)}
+                      **evaluate_run(setup, args.batch_size, meter)}
         if info.is_main:
             text = json.dumps(result, indent=1)
             if args.out:
@@ -182,4 +114,4 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-__all__ = ["add_parser", "evaluate_run", "gflops_per_clip", "run"]
+__all__ = ["add_parser", "run"]

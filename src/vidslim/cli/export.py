@@ -18,6 +18,7 @@ import argparse
 import json
 from typing import Any
 
+from vidslim.cli.options import amount
 from vidslim.errors import ConfigError
 
 
@@ -38,7 +39,8 @@ def add_parser(subparsers: Any) -> None:
     parser.add_argument("--batch", type=int, default=1, help="clips per call the graph takes (default 1)")
     parser.add_argument("--dynamic-batch", action="store_true",
                         help="the graph takes any number of clips, run one after another (instead of --batch)")
-    parser.add_argument("--atol", type=float, default=1e-4, help="largest difference from eager accepted (1e-4)")
+    parser.add_argument("--atol", type=amount(0), default=1e-4,
+                        help="largest difference from eager accepted (1e-4)")
     parser.add_argument("--no-check", action="store_true", help="skip running the graph against eager mode")
     parser.add_argument("--seed", type=int, default=0, help="random seed of a named model's weights")
     parser.add_argument("--json", action="store_true", help="print one JSON object")

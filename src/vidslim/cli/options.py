@@ -1,9 +1,12 @@
-"""Options several commands share, checked where they are parsed: --device (a device this machine has) and
---threads (a positive count), so a bad value is argparse's one line, not a failure halfway through the work."""
+"""Options several commands share, checked where they are parsed: --device (a device this machine has),
+--threads (a positive count), and counts and amounts with a least value (`whole`, `amount`), so a bad value is
+argparse's one line, not a failure halfway through the work or a value silently replaced by the default."""
 
 from __future__ import annotations
 
 import argparse
+import math
+from collections.abc import Callable
 
 
 def _device(text: str) -> str:
@@ -27,6 +30,36 @@ def _threads(text: str) -> int:
     return value
 
 
+def whole(least: int, unit: str) -> Callable[[str], int]:
+    """An argparse type: a whole number of `unit` >= `least`."""
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not a whole number of {unit}") from None
+        if value < least:
+            raise argparse.ArgumentTypeError(f"{value} {unit}: use at least {least}")
+        return value
+
+    return parse
+
+
+def amount(least: float) -> Callable[[str], float]:
+    """An argparse type: a finite number >= `least` (NaN and infinity refused)."""
+
+    def parse(text: str) -> float:
+        try:
+            value = float(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+        if not math.isfinite(value) or value < least:
+            raise argparse.ArgumentTypeError(f"{text}: use a finite number >= {least:g}")
+        return value
+
+    return parse
+
+
 def add_device_option(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--device", type=_device, default="cpu", help="cpu (default), cuda or cuda:N")
 
@@ -35,4 +68,4 @@ def add_threads_option(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--threads", type=_threads, default=None, help="torch.set_num_threads (default: torch's)")
 
 
-__all__ = ["add_device_option", "add_threads_option"]
+__all__ = ["add_device_option", "add_threads_option", "amount", "whole"]

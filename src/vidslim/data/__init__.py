@@ -20,41 +20,39 @@ Names load lazily, so `import vidslim.data` costs nothing until used.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from vidslim._lazy import lazy_exports
 
-# public name -> module that defines it
-_EXPORTS: dict[str, str] = {
-    "Record": "vidslim.data.records",
-    "read_table": "vidslim.data.records",
-    "parse_msrvtt": "vidslim.data.retrieval_formats",
-    "parse_didemo": "vidslim.data.retrieval_formats",
-    "parse_activitynet": "vidslim.data.retrieval_formats",
-    "parse_lsmdc": "vidslim.data.retrieval_formats",
-    "parse_captions": "vidslim.data.retrieval_formats",
-    "parse_video_list": "vidslim.data.classification_formats",
-    "parse_kinetics_csv": "vidslim.data.classification_formats",
-    "parse_ssv2": "vidslim.data.classification_formats",
-    "parse_labels": "vidslim.data.classification_formats",
-    "VideoConfig": "vidslim.data.loading",
-    "resolve_video": "vidslim.data.loading",
-    "VideoDataset": "vidslim.data.dataset",
-    "RetrievalDataset": "vidslim.data.dataset",
-    "ClassificationDataset": "vidslim.data.dataset",
-    "Collate": "vidslim.data.collate",
-    "prepare_video": "vidslim.data.collate",
-    "build_dataset": "vidslim.data.builders",
-    "DATASETS": "vidslim.data.builders",
-    "msrvtt": "vidslim.data.builders",
-    "didemo": "vidslim.data.builders",
-    "activitynet": "vidslim.data.builders",
-    "lsmdc": "vidslim.data.builders",
-    "captions": "vidslim.data.builders",
-    "kinetics": "vidslim.data.builders",
-    "ssv2": "vidslim.data.builders",
-    "labels": "vidslim.data.builders",
-    "make_synthetic": "vidslim.data.synth",
-}
+if TYPE_CHECKING:  # the public names: what IDEs read; at run time each module is imported on first use
+    from vidslim.data.builders import DATASETS as DATASETS
+    from vidslim.data.builders import activitynet as activitynet
+    from vidslim.data.builders import build_dataset as build_dataset
+    from vidslim.data.builders import captions as captions
+    from vidslim.data.builders import didemo as didemo
+    from vidslim.data.builders import kinetics as kinetics
+    from vidslim.data.builders import labels as labels
+    from vidslim.data.builders import lsmdc as lsmdc
+    from vidslim.data.builders import msrvtt as msrvtt
+    from vidslim.data.builders import ssv2 as ssv2
+    from vidslim.data.classification_formats import parse_kinetics_csv as parse_kinetics_csv
+    from vidslim.data.classification_formats import parse_labels as parse_labels
+    from vidslim.data.classification_formats import parse_ssv2 as parse_ssv2
+    from vidslim.data.classification_formats import parse_video_list as parse_video_list
+    from vidslim.data.collate import Collate as Collate
+    from vidslim.data.collate import prepare_video as prepare_video
+    from vidslim.data.dataset import ClassificationDataset as ClassificationDataset
+    from vidslim.data.dataset import RetrievalDataset as RetrievalDataset
+    from vidslim.data.dataset import VideoDataset as VideoDataset
+    from vidslim.data.loading import VideoConfig as VideoConfig
+    from vidslim.data.loading import resolve_video as resolve_video
+    from vidslim.data.records import Record as Record
+    from vidslim.data.records import read_table as read_table
+    from vidslim.data.retrieval_formats import parse_activitynet as parse_activitynet
+    from vidslim.data.retrieval_formats import parse_captions as parse_captions
+    from vidslim.data.retrieval_formats import parse_didemo as parse_didemo
+    from vidslim.data.retrieval_formats import parse_lsmdc as parse_lsmdc
+    from vidslim.data.retrieval_formats import parse_msrvtt as parse_msrvtt
+    from vidslim.data.synth import make_synthetic as make_synthetic
 
-__all__ = sorted(_EXPORTS)
-
-__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)
+__getattr__, __dir__, __all__ = lazy_exports(__name__)

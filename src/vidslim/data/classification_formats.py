@@ -26,6 +26,7 @@ from typing import Any, Literal
 from vidslim.data.records import (
     PathLike,
     Record,
+    check_class_list,
     check_window,
     load_json,
     pick,
@@ -109,6 +110,7 @@ def parse_ssv2(
 
 def parse_labels(path: PathLike, classes: Sequence[str] | None = None, split: str | None = None) -> list[Record]:
     """Records of a generic label file: `video`/`path` and `label` (index or name); optional start, end, split."""
+    check_class_list(classes, where(path))
     rows = [(line, row) for line, row in read_table(path, "label") if split is None or row.get("split") == split]
     values = []
     for line, row in rows:

@@ -33,7 +33,7 @@ import torch
 from torch.utils.data import Dataset
 
 from vidslim.data.loading import VIDEO_EXTENSIONS, VideoConfig, load_views, resolve_video
-from vidslim.data.records import PathLike, Record
+from vidslim.data.records import PathLike, Record, check_class_list
 from vidslim.errors import AnnotationError, ConfigError, DataLoadError, VidslimError
 
 log = logging.getLogger(__name__)
@@ -245,6 +245,7 @@ class ClassificationDataset(VideoDataset):
         num_classes: int | None = None,
         **kwargs: Any,
     ) -> None:
+        check_class_list(classes, "ClassificationDataset")
         super().__init__(records, video_root, config, **kwargs)
         unlabelled = [i for i, r in enumerate(self.records) if r.label is None]
         if unlabelled:

@@ -58,6 +58,14 @@ def where(path: PathLike, line: int | None = None) -> str:
     return f"{name}:{line}" if line is not None else name
 
 
+def check_class_list(classes: Any, source: str) -> None:
+    """An AnnotationError unless `classes` is None or a list of names: a single string (a file name, say) would
+    otherwise be read as one class per character."""
+    if isinstance(classes, (str, bytes, os.PathLike)):
+        raise AnnotationError(f"{source}: classes={printable(os.fsdecode(classes))!r} is one string; give the class "
+                              "names as a list, in label order (in a run config: options: {classes: [walk, run]})")
+
+
 def check_exists(path: PathLike, what: str) -> Path:
     """The path as a Path; an `AnnotationError` naming `what` the file is for when it is missing."""
     p = Path(path)

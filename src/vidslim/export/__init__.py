@@ -10,18 +10,16 @@ Reductions whose token counts depend on the pixels (threshold RLT) are refused w
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from vidslim._lazy import lazy_exports
 
-# public name -> module that defines it
-_EXPORTS: dict[str, str] = {
-    "Exported": "vidslim.export.api",
-    "ExportError": "vidslim.export.guard",
-    "check_input": "vidslim.export.api",
-    "example_input": "vidslim.export.api",
-    "export_model": "vidslim.export.api",
-    "refusal": "vidslim.export.guard",
-}
+if TYPE_CHECKING:  # the public names: what IDEs read; at run time each module is imported on first use
+    from vidslim.export.api import Exported as Exported
+    from vidslim.export.api import check_input as check_input
+    from vidslim.export.api import example_input as example_input
+    from vidslim.export.api import export_model as export_model
+    from vidslim.export.guard import ExportError as ExportError
+    from vidslim.export.guard import refusal as refusal
 
-__all__ = sorted(_EXPORTS)
-
-__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)
+__getattr__, __dir__, __all__ = lazy_exports(__name__)

@@ -12,21 +12,19 @@ Names load lazily, so `probe` (and `vidslim info`) never import torch.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from vidslim._lazy import lazy_exports
 
-# public name -> module that defines it
-_EXPORTS: dict[str, str] = {
-    "Clip": "vidslim.io.video",
-    "read_clips": "vidslim.io.video",
-    "read_video": "vidslim.io.video",
-    "read_windows": "vidslim.io.video",
-    "VideoInfo": "vidslim.io.probe",
-    "probe": "vidslim.io.probe",
-    "sample_dir": "vidslim.io.samples",
-    "sample_video": "vidslim.io.samples",
-    "sample_videos": "vidslim.io.samples",
-}
+if TYPE_CHECKING:  # the public names: what IDEs read; at run time each module is imported on first use
+    from vidslim.io.probe import VideoInfo as VideoInfo
+    from vidslim.io.probe import probe as probe
+    from vidslim.io.samples import sample_dir as sample_dir
+    from vidslim.io.samples import sample_video as sample_video
+    from vidslim.io.samples import sample_videos as sample_videos
+    from vidslim.io.video import Clip as Clip
+    from vidslim.io.video import read_clips as read_clips
+    from vidslim.io.video import read_video as read_video
+    from vidslim.io.video import read_windows as read_windows
 
-__all__ = sorted(_EXPORTS)
-
-__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)
+__getattr__, __dir__, __all__ = lazy_exports(__name__)

@@ -188,6 +188,9 @@ class InputSpec:
             elif video.dim() == 5 and shape[3 - channel_axis] == c:
                 other = "[B, C, T, H, W]" if self.layout == "TCHW" else "[B, T, C, H, W]"
                 hint = f"; it looks like {other}: pass video.permute(0, 2, 1, 3, 4)"
+            elif video.dim() == 4 and shape[-1] == c:
+                hint = (f"; it looks like one decoded clip [T, H, W, C] of {video.dtype}: pass it as uint8 and the "
+                        "model prepares it")
             elif video.dim() == 4:
                 hint = "; add the batch axis: video.unsqueeze(0)"
             raise ConfigError(f"{model} takes video {want} with C={c}, got shape {shape}{hint}")

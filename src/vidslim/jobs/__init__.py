@@ -10,22 +10,20 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from vidslim._lazy import lazy_exports
 
-# public name -> module that defines it
-_EXPORTS: dict[str, str] = {
-    "embed_videos": "vidslim.jobs.embed",
-    "EmbedSummary": "vidslim.jobs.embed",
-    "VideoIndex": "vidslim.jobs.search",
-    "Hit": "vidslim.jobs.search",
-    "classify_videos": "vidslim.jobs.classify",
-    "Classified": "vidslim.jobs.classify",
-    "TokenBudget": "vidslim.jobs.budget",
-    "WindowPlan": "vidslim.jobs.windows",
-    "list_videos": "vidslim.jobs.sources",
-    "NothingReadError": "vidslim.jobs.failures",
-}
+if TYPE_CHECKING:  # the public names: what IDEs read; at run time each module is imported on first use
+    from vidslim.jobs.budget import TokenBudget as TokenBudget
+    from vidslim.jobs.classify import Classified as Classified
+    from vidslim.jobs.classify import classify_videos as classify_videos
+    from vidslim.jobs.embed import EmbedSummary as EmbedSummary
+    from vidslim.jobs.embed import embed_videos as embed_videos
+    from vidslim.jobs.failures import NothingReadError as NothingReadError
+    from vidslim.jobs.search import Hit as Hit
+    from vidslim.jobs.search import VideoIndex as VideoIndex
+    from vidslim.jobs.sources import list_videos as list_videos
+    from vidslim.jobs.windows import WindowPlan as WindowPlan
 
-__all__ = sorted(_EXPORTS)
-
-__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)
+__getattr__, __dir__, __all__ = lazy_exports(__name__)

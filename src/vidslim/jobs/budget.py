@@ -14,6 +14,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Generic, TypeVar
 
+from vidslim.errors import ConfigError
+
 T = TypeVar("T")
 
 
@@ -29,9 +31,9 @@ class TokenBudget(Generic[T]):
 
     def __post_init__(self) -> None:
         if self.budget is None and self.max_items is None:
-            raise ValueError("give a token budget or a number of windows per batch")
+            raise ConfigError("give a token budget or a number of windows per batch")
         if (self.budget is not None and self.budget < 1) or (self.max_items is not None and self.max_items < 1):
-            raise ValueError(f"budget and max_items must be >= 1, got {self.budget} and {self.max_items}")
+            raise ConfigError(f"budget and max_items must be >= 1, got {self.budget} and {self.max_items}")
 
     def add(self, item: T, tokens: int) -> list[list[T]]:
         """Take one window; return the batches it completes (zero or one)."""

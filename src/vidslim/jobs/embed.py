@@ -21,6 +21,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from vidslim.errors import ConfigError
 from vidslim.jobs.budget import TokenBudget
 from vidslim.jobs.encode import StreamStats, WindowEncoder, embed_stream
 from vidslim.jobs.failures import require_some_read
@@ -77,7 +78,7 @@ def make_batcher(spec: Any, batch_size: int, token_budget: int | None, fixed_bat
     if fixed_batch:
         return TokenBudget(None, batch_size)
     t, h, w = spec.grid()
-    return TokenBudget(token_budget or batch_size * t * h * w)
+    return TokenBudget(token_budget if token_budget is not None else batch_size * t * h * w)
 
 
 def embed_videos(
@@ -111,6 +112,10 @@ def embed_videos(
     "always", or "never".
     """
     started = time.perf_counter()
+    for name, value, least in (("batch_size", batch_size, 1), ("token_budget", token_budget, 1),
+                               ("workers", workers, 0), ("part_videos", part_videos, 1)):
+        if value is not None and value < least:  # before anything is read or written
+            raise ConfigError(f"{name} must be >= {least}, got {value}")
     paths = list_videos(source)  # a wrong SOURCE fails before the model is loaded or the folder is made
     model, name = resolve_model(model, method, settings)
     plan = WindowPlan(window, stride)

@@ -161,7 +161,9 @@ class VideoIndex:
         reader = WindowReader.for_model([str(path)], self.model, plan)
         ((item, rows),) = list(embed_stream([reader[0]], WindowEncoder(self.model, self.device), TokenBudget(None, 8)))
         if rows is None:
-            raise ConfigError(f"{path}: cannot search by this video: {item.error}")
+            from vidslim.jobs.failures import short_reason
+
+            raise ConfigError(f"{path}: cannot search by this video: {short_reason(str(path), item.error)}")
         mean = np.mean(np.stack(rows.embedding), axis=0)
         return mean / max(float(np.linalg.norm(mean)), 1e-12)
 

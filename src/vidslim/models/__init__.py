@@ -8,33 +8,31 @@ a registry of named configs, and checkpoint loading (Hugging Face, OpenAI, Video
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from vidslim._lazy import lazy_exports
 
-# public name -> module that defines it
-_EXPORTS: dict[str, str] = {
-    "ReducibleModel": "vidslim.models.base",
-    "VideoTextModel": "vidslim.models.base",
-    "CLIP": "vidslim.models.clip",
-    "ClipConfig": "vidslim.models.clip",
-    "load_model": "vidslim.models.loading",
-    "read_checkpoint": "vidslim.models.checkpoint_read",
-    "save_model": "vidslim.models.loading",
-    "from_transformers": "vidslim.models.transformers_io",
-    "to_transformers": "vidslim.models.transformers_io",
-    "create_model": "vidslim.models.registry",
-    "describe_models": "vidslim.models.registry",
-    "list_models": "vidslim.models.registry",
-    "SigLIP": "vidslim.models.siglip",
-    "SiglipConfig": "vidslim.models.siglip",
-    "VideoViT": "vidslim.models.video_vit",
-    "VideoViTConfig": "vidslim.models.video_vit",
-    "XCLIP": "vidslim.models.xclip",
-    "XClipConfig": "vidslim.models.xclip",
-    "AttentionInfo": "vidslim.tokens.protocol",
-    "HookContext": "vidslim.tokens.protocol",
-    "Reducer": "vidslim.tokens.protocol",
-}
+if TYPE_CHECKING:  # the public names: what IDEs read; at run time each module is imported on first use
+    from vidslim.models.base import ReducibleModel as ReducibleModel
+    from vidslim.models.base import VideoTextModel as VideoTextModel
+    from vidslim.models.checkpoint_read import read_checkpoint as read_checkpoint
+    from vidslim.models.clip import CLIP as CLIP
+    from vidslim.models.clip import ClipConfig as ClipConfig
+    from vidslim.models.loading import load_model as load_model
+    from vidslim.models.loading import save_model as save_model
+    from vidslim.models.registry import create_model as create_model
+    from vidslim.models.registry import describe_models as describe_models
+    from vidslim.models.registry import list_models as list_models
+    from vidslim.models.siglip import SigLIP as SigLIP
+    from vidslim.models.siglip import SiglipConfig as SiglipConfig
+    from vidslim.models.transformers_io import from_transformers as from_transformers
+    from vidslim.models.transformers_io import to_transformers as to_transformers
+    from vidslim.models.video_vit import VideoViT as VideoViT
+    from vidslim.models.video_vit import VideoViTConfig as VideoViTConfig
+    from vidslim.models.xclip import XCLIP as XCLIP
+    from vidslim.models.xclip import XClipConfig as XClipConfig
+    from vidslim.tokens.protocol import AttentionInfo as AttentionInfo
+    from vidslim.tokens.protocol import HookContext as HookContext
+    from vidslim.tokens.protocol import Reducer as Reducer
 
-__all__ = sorted(_EXPORTS)
-
-__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)
+__getattr__, __dir__, __all__ = lazy_exports(__name__)

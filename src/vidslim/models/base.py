@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Sequence
-from typing import Any, ClassVar, Protocol, TypeVar, runtime_checkable
+from typing import TYPE_CHECKING, Any, ClassVar, Protocol, TypeVar, runtime_checkable
 
 import torch
 from torch import Tensor, nn
@@ -109,6 +109,14 @@ class ReducibleModel(nn.Module):
     def encode_video(self, video: Any, *args: Any, **kwargs: Any) -> Tensor:
         """A batch of clips (decoded frames, a `Clip`, or a prepared tensor) -> video embeddings [B, D]."""
         raise NotImplementedError
+
+    if TYPE_CHECKING:
+        # Declared for type checkers and IDEs only, so `vs.load_model(...)` offers it: the video-text families
+        # (CLIP, SigLIP, X-CLIP) define it; video-only models have no such attribute at run time, which is how
+        # `VideoTextModel` (isinstance) tells them apart.
+        def encode_text(self, text: Tensor | str | Sequence[str]) -> Tensor:
+            """Texts (strings, or token ids [T, L]) -> text embeddings [T, D]."""
+            ...
 
     @property
     def selector(self) -> TokenSelector | None:

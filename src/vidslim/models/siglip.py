@@ -38,6 +38,7 @@ from vidslim.models.config_shape import FrameTextShape
 from vidslim.models.patch_gather import gather_blocks
 from vidslim.models.positions import frame_positions
 from vidslim.tokens import Tokens
+from vidslim.tokens.segments import segment_softmax
 from vidslim.tokens.selection import Selection, as_selection
 
 SIGLIP_MEAN = (0.5, 0.5, 0.5)
@@ -102,15 +103,13 @@ class AttentionPool(nn.Module):
             if bias is not None:
                 logits = logits + bias.view(s, 1, n)
             out = torch.einsum("shn,snhd->shd", logits.softmax(-1), v.view(s, n, h, d))
-        else:  # a softmax per sequence over packed rows: max, exp, sums by sequence index
+        else:  # a softmax per sequence over packed rows
             logits = (k * q).sum(-1)  # [total, H]
             if bias is not None:
                 logits = logits + bias[:, None]
             seq = tokens.batch_index
-            top = logits.new_full((s, h), float("-inf")).scatter_reduce(0, seq[:, None].expand(-1, h), logits, "amax")
-            weight = (logits - top[seq]).exp()
-            total = logits.new_zeros(s, h).index_add_(0, seq, weight)
-            out = v.new_zeros(s, h, d).index_add_(0, seq, weight[..., None] * v) / total[..., None]
+            weight = segment_softmax(logits, seq, s)
+            out = v.new_zeros(s, h, d).index_add_(0, seq, weight[..., None] * v)
         pooled = self.out_proj(out.reshape(s, h * d))
         return pooled + self.mlp(self.ln(pooled))
 

@@ -37,6 +37,7 @@ from vidslim.models.config_shape import TubeletShape
 from vidslim.models.tubelet_embed import embed_tubelets, tubelet_grid
 from vidslim.models.vit_block import RotaryTables, ViTBlock
 from vidslim.tokens import Tokens
+from vidslim.tokens.segments import segment_softmax
 from vidslim.tokens.selection import Selection
 
 
@@ -75,7 +76,7 @@ class CrossAttentionPool(nn.Module):
         self.mlp = VideoMAEMLP(dim, mlp_dim, act)
 
     def forward(self, query: Tensor, tokens: Tokens) -> Tensor:
-        """query [1, D], tokens of S sequences -> [S, D]: softmax over each sequence's keys by segment sums."""
+        """query [1, D], tokens of S sequences -> [S, D]: a softmax over each sequence's keys."""
         d, h = query.shape[-1], self.heads
         hd = d // h
         q = self.q(query).view(h, hd)  # the same query for every clip
@@ -83,10 +84,8 @@ class CrossAttentionPool(nn.Module):
         scores = (k * q).sum(-1) * hd**-0.5  # [total, H]
         seq = tokens.batch_index
         s = tokens.batch_size
-        top = scores.new_full((s, h), float("-inf")).scatter_reduce(0, seq[:, None].expand(-1, h), scores, "amax")
-        weights = (scores - top[seq]).exp()
-        totals = scores.new_zeros(s, h).index_add_(0, seq, weights)
-        out = scores.new_zeros(s, h, hd).index_add_(0, seq, weights[..., None] * v) / totals[..., None]
+        weights = segment_softmax(scores, seq, s)
+        out = scores.new_zeros(s, h, hd).index_add_(0, seq, weights[..., None] * v)
         x = query + out.reshape(s, d)
         return x + self.mlp(self.norm2(x))
 

@@ -9,25 +9,23 @@ Names load lazily.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from vidslim._lazy import lazy_exports
 
-# public name -> module that defines it
-_EXPORTS: dict[str, str] = {
-    "ToMe": "vidslim.reduce.tome",
-    "TempMe": "vidslim.reduce.tempme",
-    "TokenPrune": "vidslim.reduce.svitt_prune",
-    "TextGuidedPrune": "vidslim.reduce.svitt_prune",
-    "Curriculum": "vidslim.reduce.curriculum",
-    "CurriculumStage": "vidslim.reduce.curriculum",
-    "apply_stage": "vidslim.reduce.curriculum",
-    "SourceMap": "vidslim.reduce.sources",
-    "REDUCERS": "vidslim.reduce.registry",
-    "ReducerEntry": "vidslim.reduce.registry",
-    "build_reduction": "vidslim.reduce.registry",
-    "register_reducer": "vidslim.reduce.registry",
-    "reduction_card": "vidslim.reduce.cards",
-}
+if TYPE_CHECKING:  # the public names: what IDEs read; at run time each module is imported on first use
+    from vidslim.reduce.cards import reduction_card as reduction_card
+    from vidslim.reduce.curriculum import Curriculum as Curriculum
+    from vidslim.reduce.curriculum import CurriculumStage as CurriculumStage
+    from vidslim.reduce.curriculum import apply_stage as apply_stage
+    from vidslim.reduce.registry import REDUCERS as REDUCERS
+    from vidslim.reduce.registry import ReducerEntry as ReducerEntry
+    from vidslim.reduce.registry import build_reduction as build_reduction
+    from vidslim.reduce.registry import register_reducer as register_reducer
+    from vidslim.reduce.sources import SourceMap as SourceMap
+    from vidslim.reduce.svitt_prune import TextGuidedPrune as TextGuidedPrune
+    from vidslim.reduce.svitt_prune import TokenPrune as TokenPrune
+    from vidslim.reduce.tempme import TempMe as TempMe
+    from vidslim.reduce.tome import ToMe as ToMe
 
-__all__ = sorted(_EXPORTS)
-
-__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)
+__getattr__, __dir__, __all__ = lazy_exports(__name__)

@@ -12,13 +12,12 @@ Ray is an optional extra (`pip install 'vidslim[scale]'`); this package imports 
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from vidslim._lazy import lazy_exports
 
-_EXPORTS: dict[str, str] = {
-    "EmbedVideos": "vidslim.scale.ray_embed",
-    "embed_on_ray": "vidslim.scale.ray_embed",
-}
+if TYPE_CHECKING:  # the public names: what IDEs read; at run time each module is imported on first use
+    from vidslim.scale.ray_embed import EmbedVideos as EmbedVideos
+    from vidslim.scale.ray_embed import embed_on_ray as embed_on_ray
 
-__all__ = sorted(_EXPORTS)
-
-__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)
+__getattr__, __dir__, __all__ = lazy_exports(__name__)

@@ -8,27 +8,25 @@ objects the training loop drives. Names load lazily.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from vidslim._lazy import lazy_exports
 
-# public name -> module that defines it
-_EXPORTS: dict[str, str] = {
-    "retrieval_metrics": "vidslim.tasks.metrics",
-    "t2v_ranks": "vidslim.tasks.metrics",
-    "v2t_ranks": "vidslim.tasks.metrics",
-    "rank_metrics": "vidslim.tasks.metrics",
-    "dual_softmax": "vidslim.tasks.metrics",
-    "average_views": "vidslim.tasks.metrics",
-    "topk_accuracy": "vidslim.tasks.metrics",
-    "classification_metrics": "vidslim.tasks.metrics",
-    "RetrievalTask": "vidslim.tasks.retrieval",
-    "contrastive_loss": "vidslim.tasks.retrieval",
-    "gather_with_grad": "vidslim.tasks.retrieval",
-    "gather_no_grad": "vidslim.tasks.retrieval",
-    "LN100": "vidslim.tasks.retrieval",
-    "ClassificationTask": "vidslim.tasks.classification",
-    "classification_loss": "vidslim.tasks.classification",
-}
+if TYPE_CHECKING:  # the public names: what IDEs read; at run time each module is imported on first use
+    from vidslim.tasks.classification import ClassificationTask as ClassificationTask
+    from vidslim.tasks.classification import classification_loss as classification_loss
+    from vidslim.tasks.metrics import average_views as average_views
+    from vidslim.tasks.metrics import classification_metrics as classification_metrics
+    from vidslim.tasks.metrics import dual_softmax as dual_softmax
+    from vidslim.tasks.metrics import rank_metrics as rank_metrics
+    from vidslim.tasks.metrics import retrieval_metrics as retrieval_metrics
+    from vidslim.tasks.metrics import t2v_ranks as t2v_ranks
+    from vidslim.tasks.metrics import topk_accuracy as topk_accuracy
+    from vidslim.tasks.metrics import v2t_ranks as v2t_ranks
+    from vidslim.tasks.retrieval import LN100 as LN100
+    from vidslim.tasks.retrieval import RetrievalTask as RetrievalTask
+    from vidslim.tasks.retrieval import contrastive_loss as contrastive_loss
+    from vidslim.tasks.retrieval import gather_no_grad as gather_no_grad
+    from vidslim.tasks.retrieval import gather_with_grad as gather_with_grad
 
-__all__ = sorted(_EXPORTS)
-
-__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)
+__getattr__, __dir__, __all__ = lazy_exports(__name__)

@@ -7,21 +7,19 @@ slots itself. Names load lazily.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from vidslim._lazy import lazy_exports
 
-# public name -> module that defines it
-_EXPORTS: dict[str, str] = {
-    "RLT": "vidslim.tokenize.rlt",
-    "RandomMask": "vidslim.tokenize.rlt",
-    "RLTBudget": "vidslim.tokenize.rlt_budget",
-    "keep_mask": "vidslim.tokenize.rlt_mask",
-    "keep_mask_uint8": "vidslim.tokenize.rlt_mask",
-    "frame_keep_mask": "vidslim.tokenize.frame_rlt",
-    "random_keep_mask": "vidslim.tokenize.random_mask",
-    "run_length_map": "vidslim.tokenize.run_length",
-    "run_lengths": "vidslim.tokenize.run_length",
-}
+if TYPE_CHECKING:  # the public names: what IDEs read; at run time each module is imported on first use
+    from vidslim.tokenize.frame_rlt import frame_keep_mask as frame_keep_mask
+    from vidslim.tokenize.random_mask import random_keep_mask as random_keep_mask
+    from vidslim.tokenize.rlt import RLT as RLT
+    from vidslim.tokenize.rlt import RandomMask as RandomMask
+    from vidslim.tokenize.rlt_budget import RLTBudget as RLTBudget
+    from vidslim.tokenize.rlt_mask import keep_mask as keep_mask
+    from vidslim.tokenize.rlt_mask import keep_mask_uint8 as keep_mask_uint8
+    from vidslim.tokenize.run_length import run_length_map as run_length_map
+    from vidslim.tokenize.run_length import run_lengths as run_lengths
 
-__all__ = sorted(_EXPORTS)
-
-__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)
+__getattr__, __dir__, __all__ = lazy_exports(__name__)

@@ -2,18 +2,16 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from vidslim._lazy import lazy_exports
 
-# public name -> module that defines it
-_EXPORTS: dict[str, str] = {
-    "NO_POSITION": "vidslim.tokens.packed",
-    "Tokens": "vidslim.tokens.packed",
-    "flat_index": "vidslim.tokens.patchify",
-    "grid_positions": "vidslim.tokens.patchify",
-    "patchify": "vidslim.tokens.patchify",
-    "unpatchify": "vidslim.tokens.patchify",
-}
+if TYPE_CHECKING:  # the public names: what IDEs read; at run time each module is imported on first use
+    from vidslim.tokens.packed import NO_POSITION as NO_POSITION
+    from vidslim.tokens.packed import Tokens as Tokens
+    from vidslim.tokens.patchify import flat_index as flat_index
+    from vidslim.tokens.patchify import grid_positions as grid_positions
+    from vidslim.tokens.patchify import patchify as patchify
+    from vidslim.tokens.patchify import unpatchify as unpatchify
 
-__all__ = sorted(_EXPORTS)
-
-__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)
+__getattr__, __dir__, __all__ = lazy_exports(__name__)

@@ -23,31 +23,29 @@ Names load lazily.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from vidslim._lazy import lazy_exports
 
-# public name -> module that defines it
-_EXPORTS: dict[str, str] = {
-    "TrainConfig": "vidslim.train.config",
-    "Stage": "vidslim.train.config",
-    "load_config": "vidslim.train.config",
-    "config_from_dict": "vidslim.train.config",
-    "parse_overrides": "vidslim.train.config",
-    "Task": "vidslim.train.task",
-    "StageData": "vidslim.train.task",
-    "LoadersFactory": "vidslim.train.task",
-    "run_training": "vidslim.train.loop",
-    "TrainResult": "vidslim.train.result",
-    "count_parameters": "vidslim.train.result",
-    "seed_everything": "vidslim.train.seeding",
-    "evaluate": "vidslim.train.evaluation",
-    "lr_at": "vidslim.train.optim",
-    "warmup_steps": "vidslim.train.optim",
-    "DistInfo": "vidslim.train.distributed",
-    "init_distributed": "vidslim.train.distributed",
-    "latest_checkpoint": "vidslim.train.checkpoint",
-    "read_checkpoint": "vidslim.train.checkpoint",
-}
+if TYPE_CHECKING:  # the public names: what IDEs read; at run time each module is imported on first use
+    from vidslim.train.checkpoint import latest_checkpoint as latest_checkpoint
+    from vidslim.train.checkpoint import read_checkpoint as read_checkpoint
+    from vidslim.train.config import Stage as Stage
+    from vidslim.train.config import TrainConfig as TrainConfig
+    from vidslim.train.config import config_from_dict as config_from_dict
+    from vidslim.train.config import load_config as load_config
+    from vidslim.train.config import parse_overrides as parse_overrides
+    from vidslim.train.distributed import DistInfo as DistInfo
+    from vidslim.train.distributed import init_distributed as init_distributed
+    from vidslim.train.evaluation import evaluate as evaluate
+    from vidslim.train.loop import run_training as run_training
+    from vidslim.train.optim import lr_at as lr_at
+    from vidslim.train.optim import warmup_steps as warmup_steps
+    from vidslim.train.result import TrainResult as TrainResult
+    from vidslim.train.result import count_parameters as count_parameters
+    from vidslim.train.seeding import seed_everything as seed_everything
+    from vidslim.train.task import LoadersFactory as LoadersFactory
+    from vidslim.train.task import StageData as StageData
+    from vidslim.train.task import Task as Task
 
-__all__ = sorted(_EXPORTS)
-
-__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)
+__getattr__, __dir__, __all__ = lazy_exports(__name__)

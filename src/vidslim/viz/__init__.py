@@ -16,27 +16,25 @@ tokens SViTT's `TokenPrune` kept after each pruning layer); `plot.py` plots spee
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from vidslim._lazy import lazy_exports
 
-# public name -> module that defines it
-_EXPORTS: dict[str, str] = {
-    "grey_out": "vidslim.viz.draw",
-    "palette": "vidslim.viz.draw",
-    "covered_map": "vidslim.viz.merge",
-    "draw_merge_groups": "vidslim.viz.merge",
-    "draw_model_merges": "vidslim.viz.merge",
-    "group_map": "vidslim.viz.merge",
-    "plot_speedup": "vidslim.viz.plot",
-    "render_speedup": "vidslim.viz.plot",
-    "draw_kept_tokens": "vidslim.viz.prune",
-    "draw_model_pruning": "vidslim.viz.prune",
-    "model_kept_tokens": "vidslim.viz.prune",
-    "draw_token_mask": "vidslim.viz.rlt",
-    "FORMATS": "vidslim.viz.save",
-    "contact_sheet": "vidslim.viz.save",
-    "save_frames": "vidslim.viz.save",
-}
+if TYPE_CHECKING:  # the public names: what IDEs read; at run time each module is imported on first use
+    from vidslim.viz.draw import grey_out as grey_out
+    from vidslim.viz.draw import palette as palette
+    from vidslim.viz.merge import covered_map as covered_map
+    from vidslim.viz.merge import draw_merge_groups as draw_merge_groups
+    from vidslim.viz.merge import draw_model_merges as draw_model_merges
+    from vidslim.viz.merge import group_map as group_map
+    from vidslim.viz.plot import plot_speedup as plot_speedup
+    from vidslim.viz.plot import render_speedup as render_speedup
+    from vidslim.viz.prune import draw_kept_tokens as draw_kept_tokens
+    from vidslim.viz.prune import draw_model_pruning as draw_model_pruning
+    from vidslim.viz.prune import model_kept_tokens as model_kept_tokens
+    from vidslim.viz.rlt import draw_token_mask as draw_token_mask
+    from vidslim.viz.save import FORMATS as FORMATS
+    from vidslim.viz.save import contact_sheet as contact_sheet
+    from vidslim.viz.save import save_frames as save_frames
 
-__all__ = sorted(_EXPORTS)
-
-__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)
+__getattr__, __dir__, __all__ = lazy_exports(__name__)

@@ -11,22 +11,20 @@ block_sparse.c is the kernel's source, compiled on first use.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from vidslim._lazy import lazy_exports
 
-# public name -> module that defines it
-_EXPORTS: dict[str, str] = {
-    "NativeKernel": "vidslim.attention.cpu.build",
-    "forget_native_kernel": "vidslim.attention.cpu.build",
-    "native_kernel": "vidslim.attention.cpu.build",
-    "Kernel": "vidslim.attention.cpu.choose",
-    "choose_kernel": "vidslim.attention.cpu.choose",
-    "gather_kernel_only": "vidslim.attention.cpu.choose",
-    "native_group_attend": "vidslim.attention.cpu.kernel",
-    "run_shares": "vidslim.attention.cpu.workers",
-    "split_evenly": "vidslim.attention.cpu.workers",
-    "workers_available": "vidslim.attention.cpu.workers",
-}
+if TYPE_CHECKING:  # the public names: what IDEs read; at run time each module is imported on first use
+    from vidslim.attention.cpu.build import NativeKernel as NativeKernel
+    from vidslim.attention.cpu.build import forget_native_kernel as forget_native_kernel
+    from vidslim.attention.cpu.build import native_kernel as native_kernel
+    from vidslim.attention.cpu.choose import Kernel as Kernel
+    from vidslim.attention.cpu.choose import choose_kernel as choose_kernel
+    from vidslim.attention.cpu.choose import gather_kernel_only as gather_kernel_only
+    from vidslim.attention.cpu.kernel import native_group_attend as native_group_attend
+    from vidslim.attention.cpu.workers import run_shares as run_shares
+    from vidslim.attention.cpu.workers import split_evenly as split_evenly
+    from vidslim.attention.cpu.workers import workers_available as workers_available
 
-__all__ = sorted(_EXPORTS)
-
-__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)
+__getattr__, __dir__, __all__ = lazy_exports(__name__)

@@ -271,7 +271,8 @@ def _build_and_load() -> NativeKernel | None:
     if compiler is None:
         logger.warning(
             "no C compiler found (cc, gcc, clang; or set CC): block-sparse attention on CPU falls back to "
-            "gather + SDPA, ~20-25% slower. Install one (e.g. apt install gcc) or set VIDSLIM_NATIVE=0 to silence this."
+            "gather + SDPA, which is slower (benchmarks/svitt_speed.py times both). Install one (e.g. apt install gcc) "
+            "or set VIDSLIM_NATIVE=0 to silence this."
         )
         return None
     problems: list[str] = []

@@ -6,7 +6,7 @@
                              # a vidslim folder such as RUN/model); give one of name / checkpoint
       config: {}             # config fields, e.g. {image_size: 64, vision_layers: 4, num_frames: 8}
       num_classes: null      # classifier outputs (classification; default: the data set's classes for `name`)
-      reduction: null        # reducers, e.g. [{rlt: {tau: 0.1}}, {tempme: paper}] (vidslim.models.reduction_card);
+      reduction: null        # reducers, e.g. [{rlt: {tau: 0.1}}, {tempme: paper}] (vidslim.reduce.cards);
                              # null: none for `name`, the saved ones for a vidslim checkpoint; []: dense
       finetune: full         # full | lora (adapters + reducer parameters, the rest frozen) | head
       lora_rank: 8
