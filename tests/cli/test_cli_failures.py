@@ -101,6 +101,19 @@ def test_standard_output_that_cannot_be_written_is_one_line(monkeypatch: pytest.
     assert status == 2 and lines == ["vidslim tokens: error: cannot write to standard output: No space left on device"]
 
 
+@pytest.mark.parametrize("argv", [["--help"], ["--version"], ["bench", "--help"]])
+def test_help_that_cannot_be_written_is_one_line_not_a_silent_success(
+        monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], argv: list[str]) -> None:
+    """argparse swallows write errors of its help and version text, which exited 0 having printed nothing."""
+    class Full(io.StringIO):
+        def write(self, text: str) -> int:
+            raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(sys, "stdout", Full())
+    assert cli_main.main(argv) == 2
+    assert capsys.readouterr().err.splitlines() == ["vidslim: error: cannot write its output: No space left on device"]
+
+
 def test_usage_errors_are_one_line(capsys: pytest.CaptureFixture[str]) -> None:
     with pytest.raises(SystemExit) as caught:
         cli_main.main(["tokens", "a.mp4", "--fps", "abc"])

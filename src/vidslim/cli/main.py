@@ -13,6 +13,7 @@ that goes away (`vidslim info --json a.mp4 | head -1`) ends the command quietly 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import importlib
 import os
 import sys
@@ -36,6 +37,14 @@ class Parser(argparse.ArgumentParser):
 
     def error(self, message: str) -> NoReturn:
         self.exit(2, f"{self.prog}: error: {printable(message)} (see {self.prog} --help)\n")
+
+    def _print_message(self, message: str, file: Any = None) -> None:
+        """Write help, version and usage text, and let a write error through: argparse's own swallows it, so
+        `vidslim --help > /dev/full` exited 0 having printed nothing."""
+        if message:
+            stream = file if file is not None else sys.stderr
+            stream.write(message)
+            stream.flush()
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -170,6 +179,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("vidslim: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:  # help or version text read by `head`: quiet, as a command's output
+        _silence_stdout(sys.stdout)
+        return EXIT_PIPE
+    except OSError as error:  # help or version text to a full disk or /dev/full
+        _silence_stdout(sys.stdout)
+        with contextlib.suppress(OSError):  # standard error may be the full one
+            print(f"vidslim: error: cannot write its output: {error.strerror or error}", file=sys.stderr)
+        return 2
     if not getattr(args, "func", None):
         parser.print_help()
         return 1

@@ -224,6 +224,25 @@ def create_model(
     return build_model(config, reduction)
 
 
+#: config fields that set how a model is run, not its architecture (a preset chosen for one size fits any of them)
+RUN_FIELDS = frozenset({"num_frames", "image_size", "num_classes", "class_names", "drop_path", "dropout", "name"})
+
+
+def registered_name_of(config: Any, family: str) -> str | None:
+    """The registered model whose architecture `config` has (its fields equal outside `RUN_FIELDS`), or None: what a
+    loaded checkpoint's reducer presets (TempMe's paper settings, ToMe's r) are looked up by."""
+
+    def architecture(c: Any) -> dict[str, Any]:
+        return {k: v for k, v in dataclasses.asdict(c).items() if k not in RUN_FIELDS}
+
+    want = architecture(config)
+    for name in list_models():
+        candidate = get_config(name)
+        if family_of(name) == family and type(candidate) is type(config) and architecture(candidate) == want:
+            return name
+    return None
+
+
 def config_dict(config: Any) -> dict[str, Any]:
     """A JSON-ready dict of a config dataclass."""
     return dataclasses.asdict(config)
