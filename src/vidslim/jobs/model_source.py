@@ -34,9 +34,12 @@ def resolve_model(model: Any, method: str | None = None, settings: Mapping[str, 
 
             model, name = load_model(text), text
     if method is not None:
+        from vidslim.models.registry import registered_name_of
         from vidslim.reduce.registry import build_reduction
 
         family = getattr(model, "family", None)
+        if backbone is None and family is not None and hasattr(model, "config"):
+            backbone = registered_name_of(model.config, family)  # a checkpoint: its architecture's presets
         reducers = [] if method == "dense" else build_reduction(method, model=backbone, family=family,
                                                                 **dict(settings or {}))
         model.set_reduction(reducers)
