@@ -367,6 +367,35 @@ def progress_bar(total: int, desc: str, disable: bool = False) -> Any:
                 disable=disable or not sys.stderr.isatty())
 
 
+#: what each stage of `Suite`'s steps is called on its progress bar
+STEP_LABELS = {"count": "building and counting methods", "profile": "profiling the reducers"}
+
+
+class StepBars:
+    """`Suite`'s steps(stage, done, total) as a progress bar per stage on stderr (on a terminal only): building and
+    counting every method, and profiling the reducers after the timed rounds, are minutes of work on big models."""
+
+    def __init__(self, disable: bool = False) -> None:
+        self.disable, self.stage, self.bar = disable, None, None
+
+    def __call__(self, stage: str, done: int, total: int) -> None:
+        if self.disable or not sys.stderr.isatty():
+            return
+        if stage != self.stage:
+            self.close()
+            self.stage, self.bar = stage, progress_bar(total, STEP_LABELS.get(stage, stage))
+            self.bar.unit = "step"
+        self.bar.total = total
+        self.bar.update(done - self.bar.n)
+        if done >= total:
+            self.close()
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+        self.stage, self.bar = None, None
+
+
 def run_suite(args: argparse.Namespace) -> int:
     """Every requested method at every batch, precision and mode: one table (or --json), dense first in each."""
     from functools import partial
@@ -393,9 +422,10 @@ def run_suite(args: argparse.Namespace) -> int:
         cards["card"] = read_card(args.card)[0]
     video, source, decoded = suite_input(args, overrides, options)
     methods = args.method if args.card is None or args.method.strip() != "dense" else "dense"
+    steps = StepBars()
     suite = Suite(
         model_source, methods, video, frames=args.frames, overrides=overrides, options=options, device=args.device,
-        seed=args.seed, full_last_layer=args.full_last_layer, cards=cards,
+        seed=args.seed, full_last_layer=args.full_last_layer, cards=cards, steps=steps,
     )  # fmt: skip
     rows, choices = [], []
     for precision in precisions:
@@ -411,6 +441,7 @@ def run_suite(args: argparse.Namespace) -> int:
                                   disable=args.no_time) as bar:
                     rows += suite.run(int(batch), precision, compiled, args.warmup, args.repeat,
                                       not args.no_overhead, time=not args.no_time, progress=bar.update)
+    steps.close()
     warnings: list[str] = []
     if decoded is not None:
         for row in rows:

@@ -121,7 +121,10 @@ def speed_rows(
         assert family is not None
         say(f"timing dense and {len(methods)} methods on {model} ({frames} frames, {setting.size} px)", quiet)
         start = time.perf_counter()
-        suite = Suite(model, ["dense", *methods], clips[family], frames=frames, overrides=overrides)
+        from vidslim.cli.bench import StepBars
+
+        steps = StepBars(disable=quiet)  # building, counting and profiling: minutes on the full models
+        suite = Suite(model, ["dense", *methods], clips[family], frames=frames, overrides=overrides, steps=steps)
         rounds = repeat or setting.repeat
         from tqdm import tqdm
 
@@ -129,6 +132,7 @@ def speed_rows(
                   disable=quiet or not sys.stderr.isatty()) as bar:
             for row in suite.run(batch=1, repeat=rounds, progress=bar.update):
                 rows.append((model, row))
+        steps.close()
         say(f"  {model} done in {time.perf_counter() - start:.0f} s", quiet)
     return rows
 
