@@ -192,7 +192,9 @@ class Tuner:
         for i, one in enumerate(settings):
             contenders[str(i)] = run(self.build(method, one))
         found = time_until_precise(contenders, items=len(self.clips), repeat=self.repeat, max_rounds=self.max_rounds,
-                                   clock=self.clock)  # fmt: skip
+                                   clock=self.clock, progress=lambda rounds: self.say(
+                                       f"  {rounds} paired rounds of {len(contenders)} models timed "
+                                       f"(stops when precise, at most {self.max_rounds})"))  # fmt: skip
         self._dense_ms = found["dense"].time_ms
         return [found[str(i)] for i in range(len(settings))]
 
@@ -384,8 +386,10 @@ def read_clips(paths: Sequence[str | Path], source: ModelSource, frames: int | N
 
 
 def combination_note(tuner: Tuner, result: TuneResult) -> str | None:
-    """When RLT before the tuned in-model method reaches the same FLOPs with a milder knob, say so (FLOPs only,
-    not timed): e.g. rlt+tempme at r=4 against tempme alone at r=10."""
+    """When RLT before the tuned in-model method reaches the budget more cheaply, say so (FLOPs only, not timed):
+    either rlt+METHOD reaches the same FLOPs with a milder knob (rlt+tempme at r=4 against tempme alone at r=10), or
+    RLT already removes more than the budget asks on these clips (RLT alone at its default tau costs fewer FLOPs than
+    the tuned setting), so `--method rlt` meets it with no merging or pruning at all."""
     from vidslim.reduce.registry import lookup
 
     method = result.method
@@ -393,18 +397,24 @@ def combination_note(tuner: Tuner, result: TuneResult) -> str | None:
         return None
     gflops = result.predicted["gflops"]
     combo = f"rlt+{method}"
+    knob = KNOBS[method]
     try:
         fixed = {k: v for k, v in result.settings.items() if k != result.knob}  # e.g. TempMe's groups
         mild = tuner.solve(combo, f"gflops={gflops:.6g}", fixed)
+        alone = tuner.counts("rlt", {}).mean_gflops
     except ConfigError:
         return None
-    knob = KNOBS[method]
     milder = mild.value > result.value if knob.cost_rises else mild.value < result.value
-    if not mild.reached or not milder:
-        return None
-    return (f"{combo} reaches the same {gflops:.1f} GFLOPs per clip with {method} {knob.name}={mild.value:g} "
-            f"instead of {knob.name}={result.value:g} (RLT at its default tau drops repeated tubelets first; counted, "
-            f"not timed): try `--method {combo}`")
+    if mild.reached and milder:
+        return (f"{combo} reaches the same {gflops:.3g} GFLOPs per clip with {method} {knob.name}={mild.value:g} "
+                f"instead of {knob.name}={result.value:g} (RLT at its default tau drops repeated tubelets first; "
+                f"counted, not timed): try `--method {combo}`")
+    if alone <= gflops:
+        return (f"RLT alone (default tau) costs {alone:.3g} GFLOPs per clip on these clips, less than the {gflops:.3g} "
+                f"of {method} {knob.name}={result.value:g} (counted, not timed): the repetition in these clips meets "
+                f"the budget without any {method}; try `--method rlt`, which tunes tau to the target, or "
+                f"`--method {combo}`")
+    return None
 
 
 def tune(model: str | ModelSource, videos: Sequence[str | Path], target: str, method: str = "rlt", *,
