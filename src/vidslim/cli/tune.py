@@ -8,11 +8,13 @@
 
 Targets: speedup=S (over dense, measured), ms=T (per clip, measured), gflops=X (per clip, counted exactly),
 keep=F (tokens into attention, fraction of dense's). The method's knob is solved (RLT tau, ToMe/TempMe r,
-TokenPrune/random keep; `vidslim.bench.tune`); the card written to --out is a reduction card `vidslim bench
---card` and `vs.load_model(..., reduction=build_reduction(card))` accept. Without --video the sample videos
-(bigbuckbunny, bikes, carphone) are used. Timing runs in chunks of --repeat rounds until the speedup is precise
-(at most --max-rounds); with --threads 1 it is decided on the timed thread's CPU seconds (--clock), which a busy
-machine does not skew, and the wall-clock figure is printed beside it. Accuracy is not promised: no labels are seen.
+TokenPrune/random keep; `vidslim.bench.tune`); the card written to --out is a reduction card that `--card` of
+bench, embed, classify, eval and export and `vs.load_model(..., reduction=build_reduction(card))` accept; it records
+the frames and model config fields it was tuned at, which `bench --card` uses unless told otherwise. Without
+--video the sample videos (bigbuckbunny, bikes, carphone) are used. Timing runs in chunks of --repeat rounds until
+the speedup is precise (at most --max-rounds); with --threads 1 it is decided on the timed thread's CPU seconds
+(--clock), which a busy machine does not skew, and the wall-clock figure is printed beside it. Accuracy is not
+promised: no labels are seen.
 """
 
 from __future__ import annotations
@@ -104,9 +106,11 @@ def run(args: argparse.Namespace) -> int:
         if note:
             result.notes.append(note)
         out["result"] = result.to_dict()
-        if args.out:
+        if args.out:  # with what it was tuned on, so `bench --card` times it at the same frames and size
             out["card"] = str(write_card(args.out, result.card, **{k: v for k, v in result.to_dict().items()
-                                                                     if k != "steps"}, videos=videos))
+                                                                     if k != "steps"}, videos=videos,
+                                         frames=out["frames"], config={k: v for k, v in config.items()
+                                                                       if k != "num_frames"}))
     if args.plot is not None:
         from vidslim.bench.pareto import pareto_note, pareto_points
         from vidslim.viz.plot import plot_speedup
