@@ -40,6 +40,7 @@ def test_keep_target_for_tokenprune_lands_on_the_exact_count(tuner: Tuner) -> No
     assert min(result.kept) == max(result.kept)  # content-independent: every clip keeps the same
     rebuilt = build_reduction(result.card, family="video_vit")
     assert type(rebuilt[0]).__name__ == "TokenPrune" and rebuilt[0].keep == pytest.approx(result.value)
+    assert result.to_dict()["frames"] == 4 and result.to_dict()["config"] == {"depth": 4}  # what --card reads back
 
 
 def test_gflops_target_for_tome_is_within_5_percent_or_said_unreachable(tuner: Tuner) -> None:

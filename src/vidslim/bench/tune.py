@@ -1,7 +1,8 @@
 """Budget tuning: the setting of a method's knob that meets a target on the user's own clips.
 
     result = tune("videomae-b16", ["a.mp4", "b.mp4"], "speedup=2", method="rlt")
-    result.value, result.predicted, result.measured, result.kept_spread, result.card   # write_card(path, ...)
+    result.value, result.predicted, result.measured, result.kept_spread, result.card
+    write_card("card.json", result.card, **result.to_dict())     # what `--card` reads, with the frames and config
 
 Targets: `gflops=X` (GFLOPs per clip, mean over the clips), `keep=F` (tokens into attention, a fraction of
 dense's), `speedup=S` (over dense, measured) and `ms=T` (ms per clip, measured). Knobs: RLT `tau`, ToMe and TempMe
@@ -114,6 +115,8 @@ class TuneResult:
     steps: list[dict[str, Any]]
     notes: list[str]
     reached: bool
+    frames: int | None = None
+    config: dict[str, Any] = dataclasses.field(default_factory=dict)
 
     @property
     def kept_spread(self) -> tuple[float, float, float]:
@@ -126,7 +129,8 @@ class TuneResult:
                 "value": self.value, "settings": self.settings, "reached": self.reached, "predicted": self.predicted,
                 "measured": self.measured, "kept_per_clip": self.kept,
                 "kept_spread": {"min": lo, "mean": mean, "max": hi}, "steps": self.steps, "notes": self.notes,
-                "does_not_promise": DOES_NOT_PROMISE}  # fmt: skip
+                "does_not_promise": DOES_NOT_PROMISE, "frames": self.frames,
+                "config": self.config}  # fmt: skip
 
 
 class Tuner:
@@ -275,8 +279,9 @@ class Tuner:
             notes.append(f"{target} not reached within {tolerance:.0%}: the closest {knob.name} in "
                          f"[{knob.low:g}, {knob.high:g}] gives {kind} {got if got is None else round(got, 3)}")
         card = reduction_card(self.build(method, final).reduction)
+        config = {k: v for k, v in self.source.overrides.items() if k != "num_frames"}  # what the card was tuned at
         return TuneResult(self.source.name, method, key, value, target, final, card, predicted, measured,
-                          self.kept(counts), steps, notes, reached)
+                          self.kept(counts), steps, notes, reached, self.source.config.num_frames, config)
 
     def _solve_time(self, method: str, base: dict[str, Any], knob: Knob, kind: str, want: float,
                     steps: list[dict[str, Any]], notes: list[str]) -> tuple[float, Counts, dict[str, Any]]:

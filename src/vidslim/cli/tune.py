@@ -106,11 +106,9 @@ def run(args: argparse.Namespace) -> int:
         if note:
             result.notes.append(note)
         out["result"] = result.to_dict()
-        if args.out:  # with what it was tuned on, so `bench --card` times it at the same frames and size
+        if args.out:  # with the frames and config it was tuned at, so `bench --card` times it there
             out["card"] = str(write_card(args.out, result.card, **{k: v for k, v in result.to_dict().items()
-                                                                     if k != "steps"}, videos=videos,
-                                         frames=out["frames"], config={k: v for k, v in config.items()
-                                                                       if k != "num_frames"}))
+                                                                     if k != "steps"}, videos=videos))
     if args.plot is not None:
         from vidslim.bench.pareto import pareto_note, pareto_points
         from vidslim.viz.plot import plot_speedup
