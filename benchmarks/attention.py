@@ -14,7 +14,9 @@ Three measurements, each printed as a markdown table (or one JSON document with 
 
 Protocol: torch.inference_mode, fp32, one warm-up call per contender, then `--rounds` rounds in which the
 contenders run interleaved (the order rotates each round); tables give the median time and the median of
-the per-round ratios against the baseline. vidslim.models' VideoMAEBlock is timed too when it is importable.
+the per-round ratios against the baseline with their interquartile range (`PairedRatio.cell`: "~1.4x?" when the
+rounds scatter too much, with the timer's verdict and the load under the table). vidslim.models' VideoMAEBlock is
+timed too when it is importable.
 
     .venv/bin/python benchmarks/attention.py            # full run, a few minutes on 2 cores
     .venv/bin/python benchmarks/attention.py --quick    # smaller shapes, a smoke test
@@ -25,8 +27,8 @@ from __future__ import annotations
 import argparse
 import json
 import platform
-import statistics
 from collections.abc import Callable, Sequence
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -34,6 +36,7 @@ from torch import Tensor, nn
 
 from vidslim.attention import attend, plan_buckets
 from vidslim.bench import compare
+from vidslim.bench.timer import Comparison
 from vidslim.errors import AttentionBackendError
 from vidslim.tokens import Tokens
 
@@ -68,34 +71,41 @@ class MiniBlock(nn.Module):
         return x + self.mlp(x)
 
 
-def interleaved(contenders: dict[str, Callable[[], object]], rounds: int) -> dict[str, list[float]]:
-    """Per-contender samples of `rounds` interleaved rounds (order rotating), after one warm-up call each."""
-    result = compare(contenders, warmup=1, repeat=rounds, memory=False)
-    return {name: list(timing.samples) for name, timing in result.timings.items()}
+def interleaved(contenders: dict[str, Callable[[], object]], rounds: int, baseline: str) -> Comparison:
+    """`rounds` interleaved rounds (order rotating) after one warm-up call each, ratios against `baseline`."""
+    return compare(contenders, baseline=baseline, warmup=1, repeat=rounds, memory=False)
 
 
-def summarize(times: dict[str, list[float]], baseline: str) -> list[dict[str, float | str]]:
-    """Median seconds per contender and the median of per-round speed-ups over `baseline`."""
+def summarize(result: Comparison) -> list[dict[str, Any]]:
+    """Median and fastest seconds per contender, and its paired speed-up over the baseline (spread, verdict)."""
     rows = []
-    for name, ts in times.items():
-        ratios = [b / t for b, t in zip(times[baseline], ts, strict=True)]
-        median, speedup = statistics.median(ts), statistics.median(ratios)
-        rows.append({"contender": name, "median_s": median, "min_s": min(ts), "speedup": speedup})
+    for name, timing in result.timings.items():
+        paired = result.paired(name)
+        rows.append({"contender": name, "median_s": timing.median, "min_s": timing.min, "speedup": paired.speedup,
+                     "cell": "1.00x" if name == result.baseline else paired.cell(), "paired": paired.to_dict()})
     return rows
 
 
-def table(title: str, rows: list[dict[str, float | str]], baseline: str) -> str:
+def table(title: str, rows: list[dict[str, Any]], baseline: str) -> str:
     lines = [
         f"### {title}",
         "",
-        f"| contender | median (ms) | min (ms) | speed-up vs {baseline} (median of rounds) |",
+        f"| contender | median (ms) | min (ms) | speed-up vs {baseline} (median of rounds) [IQR] |",
         "|---|---:|---:|---:|",
     ]
     for row in rows:
         lines.append(
             f"| {row['contender']} | {1000 * float(row['median_s']):.1f} | {1000 * float(row['min_s']):.1f} "
-            f"| {float(row['speedup']):.2f}x |"
+            f"| {row['cell']} |"
         )
+    paired = [r["paired"] for r in rows if r["contender"] != baseline]
+    loads = [x for p in paired for x in (p["load_before"], p["load_after"]) if x is not None]
+    if loads:
+        lines += ["", f"Load (1-minute average) {min(loads):.1f} to {max(loads):.1f} on {paired[0]['cores']} cores."]
+    shaky = [p for p in paired if not p["reliable"]]
+    if shaky:
+        lines.append(f"~x?: not a figure to quote ({shaky[0]['verdict']}); rerun on a quieter machine or with more "
+                     "--rounds.")
     return "\n".join(lines)
 
 
@@ -143,9 +153,9 @@ def bench_ragged(args: argparse.Namespace, blocks: list[MiniBlock], mblocks: lis
 
         contenders["vidslim.models VideoMAEBlock"] = run_models
     _drop_broken(contenders)
-    times = interleaved(contenders, args.rounds)
+    result = interleaved(contenders, args.rounds, "padded to longest")
     return {"lengths": lengths, "total": tokens.total, "padded_total": padded.shape[0] * padded.shape[1],
-            "rows": summarize(times, "padded to longest"), "baseline": "padded to longest"}
+            "rows": summarize(result), "baseline": "padded to longest"}
 
 
 def bench_equal(args: argparse.Namespace, blocks: list[MiniBlock], mblocks: list[nn.Module] | None) -> dict:
@@ -165,8 +175,8 @@ def bench_equal(args: argparse.Namespace, blocks: list[MiniBlock], mblocks: list
             return out
 
         contenders["vidslim.models VideoMAEBlock"] = run_models
-    times = interleaved(contenders, args.rounds)
-    return {"batch": args.equal_batch, "length": args.equal_len, "rows": summarize(times, "dense [B, N, D]"),
+    result = interleaved(contenders, args.rounds, "dense [B, N, D]")
+    return {"batch": args.equal_batch, "length": args.equal_len, "rows": summarize(result),
             "baseline": "dense [B, N, D]"}
 
 
@@ -191,9 +201,9 @@ def bench_attention(args: argparse.Namespace) -> dict:
     if args.flex:
         contenders["flex (document mask)"] = lambda: attend(q, k, v, lengths, backend="flex")
     _drop_broken(contenders)
-    times = interleaved(contenders, args.rounds)
+    result = interleaved(contenders, args.rounds, "padded")
     return {"lengths": lengths, "buckets": plan_buckets(lengths, heads * head_dim),
-            "rows": summarize(times, "padded"), "baseline": "padded"}
+            "rows": summarize(result), "baseline": "padded"}
 
 
 def _drop_broken(contenders: dict[str, Callable[[], object]]) -> None:

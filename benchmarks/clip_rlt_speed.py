@@ -11,9 +11,10 @@ tokens in the last block where the layout allows it (`VisionTransformer.cls_read
 
 Columns: the kept fraction of patch tokens (RLT mask, frames 1..11 and all 12), GFLOPs per video
 (`vidslim.bench.count_flops`, fvcore convention) and the FLOP ratio dense / method, the median latency per batch
-and the speed-up dense / method as a ratio of medians and as the median of per-round ratios (paired), from
-`vidslim.bench.compare` (interleaved rounds, rotating order, under torch.inference_mode). The RLT timings
-include computing the mask from the frames.
+and the speed-up dense / method as the median of per-round ratios with their interquartile range
+(`vidslim.bench.compare`: interleaved rounds, rotating order, under torch.inference_mode; `PairedRatio.cell`: a
+figure whose rounds scatter too much is "~1.4x?", with the timer's verdict and the load under the table). The RLT
+timings include computing the mask from the frames.
 
 `--profile` adds a torch.profiler breakdown of rlt+tempme on one video (`--profile-video`): per-layer time and the
 time by kind of operator (matmuls, attention, merging and matching, gathers and copies, norms, ...).
@@ -28,7 +29,6 @@ from __future__ import annotations
 import argparse
 import collections
 import json
-import os
 import platform
 from typing import Any
 
@@ -36,6 +36,7 @@ import torch
 
 import vidslim as vs
 from vidslim.bench.flops import count_flops
+from vidslim.bench.spread import PairedRatio, footnote
 from vidslim.bench.timer import compare
 from vidslim.cli.bench import load_input
 from vidslim.io.samples import sample_video
@@ -58,14 +59,6 @@ KINDS = (
     ("activation/elementwise", ("sigmoid", "mul", "add", "div", "sub", "abs", "mean", "norm", "log", "exp")),
     ("conv (patch embed)", ("conv", "convolution")),
 )
-
-
-def load() -> float:
-    """The 1-minute load average (how busy the machine is), or nan where unknown."""
-    try:
-        return os.getloadavg()[0]
-    except OSError:
-        return float("nan")
 
 
 def build_models() -> dict[str, Any]:
@@ -100,8 +93,8 @@ def run_video(name: str, models: dict[str, Any], batch: int, frames: int, rounds
         with torch.inference_mode():
             return model.encode_video(video)
 
-    before = load()
     result = compare({m: (lambda m=m: call(models[m])) for m in METHODS}, warmup=1, repeat=rounds, memory=False)
+    load = result.load
     return {
         "video": name,
         "batch": batch,
@@ -110,16 +103,15 @@ def run_video(name: str, models: dict[str, Any], batch: int, frames: int, rounds
         "kept_per_frame": per_frame,
         "gflops": gflops,
         "median_ms": {m: result.timings[m].median * 1e3 for m in METHODS},
-        "speedup": {m: result.speedup(m) for m in METHODS},
-        "paired_speedup": {m: 1.0 / result.paired_ratio(m) for m in METHODS},
-        "load": (before, load()),
+        "paired": {m: result.paired(m) for m in METHODS},
+        "load": (load.before, load.after) if load is not None else (None, None),
     }
 
 
 def table(rows: list[dict[str, Any]]) -> str:
     lines = [
         "| video | batch | kept (frames 1-11 / all) | method | GFLOPs/video | FLOP ratio | median ms | speed-up "
-        "(paired) |",
+        "[IQR] |",
         "|---|---|---|---|---|---|---|---|",
     ]
     for row in rows:
@@ -128,9 +120,15 @@ def table(rows: list[dict[str, Any]]) -> str:
             lines.append(
                 f"| {row['video']} | {row['batch']} | {kept} | {m} | {row['gflops'][m]:.1f} | "
                 f"{row['gflops']['dense'] / row['gflops'][m]:.2f}x | {row['median_ms'][m]:.0f} | "
-                f"{row['speedup'][m]:.2f}x ({row['paired_speedup'][m]:.2f}x) |"
+                f"{'1.00x' if m == 'dense' else row['paired'][m].cell()} |"
             )
-    return "\n".join(lines)
+    note = footnote([row["paired"][m] for row in rows for m in METHODS if m != "dense"])
+    return "\n".join(lines + ([note] if note else []))
+
+
+def _jsonable(row: dict[str, Any]) -> dict[str, Any]:
+    """A row with its paired speedups as dicts (speedup, quartiles, CI, verdict, load)."""
+    return {**row, "paired": {m: p.to_dict() for m, p in row["paired"].items() if isinstance(p, PairedRatio)}}
 
 
 def _kind(op: str) -> str:
@@ -214,7 +212,7 @@ def main() -> None:
         "rounds": rounds,
         "torch": torch.__version__,
         "machine": platform.processor() or platform.machine(),
-        "rows": rows,
+        "rows": [_jsonable(r) for r in rows],
     }
     if args.profile:
         out["profile"] = profile(models, args.profile_video, args.frames)
@@ -227,8 +225,8 @@ def main() -> None:
     print(table(rows))
     for row in rows:
         print(
-            f"{row['video']}: kept patches per frame {row['kept_per_frame']}; load {row['load'][0]:.2f} -> "
-            f"{row['load'][1]:.2f}"
+            f"{row['video']}: kept patches per frame {row['kept_per_frame']}; load {_num(row['load'][0])} -> "
+            f"{_num(row['load'][1])}"
         )
     if args.profile:
         p = out["profile"]
@@ -239,6 +237,10 @@ def main() -> None:
         print("per layer (ms): " + ", ".join(f"{k}: {v:.1f}" for k, v in p["layer_ms"].items()))
         print("by kind: " + ", ".join(f"{k} {v:.0%}" for k, v in p["kind_share"].items()))
         print("top ops (ms per call): " + ", ".join(f"{k} {v:.1f}" for k, v in p["top_ops_ms"].items()))
+
+
+def _num(value: float | None) -> str:
+    return "unknown" if value is None else f"{value:.2f}"
 
 
 if __name__ == "__main__":

@@ -13,7 +13,8 @@ Two measurements, printed as markdown tables (or one JSON document with --json):
     resize in swscale, crop 224 x 224).
 
 Protocol: one warm-up call per contender, then `--rounds` rounds in which the contenders run interleaved
-(the order rotates each round); tables give medians and the median of per-round ratios.
+(the order rotates each round); tables give medians and the median of per-round ratios with their interquartile
+range, or "~8.0x?" with the timer's verdict (load, spread) when the rounds scatter too much.
 
     .venv/bin/python benchmarks/decode.py             # about a minute on 2 cores
     .venv/bin/python benchmarks/decode.py --json      # the same figures as JSON
@@ -25,11 +26,11 @@ from __future__ import annotations
 import argparse
 import json
 import platform
-import statistics
 import tempfile
 from collections.abc import Callable
 from fractions import Fraction
 from pathlib import Path
+from typing import Any
 
 import av
 import numpy as np
@@ -38,6 +39,8 @@ import torch.nn.functional as F
 from av.video.reformatter import VideoReformatter
 
 from vidslim.bench import compare
+from vidslim.bench.spread import PairedRatio
+from vidslim.bench.timer import Comparison
 from vidslim.errors import SampleVideosNotFoundError
 from vidslim.io import read_video
 from vidslim.io._av import open_video
@@ -95,15 +98,15 @@ def scan_only(path: Path) -> int:
         return len(scan(video, None, None, lambda: video)[1].pts)
 
 
-def interleaved(contenders: dict[str, Callable[[], object]], rounds: int) -> dict[str, list[float]]:
-    """Per-contender samples of `rounds` interleaved rounds (order rotating), after one warm-up call each."""
-    result = compare(contenders, warmup=1, repeat=rounds, memory=False)
-    return {name: list(timing.samples) for name, timing in result.timings.items()}
+def interleaved(contenders: dict[str, Callable[[], object]], rounds: int) -> Comparison:
+    """`rounds` interleaved rounds (order rotating) after one warm-up call each."""
+    return compare(contenders, warmup=1, repeat=rounds, memory=False)
 
 
-def ratio(times: dict[str, list[float]], slow: str, fast: str) -> float:
-    """Median over rounds of slow / fast."""
-    return statistics.median(s / f for s, f in zip(times[slow], times[fast], strict=True))
+def ratio(result: Comparison, slow: str, fast: str) -> dict[str, Any]:
+    """How many times faster `fast` ran than `slow`, per round (median, quartiles, verdict, load)."""
+    a, b = result.timings[slow], result.timings[fast]
+    return PairedRatio.of(a.samples, b.samples, a.cpu_samples, b.cpu_samples, result.load).to_dict()
 
 
 def bench_long(seconds: int, gop: float, rounds: int, folder: Path) -> dict:
@@ -120,23 +123,22 @@ def bench_long(seconds: int, gop: float, rounds: int, folder: Path) -> dict:
         "read_video last 2 s, 224 px": lambda: read_video(path, start=window[0], end=window[1], size=224),
         "read_video 16 frames over all, 224 px": lambda: read_video(path, num_frames=16, size=224),
     }
-    times = interleaved(contenders, rounds)
+    result = interleaved(contenders, rounds)
     clip = read_video(path, start=window[0], end=window[1], size=224)
     sparse = read_video(path, num_frames=16, size=224)
     frames = {"full decode, PyAV, threads": seconds * FPS, "full decode, PyAV, no threads": seconds * FPS,
               "packet scan only (vidslim pass 1)": 0, "read_video last 2 s, 224 px": clip.num_decoded,
               "read_video 16 frames over all, 224 px": sparse.num_decoded}
-    rows = [{"case": name, "median_s": statistics.median(t), "frames_decoded": frames[name]}
-            for name, t in times.items()]
+    rows = [{"case": name, "median_s": t.median, "frames_decoded": frames[name]} for name, t in result.timings.items()]
     return {
         "video": {"seconds": seconds, "size": "640x360", "fps": FPS, "codec": "h264 (libx264 veryfast crf 23)",
                   "gop_s": gop, "keyframes_s": keyframes, "bytes": path.stat().st_size},
         "rows": rows,
         "window_frames": len(clip),
-        "speedup_window_vs_full_decode": ratio(times, "full decode, PyAV, threads", "read_video last 2 s, 224 px"),
+        "speedup_window_vs_full_decode": ratio(result, "full decode, PyAV, threads", "read_video last 2 s, 224 px"),
         "speedup_sparse16_vs_full_decode": ratio(
-            times, "full decode, PyAV, threads", "read_video 16 frames over all, 224 px"),
-        "speedup_threads": ratio(times, "full decode, PyAV, no threads", "full decode, PyAV, threads"),
+            result, "full decode, PyAV, threads", "read_video 16 frames over all, 224 px"),
+        "speedup_threads": ratio(result, "full decode, PyAV, no threads", "full decode, PyAV, threads"),
     }
 
 
@@ -157,10 +159,17 @@ def bench_samples(rounds: int) -> list[dict]:
             "decode + RGB full size": lambda p=path: decode_all(p, rgb=True),
             "read_video(size=224)": lambda p=path: read_video(p, size=224),
         }
-        times = interleaved(contenders, rounds)
+        timed = interleaved(contenders, rounds)
         results.append({"video": name, "size": size, "frames": count,
-                        **{f"{k} fps": count / statistics.median(v) for k, v in times.items()}})
+                        **{f"{k} fps": count / t.median for k, t in timed.timings.items()}})
     return results
+
+
+def _faster(p: dict[str, Any]) -> str:
+    """ "**8.0x** faster [IQR 7.8-8.1]", or "~8.0x? faster (unreliable: load ..., rounds spread ...)"."""
+    if p["reliable"]:
+        return f"**{p['speedup']:.2f}x** faster [IQR {p['speedup_q25']:.2f}-{p['speedup_q75']:.2f}]"
+    return f"~{p['speedup']:.2f}x? faster ({p['verdict']})"
 
 
 def markdown(report: dict) -> str:
@@ -175,10 +184,10 @@ def markdown(report: dict) -> str:
         *(f"| {r['case']} | {1000 * r['median_s']:.1f} | {r['frames_decoded']} |" for r in long["rows"]),
         "",
         f"- last 2 s ({long['window_frames']} frames at 224 px) vs decoding the whole file: "
-        f"**{long['speedup_window_vs_full_decode']:.1f}x** faster",
+        f"{_faster(long['speedup_window_vs_full_decode'])}",
         f"- 16 frames over the whole video vs decoding the whole file: "
-        f"**{long['speedup_sparse16_vs_full_decode']:.1f}x** faster",
-        f"- FFmpeg threads (thread_type AUTO) vs none, full decode: {long['speedup_threads']:.2f}x",
+        f"{_faster(long['speedup_sparse16_vs_full_decode'])}",
+        f"- FFmpeg threads (thread_type AUTO) vs none, full decode: {_faster(long['speedup_threads'])}",
     ]
     if report["samples"]:
         keys = [k for k in report["samples"][0] if k.endswith(" fps")]

@@ -11,8 +11,9 @@ per model, every method timed interleaved with dense (`vidslim.bench.compare`), 
 
 Columns (`vidslim.bench.suite.BenchRow`): tokens entering attention as a fraction of dense's (mean over layers),
 GFLOPs per video (fvcore convention) and their ratio to dense's, the median time per batch, the speedup over
-dense (ratio of medians), "realised" = speedup x FLOP ratio (1.0: wall-clock falls exactly as FLOPs do), and the
-reduction's own share of the time (matching, sorting, gathering, mask building: `vidslim.bench.overhead`).
+dense (median of the per-round ratios [interquartile range], "~1.4x?" with the timer's verdict under the table when
+the rounds scatter too much), "realised" = speedup x FLOP ratio (1.0: wall-clock falls exactly as FLOPs do), and
+the reduction's own share of the time (matching, sorting, gathering, mask building: `vidslim.bench.overhead`).
 torch.compile rows are left out here (minutes of compilation per method on 2 cores); `vidslim bench --compile`
 runs them.
 
@@ -54,8 +55,8 @@ def markdown(rows: Sequence[BenchRow]) -> str:
         return "-" if value is None or not math.isfinite(value) else format(value, spec)
 
     lines = [
-        "| method | batch | precision | tokens | GFLOPs/video | FLOP ratio | ms/batch | speedup | realised | "
-        "reduction % |",
+        "| method | batch | precision | tokens | GFLOPs/video | FLOP ratio | ms/batch | speedup [IQR] | "
+        "realised [IQR] | reduction % |",
         "|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in rows:
@@ -64,9 +65,16 @@ def markdown(rows: Sequence[BenchRow]) -> str:
             continue
         lines.append(
             f"| {r.method} | {r.batch} | {r.precision} | {f(r.token_fraction, '.3f')} | {f(r.gflops, '.1f')} | "
-            f"{f(r.flop_ratio, '.3f')} | {f(r.time_ms, '.0f')} | {f(r.speedup, '.2f')}x | {f(r.realised, '.2f')} | "
+            f"{f(r.flop_ratio, '.3f')} | {f(r.time_ms, '.0f')} | {r.speedup_text()} | {r.realised_text()} | "
             f"{f(r.overhead_pct, '.1f')} |"
         )
+    loads = [x for r in rows for x in (r.load_before, r.load_after) if x is not None]
+    if loads:
+        lines += ["", f"Load (1-minute average) {min(loads):.1f} to {max(loads):.1f} on {rows[0].cores} cores."]
+    shaky = [r for r in rows if r.speedup is not None and not r.reliable]
+    if shaky:
+        lines.append(f"~x?: not a figure to quote ({shaky[0].verdict}; {len(shaky)} of {len(rows) - 1} such); rerun "
+                     "on a quieter machine or with more --repeat.")
     return "\n".join(lines)
 
 
@@ -85,7 +93,7 @@ def run_model(model: str, frames: int, headline: Sequence[str], args: argparse.N
     choice = saturating_batch(lambda b: few.dense_throughput(b, repeat=2), max_batch=args.max_batch)
     tried = ", ".join(f"{b}: {rate:.2f}" for b, rate in choice.history)
     out.append(f"\nSaturating batch {choice.batch} (dense videos/s by batch: {tried}; stopped: {choice.reason}):\n")
-    out.append(markdown(few.run(batch=choice.batch, repeat=max(2, args.repeat - 1))))
+    out.append(markdown(few.run(batch=choice.batch, repeat=args.repeat)))
     out.append("\nbf16 autocast, batch 1:\n")
     out.append(markdown(few.run(batch=1, precision="bf16", repeat=args.repeat)))
     return "\n".join(out)

@@ -87,6 +87,7 @@ def run(rounds: int = 15, tau: float = 0.1) -> dict[str, Any]:
         "official_ms": _spread(official),
         "vidslim_ms": _spread(vidslim),
         "ratio": _spread(vidslim / official),  # per round: < 1 means vidslim is faster
+        "speedup": timing.paired("vidslim").to_dict(),  # official / vidslim per round, with the verdict and load
     }
 
 
@@ -102,7 +103,18 @@ def to_markdown(r: dict[str, Any]) -> str:
         f"| vidslim `keep_mask` | {v['median']:.1f} | {v['q1']:.1f}-{v['q3']:.1f} |",
         "",
         f"vidslim / official, per round: {q['median']:.2f} (IQR {q['q1']:.2f}-{q['q3']:.2f}).",
+        _speedup(r["speedup"]),
     ])
+
+
+def _speedup(p: dict[str, Any]) -> str:
+    """vidslim's paired speedup over the official rule with its quartiles, the load, and the timer's verdict."""
+    known = p["load_before"] is not None and p["load_after"] is not None
+    load = f"load {p['load_before']:.1f} -> {p['load_after']:.1f} on {p['cores']} cores" if known else "load unknown"
+    if p["reliable"]:
+        return (f"vidslim speedup over the official rule: {p['speedup']:.2f}x [{p['speedup_q25']:.2f}-"
+                f"{p['speedup_q75']:.2f}] ({load}).")
+    return f"vidslim speedup over the official rule: ~{p['speedup']:.2f}x? ({p['verdict']}; {load})."
 
 
 def main() -> None:

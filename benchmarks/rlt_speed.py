@@ -10,7 +10,9 @@ normalised, and runs the ViT-B video model (VideoMAE layout, random weights, fp3
 (c) training: forward + backward time, dense vs RLT, against the same ratio.
 
 Timings interleave the contenders round by round (`vidslim.bench.compare`) and report medians; speedups are
-medians of the per-round ratios. The targets from the RLT issue are printed beside the figures:
+medians of the per-round ratios with their interquartile range, and a speedup whose rounds scatter too much is
+printed "~1.4x?" with the timer's verdict and the load under the table. The targets from the RLT issue are printed
+beside the figures:
 (a) < 3 %, (b) speedup >= 0.9 x FLOP ratio, (c) speedup >= 0.8 x FLOP ratio.
 
     .venv/bin/python benchmarks/rlt_speed.py                 # ViT-B, batch 4, 3 rounds: ~10 min on 2 cores
@@ -81,6 +83,7 @@ def measure_video(name: str, path: str, args: argparse.Namespace) -> dict[str, A
     dense.train(), rlt.train()
     training = compare({"dense": train_step(dense), "rlt": train_step(rlt)}, **common)
     overhead = inference.timings["build"].median / inference.timings["dense"].median
+    infer_paired, train_paired = inference.paired("rlt"), training.paired("rlt")
     return {
         "video": name,
         "tokens_total": total,
@@ -93,11 +96,21 @@ def measure_video(name: str, path: str, args: argparse.Namespace) -> dict[str, A
         "rlt_ms": inference.timings["rlt"].median * 1e3,
         "build_ms": inference.timings["build"].median * 1e3,
         "overhead_fraction": overhead,
-        "inference_speedup": 1.0 / inference.paired_ratio("rlt"),
+        "inference_speedup": infer_paired.speedup,
+        "inference": infer_paired.to_dict(),
         "train_dense_ms": training.timings["dense"].median * 1e3,
         "train_rlt_ms": training.timings["rlt"].median * 1e3,
-        "train_speedup": 1.0 / training.paired_ratio("rlt"),
+        "train_speedup": train_paired.speedup,
+        "train": train_paired.to_dict(),
     }
+
+
+def _cell(paired: dict[str, Any], flop_ratio: float) -> str:
+    """ "1.68x [1.60-1.70] (0.98)" (speedup [IQR] (/ FLOP ratio)), or "~1.68x? (0.98?)" when unreliable."""
+    ratio = paired["speedup"] / flop_ratio
+    if paired["reliable"]:
+        return f"{paired['speedup']:.2f}x [{paired['speedup_q25']:.2f}-{paired['speedup_q75']:.2f}] ({ratio:.2f})"
+    return f"~{paired['speedup']:.2f}x? ({ratio:.2f}?)"
 
 
 def to_markdown(result: dict[str, Any]) -> str:
@@ -106,19 +119,27 @@ def to_markdown(result: dict[str, Any]) -> str:
         f"RLT (tau {s['tau']}) vs dense, {s['model']}, batch {s['batch']} x 16 x 224 x 224 at native fps, fp32, "
         f"{s['threads']} threads, {s['rounds']} interleaved rounds (medians).",
         "",
-        "| video | kept | FLOP ratio | dense ms | RLT ms | build (% of dense) | inference speedup (/ FLOP ratio) "
-        "| train dense ms | train RLT ms | train speedup (/ FLOP ratio) |",
+        "| video | kept | FLOP ratio | dense ms | RLT ms | build (% of dense) | inference speedup [IQR] (/ FLOP "
+        "ratio) | train dense ms | train RLT ms | train speedup [IQR] (/ FLOP ratio) |",
         "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for r in result["videos"]:
         lines.append(
             f"| {r['video']} | {r['kept_fraction']:.1%} | {r['flop_ratio']:.2f}x | {r['dense_ms']:.0f} | "
             f"{r['rlt_ms']:.0f} | {r['build_ms']:.1f} ms ({r['overhead_fraction']:.2%}) | "
-            f"{r['inference_speedup']:.2f}x ({r['inference_speedup'] / r['flop_ratio']:.2f}) | "
-            f"{r['train_dense_ms']:.0f} | {r['train_rlt_ms']:.0f} | "
-            f"{r['train_speedup']:.2f}x ({r['train_speedup'] / r['flop_ratio']:.2f}) |"
+            f"{_cell(r['inference'], r['flop_ratio'])} | {r['train_dense_ms']:.0f} | {r['train_rlt_ms']:.0f} | "
+            f"{_cell(r['train'], r['flop_ratio'])} |"
         )
+    pairs = [p for r in result["videos"] for p in (r["inference"], r["train"])]
+    loads = [x for p in pairs for x in (p["load_before"], p["load_after"]) if x is not None]
     lines += ["", "Targets: build < 3 % of dense; inference >= 0.9 x and training >= 0.8 x the FLOP ratio."]
+    if loads:
+        lines.append(f"Load (1-minute average) during the run: {min(loads):.1f} to {max(loads):.1f} on "
+                     f"{pairs[0]['cores']} cores.")
+    shaky = [p for p in pairs if not p["reliable"]]
+    if shaky:
+        lines.append(f"~x?: not a figure to quote ({shaky[0]['verdict']}; {len(shaky)} of {len(pairs)} such); rerun "
+                     "on a quieter machine or with more --rounds.")
     return "\n".join(lines)
 
 

@@ -1,5 +1,6 @@
 """Check a card `vidslim tune` wrote, independently: time it against dense on the same clips in a fresh process.
 
+    python benchmarks/tune_check.py --card rlt2x.json --model videomae-b16        # at the card's frames and size
     python benchmarks/tune_check.py --card rlt2x.json --model videomae-b16 --frames 8 --set image_size=112
 
 Reads the card (`vidslim.bench.card_file`), builds the dense model and the carded one on the same weights, reads
@@ -43,6 +44,8 @@ def main() -> int:
     reduction, meta = read_card(args.card)
     source = ModelSource.open(args.model)
     config, _ = parse_settings(args.set, config_fields(source))
+    config = {**(meta.get("config") or {}), **config}  # the card's own frames and size unless given here
+    args.frames = args.frames or meta.get("frames")
     if args.frames:
         config["num_frames"] = args.frames
     source = ModelSource.open(args.model, **config)

@@ -8,7 +8,7 @@ from collections.abc import Callable
 import pytest
 
 from vidslim.bench import compare
-from vidslim.bench.spread import MAX_SPREAD, MachineLoad, PairedRatio, usable_cores
+from vidslim.bench.spread import MAX_SPREAD, MachineLoad, PairedRatio, footnote, usable_cores
 
 
 def test_paired_ratio_per_round_median_and_quartiles() -> None:
@@ -33,6 +33,27 @@ def test_wide_spread_is_unreliable_and_names_the_load() -> None:
     assert p.label().startswith("~3.00x? (unreliable: load 5.8 on 2 cores")
     d = p.to_dict()
     assert d["reliable"] is False and d["load_before"] == 5.8 and d["cores"] == 2 and d["rounds"] == 5
+
+
+def test_table_cells_and_their_footnote() -> None:
+    """A table cell shows a reliable figure with its quartiles and an unreliable one as "~3.00x?", and the footnote
+    under the table carries the first unreliable verdict (with the load) and how many cells it covers."""
+    load = MachineLoad(before=5.8, after=4.1, cores=2)
+    steady = PairedRatio.of([2.0] * 5, [1.0, 0.8, 1.0, 1.25, 1.0], load=load)
+    shaky = PairedRatio.of([1.0, 2.0, 3.0, 4.0, 5.0], [1.0] * 5, load=load)
+    assert steady.cell() == "2.00x [2.00-2.00]" and shaky.cell() == "~3.00x?"
+    assert footnote([steady]) is None
+    note = footnote([steady, shaky])
+    assert note is not None and note.startswith(f"~x?: not a figure to quote ({shaky.verdict}; 1 of 2 such)")
+    assert "load 5.8 on 2 cores" in note
+
+
+def test_a_spread_just_over_the_limit_is_not_printed_as_the_limit() -> None:
+    # speedups 0.9, 1.0, 1.1, 1.2233, 1.3: quartiles 1.0 and 1.2233, median 1.1 -> spread 0.2233 / 1.1 = 20.3%,
+    # which a whole-percent verdict would print as "rounds spread 20% (> 20%)"
+    p = PairedRatio.of([0.9, 1.0, 1.1, 1.2233, 1.3], [1.0] * 5)
+    assert p.spread == pytest.approx(0.2233 / 1.1) and not p.reliable
+    assert p.verdict.endswith("rounds spread 20.3% (> 20%)")
 
 
 def test_too_few_rounds_cannot_be_called_reliable() -> None:

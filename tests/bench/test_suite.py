@@ -111,3 +111,17 @@ def test_a_saved_checkpoint_is_benched_with_its_own_weights(tmp_path: object) ->
     x = suite.batch_input(1)
     with torch.no_grad():  # the dense copy is the saved model
         assert torch.allclose(dense(x), model.eval()(x), atol=1e-5)
+
+
+def test_steps_cover_building_counting_and_profiling() -> None:
+    """The work before and after the timed rounds reports its progress: every method built and counted (two steps a
+    method, ending at the total), then one profiling step a timed method; with time=False nothing is profiled."""
+    calls: list[tuple[str, int, int]] = []
+    suite = Suite("videomae-tiny", "dense,tome,tokenprune", frames=4, overrides=TINY,
+                  options={"tokenprune.layers": (1,)}, steps=lambda *step: calls.append(step))
+    assert [c for c in calls if c[0] == "count"] == [("count", i, 6) for i in range(7)]
+    calls.clear()
+    suite.run(repeat=1, time=False)
+    assert calls == []
+    suite.run(repeat=1)
+    assert calls == [("profile", 0, 3), ("profile", 1, 3), ("profile", 2, 3), ("profile", 3, 3)]

@@ -40,6 +40,7 @@ def test_keep_target_for_tokenprune_lands_on_the_exact_count(tuner: Tuner) -> No
     assert min(result.kept) == max(result.kept)  # content-independent: every clip keeps the same
     rebuilt = build_reduction(result.card, family="video_vit")
     assert type(rebuilt[0]).__name__ == "TokenPrune" and rebuilt[0].keep == pytest.approx(result.value)
+    assert result.to_dict()["frames"] == 4 and result.to_dict()["config"] == {"depth": 4}  # what --card reads back
 
 
 def test_gflops_target_for_tome_is_within_5_percent_or_said_unreachable(tuner: Tuner) -> None:
@@ -128,3 +129,37 @@ def test_pareto_points_time_each_method_once_and_name_their_series(tuner: Tuner,
         assert low <= speedup <= high and reliable
     note = pareto_note(tuner, points)
     assert note.startswith("2 clip(s)") and "load" in note and "unreliable" not in note
+
+
+@pytest.fixture(scope="module")
+def still_tuner() -> Tuner:
+    """Two 64 px clips whose left half stands still (every frame repeats frame 0 there): RLT drops those 8 of the
+    32 tubelets (4 x 4 patches, 2 in time) and keeps the rest."""
+    source = ModelSource.open("videomae-tiny", **TINY, image_size=64)
+    clips = []
+    for i in range(2):
+        clip = source.spec.random(1, 4, generator=torch.Generator().manual_seed(i))  # [1, C, T, H, W]
+        clip[:, :, 1:, :, :32] = clip[:, :, :1, :, :32]
+        clips.append(clip)
+    return Tuner(source, clips, repeat=3)
+
+
+def test_combination_advice_when_rlt_first_is_cheaper(still_tuner: Tuner) -> None:
+    """A FLOP budget above what RLT alone costs is met by RLT with no pruning at all; one below it is met by
+    rlt+tokenprune with a milder keep than tokenprune alone needs."""
+    from vidslim.bench.tune import combination_note
+
+    assert still_tuner.kept(still_tuner.counts("rlt", {})) == [0.75, 0.75]  # 24 of 32 tubelets
+    dense = still_tuner.dense.mean_gflops
+    alone = still_tuner.counts("rlt", {}).mean_gflops
+    high = still_tuner.solve("tokenprune", f"gflops={0.9 * dense}", {"layers": [1]})
+    assert high.reached and alone < high.predicted["gflops"]
+    note = combination_note(still_tuner, high)
+    assert note is not None and note.startswith(f"RLT alone (default tau) costs {alone:.3g} GFLOPs per clip")
+    assert "--method rlt`" in note and "counted, not timed" in note
+    low = still_tuner.solve("tokenprune", f"gflops={0.6 * dense}", {"layers": [0]})
+    assert low.reached and low.predicted["gflops"] < alone
+    note = combination_note(still_tuner, low)
+    assert note is not None and note.startswith("rlt+tokenprune reaches the same")
+    milder = float(note.split("tokenprune keep=")[1].split(" ")[0])
+    assert milder > low.value  # keeps more tokens in the model: the milder pruning

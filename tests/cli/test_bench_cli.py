@@ -211,6 +211,17 @@ def test_a_checkpoint_folder_tempme_at_8_frames_and_a_card(bench, tmp_path) -> N
     rows = json.loads(out)["rows"]
     assert [r["method"] for r in rows] == ["dense", "card"] and rows[1]["flop_ratio"] < 1
     assert rows[1]["speedup"] is None  # --no-time: nothing timed on the suite path either
+    # a card tune wrote carries its frames and size: bench times it there unless --frames / --set say otherwise
+    tuned = write_card(tmp_path / "tuned.json", [{"tome": {"r": 2}}], target="speedup=2", frames=4,
+                       config={"image_size": 112})
+    status, out, _ = bench("--model", str(folder), "--card", str(tuned), "--no-time", "--json")
+    result = json.loads(out)
+    # 112 px in patches of 8: 196 + 1 tokens a frame (32 px would give 17) into every layer's attention, 4 frames
+    assert status == 0 and result["frames"] == 4 and result["rows"][0]["tokens"] == 4 * 197
+    status, out, _ = bench("--model", str(folder), "--card", str(tuned), "--no-time")
+    assert "card: " + str(tuned) + " (tuned for speedup=2 at 4 frames, image_size=112, as the card says)" in out
+    status, out, _ = bench("--model", str(folder), "--card", str(tuned), "--frames", "2", "--no-time", "--json")
+    assert status == 0 and json.loads(out)["frames"] == 2
 
 
 def test_tune_plot_end_to_end_on_a_tiny_model(tmp_path, square_video, capsys) -> None:
@@ -252,3 +263,22 @@ def test_tune_plot_end_to_end_on_a_tiny_model(tmp_path, square_video, capsys) ->
         row = anchors[i][1]
         if not point[5] and (top < row - MARKER or bottom > row + MARKER) and not covered:  # reaches past its ring
             assert (pixels[top : bottom + 1, left : right + 1] == SHAKY).all(-1).any()
+
+
+def test_tune_writes_a_card_bench_reads_at_the_same_frames_and_size(bench, tmp_path, square_video, capsys) -> None:
+    """`vidslim tune --out` writes the reducers, the target, the kept spread, what it does not promise, and the frames
+    and config fields it was tuned at; `bench --card` then counts the same FLOPs the tune predicted."""
+    card = tmp_path / "card.json"
+    status = cli_main.main(["tune", "--model", "videomae-tiny", "--set", "depth=2", "--frames", "4", "--method",
+                            "tokenprune", "--set", "tokenprune.layers=[0]", "--target", "keep=0.75", "--video",
+                            str(square_video), "--out", str(card)])  # fmt: skip
+    printed = capsys.readouterr().out
+    assert status == 0 and printed.count("not promised: ") == 3 and "tokens kept across clips: min" in printed
+    written = json.loads(card.read_text())
+    assert written["frames"] == 4 and written["config"] == {"depth": 2} and written["target"] == "keep=0.75"
+    assert [list(part) for part in written["reduction"]] == [["token_prune"]] and written["does_not_promise"]
+    status, out, _ = bench("--model", "videomae-tiny", "--card", str(card), "--video", str(square_video),
+                           "--no-time", "--json")  # fmt: skip
+    rows = json.loads(out)["rows"]
+    assert status == 0 and json.loads(out)["frames"] == 4
+    assert rows[1]["gflops"] == pytest.approx(written["predicted"]["gflops"], rel=1e-6)

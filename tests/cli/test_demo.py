@@ -85,3 +85,28 @@ def test_demo_tables_without_timing(tmp_path: Path, capsys: pytest.CaptureFixtur
     assert "Every method against dense" not in captured.out
     assert "[demo] 1/4" in captured.err  # progress on stderr
     assert not (tmp_path / "speedup.png").exists()
+
+
+def test_demo_plot_colours_by_method_and_names_the_load_and_verdict(tmp_path: Path) -> None:
+    """The demo's plot paints each method in its own colour (the one `vidslim tune --plot` uses) and writes the load
+    and the timer's verdict under the title, so an unreliable ring is explained on the picture itself."""
+    from vidslim.bench.row import BenchRow, set_speedup
+    from vidslim.bench.spread import MachineLoad, PairedRatio
+    from vidslim.cli.demo_steps import plot_note, speedup_plot
+    from vidslim.viz.colours import METHOD_COLOURS
+    from vidslim.viz.plot import speedup_axes
+
+    load = MachineLoad(5.1, 5.8, 2)
+    steady = BenchRow("rlt", token_fraction=0.4)
+    set_speedup(steady, PairedRatio.of([1.0] * 5, [0.5, 0.5, 0.51, 0.49, 0.5], load=load))
+    shaky = BenchRow("tome", token_fraction=0.7)
+    set_speedup(shaky, PairedRatio.of([1.0] * 5, [0.5, 1.0, 0.3, 0.9, 0.6], load=load))
+    note = plot_note([steady, shaky])
+    assert "load 5.8 on 2 cores" in note
+    assert f"1 of 2 {shaky.verdict}" in note and shaky.verdict.startswith("unreliable: load 5.8 on 2 cores")
+    path = speedup_plot([("videomae-b16", steady), ("clip-b16", shaky)], tmp_path / "speedup.png")
+    with Image.open(path) as image:
+        points = [("", 0.4, steady.speedup, steady.speedup_q25, steady.speedup_q75, True),
+                  ("", 0.7, shaky.speedup, shaky.speedup_q25, shaky.speedup_q75, False)]
+        axes = speedup_axes(points, (760, 500), note)
+        assert image.convert("RGB").getpixel(axes.px(0.4, steady.speedup)) == METHOD_COLOURS["rlt"]

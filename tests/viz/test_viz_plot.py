@@ -120,10 +120,12 @@ def test_spread_bars_and_unreliable_points_are_hollow_grey() -> None:
 
 
 def test_series_share_a_colour_a_joining_line_and_a_legend_row() -> None:
-    from vidslim.viz.plot import PALETTE, SHAKY, series_colours
+    from vidslim.viz.colours import METHOD_COLOURS
+    from vidslim.viz.plot import SHAKY, series_colours
 
     points = [("r=2", 0.7, 1.3, 1.25, 1.35, True, "tome"), ("r=8", 0.4, 2.2, 2.1, 2.3, True, "tome"),
               ("keep=0.5", 0.5, 1.5, 0.9, 2.6, False, "tokenprune")]  # fmt: skip
+    PALETTE = (METHOD_COLOURS["tome"], METHOD_COLOURS["tokenprune"])
     assert series_colours(points) == {"tome": PALETTE[0], "tokenprune": PALETTE[1]}
     note = "2 clips, 1 thread"
     image = render_speedup(points, note=note)
@@ -140,3 +142,20 @@ def test_series_share_a_colour_a_joining_line_and_a_legend_row() -> None:
     legend = pixels[axes.top : axes.top + 140, axes.right - 300 : axes.right]
     for colour in (PALETTE[0], PALETTE[1], CURVE):
         assert (legend == colour).all(-1).any()
+
+
+def test_a_method_keeps_its_colour_across_plots() -> None:
+    """The colour belongs to the method's name, not to its place in a plot: TempMe drawn first in one picture and
+    after two other methods in another is the same colour in both, and so is "tempme (clip)"."""
+    from vidslim.viz.colours import EXTRA, METHOD_COLOURS, method_colour
+    from vidslim.viz.plot import CURVE, SHAKY, series_colours
+
+    alone = [("r=2", 0.6, 1.5, 1.4, 1.6, True, "tempme")]
+    crowded = [("tau=0.1", 0.5, 1.9, 1.8, 2.0, True, "rlt"), ("r=8", 0.7, 1.3, 1.2, 1.4, True, "tome"), *alone]
+    assert series_colours(alone)["tempme"] == series_colours(crowded)["tempme"] == METHOD_COLOURS["tempme"]
+    assert method_colour("tempme (clip)") == METHOD_COLOURS["tempme"]
+    for image, points in ((render_speedup(alone), alone), (render_speedup(crowded), crowded)):
+        assert image.getpixel(speedup_axes(points).px(0.6, 1.5)) == METHOD_COLOURS["tempme"]
+    colours = list(METHOD_COLOURS.values())
+    assert len(set(colours)) == len(colours) and CURVE not in colours and SHAKY not in colours  # all distinct
+    assert method_colour("somebody_new") == method_colour("somebody_new") in EXTRA  # a later method: stable

@@ -3,9 +3,10 @@
     {"reduction": [{"rlt": {"tau": 0.07, ...}}], "model": "videomae-b16", "target": "speedup=2",
      "measured": {...}, "predicted": {...}, "does_not_promise": [...]}
 
-`vidslim tune` writes one; `vidslim bench --card FILE` (and `read_card`) read it back. A bare list (the card a
-checkpoint stores) is accepted too. The reducers are rebuilt through the registry, so a card file can only ever
-name registered reducers.
+`vidslim tune` writes one; `--card FILE` of `vidslim bench`, `embed`, `classify`, `eval` and `export` (and
+`read_card`) read it back: `card_or_method` gives those commands the reducers to build in place of `--method`. A bare
+list (the card a checkpoint stores) is accepted too. The reducers are rebuilt through the registry, so a card file
+can only ever name registered reducers.
 """
 
 from __future__ import annotations
@@ -42,4 +43,15 @@ def read_card(path: str | Path) -> tuple[list[Any], dict[str, Any]]:
     raise ConfigError(f"--card {path}: expected a list of reducers or an object with a 'reduction' list")
 
 
-__all__ = ["read_card", "write_card"]
+def card_or_method(card: str | Path | None, method: str | None, settings: Any = ()) -> list[Any] | str | None:
+    """What a command builds its reducers from: the card's reduction list when `--card` is given, else `method`.
+    A card with `--method` or `--set` is a one-line ConfigError (the card holds every setting)."""
+    if card is None:
+        return method
+    if method is not None or settings:
+        given = "--method" if method is not None else "--set"
+        raise ConfigError(f"--card {card} holds the reduction and every setting: drop {given}, or drop --card")
+    return read_card(card)[0]
+
+
+__all__ = ["card_or_method", "read_card", "write_card"]

@@ -5,6 +5,7 @@
     paired.speedup, paired.low, paired.high, paired.ci                    # median, IQR, bootstrap 95% CI of the median
     paired.reliable, paired.verdict                                       # "unreliable: load 5.8 on 2 cores, ..."
     paired.label()                                      # "2.04x [1.98-2.10]" or "~1.4x? (unreliable: ...)"
+    paired.cell(), footnote([paired, ...])              # "~1.40x?" in a table, the verdict once under it
 
 A ratio taken inside one round (the contender and the baseline called back to back, order alternating) cancels
 whatever slowed the machine down for that round; the rounds' ratios still scatter when another process takes the
@@ -177,13 +178,18 @@ class PairedRatio:
         where = self.load.describe() if self.load is not None else "load unknown"
         if self.n < MIN_ROUNDS:
             return f"unreliable: {where}, only {self.n} round(s) (need {MIN_ROUNDS})"
-        return f"unreliable: {where}, rounds spread {self.spread:.0%} (> {MAX_SPREAD:.0%})"
+        digits = 0 if round(self.spread * 100) > round(MAX_SPREAD * 100) else 1  # never "spread 20% (> 20%)"
+        return f"unreliable: {where}, rounds spread {self.spread:.{digits}%} (> {MAX_SPREAD:.0%})"
 
     def label(self, digits: int = 2) -> str:
         """The figure as text that cannot be read as a plain fact when unreliable."""
         if self.reliable:
             return f"{self.speedup:.{digits}f}x [{self.low:.{digits}f}-{self.high:.{digits}f}]"
         return f"~{self.speedup:.{digits}f}x? ({self.verdict})"
+
+    def cell(self, digits: int = 2) -> str:
+        """The figure for a table cell: `label()` when reliable, else "~1.40x?" (the verdict goes in `footnote`)."""
+        return self.label(digits) if self.reliable else f"~{self.speedup:.{digits}f}x?"
 
     def to_dict(self) -> dict[str, Any]:
         lo, hi = self.ci
@@ -197,8 +203,18 @@ class PairedRatio:
         }  # fmt: skip
 
 
+def footnote(pairs: Sequence[PairedRatio]) -> str | None:
+    """The line under a table whose cells come from `PairedRatio.cell`: why a "~x?" figure is not one to quote
+    (the first unreliable verdict), or None when every figure is reliable."""
+    shaky = [p for p in pairs if not p.reliable]
+    if not shaky:
+        return None
+    return (f"~x?: not a figure to quote ({shaky[0].verdict}; {len(shaky)} of {len(pairs)} such); rerun on a "
+            "quieter machine or with more rounds")
+
+
 def _num(value: float | None) -> float | None:
     return None if value is None or not math.isfinite(value) else float(value)
 
 
-__all__ = ["MAX_SPREAD", "MIN_ROUNDS", "MachineLoad", "PairedRatio", "load_average", "usable_cores"]
+__all__ = ["MAX_SPREAD", "MIN_ROUNDS", "MachineLoad", "PairedRatio", "footnote", "load_average", "usable_cores"]

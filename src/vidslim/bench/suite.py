@@ -174,6 +174,9 @@ class Suite:
     overrides: model config fields (e.g. vision_layers=2); options: method options (`build_reduction`)
     full_last_layer: CLIP runs its last block on every token, not only the CLS tokens
     cards:     extra rows built from reduction cards: row name -> card (`vidslim.reduce.cards`), timed like methods
+    steps:     called as steps(stage, done, total) while methods are built and counted ("count") and while `run`
+               profiles the reducers ("profile"): minutes of work before and after the timed rounds on big models,
+               which a progress bar should cover too
     """
 
     def __init__(
@@ -190,8 +193,10 @@ class Suite:
         full_last_layer: bool = False,
         skip_broken: bool | None = None,
         cards: Mapping[str, Sequence[Any]] | None = None,
+        steps: Callable[[str, int, int], Any] | None = None,
     ) -> None:
         self.device = torch.device(device)
+        self.steps = steps or (lambda stage, done, total: None)
         options, overrides = dict(options or {}), dict(overrides or {})
         if isinstance(model, str) and frames is None and video is not None:  # the time axis in the model's layout
             spec = ModelSource.open(model, **overrides).spec
@@ -209,7 +214,8 @@ class Suite:
         self.skipped: dict[str, str] = {}
         self.entries: dict[str, _Entry] = {}
         base: dict[str, Tensor] | None = None
-        for name in self.methods:
+        for i, name in enumerate(self.methods):
+            self.steps("count", i, 2 * len(self.methods))  # building is half the work, counting the other half
             torch.manual_seed(seed)
             try:
                 reducers = (_card_reducers(cards[name], source, name) if name in cards
@@ -254,7 +260,9 @@ class Suite:
     def _count(self) -> None:
         """Tokens per layer and GFLOPs per video of every method, in one counted pass over the distinct clips."""
         videos = self.video.shape[0]
-        for name, entry in self.entries.items():
+        total = len(self.entries)
+        for i, (name, entry) in enumerate(self.entries.items()):
+            self.steps("count", total + i, 2 * total)
             try:
                 report = layer_report(entry.forward, self.video, videos=videos, root=entry.model)
             except Exception as error:  # a method that fails to run becomes its row's note; dense must run
@@ -265,6 +273,7 @@ class Suite:
             rows = report.rows
             entry.tokens = sum(r.tokens_attn for r in rows) / len(rows) if rows else math.nan
             entry.gflops = report.gflops_per_video
+        self.steps("count", 2 * total, 2 * total)
 
     def batch_input(self, batch: int) -> Tensor:
         """`batch` clips cut cyclically from the suite's input."""
@@ -348,10 +357,13 @@ class Suite:
             row.flop_ratio = entry.gflops / dense.gflops if dense.gflops else None
             row.set_realised()
             if overhead and time and name in calls:
+                self.steps("profile", list(calls).index(name), len(calls))
                 split = reduction_overhead(calls[name], entry.model, self.device.type)
                 row.overhead_pct = split.percent
                 row.overhead_ms = split.percent / 100.0 * row.time_ms if row.time_ms is not None else split.reduce_ms
                 row.overhead_by_label = split.by_label
+        if overhead and time and calls:
+            self.steps("profile", len(calls), len(calls))
         return list(rows.values())
 
 

@@ -1,7 +1,8 @@
 """Budget tuning: the setting of a method's knob that meets a target on the user's own clips.
 
     result = tune("videomae-b16", ["a.mp4", "b.mp4"], "speedup=2", method="rlt")
-    result.value, result.predicted, result.measured, result.kept_spread, result.card   # write_card(path, ...)
+    result.value, result.predicted, result.measured, result.kept_spread, result.card
+    write_card("card.json", result.card, **result.to_dict())     # what `--card` reads, with the frames and config
 
 Targets: `gflops=X` (GFLOPs per clip, mean over the clips), `keep=F` (tokens into attention, a fraction of
 dense's), `speedup=S` (over dense, measured) and `ms=T` (ms per clip, measured). Knobs: RLT `tau`, ToMe and TempMe
@@ -114,6 +115,8 @@ class TuneResult:
     steps: list[dict[str, Any]]
     notes: list[str]
     reached: bool
+    frames: int | None = None
+    config: dict[str, Any] = dataclasses.field(default_factory=dict)
 
     @property
     def kept_spread(self) -> tuple[float, float, float]:
@@ -126,7 +129,8 @@ class TuneResult:
                 "value": self.value, "settings": self.settings, "reached": self.reached, "predicted": self.predicted,
                 "measured": self.measured, "kept_per_clip": self.kept,
                 "kept_spread": {"min": lo, "mean": mean, "max": hi}, "steps": self.steps, "notes": self.notes,
-                "does_not_promise": DOES_NOT_PROMISE}  # fmt: skip
+                "does_not_promise": DOES_NOT_PROMISE, "frames": self.frames,
+                "config": self.config}  # fmt: skip
 
 
 class Tuner:
@@ -192,7 +196,9 @@ class Tuner:
         for i, one in enumerate(settings):
             contenders[str(i)] = run(self.build(method, one))
         found = time_until_precise(contenders, items=len(self.clips), repeat=self.repeat, max_rounds=self.max_rounds,
-                                   clock=self.clock)  # fmt: skip
+                                   clock=self.clock, progress=lambda rounds: self.say(
+                                       f"  {rounds} paired rounds of {len(contenders)} models timed "
+                                       f"(stops when precise, at most {self.max_rounds})"))  # fmt: skip
         self._dense_ms = found["dense"].time_ms
         return [found[str(i)] for i in range(len(settings))]
 
@@ -273,8 +279,9 @@ class Tuner:
             notes.append(f"{target} not reached within {tolerance:.0%}: the closest {knob.name} in "
                          f"[{knob.low:g}, {knob.high:g}] gives {kind} {got if got is None else round(got, 3)}")
         card = reduction_card(self.build(method, final).reduction)
+        config = {k: v for k, v in self.source.overrides.items() if k != "num_frames"}  # what the card was tuned at
         return TuneResult(self.source.name, method, key, value, target, final, card, predicted, measured,
-                          self.kept(counts), steps, notes, reached)
+                          self.kept(counts), steps, notes, reached, self.source.config.num_frames, config)
 
     def _solve_time(self, method: str, base: dict[str, Any], knob: Knob, kind: str, want: float,
                     steps: list[dict[str, Any]], notes: list[str]) -> tuple[float, Counts, dict[str, Any]]:
@@ -384,8 +391,10 @@ def read_clips(paths: Sequence[str | Path], source: ModelSource, frames: int | N
 
 
 def combination_note(tuner: Tuner, result: TuneResult) -> str | None:
-    """When RLT before the tuned in-model method reaches the same FLOPs with a milder knob, say so (FLOPs only,
-    not timed): e.g. rlt+tempme at r=4 against tempme alone at r=10."""
+    """When RLT before the tuned in-model method reaches the budget more cheaply, say so (FLOPs only, not timed):
+    either rlt+METHOD reaches the same FLOPs with a milder knob (rlt+tempme at r=4 against tempme alone at r=10), or
+    RLT already removes more than the budget asks on these clips (RLT alone at its default tau costs fewer FLOPs than
+    the tuned setting), so `--method rlt` meets it with no merging or pruning at all."""
     from vidslim.reduce.registry import lookup
 
     method = result.method
@@ -393,18 +402,24 @@ def combination_note(tuner: Tuner, result: TuneResult) -> str | None:
         return None
     gflops = result.predicted["gflops"]
     combo = f"rlt+{method}"
+    knob = KNOBS[method]
     try:
         fixed = {k: v for k, v in result.settings.items() if k != result.knob}  # e.g. TempMe's groups
         mild = tuner.solve(combo, f"gflops={gflops:.6g}", fixed)
+        alone = tuner.counts("rlt", {}).mean_gflops
     except ConfigError:
         return None
-    knob = KNOBS[method]
     milder = mild.value > result.value if knob.cost_rises else mild.value < result.value
-    if not mild.reached or not milder:
-        return None
-    return (f"{combo} reaches the same {gflops:.1f} GFLOPs per clip with {method} {knob.name}={mild.value:g} "
-            f"instead of {knob.name}={result.value:g} (RLT at its default tau drops repeated tubelets first; counted, "
-            f"not timed): try `--method {combo}`")
+    if mild.reached and milder:
+        return (f"{combo} reaches the same {gflops:.3g} GFLOPs per clip with {method} {knob.name}={mild.value:g} "
+                f"instead of {knob.name}={result.value:g} (RLT at its default tau drops repeated tubelets first; "
+                f"counted, not timed): try `--method {combo}`")
+    if alone <= gflops:
+        return (f"RLT alone (default tau) costs {alone:.3g} GFLOPs per clip on these clips, less than the {gflops:.3g} "
+                f"of {method} {knob.name}={result.value:g} (counted, not timed): the repetition in these clips meets "
+                f"the budget without any {method}; try `--method rlt`, which tunes tau to the target, or "
+                f"`--method {combo}`")
+    return None
 
 
 def tune(model: str | ModelSource, videos: Sequence[str | Path], target: str, method: str = "rlt", *,

@@ -8,6 +8,7 @@
     vidslim bench --model videomae-b16 --method svitt --no-time     # density column: 1/7 of pairs per layer
     vidslim bench --model runs/clip-msrvtt --method tempme --frames 8 --set tempme.groups=2,2,2   # a checkpoint
     vidslim bench --model videomae-b16 --card rlt-2x.json           # a card `vidslim tune` wrote, against dense
+                                                                    # (at the frames and size it was tuned at)
 
 `--model` is a registered name (random weights) or anything `vidslim.load_model` reads: a folder, a checkpoint
 file, a model in the local Hugging Face cache by id (its own weights; presets such as TempMe's paper settings
@@ -367,6 +368,50 @@ def progress_bar(total: int, desc: str, disable: bool = False) -> Any:
                 disable=disable or not sys.stderr.isatty())
 
 
+#: what each stage of `Suite`'s steps is called on its progress bar
+STEP_LABELS = {"count": "building and counting methods", "profile": "profiling the reducers"}
+
+
+class StepBars:
+    """`Suite`'s steps(stage, done, total) as a progress bar per stage on stderr (on a terminal only): building and
+    counting every method, and profiling the reducers after the timed rounds, are minutes of work on big models."""
+
+    def __init__(self, disable: bool = False) -> None:
+        self.disable, self.stage, self.bar = disable, None, None
+
+    def __call__(self, stage: str, done: int, total: int) -> None:
+        if self.disable or not sys.stderr.isatty():
+            return
+        if stage != self.stage:
+            self.close()
+            self.stage, self.bar = stage, progress_bar(total, STEP_LABELS.get(stage, stage))
+            self.bar.unit = "step"
+        self.bar.total = total
+        self.bar.update(done - self.bar.n)
+        if done >= total:
+            self.close()
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+        self.stage, self.bar = None, None
+
+
+def card_defaults(args: argparse.Namespace, meta: dict[str, Any]) -> str:
+    """Bench a card as `vidslim tune` measured it: its frames and model config fields (image_size, ...) unless
+    --frames or --set give others; returns what was taken from the card ("" when nothing)."""
+    taken = []
+    if args.frames is None and isinstance(meta.get("frames"), int):
+        args.frames = meta["frames"]
+        taken.append(f"{args.frames} frames")
+    given = {item.partition("=")[0].strip() for item in args.set}
+    for key, value in (meta.get("config") or {}).items():
+        if key not in given and key != "num_frames" and isinstance(value, (int, float, str)):
+            args.set.insert(0, f"{key}={value}")
+            taken.append(f"{key}={value}")
+    return f"tuned for {meta.get('target', '?')} at {', '.join(taken)}, as the card says" if taken else ""
+
+
 def run_suite(args: argparse.Namespace) -> int:
     """Every requested method at every batch, precision and mode: one table (or --json), dense first in each."""
     from functools import partial
@@ -383,19 +428,21 @@ def run_suite(args: argparse.Namespace) -> int:
     if args.no_time and "sat" in batches:
         raise ConfigError("--batch sat finds the batch by timing dense; with --no-time give a number, e.g. --batch 4")
     torch.manual_seed(args.seed)
-    overrides, options, model_source = split_settings(args.set, args.model)
-    if args.r is not None:
-        options["r"] = args.r
-    cards = {}
+    cards, tuned_at = {}, ""
     if args.card is not None:
         from vidslim.bench.card_file import read_card
 
-        cards["card"] = read_card(args.card)[0]
+        cards["card"], meta = read_card(args.card)
+        tuned_at = card_defaults(args, meta)
+    overrides, options, model_source = split_settings(args.set, args.model)
+    if args.r is not None:
+        options["r"] = args.r
     video, source, decoded = suite_input(args, overrides, options)
     methods = args.method if args.card is None or args.method.strip() != "dense" else "dense"
+    steps = StepBars()
     suite = Suite(
         model_source, methods, video, frames=args.frames, overrides=overrides, options=options, device=args.device,
-        seed=args.seed, full_last_layer=args.full_last_layer, cards=cards,
+        seed=args.seed, full_last_layer=args.full_last_layer, cards=cards, steps=steps,
     )  # fmt: skip
     rows, choices = [], []
     for precision in precisions:
@@ -411,6 +458,7 @@ def run_suite(args: argparse.Namespace) -> int:
                                   disable=args.no_time) as bar:
                     rows += suite.run(int(batch), precision, compiled, args.warmup, args.repeat,
                                       not args.no_overhead, time=not args.no_time, progress=bar.update)
+    steps.close()
     warnings: list[str] = []
     if decoded is not None:
         for row in rows:
@@ -435,6 +483,8 @@ def run_suite(args: argparse.Namespace) -> int:
         "median of per-round ratios [interquartile range]")
     print(f"{args.model}, {suite.frames} frames, {suite.device} ({result['threads']} threads), {timed}")
     print(f"input: {source}")
+    if tuned_at:
+        print(f"card: {args.card} ({tuned_at})")
     print(format_table(rows))
     for choice in choices:
         tried = ", ".join(f"{b}: {v:.2f}" for b, v in choice["history"])

@@ -10,7 +10,7 @@ import argparse
 import json
 from typing import Any
 
-from vidslim.cli.embed import add_model_options, parse_settings
+from vidslim.cli.embed import add_model_options, method_of, parse_settings
 from vidslim.cli.options import add_device_option
 from vidslim.errors import printable
 from vidslim.jobs.failures import short_reason
@@ -39,7 +39,7 @@ def run(args: argparse.Namespace) -> int:
     from vidslim.jobs.sources import list_videos
 
     paths = sorted({p for source in args.videos for p in list_videos(source)})
-    results = classify_videos(paths, args.model, k=args.k, classes=args.classes, method=args.method,
+    results = classify_videos(paths, args.model, k=args.k, classes=args.classes, method=method_of(args),
                               settings=parse_settings(args.set), window=args.window, stride=args.stride,
                               device=args.device)
     if args.json:

@@ -121,7 +121,10 @@ def speed_rows(
         assert family is not None
         say(f"timing dense and {len(methods)} methods on {model} ({frames} frames, {setting.size} px)", quiet)
         start = time.perf_counter()
-        suite = Suite(model, ["dense", *methods], clips[family], frames=frames, overrides=overrides)
+        from vidslim.cli.bench import StepBars
+
+        steps = StepBars(disable=quiet)  # building, counting and profiling: minutes on the full models
+        suite = Suite(model, ["dense", *methods], clips[family], frames=frames, overrides=overrides, steps=steps)
         rounds = repeat or setting.repeat
         from tqdm import tqdm
 
@@ -129,6 +132,7 @@ def speed_rows(
                   disable=quiet or not sys.stderr.isatty()) as bar:
             for row in suite.run(batch=1, repeat=rounds, progress=bar.update):
                 rows.append((model, row))
+        steps.close()
         say(f"  {model} done in {time.perf_counter() - start:.0f} s", quiet)
     return rows
 
@@ -209,13 +213,32 @@ def pictures(name: str, clip_frames: Tensor, vit_frames: Tensor, out: Path, clip
 
 def speedup_plot(rows: Sequence[tuple[str, Any]], path: Path) -> str:
     """Measured speedup against the fraction of tokens kept, one point per method and model, with the spread of
-    its rounds; a point the timer flagged unreliable is drawn as a grey ring marked "?"."""
+    its rounds, in its method's colour (the same as in `vidslim tune --plot`); a point the timer flagged unreliable
+    is drawn as a ring marked "?", and the note under the title gives the load and the timer's verdict."""
     from vidslim.viz.plot import plot_speedup
 
+    drawn = [(model, r) for model, r in rows
+             if r.method != "dense" and not r.error and r.token_fraction is not None and r.speedup is not None]
     points = [
         (f"{r.method} ({model.split('-')[0]})", r.token_fraction, r.speedup, min(r.speedup_q25, r.speedup),
-         max(r.speedup_q75, r.speedup), bool(r.reliable))
-        for model, r in rows
-        if r.method != "dense" and not r.error and r.token_fraction is not None and r.speedup is not None
+         max(r.speedup_q75, r.speedup), bool(r.reliable), r.method)
+        for model, r in drawn
     ]
-    return str(plot_speedup(points, path, title="vidslim demo: measured speedup against tokens kept", size=(760, 500)))
+    return str(plot_speedup(points, path, title="vidslim demo: measured speedup against tokens kept", size=(760, 500),
+                            note=plot_note([r for _, r in drawn]), join=False))
+
+
+def plot_note(rows: Sequence[Any]) -> str:
+    """The line(s) under the demo plot's title: rounds, the machine's load, and the timer's verdict on the points it
+    could not trust ("2 of 11 unreliable: load 5.8 on 2 cores, rounds spread 34% (> 20%)")."""
+    loads = [r.load_after if r.load_after is not None else r.load_before for r in rows]
+    loads = [x for x in loads if x is not None]
+    cores = next((r.cores for r in rows if r.cores is not None), None)
+    rounds = max((r.rounds for r in rows), default=0)
+    parts = [f"batch 1, {rounds} interleaved rounds, {torch.get_num_threads()} thread(s)",
+             f"load {max(loads):.1f} on {cores} cores" if loads and cores else "load unknown",
+             "bars: IQR of paired rounds"]
+    shaky = [r for r in rows if not r.reliable]
+    if shaky:
+        parts.append(f"{len(shaky)} of {len(rows)} {shaky[0].verdict} (ring, ?)")
+    return "; ".join(parts)

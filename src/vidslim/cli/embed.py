@@ -59,10 +59,19 @@ def add_model_options(parser: argparse.ArgumentParser) -> None:
                         "tempme, rlt+tempme, ...; default: the checkpoint's own)")
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="a method setting, e.g. "
                         "tau=0.1 or tempme.r=2 (repeatable)")
+    parser.add_argument("--card", default=None, metavar="FILE", help="a reduction card (`vidslim tune --out`) "
+                        "replacing the checkpoint's reducers, instead of --method and --set")
     parser.add_argument("--window", type=float, default=None, metavar="SECONDS", help="window length (default: "
                         "the whole video is one window)")
     parser.add_argument("--stride", type=float, default=None, metavar="SECONDS", help="window step (default: "
                         "--window, consecutive windows)")
+
+
+def method_of(args: argparse.Namespace) -> Any:
+    """--card's reduction list, else --method (`vidslim.bench.card_file.card_or_method`)."""
+    from vidslim.bench.card_file import card_or_method
+
+    return card_or_method(args.card, args.method, args.set)
 
 
 def parse_settings(items: list[str]) -> dict[str, Any]:
@@ -91,7 +100,7 @@ def _table(summary: dict[str, Any]) -> str:
 
 def run(args: argparse.Namespace) -> int:
     progress = not args.json and sys.stderr.isatty()  # a bar only on a terminal: a log keeps one line per error
-    options = dict(method=args.method, settings=parse_settings(args.set), window=args.window, stride=args.stride,
+    options = dict(method=method_of(args), settings=parse_settings(args.set), window=args.window, stride=args.stride,
                    batch_size=args.batch_size, token_budget=args.token_budget, fixed_batch=args.fixed_batch)
     if args.ray:
         from vidslim.scale import embed_on_ray

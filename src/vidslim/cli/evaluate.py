@@ -52,6 +52,8 @@ def add_parser(subparsers: Any) -> None:
     parser.add_argument("--checkpoint", metavar="PATH", default=None, help="model folder, run folder or training "
                         "checkpoint (default: the config's run folder)")
     parser.add_argument("--split", default=None, help="evaluation split (default: the config's data.eval_split)")
+    parser.add_argument("--card", default=None, metavar="FILE", help="a reduction card (`vidslim tune --out`) "
+                        "replacing the saved reducers (the same as the override model.reduction=CARD)")
     parser.add_argument("--batch-size", type=int, default=None, help="clips per batch (default: eval_batch_size)")
     parser.add_argument("--no-flops", action="store_true", help="skip the FLOP count")
     parser.add_argument("--out", metavar="FILE", default=None, help="also write the JSON result to FILE")
@@ -89,6 +91,10 @@ def run(args: argparse.Namespace) -> int:
     overrides = list(args.overrides)
     if args.split is not None:
         overrides.append(f"data.eval_split={args.split}")
+    if args.card is not None:
+        from vidslim.bench.card_file import read_card
+
+        overrides.append(f"model.reduction={json.dumps(read_card(args.card)[0])}")  # JSON is YAML: parsed back
     logging.basicConfig(level=logging.WARNING, format="%(message)s")
     tree = read_tree(args.config, overrides)
     info = init_distributed(None if tree.get("device") is None else str(tree["device"]))

@@ -35,6 +35,8 @@ def add_parser(subparsers: Any) -> None:
                         "a checkpoint's saved reduction, dense for a name)")
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                         help="a method setting (keep=0.5, r=8, tome.r=4) or, for a named model, a config field")
+    parser.add_argument("--card", default=None, metavar="FILE", help="a reduction card (`vidslim tune --out`) "
+                        "instead of --method")
     parser.add_argument("--out", required=True, metavar="FILE", help="output file: .onnx or .pt2")
     parser.add_argument("--batch", type=int, default=1, help="clips per call the graph takes (default 1)")
     parser.add_argument("--dynamic-batch", action="store_true",
@@ -47,9 +49,10 @@ def add_parser(subparsers: Any) -> None:
     parser.set_defaults(func=run)
 
 
-def build_model(name: str, method: str | None, settings: list[str], seed: int) -> Any:
-    """The model to export: a named config (random weights) or a checkpoint, with `method`'s reducers (checked
-    --set values: config fields go to the model, reducer settings to the method)."""
+def build_model(name: str, method: str | list[Any] | None, settings: list[str], seed: int) -> Any:
+    """The model to export: a named config (random weights) or a checkpoint, with `method`'s reducers (a method
+    string or a reduction card; checked --set values: config fields go to the model, reducer settings to the
+    method)."""
     import torch
 
     from vidslim.cli.bench import split_settings
@@ -87,7 +90,9 @@ def run(args: argparse.Namespace) -> int:
         raise ConfigError(f"--batch {args.batch} with --dynamic-batch: a graph takes either a fixed number of clips or "
                           "any number; drop one of them")
     output_file(args.out, "--out")  # before the model is built: a missing folder is a typo, not a folder to make
-    model = build_model(args.model, args.method, args.set, args.seed)
+    from vidslim.bench.card_file import card_or_method
+
+    model = build_model(args.model, card_or_method(args.card, args.method), args.set, args.seed)
     result = export_model(model, args.out, batch_size=args.batch, check=not args.no_check, atol=args.atol,
                           dynamic_batch=args.dynamic_batch)
     methods = "+".join(type(r).__name__ for r in model.reduction) or "dense"

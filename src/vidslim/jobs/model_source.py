@@ -14,9 +14,11 @@ from vidslim.errors import ConfigError
 log = logging.getLogger(__name__)
 
 
-def resolve_model(model: Any, method: str | None = None, settings: Mapping[str, Any] | None = None) -> tuple[Any, str]:
+def resolve_model(model: Any, method: str | list[Any] | None = None,
+                  settings: Mapping[str, Any] | None = None) -> tuple[Any, str]:
     """(model in eval mode, the name the index records). method: None keeps the checkpoint's reducers, "dense" none,
-    else a method string ("rlt", "rlt+tempme") built by the reducer registry with `settings` (--set values)."""
+    else a method string ("rlt", "rlt+tempme") built by the reducer registry with `settings` (--set values), or a
+    reduction card (a list, as `vidslim tune --out` writes) built the same way."""
     name = getattr(model, "name_or_path", None) or f"<{type(model).__name__} object>"
     from vidslim.models.registry import list_models
 

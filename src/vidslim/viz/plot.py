@@ -6,10 +6,12 @@
 A point is (label, kept, speedup) or (label, kept, speedup, low, high, reliable), or that with a seventh field, its
 series (a method's name): the long forms draw the spread (low to high, e.g. the interquartile range of per-round
 speedups) as a vertical bar, and a point that is not reliable as a hollow ring with "?" after its label and a
-grey bar, so a figure the timer flagged never reads as a fact. Points of one series share a colour from `PALETTE`,
-are joined by a thin line in order of kept tokens, are named once in the legend, and their labels (then only the
-setting, e.g. "r=6") are written in that colour; a label pushed away from its dot gets a thin leader line. `note`
-(e.g. the clips, threads and load) is written under the title.
+grey bar, so a figure the timer flagged never reads as a fact. Points of one series share their method's colour
+(`vidslim.viz.colours.method_colour`: the same in every plot, so RLT is the same red in the demo's plot and in the
+tune Pareto picture), are joined by a thin line in order of kept tokens (unless `join=False`: points of one method
+on different models), are named once in the legend, and their labels (then only the setting, e.g. "r=6") are
+written in that colour; a label pushed away from its dot gets a thin leader line. `note` (e.g. the clips, threads,
+load and the timer's verdict) is written under the title.
 
 The picture: a white canvas, the plot box with light grid lines at the ticks, x = kept tokens (0 to 1), y =
 speedup (0 to a round number above the largest point, at least 2), the ideal `speedup = 1/kept` curve in
@@ -29,6 +31,7 @@ from pathlib import Path
 from PIL import Image, ImageDraw
 
 from vidslim.errors import ConfigError
+from vidslim.viz.colours import method_colour
 from vidslim.viz.save import load_font
 
 CANVAS = (640, 440)
@@ -42,9 +45,6 @@ POINT = (214, 39, 40)
 SHAKY = (150, 150, 150)
 TEXT = (20, 20, 20)
 LEADER = (170, 170, 170)
-#: series colours: dark enough to read as text on white, distinct from the ideal curve's blue
-PALETTE = ((214, 39, 40), (44, 160, 44), (148, 103, 189), (255, 127, 14), (140, 86, 75), (227, 119, 194),
-           (23, 190, 207), (127, 127, 127), (188, 189, 34), (31, 31, 120))
 NOTE_SIZE = 11
 MARKER = 4  # dot radius, pixels
 FONT_SIZE = 12
@@ -97,9 +97,9 @@ def _series(point: Point) -> str | None:
 
 
 def series_colours(points: Sequence[Point]) -> dict[str, tuple[int, int, int]]:
-    """Each series' colour, in order of first appearance (cycling through `PALETTE`)."""
+    """Each series' colour (its method's, `method_colour`), in order of first appearance."""
     names = list(dict.fromkeys(s for s in map(_series, points) if s is not None))
-    return {name: PALETTE[i % len(PALETTE)] for i, name in enumerate(names)}
+    return {name: method_colour(name) for name in names}
 
 
 def speedup_axes(points: Sequence[Point], size: tuple[int, int] = CANVAS, note: str | None = None) -> Axes:
@@ -270,8 +270,10 @@ def render_speedup(
     title: str = "speedup against kept tokens",
     size: tuple[int, int] = CANVAS,
     note: str | None = None,
+    join: bool = True,
 ) -> Image.Image:
-    """The plot as an RGB Pillow image (see the module docstring); `plot_speedup` saves it."""
+    """The plot as an RGB Pillow image (see the module docstring); `plot_speedup` saves it. join=False: no line
+    between the points of a series."""
     _check(points, size)
     axes = speedup_axes(points, size, note)
     colours = series_colours(points)
@@ -279,7 +281,7 @@ def render_speedup(
     draw = ImageDraw.Draw(image)
     _draw_frame(draw, axes)
     draw.line(_curve(axes), fill=CURVE, width=2)
-    for name, colour in colours.items():  # each series joined in order of kept tokens
+    for name, colour in (colours.items() if join else ()):  # each series joined in order of kept tokens
         line = sorted(axes.px(float(p[1]), float(p[2])) for p in points if _series(p) == name)
         if len(line) > 1:
             draw.line(line, fill=colour, width=1)
@@ -325,16 +327,17 @@ def plot_speedup(
     title: str = "speedup against kept tokens",
     size: tuple[int, int] = CANVAS,
     note: str | None = None,
+    join: bool = True,
 ) -> Path:
     """Write the speedup plot of `points` [(label, kept_fraction in (0, 1], speedup > 0), ...] to a PNG at `path`.
 
-    size: (width, height) of the canvas in pixels; note: one line under the title. Missing parent folders are
-    created; returns the path.
+    size: (width, height) of the canvas in pixels; note: line(s) under the title; join: a line through each
+    series' points. Missing parent folders are created; returns the path.
     """
     path = Path(path)
     if path.suffix.lower() != ".png":
         raise ConfigError(f"plot_speedup: {path} must end in .png (the plot is written as a PNG)")
-    image = render_speedup(points, title, size, note)
+    image = render_speedup(points, title, size, note, join)
     path.parent.mkdir(parents=True, exist_ok=True)
     image.save(path, format="PNG")
     return path
