@@ -21,10 +21,6 @@ from torch import nn
 
 from vidslim.errors import ConfigError
 
-#: config fields that do not change the architecture a preset was chosen for
-_RUN_FIELDS = {"num_frames", "image_size", "num_classes", "class_names", "drop_path", "dropout", "name"}
-
-
 _LOADED: dict[tuple[str, str], ModelSource] = {}
 
 
@@ -50,10 +46,11 @@ class ModelSource:
         key = (name, repr(sorted(overrides.items())))
         if key not in _LOADED:  # one load per checkpoint and settings: the suite and the CLI both open it
             from vidslim.models.loading import load_model
+            from vidslim.models.registry import registered_name_of
 
             model = load_model(name, reduction=[], **overrides).eval()
             _LOADED.clear()
-            _LOADED[key] = cls(name, model.config, model.family, matching_preset(model.config, model.family), model,
+            _LOADED[key] = cls(name, model.config, model.family, registered_name_of(model.config, model.family), model,
                                dict(overrides))
         return _LOADED[key]
 
@@ -78,20 +75,6 @@ class ModelSource:
         return net.eval()
 
 
-def matching_preset(config: Any, family: str) -> str | None:
-    """The registered model whose config equals `config` outside run settings (frames, size, head), or None."""
-    from vidslim.models.registry import family_of, get_config, list_models
-
-    def arch(c: Any) -> dict[str, Any]:
-        return {k: v for k, v in dataclasses.asdict(c).items() if k not in _RUN_FIELDS}
-
-    want = arch(config)
-    for name in list_models():
-        if family_of(name) == family and type(get_config(name)) is type(config) and arch(get_config(name)) == want:
-            return name
-    return None
-
-
 def config_fields(source: ModelSource) -> set[str]:
     """The config fields `--set` may change on this model."""
     if not dataclasses.is_dataclass(source.config):
@@ -99,4 +82,4 @@ def config_fields(source: ModelSource) -> set[str]:
     return {f.name for f in dataclasses.fields(source.config)}
 
 
-__all__ = ["ModelSource", "config_fields", "matching_preset"]
+__all__ = ["ModelSource", "config_fields"]
