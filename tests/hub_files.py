@@ -7,6 +7,11 @@ from __future__ import annotations
 import hashlib
 import os
 from pathlib import Path
+from typing import Any
+
+import pytest
+
+import vidslim as vs
 
 
 def fake_cache(cache: Path, repo: str, source: Path, commit: str = "a" * 40, main: bool = True) -> Path:
@@ -26,4 +31,13 @@ def fake_cache(cache: Path, repo: str, source: Path, commit: str = "a" * 40, mai
     return snapshot
 
 
-__all__ = ["fake_cache"]
+def load_through_cache(hf: Any, repo: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Any:
+    """`hf` saved with save_pretrained, laid into a fake cache as `repo`, and read back by `vs.load_model(repo)` with
+    HF_HUB_CACHE pointing at it."""
+    hf.save_pretrained(tmp_path / "saved")
+    fake_cache(tmp_path / "hub", repo, tmp_path / "saved")
+    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "hub"))
+    return vs.load_model(repo)
+
+
+__all__ = ["fake_cache", "load_through_cache"]

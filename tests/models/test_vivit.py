@@ -8,7 +8,7 @@ import torch
 from transformers import VivitConfig, VivitForVideoClassification, VivitModel
 
 import vidslim as vs
-from hub_files import fake_cache
+from hub_files import load_through_cache
 from model_checks import TOL, decoded_frames, reduced, switched_off_gap, through_folder, video, write_hf_folder
 from vidslim.attention.svitt import SparseAttention
 from vidslim.errors import CheckpointError, ConfigError
@@ -206,10 +206,7 @@ def test_only_the_tanh_pooler_is_read() -> None:
 @torch.no_grad()
 def test_loads_by_hub_id_from_the_local_cache(pair, base_pair, which: str, tmp_path, monkeypatch) -> None:
     hf = pair[0] if which == "classifier" else base_pair[0]
-    hf.save_pretrained(tmp_path / "saved")
-    fake_cache(tmp_path / "hub", f"google/vivit-{which}", tmp_path / "saved")
-    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "hub"))
-    model = vs.load_model(f"google/vivit-{which}")
+    model = load_through_cache(hf, f"google/vivit-{which}", tmp_path, monkeypatch)
     x = video(seed=11)
     ref = hf(pixel_values=x)
     assert (model(x) - (ref.logits if which == "classifier" else ref.pooler_output)).abs().max() <= TOL

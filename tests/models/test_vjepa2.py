@@ -9,7 +9,7 @@ from transformers import VJEPA2Config as HFConfig
 from transformers import VJEPA2ForVideoClassification, VJEPA2Model
 
 import vidslim as vs
-from hub_files import fake_cache
+from hub_files import load_through_cache
 from model_checks import TOL, decoded_frames, reduced, switched_off_gap, through_folder, video, write_hf_folder
 from vidslim.attention.svitt import SparseAttention
 from vidslim.errors import ConfigError
@@ -242,10 +242,7 @@ def test_the_class_in_memory_decides_not_its_config_architectures(classifier_pai
 def test_loads_by_hub_id_from_the_local_cache(encoder_pair, classifier_pair, which: str, tmp_path,
                                               monkeypatch) -> None:
     hf = encoder_pair[0] if which == "encoder" else classifier_pair[0]
-    hf.save_pretrained(tmp_path / "saved")
-    fake_cache(tmp_path / "hub", f"facebook/vjepa2-{which}", tmp_path / "saved")
-    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "hub"))
-    model = vs.load_model(f"facebook/vjepa2-{which}")
+    model = load_through_cache(hf, f"facebook/vjepa2-{which}", tmp_path, monkeypatch)
     x = video(seed=10)
     if which == "encoder":
         ref = hf(pixel_values_videos=x, skip_predictor=True).last_hidden_state

@@ -11,7 +11,7 @@ import torch
 import torch.nn.functional as F
 
 import vidslim as vs
-from hub_files import fake_cache
+from hub_files import load_through_cache
 from vidslim.errors import CheckpointError, ConfigError
 from vidslim.models.xclip_parts import MessageAttention
 
@@ -214,10 +214,7 @@ def test_named_xclip_configs() -> None:
 
 def test_xclip_loads_by_hub_id_from_the_local_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     hf = hf_xclip()
-    hf.save_pretrained(tmp_path / "saved")
-    fake_cache(tmp_path / "hub", "microsoft/xclip-tiny", tmp_path / "saved")
-    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "hub"))
-    check_parity(hf, vs.load_model("microsoft/xclip-tiny"))
+    check_parity(hf, load_through_cache(hf, "microsoft/xclip-tiny", tmp_path, monkeypatch))
 
 
 @pytest.mark.parametrize("name", ["xclip-b32", "xclip-b16", "xclip-tiny"])
