@@ -8,7 +8,7 @@ from collections.abc import Callable
 import pytest
 
 from vidslim.bench import compare
-from vidslim.bench.spread import MAX_SPREAD, MachineLoad, PairedRatio, footnote, usable_cores
+from vidslim.bench.spread import MAX_SPREAD, MachineLoad, PairedRatio, footnote, load_range, usable_cores
 
 
 def test_paired_ratio_per_round_median_and_quartiles() -> None:
@@ -83,6 +83,14 @@ def test_scaled_keeps_the_verdict_and_cpu_is_a_paired_ratio_of_its_own() -> None
     assert none.n == 0 and not none.reliable
     shaky = PairedRatio.of([1.0, 2.0, 3.0, 4.0, 5.0], [1.0] * 5).scaled(0.5)
     assert shaky.cell(unit="") == "~1.50?" and not shaky.reliable
+
+
+def test_load_range_under_a_table() -> None:
+    a = PairedRatio.of([1.0] * 3, [1.0] * 3, load=MachineLoad(before=1.24, after=1.9, cores=2))
+    b = PairedRatio.of([1.0] * 3, [1.0] * 3, load=MachineLoad(before=2.5, after=None, cores=2))
+    assert load_range([a, b]) == "load 1.2-2.5 on 2 cores" and load_range([a]) == "load 1.2-1.9 on 2 cores"
+    assert load_range([b]) == "load 2.5 on 2 cores"
+    assert load_range([PairedRatio.of([1.0], [1.0])]).startswith("load unknown on ")
 
 
 def test_machine_load_snapshot() -> None:

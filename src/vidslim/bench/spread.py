@@ -8,6 +8,7 @@
     paired.cell(), footnote([paired, ...])              # "~1.40x?" in a table, the verdict once under it
     paired.scaled(1 / flop_ratio).cell(unit="")        # realised share "0.98 [0.95-1.01]": same rounds, same verdict
     paired.cpu()                                       # the same figures from the timed thread's CPU seconds
+    load_range([paired, ...])                          # "load 1.2-1.9 on 2 cores", under every table
 
 A ratio taken inside one round (the contender and the baseline called back to back, order alternating) cancels
 whatever slowed the machine down for that round; the rounds' ratios still scatter when another process takes the
@@ -226,8 +227,22 @@ def footnote(pairs: Sequence[PairedRatio]) -> str | None:
             "quieter machine or with more rounds")
 
 
+def load_range(pairs: Sequence[PairedRatio]) -> str:
+    """ "load 1.2-1.9 on 2 cores" over the measurements behind `pairs` (the 1-minute load before and after each),
+    for the line under a table: the load is reported with every figure, reliable or not."""
+    loads = [p.load for p in pairs if p.load is not None]
+    values = [v for load in loads for v in (load.before, load.after) if v is not None]
+    cores = loads[0].cores if loads else usable_cores()
+    if not values:
+        return f"load unknown on {cores} cores"
+    low, high = min(values), max(values)
+    return f"load {low:.1f}{'' if f'{low:.1f}' == f'{high:.1f}' else f'-{high:.1f}'} on {cores} cores"
+
+
 def _num(value: float | None) -> float | None:
     return None if value is None or not math.isfinite(value) else float(value)
 
 
-__all__ = ["MAX_SPREAD", "MIN_ROUNDS", "MachineLoad", "PairedRatio", "footnote", "load_average", "usable_cores"]
+__all__ = [
+    "MAX_SPREAD", "MIN_ROUNDS", "MachineLoad", "PairedRatio", "footnote", "load_average", "load_range", "usable_cores",
+]
