@@ -8,6 +8,7 @@ import pytest
 import torch
 
 import vidslim.cli.main as cli_main
+from vidslim.errors import ConfigError
 
 NARROW = ["--set", "vision_width=64", "--set", "vision_heads=1", "--set", "vision_mlp_dim=64", "--set", "text_layers=1"]
 
@@ -282,3 +283,26 @@ def test_tune_writes_a_card_bench_reads_at_the_same_frames_and_size(bench, tmp_p
     rows = json.loads(out)["rows"]
     assert status == 0 and json.loads(out)["frames"] == 4
     assert rows[1]["gflops"] == pytest.approx(written["predicted"]["gflops"], rel=1e-6)
+
+
+@pytest.mark.parametrize(("method", "settings", "says"), [
+    ("bogus", [], "--method 'bogus': tune knows the knobs of rlt"),
+    ("dense", [], "--method 'dense': tune knows the knobs of rlt"),
+    ("tempme", [], "'tempme' acts on CLIP"),  # no TempMe on a video ViT
+    ("rlt+bogus", [], "unknown method 'bogus'"),
+    ("tome", ["--set", "tome.nope=1"], "tome has no setting 'nope'"),
+])
+def test_tune_refuses_a_method_before_any_progress_or_clip(method, settings, says, monkeypatch, capsys) -> None:
+    import vidslim.bench.tune as tune_module
+
+    def no_clips(*args: object, **kwargs: object) -> None:
+        raise AssertionError("clips were read before the method was checked")
+
+    monkeypatch.setattr(tune_module, "read_clips", no_clips)
+    status = cli_main.main(["tune", "--model", "videomae-tiny", "--method", method, *settings, "--target", "keep=0.5"])
+    out = capsys.readouterr()
+    assert status == 2 and out.out == "" and says in out.err
+    assert out.err.count("\n") == 1 and "[tune]" not in out.err  # one line, no "tuning ..." before it
+    with pytest.raises(ConfigError, match=r"tune knows the knobs|acts on|unknown method|no setting"):
+        tune_module.tune("videomae-tiny", ["unread.mp4"], "keep=0.5", method=method,
+                         settings=dict(s.split("=") for s in settings[1::2]) or None)
