@@ -420,7 +420,7 @@ def run_suite(args: argparse.Namespace) -> int:
 
     from vidslim.bench.batching import saturating_batch
     from vidslim.bench.end_to_end import bottleneck_warnings
-    from vidslim.bench.suite import Suite, format_table
+    from vidslim.bench.suite import Suite, format_table, shared_settings, table_legend
 
     batches, precisions = parse_batches(args.batch), parse_precisions(args.precision)
     if (args.frames is not None and args.frames < 1) or args.repeat < 1 or args.warmup < 0 or args.max_batch < 1:
@@ -481,7 +481,8 @@ def run_suite(args: argparse.Namespace) -> int:
     timed = "tokens and FLOPs only (--no-time)" if args.no_time else (
         f"median of {args.repeat} interleaved rounds; speedup vs dense of the same batch, precision and mode: the "
         "median of per-round ratios [interquartile range]")
-    print(f"{args.model}, {suite.frames} frames, {suite.device} ({result['threads']} threads), {timed}")
+    print(f"{args.model}, {suite.frames} frames, {shared_settings(rows)}{suite.device} ({result['threads']} threads), "
+          f"{timed}")
     print(f"input: {source}")
     if tuned_at:
         print(f"card: {args.card} ({tuned_at})")
@@ -494,6 +495,5 @@ def run_suite(args: argparse.Namespace) -> int:
               + (f", {len(decoded.failed)} failed to decode" if decoded.failed else ""))  # fmt: skip
     for name, reason in suite.skipped.items():
         print(f"skipped {name}: {reason}")
-    print("tok kept: tokens into attention per layer vs dense; realised: speedup x FLOP ratio (1.0: time falls as "
-          "FLOPs do); reduce ms/%: the reducers' own time (profiled pass)")  # fmt: skip
+    print(table_legend(rows))
     return 0
