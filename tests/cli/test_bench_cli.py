@@ -143,6 +143,10 @@ def test_suite_table_one_row_per_method_dense_first_and_sat_batch(bench) -> None
     result = json.loads(out)
     choice = result["batch_choices"][0]
     assert choice["batch"] in (1, 2) and [b for b, _ in choice["history"]][:1] == [1]
+    # batch 1 against 2, interleaved: the throughput gain per round with its quartiles, verdict and load
+    gain = choice["gains"][0]
+    assert len(choice["gains"]) == 1 and gain["rounds"] == 3 and gain["speedup_q25"] <= gain["speedup_q75"]
+    assert "verdict" in gain and "load_before" in gain and "1->2 " in choice["text"]
     rows = result["rows"]
     assert [r["method"] for r in rows] == ["dense", "tome", "tokenprune+svitt"] * 2
     assert [r["batch"] for r in rows] == [1] * 3 + [choice["batch"]] * 3

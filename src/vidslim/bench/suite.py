@@ -294,9 +294,13 @@ class Suite:
 
         return call
 
+    def dense_call(self, batch: int, precision: str = "fp32") -> Callable[[], Any]:
+        """One call of the dense model on `batch` videos (what the saturating-batch search times)."""
+        return self.caller(self.entries["dense"].forward, self.batch_input(batch), precision)
+
     def dense_throughput(self, batch: int, precision: str = "fp32", repeat: int = 3) -> float:
         """Videos per second of the dense model at `batch` (median of `repeat` calls after one warm-up)."""
-        call = self.caller(self.entries["dense"].forward, self.batch_input(batch), precision)
+        call = self.dense_call(batch, precision)
         timing = time_fn(call, warmup=1, repeat=repeat, device=self.device.type, memory=False, items_per_call=batch)
         return timing.throughput()
 

@@ -418,7 +418,7 @@ def run_suite(args: argparse.Namespace) -> int:
 
     import torch
 
-    from vidslim.bench.batching import saturating_batch
+    from vidslim.bench.batching import paired_saturating_batch
     from vidslim.bench.end_to_end import bottleneck_warnings
     from vidslim.bench.suite import Suite, format_table, shared_settings, table_legend
 
@@ -448,10 +448,9 @@ def run_suite(args: argparse.Namespace) -> int:
     for precision in precisions:
         for batch in batches:
             if batch == "sat":
-                dense_rate = partial(suite.dense_throughput, precision=precision)
-                choice = saturating_batch(dense_rate, max_batch=args.max_batch)
-                choices.append({"precision": precision, "batch": choice.batch, "reason": choice.reason,
-                                "history": [list(h) for h in choice.history]})  # fmt: skip
+                choice = paired_saturating_batch(partial(suite.dense_call, precision=precision), rounds=args.repeat,
+                                                 max_batch=args.max_batch, device=suite.device.type)
+                choices.append({"precision": precision, **choice.to_dict(), "text": choice.describe()})
                 batch = choice.batch
             for compiled in (False, True) if args.compile else (False,):
                 with progress_bar(args.warmup + args.repeat, f"timing {len(suite.methods)} methods, batch {batch}",
@@ -488,8 +487,7 @@ def run_suite(args: argparse.Namespace) -> int:
         print(f"card: {args.card} ({tuned_at})")
     print(format_table(rows))
     for choice in choices:
-        tried = ", ".join(f"{b}: {v:.2f}" for b, v in choice["history"])
-        print(f"sat batch ({choice['precision']}): {choice['batch']} ({choice['reason']}; dense videos/s {tried})")
+        print(f"sat batch ({choice['precision']}, dense): {choice['text']}")
     if decoded is not None:
         print(f"decode: {decoded.ms_per_video:.1f} ms per video (median of {len(decoded.seconds)}; one worker)"
               + (f", {len(decoded.failed)} failed to decode" if decoded.failed else ""))  # fmt: skip
