@@ -9,7 +9,12 @@ bigbuckbunny, carphone_pristine), 224 px centre crop, CLIP normalisation, batch 
 All four models share the same weights; TempMe uses the paper's B/16 settings; every model computes only the CLS
 tokens in the last block where the layout allows it (`VisionTransformer.cls_readout`).
 
-Columns: the kept fraction of patch tokens (RLT mask, frames 1..11 and all 12), GFLOPs per video
+`--frames` other than the paper's 12: the paper's groups (2, 2, 3) join the 12 frames into one sequence by the
+last merge layer, and so do the groups used at other frame counts: 2 and 2 where they divide, the rest last (8
+frames: 2, 2, 2 as the X-CLIP and SigLIP presets; 16: 2, 2, 4; 6: 2, 1, 3). `--set KEY=VALUE` changes any setting
+of either method through the reducer registry, checked (`--set tempme.groups=4,2,1`, `--set tau=0.05`).
+
+Columns: the kept fraction of patch tokens (RLT mask, frames after the first and all), GFLOPs per video
 (`vidslim.bench.count_flops`, fvcore convention) and the FLOP ratio dense / method, the median latency per batch
 and the speed-up dense / method as the median of per-round ratios with their interquartile range
 (`vidslim.bench.compare`: interleaved rounds, rotating order, under torch.inference_mode; `PairedRatio.cell`: a
@@ -22,6 +27,7 @@ time by kind of operator (matmuls, attention, merging and matching, gathers and 
     .venv/bin/python benchmarks/clip_rlt_speed.py                   # 2 threads, 10 rounds, batch 1
     .venv/bin/python benchmarks/clip_rlt_speed.py --quick --profile # 3 rounds, plus the profile
     .venv/bin/python benchmarks/clip_rlt_speed.py --threads 1 --batch 4 --videos bikes
+    .venv/bin/python benchmarks/clip_rlt_speed.py --quick --videos bikes --frames 8 --set tempme.groups=2,4,1
 """
 
 from __future__ import annotations
@@ -36,14 +42,15 @@ import torch
 
 import vidslim as vs
 from vidslim.bench.flops import count_flops
+from vidslim.bench.settings import parse_settings
 from vidslim.bench.spread import PairedRatio, footnote
 from vidslim.bench.timer import compare
 from vidslim.cli.bench import load_input
+from vidslim.errors import ConfigError
 from vidslim.io.samples import sample_video
 from vidslim.models.registry import spec_of_name
-from vidslim.reduce.tempme import TempMe
+from vidslim.reduce.registry import build_reduction
 from vidslim.tokenize.frame_rlt import frame_keep_mask
-from vidslim.tokenize.rlt import RLT
 
 VIDEOS = ("bikes", "bigbuckbunny", "carphone_pristine")
 METHODS = ("dense", "tempme", "rlt", "rlt+tempme")
@@ -61,32 +68,56 @@ KINDS = (
 )
 
 
-def build_models() -> dict[str, Any]:
-    """The four models on the same random weights (TempMe's temporal tables start at zero)."""
+def tempme_groups(frames: int) -> tuple[int, int, int]:
+    """Groups that join all `frames` into one sequence by the last merge layer, as the paper's (2, 2, 3) joins 12:
+    2 and 2 where they divide, the rest last (8 -> 2, 2, 2; 16 -> 2, 2, 4; 6 -> 2, 1, 3; 12 -> the paper's)."""
+    if frames < 1:
+        raise SystemExit(f"--frames {frames}: need at least 1 frame")
+    first = 2 if frames % 2 == 0 else 1
+    second = 2 if (frames // first) % 2 == 0 else 1
+    return first, second, frames // (first * second)
+
+
+def reductions(frames: int, settings: list[str]) -> dict[str, list[Any]]:
+    """Each method's reducers: RLT (tau 0.1) and TempMe (the paper's B/16 settings, groups for `frames`), with the
+    `--set KEY=VALUE` settings checked and routed by the reducer registry; a bad one is a one-line exit."""
+    try:
+        _, options = parse_settings(settings, (), MODEL)
+        options = {"tempme.groups": tempme_groups(frames), **options}
+
+        def both() -> list[Any]:  # [RLT, TempMe]: fresh objects per model (TempMe holds per-model tables)
+            return build_reduction("rlt+tempme", MODEL, **options)
+
+        return {"dense": [], "tempme": [both()[1]], "rlt": [both()[0]], "rlt+tempme": both()}
+    except ConfigError as error:
+        raise SystemExit(f"clip_rlt_speed.py: {error}") from None
+
+
+def build_models(frames: int, settings: list[str]) -> dict[str, Any]:
+    """The four models at `frames` on the same random weights (TempMe's temporal tables start at zero)."""
+    methods = reductions(frames, settings)
     torch.manual_seed(0)
-    reductions = {
-        "dense": [],
-        "tempme": [TempMe.paper(MODEL)],
-        "rlt": [RLT(tau=0.1)],
-        "rlt+tempme": [RLT(tau=0.1), TempMe.paper(MODEL)],
-    }
-    models = {name: vs.create_model(MODEL, text_layers=1, reduction=r).eval() for name, r in reductions.items()}
+    try:
+        models = {name: vs.create_model(MODEL, text_layers=1, num_frames=frames, reduction=r).eval()
+                  for name, r in methods.items()}
+    except ConfigError as error:  # a setting that does not fit the model (groups that do not divide the frames)
+        raise SystemExit(f"clip_rlt_speed.py: {error}") from None
     state = models["dense"].state_dict()
     for model in models.values():
         model.load_state_dict(state, strict=False)
     return models
 
 
-def kept_fractions(video: torch.Tensor) -> tuple[float, float, list[int]]:
+def kept_fractions(video: torch.Tensor, tau: float) -> tuple[float, float, list[int]]:
     """(kept fraction of the patches of frames 1.., of all frames, kept patches per frame of video 0)."""
-    mask = frame_keep_mask(video, 0.1, 16)
+    mask = frame_keep_mask(video, tau, 16)
     per_frame = mask[0].flatten(1).sum(1).tolist()
     return float(mask[:, 1:].float().mean()), float(mask.float().mean()), per_frame
 
 
 def run_video(name: str, models: dict[str, Any], batch: int, frames: int, rounds: int) -> dict[str, Any]:
     video = load_input(str(sample_video(name)), frames, spec_of_name("clip-b16", num_frames=frames), batch)
-    later, overall, per_frame = kept_fractions(video)
+    later, overall, per_frame = kept_fractions(video, models["rlt"].reduction[0].tau)
     gflops = {m: count_flops(models[m].encode_video, video).gflops / batch for m in METHODS}
 
     def call(model: Any) -> Any:
@@ -98,6 +129,7 @@ def run_video(name: str, models: dict[str, Any], batch: int, frames: int, rounds
     return {
         "video": name,
         "batch": batch,
+        "frames": frames,
         "kept_later_frames": later,
         "kept_all_frames": overall,
         "kept_per_frame": per_frame,
@@ -109,8 +141,9 @@ def run_video(name: str, models: dict[str, Any], batch: int, frames: int, rounds
 
 
 def table(rows: list[dict[str, Any]]) -> str:
+    frames = rows[0]["frames"] if rows else 12
     lines = [
-        "| video | batch | kept (frames 1-11 / all) | method | GFLOPs/video | FLOP ratio | median ms | speed-up "
+        f"| video | batch | kept (frames 2-{frames} / all) | method | GFLOPs/video | FLOP ratio | median ms | speed-up "
         "[IQR] |",
         "|---|---|---|---|---|---|---|---|",
     ]
@@ -195,7 +228,9 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=10, help="timed interleaved rounds (default 10)")
     parser.add_argument("--quick", action="store_true", help="3 rounds")
     parser.add_argument("--batch", type=int, default=1, help="videos per call (default 1)")
-    parser.add_argument("--frames", type=int, default=12, help="frames per video (default 12)")
+    parser.add_argument("--frames", type=int, default=12, help="frames per video (default 12, the paper's)")
+    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                        help="a setting of RLT or TempMe, e.g. tempme.groups=2,2,2 or tau=0.05 (repeatable)")
     parser.add_argument("--videos", nargs="+", default=list(VIDEOS), choices=VIDEOS, help="sample videos")
     parser.add_argument("--profile", action="store_true", help="also profile rlt+tempme on --profile-video")
     parser.add_argument("--profile-video", default="bikes", choices=VIDEOS)
@@ -203,11 +238,12 @@ def main() -> None:
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     rounds = 3 if args.quick else args.rounds
-    models = build_models()
+    models = build_models(args.frames, args.set)
     rows = [run_video(v, models, args.batch, args.frames, rounds) for v in args.videos]
     out: dict[str, Any] = {
         "model": MODEL,
         "frames": args.frames,
+        "reducers": repr(list(models["rlt+tempme"].reduction)),
         "threads": torch.get_num_threads(),
         "rounds": rounds,
         "torch": torch.__version__,
@@ -220,7 +256,8 @@ def main() -> None:
         print(json.dumps(out, indent=2))
         return
     print(
-        f"{MODEL}, {args.frames} frames at native fps, {out['threads']} threads, {rounds} rounds, torch {out['torch']}"
+        f"{MODEL}, {args.frames} frames at native fps, {out['threads']} threads, {rounds} rounds, torch "
+        f"{out['torch']}; {out['reducers']}"
     )
     print(table(rows))
     for row in rows:

@@ -9,7 +9,8 @@ with the same model in eager vidslim and the dense model in both runtimes:
 
 Timings interleave the contenders round by round (`vidslim.bench.compare`), with the same number of threads for
 torch and onnxruntime, and report the median, p10-p90 and the 1-minute load average before and after; speedups are
-medians of per-round ratios against eager dense.
+medians of per-round ratios against eager dense with their interquartile range, printed "~1.4x?" with the timer's
+verdict under the table when the rounds scatter too much (`PairedRatio.cell`).
 
     .venv/bin/python benchmarks/export_speed.py                    # ViT-B, batch 2, 5 rounds
     .venv/bin/python benchmarks/export_speed.py --quick            # ViT-S, batch 1, 3 rounds: a smoke test
@@ -19,7 +20,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import platform
 import tempfile
 from pathlib import Path
@@ -30,6 +30,7 @@ import torch
 import vidslim as vs
 from rlt_speed import load_windows  # the same windows as RLT's speed benchmark (this folder)
 from vidslim.bench import compare
+from vidslim.bench.spread import PairedRatio, footnote, load_range
 from vidslim.io.samples import sample_videos
 
 
@@ -44,7 +45,6 @@ def ort_session(path: Path, threads: int) -> Any:
 
 def run(args: argparse.Namespace) -> dict[str, Any]:
     torch.set_num_threads(args.threads)
-    load_before = os.getloadavg()[0]
     video = load_windows(str(sample_videos()[args.video]), args.batch)
     torch.manual_seed(0)
     dense = vs.create_model(args.model, num_classes=400).eval()
@@ -76,8 +76,9 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         timing = compare(contenders, warmup=1, repeat=args.rounds, memory=False)
     rows = []
     for name, t in timing.timings.items():
+        paired = timing.paired(name)
         rows.append({"contender": name, "median_ms": t.median * 1e3, "p10_ms": t.p10 * 1e3, "p90_ms": t.p90 * 1e3,
-                     "speedup_vs_eager_dense": 1.0 / timing.paired_ratio(name)})
+                     "speedup_vs_eager_dense": paired.speedup, "paired": paired})
     grid = budget.config.grid
     return {
         "settings": {"model": args.model, "batch": args.batch, "video": args.video, "keep": args.keep,
@@ -85,7 +86,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                      "rounds": args.rounds, "threads": torch.get_num_threads(), "torch": torch.__version__,
                      "onnxruntime": __import__("onnxruntime").__version__,
                      "machine": platform.processor() or platform.machine(),
-                     "load_before": load_before, "load_after": os.getloadavg()[0]},
+                     **(timing.load.to_dict() if timing.load is not None else {})},
         "export_check_max_abs_diff": checks,
         "real_clip_max_abs_diff": real_diff,
         "rows": rows,
@@ -97,18 +98,20 @@ def to_markdown(result: dict[str, Any]) -> str:
     lines = [
         f"{s['model']} with RLTBudget(keep={s['keep']}) ({s['tokens_kept']} of {s['tokens_total']} tokens per clip), "
         f"batch {s['batch']} x 16 x 224 x 224 of '{s['video']}', fp32, {s['threads']} threads, {s['rounds']} "
-        f"interleaved rounds; load {s['load_before']:.1f} -> {s['load_after']:.1f}; torch {s['torch']}, "
-        f"onnxruntime {s['onnxruntime']}.",
+        f"interleaved rounds; torch {s['torch']}, onnxruntime {s['onnxruntime']}.",
         "",
-        "| contender | median ms | p10-p90 ms | speedup vs eager dense |",
+        "| contender | median ms | p10-p90 ms | speedup vs eager dense [IQR] |",
         "|---|---:|---:|---:|",
     ]
+    pairs = [r["paired"] for r in result["rows"][1:]]  # the first row is eager dense, the baseline
     for r in result["rows"]:
-        lines.append(f"| {r['contender']} | {r['median_ms']:.0f} | {r['p10_ms']:.0f}-{r['p90_ms']:.0f} | "
-                     f"{r['speedup_vs_eager_dense']:.2f}x |")
+        cell = "1.00x" if r["contender"] == "eager dense" else r["paired"].cell()
+        lines.append(f"| {r['contender']} | {r['median_ms']:.0f} | {r['p10_ms']:.0f}-{r['p90_ms']:.0f} | {cell} |")
     checks = ", ".join(f"{k} {v:.1e}" for k, v in result["export_check_max_abs_diff"].items())
-    lines += ["", f"max |onnxruntime - eager|: on export_model's check input {checks}; on the clip (rlt_budget) "
-                  f"{result['real_clip_max_abs_diff']:.1e}."]
+    note = footnote(pairs)
+    lines += ["", f"During the timings: {load_range(pairs)} (1-minute average)." + (f" {note}." if note else ""),
+              f"max |onnxruntime - eager|: on export_model's check input {checks}; on the clip (rlt_budget) "
+              f"{result['real_clip_max_abs_diff']:.1e}."]
     return "\n".join(lines)
 
 
@@ -126,7 +129,12 @@ def main() -> None:
     if args.quick:
         args.model, args.batch, args.rounds = "videomae-s16", 1, 3
     result = run(args)
-    print(json.dumps(result, indent=2) if args.json else to_markdown(result))
+    print(dumps(result) if args.json else to_markdown(result))
+
+
+def dumps(result: dict[str, Any]) -> str:
+    """JSON with every paired speedup as its dict (median, quartiles, CI, verdict, load, rounds)."""
+    return json.dumps(result, indent=2, default=lambda o: o.to_dict() if isinstance(o, PairedRatio) else str(o))
 
 
 if __name__ == "__main__":

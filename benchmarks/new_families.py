@@ -16,11 +16,13 @@ weights, and TempMe on X-CLIP B/16 against dense.
 
 Random weights, fp32, CPU. On a small shared machine the full depth takes too long, so the blocks are cut
 (`--depth`, 4 by default; every block costs the same, so ratios hold, and the depth is printed with the figures).
-Timings interleave the contenders round by round (`vidslim.bench.compare`); each figure is the median with the
-25th-75th percentile spread.
+Timings interleave the contenders round by round (`vidslim.bench.compare`); each time is the median with the
+25th-75th percentile spread. Each speedup is the median of the per-round ratios with their interquartile range,
+and so is its share of the FLOP ratio (speedup / FLOP ratio per round); a figure whose rounds scatter too much is
+printed "~1.4x?" (`PairedRatio.cell`), with the timer's verdict under the table, and every table says the load.
 
     .venv/bin/python benchmarks/new_families.py                  # depth 4, 5 rounds: a few minutes on 2 cores
-    .venv/bin/python benchmarks/new_families.py --quick          # depth 1, 2 rounds, one video: a smoke test
+    .venv/bin/python benchmarks/new_families.py --quick          # depth 1, 3 rounds, one video: a smoke test
     .venv/bin/python benchmarks/new_families.py --only dense --families xclip --depth 12 --threads 1 --rounds 7
 """
 
@@ -38,6 +40,7 @@ import torch
 
 import vidslim as vs
 from vidslim.bench import compare, count_flops
+from vidslim.bench.spread import PairedRatio, footnote, load_range
 from vidslim.bench.timer import Timing
 from vidslim.io import read_video
 from vidslim.io.samples import sample_videos
@@ -77,11 +80,11 @@ def rlt_on_vjepa2(args: argparse.Namespace) -> list[dict[str, Any]]:
 
         with torch.inference_mode():
             timed = compare({"dense": infer(dense), "rlt": infer(rlt)}, warmup=1, repeat=args.rounds, memory=False)
-        speedup = 1.0 / timed.paired_ratio("rlt")
-        rows.append({"video": name, "kept": kept, "total": total, "flop_ratio": ratio, "speedup": speedup,
-                     "of_flop_ratio": speedup / ratio, "dense_ms": spread_ms(timed.timings["dense"]),
-                     "rlt_ms": spread_ms(timed.timings["rlt"])})
-        print(json.dumps(rows[-1]), file=sys.stderr, flush=True)  # progress; the tables go to stdout
+        paired = timed.paired("rlt")
+        rows.append({"video": name, "kept": kept, "total": total, "flop_ratio": ratio, "speedup": paired.speedup,
+                     "of_flop_ratio": paired.speedup / ratio, "paired": paired, "realised": paired.scaled(1 / ratio),
+                     "dense_ms": spread_ms(timed.timings["dense"]), "rlt_ms": spread_ms(timed.timings["rlt"])})
+        print(dumps(rows[-1]), file=sys.stderr, flush=True)  # progress; the tables go to stdout
     return rows
 
 
@@ -133,8 +136,8 @@ def dense_vs_transformers(args: argparse.Namespace) -> list[dict[str, Any]]:
         rows.append({"family": family, "input": f"{frames}x{size}", "max_abs_diff": diff,
                      "transformers_ms": spread_ms(timed.timings["transformers"]),
                      "vidslim_ms": spread_ms(timed.timings["vidslim"]),
-                     "speedup": paired.speedup, "speedup_label": paired.label(), "verdict": paired.verdict})
-        print(json.dumps(rows[-1]), file=sys.stderr, flush=True)  # progress; the tables go to stdout
+                     "speedup": paired.speedup, "paired": paired})
+        print(dumps(rows[-1]), file=sys.stderr, flush=True)  # progress; the tables go to stdout
     return rows
 
 
@@ -159,12 +162,13 @@ def tempme_on_xclip(args: argparse.Namespace) -> list[dict[str, Any]]:
         with torch.inference_mode():
             timed = compare({"dense": lambda v=video: dense(v), "tempme": lambda v=video: merged(v)}, warmup=1,
                             repeat=args.xclip_rounds, memory=False)
-        speedup = 1.0 / timed.paired_ratio("tempme")
+        paired = timed.paired("tempme")
         rows.append({"video": name, "last_block_tokens": seen[0], "dense_tokens": 12 * 197, "flop_ratio": ratio,
-                     "speedup": speedup, "of_flop_ratio": speedup / ratio,
-                     "dense_ms": spread_ms(timed.timings["dense"]), "tempme_ms": spread_ms(timed.timings["tempme"])})
+                     "speedup": paired.speedup, "of_flop_ratio": paired.speedup / ratio, "paired": paired,
+                     "realised": paired.scaled(1 / ratio), "dense_ms": spread_ms(timed.timings["dense"]),
+                     "tempme_ms": spread_ms(timed.timings["tempme"])})
         seen.clear()
-        print(json.dumps(rows[-1]), file=sys.stderr, flush=True)  # progress; the tables go to stdout
+        print(dumps(rows[-1]), file=sys.stderr, flush=True)  # progress; the tables go to stdout
     return rows
 
 
@@ -174,21 +178,21 @@ def to_markdown(result: dict[str, Any]) -> str:
     if result["rlt"]:
         lines += [f"V-JEPA 2 ViT-L layout cut to {s['depth']} blocks, RLT tau {s['tau']}, 1 x 16 x 256 x 256 at native "
                   f"fps, fp32, {s['threads']} threads, {s['rounds']} interleaved rounds; ms as median (p25-p75).", "",
-                  "| video | tubelets kept | FLOP ratio | dense ms | RLT ms | speedup (/ FLOP ratio) |",
-                  "|---|---:|---:|---:|---:|---:|"]
+                  "| video | tubelets kept | FLOP ratio | dense ms | RLT ms | speedup [IQR] | / FLOP ratio [IQR] |",
+                  "|---|---:|---:|---:|---:|---:|---:|"]
         for r in result["rlt"]:
             lines.append(f"| {r['video']} | {r['kept']} / {r['total']} | {r['flop_ratio']:.2f}x | {r['dense_ms']} | "
-                         f"{r['rlt_ms']} | {r['speedup']:.2f}x ({r['of_flop_ratio']:.2f}) |")
-        lines.append("")
+                         f"{r['rlt_ms']} | {r['paired'].cell()} | {r['realised'].cell(unit='')} |")
+        lines += ["", under_table([r["paired"] for r in result["rlt"]]), ""]
     if result["dense"]:
         lines += [f"Dense vidslim vs transformers, same random weights, {s['depth']} blocks, published widths, "
                   f"{s['threads']} threads, {s['rounds']} interleaved rounds:", "",
-                  "| family | input | max abs diff | transformers ms | vidslim ms | vidslim speedup [p25-p75] |",
+                  "| family | input | max abs diff | transformers ms | vidslim ms | vidslim speedup [IQR] |",
                   "|---|---|---:|---:|---:|---:|"]
         for r in result["dense"]:
             lines.append(f"| {r['family']} | {r['input']} | {r['max_abs_diff']:.1e} | {r['transformers_ms']} | "
-                         f"{r['vidslim_ms']} | {r['speedup_label']} |")
-        lines.append("")
+                         f"{r['vidslim_ms']} | {r['paired'].cell()} |")
+        lines += ["", under_table([r["paired"] for r in result["dense"]]), ""]
     return "\n".join([*lines, to_markdown_xclip(result)]).strip()
 
 
@@ -197,12 +201,25 @@ def to_markdown_xclip(result: dict[str, Any]) -> str:
     if result.get("xclip"):
         lines += [f"TempMe (clip-b16 paper settings) on X-CLIP B/16, 12 blocks, 1 x 12 x 224 x 224 at native fps, "
                   f"{s['xclip_rounds']} interleaved rounds:", "",
-                  "| video | tokens into the last block | FLOP ratio | dense ms | TempMe ms | speedup (/ FLOP ratio) |",
-                  "|---|---:|---:|---:|---:|---:|"]
+                  "| video | tokens into the last block | FLOP ratio | dense ms | TempMe ms | speedup [IQR] | / FLOP "
+                  "ratio [IQR] |",
+                  "|---|---:|---:|---:|---:|---:|---:|"]
         for r in result["xclip"]:
             lines.append(f"| {r['video']} | {r['last_block_tokens']} / {r['dense_tokens']} | {r['flop_ratio']:.2f}x | "
-                         f"{r['dense_ms']} | {r['tempme_ms']} | {r['speedup']:.2f}x ({r['of_flop_ratio']:.2f}) |")
+                         f"{r['dense_ms']} | {r['tempme_ms']} | {r['paired'].cell()} | {r['realised'].cell(unit='')} |")
+        lines += ["", under_table([r["paired"] for r in result["xclip"]])]
     return "\n".join(lines)
+
+
+def under_table(pairs: list[PairedRatio]) -> str:
+    """The line under a table: the load during its timings, and the timer's verdict when a figure is "~x?"."""
+    note = footnote(pairs)
+    return f"During the timings: {load_range(pairs)} (1-minute average)." + (f" {note}." if note else "")
+
+
+def dumps(value: Any, indent: int | None = None) -> str:
+    """JSON with every paired speedup as its dict (median, quartiles, CI, verdict, load, rounds)."""
+    return json.dumps(value, indent=indent, default=lambda o: o.to_dict() if isinstance(o, PairedRatio) else str(o))
 
 
 def main() -> None:
@@ -217,11 +234,11 @@ def main() -> None:
                         help="run one part: (a) RLT on V-JEPA 2, (b) dense vs transformers, or (c) TempMe on X-CLIP")
     parser.add_argument("--families", nargs="+", default=["vjepa2", "vivit", "xclip"],
                         help="families of the dense vs transformers part (b)")
-    parser.add_argument("--quick", action="store_true", help="depth 1, 2 rounds, one video")
+    parser.add_argument("--quick", action="store_true", help="depth 1, 3 rounds (1 of X-CLIP), one video")
     parser.add_argument("--json", help="also write the results to this file")
     args = parser.parse_args()
     if args.quick:
-        args.depth, args.rounds, args.xclip_rounds, args.videos = 1, 2, 1, args.videos[:1]
+        args.depth, args.rounds, args.xclip_rounds, args.videos = 1, 3, 1, args.videos[:1]
     torch.set_num_threads(args.threads)
     result = {"settings": {"depth": args.depth, "tau": args.tau, "rounds": args.rounds,
                            "xclip_rounds": args.xclip_rounds, "threads": torch.get_num_threads(),
@@ -231,7 +248,7 @@ def main() -> None:
               "xclip": tempme_on_xclip(args) if args.only in (None, "xclip") else []}
     if args.json:
         with open(args.json, "w") as f:
-            json.dump(result, f, indent=2)
+            f.write(dumps(result, indent=2))
     print(to_markdown(result))
 
 

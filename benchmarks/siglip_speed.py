@@ -7,12 +7,14 @@ layer since it is not timed) on `--frames` random frames of 224 px, batch `--bat
 in the last three blocks, frames joined in groups of 2, 2, then the rest). Every contender runs the MAP head.
 
 Columns: GFLOPs per call (`vidslim.bench.count_flops`, fvcore convention), the FLOP ratio dense / contender, the
-median latency with its p10-p90 spread, and the speed-up dense / contender as a ratio of medians and as the median
-of per-round ratios (paired), from `vidslim.bench.compare` (interleaved rounds, rotating order, inference mode).
-Every speed-up in the table is over vidslim's dense row, so the transformers row is below 1 when transformers is
+median latency with its p10-p90 spread, the speedup dense / contender as the median of per-round ratios with their
+interquartile range, from `vidslim.bench.compare` (interleaved rounds, rotating order, inference mode), and the
+realised share of the FLOP ratio (speedup / FLOP ratio per round, with the same rounds' spread). A figure whose
+rounds scatter too much is printed "~1.4x?" (`PairedRatio.cell`) with the timer's verdict under the table.
+Every speedup in the table is over vidslim's dense row, so the transformers row is below 1 when transformers is
 slower. The line under the table turns it round: vidslim dense against transformers (transformers time / vidslim
-time per round, > 1 when vidslim is faster) with its p25-p75 spread and the timer's verdict on the machine's load.
-The 1-minute load average before and after is printed: on a shared machine compare ratios, not absolute times.
+time per round, > 1 when vidslim is faster) with its interquartile range. The 1-minute load average during the
+timings is printed: on a shared machine compare ratios, not absolute times.
 
     .venv/bin/python benchmarks/siglip_speed.py                       # 6 blocks, 8 frames, 7 rounds, 2 threads
     .venv/bin/python benchmarks/siglip_speed.py --layers 12 --rounds 15 --json
@@ -23,22 +25,14 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 from typing import Any
 
 import torch
 
 import vidslim as vs
 from vidslim.bench.flops import count_flops
+from vidslim.bench.spread import PairedRatio, footnote, load_range
 from vidslim.bench.timer import Comparison, compare
-
-
-def load() -> float:
-    """The 1-minute load average (how busy the machine is), or nan where unknown."""
-    try:
-        return os.getloadavg()[0]
-    except OSError:
-        return float("nan")
 
 
 def tempme_for(layers: int, frames: int, r: int) -> Any:
@@ -73,19 +67,41 @@ def run(layers: int, frames: int, batch: int, r: int, rounds: int) -> dict[str, 
                   "tempme": lambda: ours("tempme")}
     gflops = {name: count_flops(models[name].encode_frames, video).gflops for name in reducers}
     gflops["transformers"] = count_flops(hf.get_image_features, pixel_values=pixels).gflops
-    before = load()
     result = compare(contenders, warmup=1, repeat=rounds, memory=False)
     rows = {}
     for name, timing in result.timings.items():
-        rows[name] = {"gflops": gflops[name], "flop_ratio": gflops["dense"] / gflops[name],
+        flop_ratio = gflops["dense"] / gflops[name]
+        paired = result.paired(name)
+        rows[name] = {"gflops": gflops[name], "flop_ratio": flop_ratio,
                       "median_ms": timing.median * 1e3, "p10_ms": timing.p10 * 1e3, "p90_ms": timing.p90 * 1e3,
-                      "speedup": result.speedup(name), "paired_speedup": 1.0 / result.paired_ratio(name)}
+                      "paired_speedup": paired.speedup, "paired": paired, "realised": paired.scaled(1 / flop_ratio)}
     versus = Comparison(result.timings, "transformers", result.load).paired("dense")  # transformers / vidslim
     return {"layers": layers, "frames": frames, "batch": batch, "r": r, "rounds": rounds,
             "threads": torch.get_num_threads(), "max_abs_diff_vs_transformers": float(gap.max()),
-            "load_before": before, "load_after": load(), "rows": rows,
-            "dense_vs_transformers": {"speedup": versus.speedup, "q25": versus.low, "q75": versus.high,
-                                      "label": versus.label(), "verdict": versus.verdict}}
+            **(result.load.to_dict() if result.load is not None else {}), "rows": rows,
+            "dense_vs_transformers": versus}
+
+
+def print_table(report: dict[str, Any]) -> None:
+    """The fixed-width table, the dense-vs-transformers line, the load and (when a figure is "~x?") the verdict."""
+    print(f"SigLIP B/16, {report['layers']} blocks, {report['frames']} frames x batch {report['batch']}, "
+          f"{report['threads']} threads, {report['rounds']} rounds; max |vidslim - transformers| = "
+          f"{report['max_abs_diff_vs_transformers']:.2e}")
+    print(f"{'':<13}{'GFLOPs':>8}{'FLOP x':>8}{'median ms':>11}{'p10-p90 ms':>13}{'speedup [IQR]':>20}"
+          f"{'realised [IQR]':>19}")
+    for name, row in report["rows"].items():
+        spread = f"{row['p10_ms']:.0f}-{row['p90_ms']:.0f}"
+        speedup, realised = ("1.00x", "1.00") if name == "dense" else (row["paired"].cell(),
+                                                                       row["realised"].cell(unit=""))
+        print(f"{name:<13}{row['gflops']:>8.1f}{row['flop_ratio']:>8.2f}{row['median_ms']:>11.0f}{spread:>13}"
+              f"{speedup:>20}{realised:>19}")
+    versus = report["dense_vs_transformers"]
+    print(f"vidslim dense vs transformers (paired, > 1: vidslim faster): {versus.cell()}")
+    pairs = [row["paired"] for name, row in report["rows"].items() if name != "dense"] + [versus]
+    print(f"during the timings: {load_range(pairs)} (1-minute average)")
+    note = footnote(pairs)
+    if note:
+        print(note)
 
 
 def main() -> None:
@@ -100,18 +116,10 @@ def main() -> None:
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     report = run(args.layers, args.frames, args.batch, args.r, args.rounds)
-    if args.json:
-        print(json.dumps(report, indent=2))
+    if args.json:  # every paired speedup as its dict: median, quartiles, CI, verdict, load, rounds
+        print(json.dumps(report, indent=2, default=lambda o: o.to_dict() if isinstance(o, PairedRatio) else str(o)))
         return
-    print(f"SigLIP B/16, {args.layers} blocks, {args.frames} frames x batch {args.batch}, {report['threads']} threads, "
-          f"{args.rounds} rounds; load {report['load_before']:.1f} -> {report['load_after']:.1f}; "
-          f"max |vidslim - transformers| = {report['max_abs_diff_vs_transformers']:.2e}")
-    print(f"{'':<13}{'GFLOPs':>8}{'FLOP x':>8}{'median ms':>11}{'p10-p90 ms':>17}{'speed-up':>10}{'paired':>8}")
-    for name, row in report["rows"].items():
-        spread = f"{row['p10_ms']:.0f}-{row['p90_ms']:.0f}"
-        print(f"{name:<13}{row['gflops']:>8.1f}{row['flop_ratio']:>8.2f}{row['median_ms']:>11.0f}{spread:>17}"
-              f"{row['speedup']:>10.2f}{row['paired_speedup']:>8.2f}")
-    print(f"vidslim dense vs transformers (paired, > 1: vidslim faster): {report['dense_vs_transformers']['label']}")
+    print_table(report)
 
 
 if __name__ == "__main__":

@@ -8,7 +8,7 @@ from collections.abc import Callable
 import pytest
 
 from vidslim.bench import compare
-from vidslim.bench.spread import MAX_SPREAD, MachineLoad, PairedRatio, footnote, usable_cores
+from vidslim.bench.spread import MAX_SPREAD, MachineLoad, PairedRatio, footnote, load_range, usable_cores
 
 
 def test_paired_ratio_per_round_median_and_quartiles() -> None:
@@ -67,6 +67,30 @@ def test_cpu_ratios_and_mismatched_rounds() -> None:
     assert PairedRatio.of([1.0], [1.0]).cpu_speedup is None
     with pytest.raises(ValueError, match="as many"):
         PairedRatio.of([1.0, 1.0], [1.0])
+
+
+def test_scaled_keeps_the_verdict_and_cpu_is_a_paired_ratio_of_its_own() -> None:
+    load = MachineLoad(before=1.0, after=1.5, cores=2)
+    # speedups 2, 2.5, 2, 1.6, 2 (quartiles 2.0, 2.0); CPU speedups 4, 2, 2, 1, 3 (quartiles 2, 3)
+    p = PairedRatio.of([2.0] * 5, [1.0, 0.8, 1.0, 1.25, 1.0], [4.0, 2.0, 2.0, 1.0, 3.0], [1.0] * 5, load=load)
+    half = p.scaled(0.5)  # e.g. a 2x speedup at a FLOP ratio of 2: realised 1.0
+    assert half.ratios == pytest.approx((1.0, 1.25, 1.0, 0.8, 1.0)) and half.spread == pytest.approx(p.spread)
+    assert half.cell(unit="") == "1.00 [1.00-1.00]" and half.load == load and half.cpu_speedup == pytest.approx(1.0)
+    cpu = p.cpu()
+    assert cpu.ratios == (4.0, 2.0, 2.0, 1.0, 3.0) and (cpu.low, cpu.speedup, cpu.high) == (2.0, 2.0, 3.0)
+    assert not cpu.reliable and cpu.cell() == "~2.00x?" and "load 1.5 on 2 cores, rounds spread 50%" in cpu.verdict
+    none = PairedRatio.of([1.0] * 3, [1.0] * 3).cpu()
+    assert none.n == 0 and not none.reliable
+    shaky = PairedRatio.of([1.0, 2.0, 3.0, 4.0, 5.0], [1.0] * 5).scaled(0.5)
+    assert shaky.cell(unit="") == "~1.50?" and not shaky.reliable
+
+
+def test_load_range_under_a_table() -> None:
+    a = PairedRatio.of([1.0] * 3, [1.0] * 3, load=MachineLoad(before=1.24, after=1.9, cores=2))
+    b = PairedRatio.of([1.0] * 3, [1.0] * 3, load=MachineLoad(before=2.5, after=None, cores=2))
+    assert load_range([a, b]) == "load 1.2-2.5 on 2 cores" and load_range([a]) == "load 1.2-1.9 on 2 cores"
+    assert load_range([b]) == "load 2.5 on 2 cores"
+    assert load_range([PairedRatio.of([1.0], [1.0])]).startswith("load unknown on ")
 
 
 def test_machine_load_snapshot() -> None:

@@ -5,7 +5,17 @@ from __future__ import annotations
 import pytest
 import torch
 
-from vidslim.bench.suite import BenchRow, Suite, bench_methods, format_table, resolve_methods
+from vidslim.bench.row import set_speedup
+from vidslim.bench.spread import MachineLoad, PairedRatio
+from vidslim.bench.suite import (
+    BenchRow,
+    Suite,
+    bench_methods,
+    format_table,
+    resolve_methods,
+    shared_settings,
+    table_legend,
+)
 from vidslim.errors import ConfigError
 
 TINY = {"depth": 4}
@@ -42,7 +52,7 @@ def test_one_row_per_method_dense_first_with_fractions() -> None:
     assert all(r.batch == 2 and r.time_ms > 0 and r.videos_per_s == pytest.approx(2e3 / r.time_ms) for r in rows)
     assert prune.realised == pytest.approx(prune.speedup * prune.flop_ratio)
     lines = format_table(rows).splitlines()
-    assert lines[0].split()[:2] == ["method", "mode"] and [line.split()[0] for line in lines[1:4]] == [
+    assert lines[0].split()[:2] == ["method", "kept"] and [line.split()[0] for line in lines[1:4]] == [
         "dense", "tokenprune", "tome",
     ]  # fmt: skip
     assert prune.rounds == 2 and not prune.reliable  # two rounds cannot show a spread: never a plain figure
@@ -125,3 +135,43 @@ def test_steps_cover_building_counting_and_profiling() -> None:
     assert calls == []
     suite.run(repeat=1)
     assert calls == [("profile", 0, 3), ("profile", 1, 3), ("profile", 2, 3), ("profile", 3, 3)]
+
+
+def _timed_row(method: str, paired: PairedRatio, threads: int, device: str = "cpu", **fields: object) -> BenchRow:
+    row = BenchRow(method, device=device, token_fraction=0.5, gflops=123.45, flop_ratio=0.5, time_ms=2654.1,
+                   overhead_pct=40.7, **fields)  # type: ignore[arg-type]
+    set_speedup(row, paired)
+    row.threads = threads
+    row.set_realised()
+    return row
+
+
+def test_cpu_speedup_column_at_one_cpu_thread_with_its_iqr() -> None:
+    load = MachineLoad(before=3.0, after=3.2, cores=2)
+    # wall speedups 2, 2.5, 2, 1.6, 2 (IQR 2.00-2.00); CPU speedups 2, 2.2, 2.1, 2.1, 2.0 (IQR 2.00-2.10)
+    paired = PairedRatio.of([2.0] * 5, [1.0, 0.8, 1.0, 1.25, 1.0], [2.0, 2.2, 2.1, 2.1, 2.0], [1.0] * 5, load=load)
+    same = PairedRatio.of([1.0] * 5, [1.0] * 5, [1.0] * 5, [1.0] * 5, load=load)
+    rows = [_timed_row("dense", same, 1), _timed_row("rlt_budget+tokenprune", paired, 1)]
+    assert rows[1].cpu_speedup_q25 == pytest.approx(2.0) and rows[1].cpu_speedup_q75 == pytest.approx(2.1)
+    lines = format_table(rows).splitlines()
+    assert lines[0].split() == ["method", "kept", "GFLOPs", "FLOP", "ratio", "ms", "speedup", "[IQR]", "cpu",
+                                "speedup", "[IQR]", "realised", "[IQR]", "reduce"]  # one batch, precision, mode
+    assert "2.00x [2.00-2.00]  2.10x [2.00-2.10]  1.00 [1.00-1.00]   40.7%" in lines[2]
+    assert max(len(line) for line in lines) <= 120  # the longest method name of "all" and every column
+    assert rows[1].to_dict()["cpu_speedup_q75"] == pytest.approx(2.1) and "cpu speedup" in table_legend(rows)
+    assert shared_settings(rows) == "batch 1, fp32, eager, "
+    # more threads (or a GPU): the timed thread's CPU seconds miss the work, so the column is not shown
+    for threads, device in ((2, "cpu"), (1, "cuda")):
+        rows = [_timed_row("dense", same, threads, device), _timed_row("tome", paired, threads, device)]
+        assert "cpu speedup" not in format_table(rows) and rows[1].cpu_speedup_text() == "-"
+        assert "cpu speedup" not in table_legend(rows)
+
+
+def test_a_scattered_cpu_figure_is_marked_and_settings_that_differ_get_columns() -> None:
+    shaky_cpu = PairedRatio.of([2.0] * 5, [1.0] * 5, [1.0, 2.0, 3.0, 4.0, 5.0], [1.0] * 5)
+    same = PairedRatio.of([1.0] * 5, [1.0] * 5, [1.0] * 5, [1.0] * 5)
+    rows = [_timed_row("dense", same, 1), _timed_row("tome", shaky_cpu, 1),
+            _timed_row("dense", same, 1, batch=4), _timed_row("tome", shaky_cpu, 1, batch=4)]
+    table = format_table(rows)
+    assert "~3.00x?" in table and table.splitlines()[-1].startswith("~x?: not a measurement to quote (the CPU-time")
+    assert table.splitlines()[0].split()[:2] == ["method", "batch"] and shared_settings(rows) == "fp32, eager, "

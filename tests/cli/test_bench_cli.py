@@ -8,6 +8,7 @@ import pytest
 import torch
 
 import vidslim.cli.main as cli_main
+from vidslim.errors import ConfigError
 
 NARROW = ["--set", "vision_width=64", "--set", "vision_heads=1", "--set", "vision_mlp_dim=64", "--set", "text_layers=1"]
 
@@ -142,6 +143,10 @@ def test_suite_table_one_row_per_method_dense_first_and_sat_batch(bench) -> None
     result = json.loads(out)
     choice = result["batch_choices"][0]
     assert choice["batch"] in (1, 2) and [b for b, _ in choice["history"]][:1] == [1]
+    # batch 1 against 2, interleaved: the throughput gain per round with its quartiles, verdict and load
+    gain = choice["gains"][0]
+    assert len(choice["gains"]) == 1 and gain["rounds"] == 3 and gain["speedup_q25"] <= gain["speedup_q75"]
+    assert "verdict" in gain and "load_before" in gain and "1->2 " in choice["text"]
     rows = result["rows"]
     assert [r["method"] for r in rows] == ["dense", "tome", "tokenprune+svitt"] * 2
     assert [r["batch"] for r in rows] == [1] * 3 + [choice["batch"]] * 3
@@ -152,12 +157,13 @@ def test_suite_table_one_row_per_method_dense_first_and_sat_batch(bench) -> None
     status, out, _ = bench(*TINY_SUITE, "--method", "all", "--no-overhead")
     lines = out.splitlines()
     head = next(i for i, line in enumerate(lines) if line.startswith("method"))
-    assert "speedup" in lines[head] and "realised [IQR]" in lines[head] and "reduce %" in lines[head]
+    assert "speedup" in lines[head] and "realised [IQR]" in lines[head] and lines[head].endswith("reduce")
     assert lines[head + 1].split()[0] == "dense"
-    table = lines[head + 2:next(i for i, line in enumerate(lines) if line.startswith(("~x?", "tok kept")))]
+    table = lines[head + 2:next(i for i, line in enumerate(lines) if line.startswith(("~x?", "kept:")))]
     assert len(table) >= 4
     for line in (line for line in table if "!" not in line):  # rows that ran (a refused combination says why)
-        assert line.count("?") in (0, 2) and line.count("[") == 2 * (line.count("?") == 0)  # both marked, or both IQRs
+        figures = 3 if "cpu speedup [IQR]" in lines[head] else 2  # the CPU-time column at one CPU thread
+        assert line.count("?") + line.count("[") == figures  # every figure marked "~x?" or with its IQR, never bare
     assert "rlt+tokenprune" in out and "bikes.mp4" in lines[1]  # rlt in "all": the sample video for every row
 
 
@@ -282,3 +288,26 @@ def test_tune_writes_a_card_bench_reads_at_the_same_frames_and_size(bench, tmp_p
     rows = json.loads(out)["rows"]
     assert status == 0 and json.loads(out)["frames"] == 4
     assert rows[1]["gflops"] == pytest.approx(written["predicted"]["gflops"], rel=1e-6)
+
+
+@pytest.mark.parametrize(("method", "settings", "says"), [
+    ("bogus", [], "--method 'bogus': tune knows the knobs of rlt"),
+    ("dense", [], "--method 'dense': tune knows the knobs of rlt"),
+    ("tempme", [], "'tempme' acts on CLIP"),  # no TempMe on a video ViT
+    ("rlt+bogus", [], "unknown method 'bogus'"),
+    ("tome", ["--set", "tome.nope=1"], "tome has no setting 'nope'"),
+])
+def test_tune_refuses_a_method_before_any_progress_or_clip(method, settings, says, monkeypatch, capsys) -> None:
+    import vidslim.bench.tune as tune_module
+
+    def no_clips(*args: object, **kwargs: object) -> None:
+        raise AssertionError("clips were read before the method was checked")
+
+    monkeypatch.setattr(tune_module, "read_clips", no_clips)
+    status = cli_main.main(["tune", "--model", "videomae-tiny", "--method", method, *settings, "--target", "keep=0.5"])
+    out = capsys.readouterr()
+    assert status == 2 and out.out == "" and says in out.err
+    assert out.err.count("\n") == 1 and "[tune]" not in out.err  # one line, no "tuning ..." before it
+    with pytest.raises(ConfigError, match=r"tune knows the knobs|acts on|unknown method|no setting"):
+        tune_module.tune("videomae-tiny", ["unread.mp4"], "keep=0.5", method=method,
+                         settings=dict(s.split("=") for s in settings[1::2]) or None)

@@ -16,6 +16,7 @@ from vidslim._lazy import lazy_exports
 
 if TYPE_CHECKING:  # the public names: what IDEs read; at run time each module is imported on first use
     from vidslim.bench.batching import BatchChoice as BatchChoice
+    from vidslim.bench.batching import paired_saturating_batch as paired_saturating_batch
     from vidslim.bench.batching import saturating_batch as saturating_batch
     from vidslim.bench.end_to_end import Decoded as Decoded
     from vidslim.bench.end_to_end import bottleneck_warnings as bottleneck_warnings

@@ -4,11 +4,17 @@
     set_speedup(row, comparison.paired("rlt"))   # median per-round speedup, IQR, CI, verdict, the machine's load
     row.set_realised()                            # speedup x FLOP ratio, with the same rounds' spread
     row.speedup_text(), row.realised_text()       # "2.04x [1.98-2.10]", "1.02 [0.99-1.05]"; "~1.4x?" when unreliable
+    row.cpu_speedup_text()                        # the same from the timed thread's CPU seconds, at one CPU thread
 
 *Realised* is the share of the FLOP-ideal speedup that turned into time: speedup x FLOP ratio (1.0: time falls as
 FLOPs do; below 1: the reduction's own work and what does not shrink with tokens eat the saving). The FLOP ratio is
 an exact count, so its spread is the paired speedup's spread scaled by it (per-round speedups x FLOP ratio), and
 the speedup's verdict carries over: an unreliable speedup gives an unreliable realised share.
+
+The CPU speedup is the same paired comparison on the timed thread's CPU seconds, with quartiles and a verdict of
+its own. With one torch thread on the CPU that thread does all the work, and its CPU seconds do not grow when
+another process takes the core, so the figure holds on a busy machine; with more threads (or on a GPU) the timed
+thread's seconds miss the work, so the figure is not shown (it stays in the JSON).
 """
 
 from __future__ import annotations
@@ -40,6 +46,10 @@ class BenchRow:
     speedup_q75: float | None = None
     speedup_ci95: tuple[float, float] | None = None
     cpu_speedup: float | None = None
+    cpu_speedup_q25: float | None = None
+    cpu_speedup_q75: float | None = None
+    cpu_reliable: bool | None = None
+    threads: int | None = None
     rounds: int = 0
     reliable: bool | None = None
     verdict: str | None = None
@@ -81,6 +91,20 @@ class BenchRow:
             return f"~{self.speedup:.2f}x?"
         return f"{self.speedup:.2f}x [{self.speedup_q25:.2f}-{self.speedup_q75:.2f}]"
 
+    @property
+    def cpu_speedup_shown(self) -> bool:
+        """Whether the CPU-time speedup means the work: one torch thread on the CPU (see the module docstring)."""
+        return self.device == "cpu" and self.threads == 1 and self.cpu_speedup is not None
+
+    def cpu_speedup_text(self) -> str:
+        """The CPU-time speedup with its interquartile range, "~1.4x?" when its rounds scatter, "-" when not shown."""
+        if not self.cpu_speedup_shown or self.cpu_speedup is None or not math.isfinite(self.cpu_speedup):
+            return "-"
+        if self.method == "dense":
+            return "1.00x"
+        if not self.cpu_reliable:
+            return f"~{self.cpu_speedup:.2f}x?"
+        return f"{self.cpu_speedup:.2f}x [{self.cpu_speedup_q25:.2f}-{self.cpu_speedup_q75:.2f}]"
 
     def set_realised(self) -> None:
         """Realised share of the FLOP saving (speedup x FLOP ratio) and its spread, from the paired speedup."""
@@ -118,6 +142,10 @@ def set_speedup(row: BenchRow, paired: PairedRatio) -> None:
     """Copy a paired speedup, its spread, verdict and the machine's load into a row."""
     row.speedup, row.speedup_q25, row.speedup_q75 = paired.speedup, paired.low, paired.high
     row.speedup_ci95, row.cpu_speedup, row.rounds = paired.ci, paired.cpu_speedup, paired.n
+    cpu = paired.cpu()
+    if cpu.n:
+        row.cpu_speedup_q25, row.cpu_speedup_q75 = cpu.low, cpu.high
+        row.cpu_reliable = cpu.reliable or row.method == "dense"
     row.reliable = paired.reliable or row.method == "dense"
     row.verdict = "baseline" if row.method == "dense" else paired.verdict
     if paired.load is not None:

@@ -6,6 +6,9 @@
     paired.reliable, paired.verdict                                       # "unreliable: load 5.8 on 2 cores, ..."
     paired.label()                                      # "2.04x [1.98-2.10]" or "~1.4x? (unreliable: ...)"
     paired.cell(), footnote([paired, ...])              # "~1.40x?" in a table, the verdict once under it
+    paired.scaled(1 / flop_ratio).cell(unit="")        # realised share "0.98 [0.95-1.01]": same rounds, same verdict
+    paired.cpu()                                       # the same figures from the timed thread's CPU seconds
+    load_range([paired, ...])                          # "load 1.2-1.9 on 2 cores", under every table
 
 A ratio taken inside one round (the contender and the baseline called back to back, order alternating) cancels
 whatever slowed the machine down for that round; the rounds' ratios still scatter when another process takes the
@@ -181,15 +184,26 @@ class PairedRatio:
         digits = 0 if round(self.spread * 100) > round(MAX_SPREAD * 100) else 1  # never "spread 20% (> 20%)"
         return f"unreliable: {where}, rounds spread {self.spread:.{digits}%} (> {MAX_SPREAD:.0%})"
 
-    def label(self, digits: int = 2) -> str:
+    def scaled(self, factor: float) -> PairedRatio:
+        """Every round's ratio times `factor` (an exact number such as 1 / FLOP ratio, for the realised share, or 2
+        for a throughput gain from doubling the batch): the relative spread, hence the verdict, is unchanged."""
+        return dataclasses.replace(self, ratios=tuple(r * factor for r in self.ratios),
+                                   cpu_ratios=tuple(r * factor for r in self.cpu_ratios))
+
+    def cpu(self) -> PairedRatio:
+        """The per-round ratios of the timed thread's CPU seconds as a `PairedRatio` (spread and verdict of their
+        own); empty (never reliable) when CPU time was not recorded. Meaningful with one torch thread on the CPU."""
+        return dataclasses.replace(self, ratios=self.cpu_ratios, cpu_ratios=())
+
+    def label(self, digits: int = 2, unit: str = "x") -> str:
         """The figure as text that cannot be read as a plain fact when unreliable."""
         if self.reliable:
-            return f"{self.speedup:.{digits}f}x [{self.low:.{digits}f}-{self.high:.{digits}f}]"
-        return f"~{self.speedup:.{digits}f}x? ({self.verdict})"
+            return f"{self.speedup:.{digits}f}{unit} [{self.low:.{digits}f}-{self.high:.{digits}f}]"
+        return f"~{self.speedup:.{digits}f}{unit}? ({self.verdict})"
 
-    def cell(self, digits: int = 2) -> str:
+    def cell(self, digits: int = 2, unit: str = "x") -> str:
         """The figure for a table cell: `label()` when reliable, else "~1.40x?" (the verdict goes in `footnote`)."""
-        return self.label(digits) if self.reliable else f"~{self.speedup:.{digits}f}x?"
+        return self.label(digits, unit) if self.reliable else f"~{self.speedup:.{digits}f}{unit}?"
 
     def to_dict(self) -> dict[str, Any]:
         lo, hi = self.ci
@@ -213,8 +227,22 @@ def footnote(pairs: Sequence[PairedRatio]) -> str | None:
             "quieter machine or with more rounds")
 
 
+def load_range(pairs: Sequence[PairedRatio]) -> str:
+    """ "load 1.2-1.9 on 2 cores" over the measurements behind `pairs` (the 1-minute load before and after each),
+    for the line under a table: the load is reported with every figure, reliable or not."""
+    loads = [p.load for p in pairs if p.load is not None]
+    values = [v for load in loads for v in (load.before, load.after) if v is not None]
+    cores = loads[0].cores if loads else usable_cores()
+    if not values:
+        return f"load unknown on {cores} cores"
+    low, high = min(values), max(values)
+    return f"load {low:.1f}{'' if f'{low:.1f}' == f'{high:.1f}' else f'-{high:.1f}'} on {cores} cores"
+
+
 def _num(value: float | None) -> float | None:
     return None if value is None or not math.isfinite(value) else float(value)
 
 
-__all__ = ["MAX_SPREAD", "MIN_ROUNDS", "MachineLoad", "PairedRatio", "footnote", "load_average", "usable_cores"]
+__all__ = [
+    "MAX_SPREAD", "MIN_ROUNDS", "MachineLoad", "PairedRatio", "footnote", "load_average", "load_range", "usable_cores",
+]

@@ -294,9 +294,13 @@ class Suite:
 
         return call
 
+    def dense_call(self, batch: int, precision: str = "fp32") -> Callable[[], Any]:
+        """One call of the dense model on `batch` videos (what the saturating-batch search times)."""
+        return self.caller(self.entries["dense"].forward, self.batch_input(batch), precision)
+
     def dense_throughput(self, batch: int, precision: str = "fp32", repeat: int = 3) -> float:
         """Videos per second of the dense model at `batch` (median of `repeat` calls after one warm-up)."""
-        call = self.caller(self.entries["dense"].forward, self.batch_input(batch), precision)
+        call = self.dense_call(batch, precision)
         timing = time_fn(call, warmup=1, repeat=repeat, device=self.device.type, memory=False, items_per_call=batch)
         return timing.throughput()
 
@@ -347,6 +351,7 @@ class Suite:
             for name in calls:
                 row, timing = rows[name], comparison.timings[name]
                 row.time_ms, row.videos_per_s = timing.median * 1e3, timing.throughput()
+                row.threads = torch.get_num_threads()
                 if has_dense:
                     set_speedup(row, comparison.paired(name))
         dense = self.entries["dense"]
@@ -389,32 +394,47 @@ def bench_methods(
 
 
 # ------------------------------------------------------------------------------------------------- table
-_COLUMNS: tuple[tuple[str, str, Callable[[BenchRow], Any]], ...] = (
-    ("method", "<", lambda r: r.method),
+Column = tuple[str, str, Callable[[BenchRow], Any]]
+#: shown only when the rows differ in them (the title line names a single mode, batch and precision)
+_SETTING_COLUMNS: tuple[Column, ...] = (
     ("mode", "<", lambda r: r.mode),
     ("batch", ">", lambda r: r.batch),
     ("prec", "<", lambda r: r.precision),
-    ("tok kept", ">", lambda r: _f(r.token_fraction, ".3f")),
-    ("GFLOPs", ">", lambda r: _f(r.gflops, ".2f")),
-    ("FLOP ratio", ">", lambda r: _f(r.flop_ratio, ".3f")),
-    ("ms/batch", ">", lambda r: _f(r.time_ms, ".1f")),
-    ("speedup [IQR]", ">", lambda r: r.speedup_text()),
-    ("realised [IQR]", ">", lambda r: r.realised_text()),
-    ("reduce ms", ">", lambda r: _f(r.overhead_ms, ".2f")),
-    ("reduce %", ">", lambda r: _f(r.overhead_pct, ".1f")),
 )
+_CPU_COLUMN: Column = ("cpu speedup [IQR]", ">", lambda r: r.cpu_speedup_text())
 
 
 def _f(value: float | None, spec: str, suffix: str = "") -> str:
     return "-" if value is None or not math.isfinite(value) else f"{value:{spec}}{suffix}"
 
 
+def _columns(rows: Sequence[BenchRow]) -> list[Column]:
+    """The columns for these rows: mode, batch and precision where they differ, the CPU-time speedup at one thread."""
+    columns: list[Column] = [("method", "<", lambda r: r.method)]
+    columns += [c for c in _SETTING_COLUMNS if len({str(c[2](r)) for r in rows}) > 1]
+    columns += [
+        ("kept", ">", lambda r: _f(r.token_fraction, ".3f")),
+        ("GFLOPs", ">", lambda r: _f(r.gflops, ".2f")),
+        ("FLOP ratio", ">", lambda r: _f(r.flop_ratio, ".3f")),
+        ("ms", ">", lambda r: _f(r.time_ms, ".1f")),
+        ("speedup [IQR]", ">", lambda r: r.speedup_text()),
+    ]
+    if any(r.cpu_speedup_shown for r in rows):
+        columns.append(_CPU_COLUMN)
+    columns += [
+        ("realised [IQR]", ">", lambda r: r.realised_text()),
+        ("reduce", ">", lambda r: _f(r.overhead_pct, ".1f", "%")),
+    ]
+    return columns
+
+
 def format_table(rows: Sequence[BenchRow]) -> str:
     """A plain-text table of suite rows: tokens kept and FLOPs as fractions of dense, median time per batch,
-    speedup over dense, realised fraction of the FLOP saving (speedup x FLOP ratio), reduction overhead; a
-    compile-seconds column when any row was compiled, decode and model ms per video with end-to-end input, and
-    a row's error after its figures."""
-    columns = list(_COLUMNS)
+    speedup over dense (and, at one CPU thread, the timed thread's CPU-time speedup), realised fraction of the FLOP
+    saving (speedup x FLOP ratio), the reducers' share of the time (ms in the JSON); mode, batch and precision
+    where the rows differ in them; a compile-seconds column when any row was compiled, decode and model ms per
+    video with end-to-end input, and a row's error after its figures."""
+    columns = _columns(rows)
     if any(r.mode == "compiled" for r in rows):
         columns.append(("compile s", ">", lambda r: _f(r.compile_s, ".1f")))
     if any(r.decode_ms_per_video is not None for r in rows):
@@ -426,8 +446,27 @@ def format_table(rows: Sequence[BenchRow]) -> str:
     for row, cell in zip(rows, cells, strict=True):
         line = "  ".join(f"{c:{align}{w}}" for c, (_, align, _), w in zip(cell, columns, widths, strict=True))
         lines.append(line + (f"  ! {row.error}" if row.error else ""))
-    shaky = [r for r in rows if r.speedup is not None and not r.reliable]
+    shaky = [r for r in rows if (r.speedup is not None and not r.reliable)
+             or (r.cpu_speedup_shown and not r.cpu_reliable)]
     if shaky:
-        lines.append(f"~x?: not a measurement to quote ({shaky[0].verdict}); rerun on a quieter machine or with more "
-                     "--repeat")
+        first = next((r.verdict for r in shaky if not r.reliable), None) or "the CPU-time rounds scatter too much"
+        lines.append(f"~x?: not a measurement to quote ({first}); rerun on a quieter machine or with more --repeat")
+    return "\n".join(lines)
+
+
+def shared_settings(rows: Sequence[BenchRow]) -> str:
+    """ "batch 1, fp32, eager, " for the title line: the settings every row shares (the table has no column for
+    them), or "" when the rows differ in all of them."""
+    same = [{r.batch for r in rows}, {r.precision for r in rows}, {r.mode for r in rows}]
+    names = ("batch ", "", "")
+    return "".join(f"{name}{values.pop()}, " for name, values in zip(names, same, strict=True) if len(values) == 1)
+
+
+def table_legend(rows: Sequence[BenchRow]) -> str:
+    """The lines under `format_table`'s table that say what its columns mean."""
+    lines = ["kept: tokens into attention per layer vs dense; ms: median per batch; realised: speedup x FLOP ratio "
+             "(1.0: time falls as FLOPs do); reduce: the reducers' own share of the time (profiled pass; ms in --json)"]
+    if any(r.cpu_speedup_shown for r in rows):
+        lines.append("cpu speedup: the same rounds on the timed thread's CPU seconds, which another busy process "
+                     "does not stretch at one thread")
     return "\n".join(lines)

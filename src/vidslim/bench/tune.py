@@ -71,6 +71,22 @@ KNOBS = {
 }
 
 
+def check_method(method: str, source: ModelSource | None = None, settings: dict[str, Any] | None = None
+                 ) -> tuple[str, Knob]:
+    """The part of `method` whose knob is tuned and that knob. A one-line ConfigError, before any clip is read or
+    anything is counted or timed, when no part has a knob, or (given the model) a part is unknown, does not fit the
+    model's family or refuses a setting (through the reducer registry, as bench builds methods)."""
+    parts = method.split("+")
+    part = parts[-1] if parts[-1] in KNOBS else parts[0]
+    if part not in KNOBS:
+        raise ConfigError(f"--method {method!r}: tune knows the knobs of {', '.join(KNOBS)}")
+    if source is not None:
+        from vidslim.bench.suite import build_method
+
+        build_method(method, source, **(settings or {}))
+    return part, KNOBS[part]
+
+
 def parse_target(text: str) -> tuple[str, float]:
     """'speedup=2' -> ('speedup', 2.0); a one-line ConfigError otherwise."""
     match = re.fullmatch(r"\s*(\w+)\s*=\s*([0-9.eE+-]+)\s*", text)
@@ -247,10 +263,7 @@ class Tuner:
         from vidslim.reduce.cards import reduction_card
 
         kind, want = parse_target(target)
-        part = method.split("+")[-1] if method.split("+")[-1] in KNOBS else method.split("+")[0]
-        if part not in KNOBS:
-            raise ConfigError(f"--method {method!r}: tune knows the knobs of {', '.join(KNOBS)}")
-        knob = KNOBS[part]
+        part, knob = check_method(method, self.source, settings)
         key = f"{part}.{knob.name}" if "+" in method else knob.name
         base = dict(settings or {})
         steps: list[dict[str, Any]] = []
@@ -433,6 +446,8 @@ def tune(model: str | ModelSource, videos: Sequence[str | Path], target: str, me
     method kept fixed. Returns a `TuneResult` (see the module docstring)."""
     source = model if isinstance(model, ModelSource) else ModelSource.open(model, **(
         {"num_frames": frames} if frames else {}))
+    parse_target(target)
+    check_method(method, source, settings)  # a bad method or setting is one line before any clip is read
     tuner = Tuner(source, read_clips(videos, source, frames), repeat=repeat, max_rounds=max_rounds, clock=clock,
                   progress=progress)
     result = tuner.solve(method, target, settings)
@@ -443,5 +458,5 @@ def tune(model: str | ModelSource, videos: Sequence[str | Path], target: str, me
     return result
 
 
-__all__ = ["DOES_NOT_PROMISE", "KNOBS", "TARGETS", "Knob", "TuneResult", "Tuner", "parse_target", "read_clips",
-           "tune"]
+__all__ = ["DOES_NOT_PROMISE", "KNOBS", "TARGETS", "Knob", "TuneResult", "Tuner", "check_method", "parse_target",
+           "read_clips", "tune"]

@@ -418,9 +418,9 @@ def run_suite(args: argparse.Namespace) -> int:
 
     import torch
 
-    from vidslim.bench.batching import saturating_batch
+    from vidslim.bench.batching import paired_saturating_batch
     from vidslim.bench.end_to_end import bottleneck_warnings
-    from vidslim.bench.suite import Suite, format_table
+    from vidslim.bench.suite import Suite, format_table, shared_settings, table_legend
 
     batches, precisions = parse_batches(args.batch), parse_precisions(args.precision)
     if (args.frames is not None and args.frames < 1) or args.repeat < 1 or args.warmup < 0 or args.max_batch < 1:
@@ -448,10 +448,9 @@ def run_suite(args: argparse.Namespace) -> int:
     for precision in precisions:
         for batch in batches:
             if batch == "sat":
-                dense_rate = partial(suite.dense_throughput, precision=precision)
-                choice = saturating_batch(dense_rate, max_batch=args.max_batch)
-                choices.append({"precision": precision, "batch": choice.batch, "reason": choice.reason,
-                                "history": [list(h) for h in choice.history]})  # fmt: skip
+                choice = paired_saturating_batch(partial(suite.dense_call, precision=precision), rounds=args.repeat,
+                                                 max_batch=args.max_batch, device=suite.device.type)
+                choices.append({"precision": precision, **choice.to_dict(), "text": choice.describe()})
                 batch = choice.batch
             for compiled in (False, True) if args.compile else (False,):
                 with progress_bar(args.warmup + args.repeat, f"timing {len(suite.methods)} methods, batch {batch}",
@@ -481,19 +480,18 @@ def run_suite(args: argparse.Namespace) -> int:
     timed = "tokens and FLOPs only (--no-time)" if args.no_time else (
         f"median of {args.repeat} interleaved rounds; speedup vs dense of the same batch, precision and mode: the "
         "median of per-round ratios [interquartile range]")
-    print(f"{args.model}, {suite.frames} frames, {suite.device} ({result['threads']} threads), {timed}")
+    print(f"{args.model}, {suite.frames} frames, {shared_settings(rows)}{suite.device} ({result['threads']} threads), "
+          f"{timed}")
     print(f"input: {source}")
     if tuned_at:
         print(f"card: {args.card} ({tuned_at})")
     print(format_table(rows))
     for choice in choices:
-        tried = ", ".join(f"{b}: {v:.2f}" for b, v in choice["history"])
-        print(f"sat batch ({choice['precision']}): {choice['batch']} ({choice['reason']}; dense videos/s {tried})")
+        print(f"sat batch ({choice['precision']}, dense): {choice['text']}")
     if decoded is not None:
         print(f"decode: {decoded.ms_per_video:.1f} ms per video (median of {len(decoded.seconds)}; one worker)"
               + (f", {len(decoded.failed)} failed to decode" if decoded.failed else ""))  # fmt: skip
     for name, reason in suite.skipped.items():
         print(f"skipped {name}: {reason}")
-    print("tok kept: tokens into attention per layer vs dense; realised: speedup x FLOP ratio (1.0: time falls as "
-          "FLOPs do); reduce ms/%: the reducers' own time (profiled pass)")  # fmt: skip
+    print(table_legend(rows))
     return 0

@@ -70,7 +70,7 @@ def run(args: argparse.Namespace) -> int:
     from vidslim.bench.card_file import write_card
     from vidslim.bench.settings import parse_settings
     from vidslim.bench.source import ModelSource, config_fields
-    from vidslim.bench.tune import DOES_NOT_PROMISE, Tuner, combination_note, parse_target, read_clips
+    from vidslim.bench.tune import DOES_NOT_PROMISE, Tuner, check_method, combination_note, parse_target, read_clips
     from vidslim.io.paths import output_file
 
     if args.target is None and args.plot is None:
@@ -90,6 +90,8 @@ def run(args: argparse.Namespace) -> int:
         config["num_frames"] = args.frames
     if config:
         source = ModelSource.open(args.model, **config)
+    if args.target is not None:  # a method or setting that cannot be tuned is one line before any progress output
+        check_method(args.method, source, options)
     videos = args.video
     if not videos:
         from vidslim.io.samples import sample_videos
