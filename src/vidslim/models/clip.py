@@ -163,9 +163,10 @@ class VisionTransformer(nn.Module):
         cell = slot_idx[at] - 1
         frames = video.reshape(b * t, -1, grid[0], p, grid[1], p).permute(0, 2, 4, 1, 3, 5)  # [BT, g, g, C, p, p]
         rows = gather_blocks(frames, (frame_idx[at], cell // grid[1], cell % grid[1])).to(weight.dtype)
-        table = self.positional_embedding.to(weight.dtype)
-        table = torch.cat(((self.class_embedding.to(weight.dtype) + table[0])[None], table[1:]))  # CLS row: + class
-        x = table[slot_idx].index_add_(0, at, F.linear(rows, weight.reshape(weight.shape[0], -1)))  # [N, W]
+        patches = F.linear(rows, weight.reshape(weight.shape[0], -1))  # [K, W]; bf16 under autocast, as conv1's
+        table = self.positional_embedding.to(patches.dtype)  # the dense path adds its table in conv1's dtype too
+        table = torch.cat(((self.class_embedding.to(patches.dtype) + table[0])[None], table[1:]))  # CLS row: + class
+        x = table[slot_idx].index_add_(0, at, patches)  # [N, W]
         pos = self.frame_positions(t, x.device).reshape(-1, 3)[(frame_idx % t) * slots.shape[1] + slot_idx]
         return Tokens(self.ln_pre(x), seqlens, pos)
 
