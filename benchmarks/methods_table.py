@@ -30,7 +30,7 @@ from typing import Any
 
 import torch
 
-from vidslim.bench.batching import saturating_batch
+from vidslim.bench.batching import paired_saturating_batch
 from vidslim.bench.suite import BenchRow, Suite
 from vidslim.cli.bench import load_input
 from vidslim.io.samples import sample_videos
@@ -90,9 +90,8 @@ def run_model(model: str, frames: int, headline: Sequence[str], args: argparse.N
     if suite.skipped:
         out.append("\nSkipped: " + "; ".join(f"{name}: {why}" for name, why in suite.skipped.items()))
     few = Suite(model, ["dense", *headline], video, frames=frames, overrides=overrides)
-    choice = saturating_batch(lambda b: few.dense_throughput(b, repeat=2), max_batch=args.max_batch)
-    tried = ", ".join(f"{b}: {rate:.2f}" for b, rate in choice.history)
-    out.append(f"\nSaturating batch {choice.batch} (dense videos/s by batch: {tried}; stopped: {choice.reason}):\n")
+    choice = paired_saturating_batch(few.dense_call, max_batch=args.max_batch, rounds=3)
+    out.append(f"\nSaturating batch {choice.describe()}:\n")
     out.append(markdown(few.run(batch=choice.batch, repeat=args.repeat)))
     out.append("\nbf16 autocast, batch 1:\n")
     out.append(markdown(few.run(batch=1, precision="bf16", repeat=args.repeat)))

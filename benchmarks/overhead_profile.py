@@ -51,7 +51,7 @@ import numpy as np
 import torch
 
 from vidslim.bench import compare
-from vidslim.bench.batching import saturating_batch
+from vidslim.bench.batching import paired_saturating_batch
 from vidslim.bench.overhead import split_events
 from vidslim.bench.suite import Suite
 from vidslim.cli.bench import load_input
@@ -254,7 +254,7 @@ def run_model(model: str, frames: int, args: argparse.Namespace,
     chosen: list[int] = []
     for b in args.batches.split(","):
         if b == "sat":
-            choice = saturating_batch(lambda n: suite.dense_throughput(n, repeat=1), max_batch=8)
+            choice = paired_saturating_batch(suite.dense_call, max_batch=8, rounds=3)
             out["saturation"] = {"batch": choice.batch, "history": choice.history, "reason": choice.reason}
             chosen.append(choice.batch if choice.batch > 1 else 2)
         else:

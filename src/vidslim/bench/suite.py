@@ -39,7 +39,7 @@ from vidslim.bench.overhead import reduction_overhead
 from vidslim.bench.report import layer_report
 from vidslim.bench.row import BenchRow, set_speedup
 from vidslim.bench.source import ModelSource
-from vidslim.bench.timer import compare, time_fn
+from vidslim.bench.timer import compare
 from vidslim.errors import ConfigError
 
 #: methods that are baselines, never one half of an "all" combination
@@ -297,12 +297,6 @@ class Suite:
     def dense_call(self, batch: int, precision: str = "fp32") -> Callable[[], Any]:
         """One call of the dense model on `batch` videos (what the saturating-batch search times)."""
         return self.caller(self.entries["dense"].forward, self.batch_input(batch), precision)
-
-    def dense_throughput(self, batch: int, precision: str = "fp32", repeat: int = 3) -> float:
-        """Videos per second of the dense model at `batch` (median of `repeat` calls after one warm-up)."""
-        call = self.dense_call(batch, precision)
-        timing = time_fn(call, warmup=1, repeat=repeat, device=self.device.type, memory=False, items_per_call=batch)
-        return timing.throughput()
 
     def run(
         self,
