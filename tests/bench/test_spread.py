@@ -129,3 +129,28 @@ def test_compare_records_cpu_time_and_load() -> None:
     assert result.load is not None and result.load.cores >= 1
     assert result.to_dict()["contenders"]["b"]["paired"]["speedup"] == pytest.approx(2.0)
     assert not math.isnan(result.timings["a"].median)
+
+
+def test_timing_threads_keep_a_given_count_and_cap_the_default_at_idle_cores(monkeypatch: pytest.MonkeyPatch) -> None:
+    from vidslim.bench import spread
+
+    monkeypatch.setattr(spread, "usable_cores", lambda: 2)
+    monkeypatch.setattr(spread, "idle_cores", lambda window=0.5: 0.9)  # another process holds one of two cores
+    threads, why = spread.timing_threads(None, 2)
+    assert threads == 1 and why is not None and "about 1.1 of 2 cores busy" in why and "--threads" in why
+    assert spread.timing_threads(2, 2) == (2, None)  # the user's count is kept, busy or not
+    monkeypatch.setattr(spread, "idle_cores", lambda window=0.5: 0.1)  # every core busy: still one thread
+    assert spread.timing_threads(None, 2)[0] == 1
+    monkeypatch.setattr(spread, "idle_cores", lambda window=0.5: 1.8)  # quiet enough: torch's default
+    assert spread.timing_threads(None, 2) == (2, None)
+    monkeypatch.setattr(spread, "idle_cores", lambda window=0.5: None)  # the system does not tell
+    assert spread.timing_threads(None, 2) == (2, None)
+
+
+def test_idle_cores_is_a_share_of_the_usable_cores() -> None:
+    from vidslim.bench.spread import idle_cores, usable_cores
+
+    idle = idle_cores(window=0.05)
+    if idle is None:
+        pytest.skip("no /proc/stat on this system")
+    assert 0.0 <= idle <= usable_cores()

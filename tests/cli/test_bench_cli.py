@@ -311,3 +311,29 @@ def test_tune_refuses_a_method_before_any_progress_or_clip(method, settings, say
     with pytest.raises(ConfigError, match=r"tune knows the knobs|acts on|unknown method|no setting"):
         tune_module.tune("videomae-tiny", ["unread.mp4"], "keep=0.5", method=method,
                          settings=dict(s.split("=") for s in settings[1::2]) or None)
+
+
+def test_a_busy_machine_times_with_the_idle_cores_and_says_so(bench, monkeypatch) -> None:
+    """Without --threads, timing runs on the cores other processes leave idle (one line on stderr says so); with
+    --threads the count is the user's; --no-time does not look."""
+    import torch
+
+    from vidslim.bench import spread
+
+    threads = torch.get_num_threads()
+    monkeypatch.setattr(spread, "usable_cores", lambda: 2)
+    looked: list[float] = []
+    monkeypatch.setattr(spread, "idle_cores", lambda window=0.5: looked.append(window) or 0.8)
+    try:
+        torch.set_num_threads(2)
+        status, out, err = bench("--model", "videomae-tiny", "--method", "rlt", "--repeat", "3", "--json")
+        assert status == 0 and json.loads(out)["threads"] == 1 and torch.get_num_threads() == 1
+        assert "vidslim bench: other processes keep about 1.2 of 2 cores busy: timing with 1 thread(s)" in err
+        torch.set_num_threads(2)
+        status, out, err = bench("--model", "videomae-tiny", "--method", "rlt", "--repeat", "3", "--threads", "2",
+                                 "--json")
+        assert status == 0 and json.loads(out)["threads"] == 2 and "cores busy" not in err
+        looked.clear()
+        assert bench("--model", "videomae-tiny", "--method", "rlt", "--no-time")[0] == 0 and not looked
+    finally:
+        torch.set_num_threads(threads)

@@ -30,6 +30,7 @@ from __future__ import annotations
 import dataclasses
 import math
 import os
+import time
 from collections.abc import Sequence
 from typing import Any
 
@@ -57,6 +58,46 @@ def load_average() -> float | None:
         return float(os.getloadavg()[0])
     except (AttributeError, OSError):
         return None
+
+
+def idle_cores(window: float = 0.5) -> float | None:
+    """How many cores sat idle over the next `window` seconds (Linux /proc/stat: the idle and iowait share of all
+    cores' time, times the core count, at most the cores this process may use), None where the system does not
+    tell. Call it while this process is idle: what it measures is what other processes leave free."""
+    def sample() -> tuple[int, int]:
+        with open("/proc/stat") as stat:
+            fields = [int(x) for x in stat.readline().split()[1:]]
+        return fields[3] + (fields[4] if len(fields) > 4 else 0), sum(fields[:8])
+
+    try:
+        idle0, total0 = sample()
+        time.sleep(window)
+        idle1, total1 = sample()
+    except (OSError, ValueError, IndexError):
+        return None
+    if total1 <= total0:
+        return None
+    return min(float(usable_cores()), (idle1 - idle0) / (total1 - total0) * (os.cpu_count() or 1))
+
+
+def timing_threads(requested: int | None, default: int) -> tuple[int, str | None]:
+    """The torch threads to time with, and a line saying why when it is fewer than `default` (torch's own count).
+
+    A thread count given by the user is kept. Otherwise the threads are capped at the cores other processes leave
+    idle (at least one): a thread that waits for a busy core stalls its siblings at every parallel region, and small
+    operations (a reducer's) suffer most, so an oversubscribed run misreports the methods' speedups, consistently
+    enough that the spread of its rounds does not show it."""
+    if requested:
+        return requested, None
+    idle = idle_cores()
+    if idle is None or default <= 1:
+        return default, None
+    threads = max(1, min(default, math.floor(idle + 0.25)))
+    if threads >= default:
+        return default, None
+    busy = usable_cores() - idle
+    return threads, (f"other processes keep about {busy:.1f} of {usable_cores()} cores busy: timing with {threads} "
+                     f"thread(s) instead of {default}, so no thread waits for a core (--threads N to choose)")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -244,5 +285,6 @@ def _num(value: float | None) -> float | None:
 
 
 __all__ = [
-    "MAX_SPREAD", "MIN_ROUNDS", "MachineLoad", "PairedRatio", "footnote", "load_average", "load_range", "usable_cores",
+    "MAX_SPREAD", "MIN_ROUNDS", "MachineLoad", "PairedRatio", "footnote", "idle_cores", "load_average", "load_range",
+    "timing_threads", "usable_cores",
 ]

@@ -50,7 +50,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from vidslim.cli.options import add_device_option, add_threads_option
+from vidslim.cli.options import add_device_option, add_threads_option, set_timing_threads
 from vidslim.errors import ConfigError
 
 PRECISIONS = ("fp32", "bf16")
@@ -117,7 +117,7 @@ def add_parser(subparsers: Any) -> None:
         "--no-overhead", action="store_true", help="skip the profiled pass that measures the reduction's own time"
     )
     add_device_option(parser)
-    add_threads_option(parser)
+    add_threads_option(parser, timed=True)
     parser.add_argument("--warmup", type=int, default=1, help="untimed calls before timing (default 1)")
     parser.add_argument("--repeat", type=int, default=5, help="timed calls; the median is reported (default 5)")
     parser.add_argument("--no-time", action="store_true", help="only the token and FLOP table (one pass)")
@@ -195,8 +195,7 @@ def run(args: argparse.Namespace) -> int:
     from vidslim.bench.suite import build_method
     from vidslim.bench.timer import time_fn
 
-    if args.threads:
-        torch.set_num_threads(args.threads)
+    set_timing_threads(args.threads, "bench", timing=not args.no_time)
     if suite_mode(args):
         return run_suite(args)
     if args.precision not in PRECISIONS:

@@ -25,6 +25,7 @@ from typing import Any
 from vidslim.bench.token_count import TokenConfig, TokenCount, count_tokens
 from vidslim.cli import demo_steps as steps
 from vidslim.cli.bench import read_native
+from vidslim.cli.options import add_threads_option, set_timing_threads
 from vidslim.io.probe import probe
 from vidslim.io.samples import sample_videos
 from vidslim.models.registry import spec_of_name
@@ -42,6 +43,7 @@ def add_parser(subparsers: Any) -> None:
     parser.add_argument("--json", action="store_true", help="print one JSON object instead of tables")
     parser.add_argument("--no-speed", action="store_true", help="skip the timed table (and the plot)")
     parser.add_argument("--repeat", type=int, default=None, help="timed rounds per method (default 3; quick 3)")
+    add_threads_option(parser, timed=True)
     parser.add_argument("--clip", type=Path, default=None, metavar="CHECKPOINT",
                         help="draw TempMe's merges with these CLIP weights (a Hugging Face folder or an OpenAI "
                              "CLIP file) instead of random ones")
@@ -122,6 +124,7 @@ def run(args: argparse.Namespace) -> int:
     plot = None
     if not args.no_speed:
         steps.say("3/4 every method against dense, timed side by side on 'bikes'", quiet)
+        set_timing_threads(args.threads, "demo")
         rows = steps.speed_rows(setting, inputs, quiet, args.repeat)
         plot = steps.speedup_plot(rows, args.out / "speedup.png")
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import argparse
 import math
+import sys
 from collections.abc import Callable
 
 
@@ -64,8 +65,28 @@ def add_device_option(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--device", type=_device, default="cpu", help="cpu (default), cuda or cuda:N")
 
 
-def add_threads_option(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--threads", type=_threads, default=None, help="torch.set_num_threads (default: torch's)")
+def add_threads_option(parser: argparse.ArgumentParser, timed: bool = False) -> None:
+    default = ("torch's, fewer when other processes keep cores busy while timing" if timed else "torch's")
+    parser.add_argument("--threads", type=_threads, default=None, help=f"torch.set_num_threads (default: {default})")
 
 
-__all__ = ["add_device_option", "add_threads_option", "amount", "whole"]
+def set_timing_threads(requested: int | None, command: str, timing: bool = True) -> int:
+    """Set torch's threads for a command that times: `requested` (--threads) as given, else torch's default capped
+    at the cores other processes leave idle (`vidslim.bench.spread.timing_threads`), said in one line on standard
+    error when it caps. Without timing, only `requested` applies."""
+    import torch
+
+    if not timing:
+        if requested:
+            torch.set_num_threads(requested)
+        return torch.get_num_threads()
+    from vidslim.bench.spread import timing_threads
+
+    threads, why = timing_threads(requested, torch.get_num_threads())
+    torch.set_num_threads(threads)
+    if why:
+        print(f"vidslim {command}: {why}", file=sys.stderr)
+    return threads
+
+
+__all__ = ["add_device_option", "add_threads_option", "amount", "set_timing_threads", "whole"]

@@ -25,7 +25,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from vidslim.cli.options import add_threads_option
+from vidslim.cli.options import add_threads_option, set_timing_threads
 from vidslim.errors import ConfigError
 
 #: canvas of the --plot picture (width, height) in pixels
@@ -52,7 +52,7 @@ def add_parser(subparsers: Any) -> None:
     parser.add_argument("--clock", default="auto", choices=("auto", "wall", "cpu"),
                         help="what decides: wall time, or the timed thread's CPU seconds (auto: CPU with --threads 1, "
                              "which a busy machine does not skew)")
-    add_threads_option(parser)
+    add_threads_option(parser, timed=True)
     parser.add_argument("--out", default=None, metavar="FILE", help="write the reduction card here (JSON)")
     parser.add_argument("--plot", default=None, metavar="PNG",
                         help="draw measured speedup (with spread) against tokens kept for every method")
@@ -82,8 +82,7 @@ def run(args: argparse.Namespace) -> int:
     for option, path in (("--out", args.out), ("--plot", args.plot)):
         if path is not None:
             output_file(path, option)  # written at the end: refuse a missing folder before minutes of timing
-    if args.threads:
-        torch.set_num_threads(args.threads)
+    set_timing_threads(args.threads, "tune")
     source = ModelSource.open(args.model)
     config, options = parse_settings(args.set, config_fields(source), repr(args.model))
     if args.frames:
