@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import sys
 from pathlib import Path
@@ -11,15 +10,11 @@ from typing import Any
 
 import pytest
 
-SCRIPT = Path(__file__).resolve().parents[2] / "benchmarks" / "overhead_profile.py"
+from benchmark_scripts import load_benchmark
 
 
 def load_script() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("overhead_profile_under_test", SCRIPT)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_benchmark("overhead_profile")
 
 
 @pytest.mark.slow  # a real (tiny) run of the script: a few seconds

@@ -5,26 +5,13 @@ The cases are the script's own (`cases()` marks the quick ones); the full sweep 
 
 from __future__ import annotations
 
-import importlib.util
-import sys
 from pathlib import Path
-from types import ModuleType
 
 import pytest
 
-SCRIPT = Path(__file__).resolve().parents[2] / "benchmarks" / "fault_sweep.py"
+from benchmark_scripts import load_benchmark
 
-
-def _load() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("fault_sweep", SCRIPT)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["fault_sweep"] = module  # dataclasses look their module up by name
-    spec.loader.exec_module(module)
-    return module
-
-
-sweep = _load()
+sweep = load_benchmark("fault_sweep", "fault_sweep")
 
 
 def test_the_quick_cases_cover_every_command_and_kind_of_input() -> None:
