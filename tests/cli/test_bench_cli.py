@@ -235,7 +235,7 @@ def test_tune_plot_end_to_end_on_a_tiny_model(tmp_path, square_video, capsys) ->
     from PIL import Image
 
     from vidslim.cli.tune import PLOT_SIZE
-    from vidslim.viz.plot import MARKER, SHAKY, series_colours, speedup_axes
+    from vidslim.viz.plot import plot_speedup, series_colours
 
     png = tmp_path / "pareto.png"
     status = cli_main.main(["tune", "--model", "videomae-tiny", "--set", "depth=2", "--frames", "4",
@@ -252,23 +252,14 @@ def test_tune_plot_end_to_end_on_a_tiny_model(tmp_path, square_video, capsys) ->
     with Image.open(png) as image:
         assert image.size == PLOT_SIZE
         pixels = np.asarray(image.convert("RGB"))
-    axes, colours = speedup_axes(points, PLOT_SIZE, out["plot_note"]), series_colours(points)
-    for colour in colours.values():
+    for colour in series_colours(points).values():  # every method's series is drawn
         assert (pixels == colour).all(-1).any()
-    anchors = [axes.px(p[1], p[2]) for p in points]
-    for point, (col, row) in zip(points, anchors, strict=True):  # an unreliable point is a hollow ring, never a dot
-        crowded = sum(abs(col - c) <= 2 * MARKER and abs(row - r) <= 2 * MARKER for c, r in anchors) > 1
-        if not point[5] and not crowded:  # a neighbour's dot may cover the ring's centre: judged only when alone
-            assert tuple(pixels[row, col]) != colours[point[6]]
-    bars = [(c - 3, axes.px(0, p[4])[1], c + 3, axes.px(0, p[3])[1]) for p, (c, _) in zip(points, anchors, strict=True)]
-    dots = [(c - MARKER, r - MARKER, c + MARKER, r + MARKER) for c, r in anchors]
-    for i, point in enumerate(points):  # an unreliable spread is a grey bar, unless another point is drawn over it
-        left, top, right, bottom = bars[i]
-        covered = any(j != i and not (b[2] < left or right < b[0] or b[3] < top or bottom < b[1])
-                      for j, b in [*enumerate(bars), *enumerate(dots)])  # fmt: skip
-        row = anchors[i][1]
-        if not point[5] and (top < row - MARKER or bottom > row + MARKER) and not covered:  # reaches past its ring
-            assert (pixels[top : bottom + 1, left : right + 1] == SHAKY).all(-1).any()
+    # the picture is exactly the plot of the points the JSON reports (rings, grey bars and label placement are
+    # checked on hand-built points in tests/viz/test_viz_plot.py, where no neighbour can cover what is probed)
+    again = plot_speedup([tuple(p) for p in points], tmp_path / "again.png", title="videomae-tiny: measured speedup "
+                         "vs tokens kept", size=PLOT_SIZE, note=out["plot_note"])
+    with Image.open(again) as image:
+        assert (np.asarray(image.convert("RGB")) == pixels).all()
 
 
 def test_tune_writes_a_card_bench_reads_at_the_same_frames_and_size(bench, tmp_path, square_video, capsys) -> None:
