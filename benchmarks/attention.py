@@ -36,6 +36,7 @@ from torch import Tensor, nn
 
 from vidslim.attention import attend, plan_buckets
 from vidslim.bench import compare
+from vidslim.bench.spread import load_span, unreliable_note
 from vidslim.bench.timer import Comparison
 from vidslim.errors import AttentionBackendError
 from vidslim.tokens import Tokens
@@ -99,13 +100,11 @@ def table(title: str, rows: list[dict[str, Any]], baseline: str) -> str:
             f"| {row['cell']} |"
         )
     paired = [r["paired"] for r in rows if r["contender"] != baseline]
-    loads = [x for p in paired for x in (p["load_before"], p["load_after"]) if x is not None]
-    if loads:
-        lines += ["", f"Load (1-minute average) {min(loads):.1f} to {max(loads):.1f} on {paired[0]['cores']} cores."]
-    shaky = [p for p in paired if not p["reliable"]]
-    if shaky:
-        lines.append(f"~x?: not a figure to quote ({shaky[0]['verdict']}); rerun on a quieter machine or with more "
-                     "--rounds.")
+    loads = [x for p in paired for x in (p["load_before"], p["load_after"])]
+    lines += ["", f"During the timings: {load_span(loads, paired[0]['cores'] if paired else None)} (1-minute average)."]
+    note = unreliable_note([p["verdict"] for p in paired if not p["reliable"]], len(paired), "--rounds")
+    if note:
+        lines.append(note + ".")
     return "\n".join(lines)
 
 

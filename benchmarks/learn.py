@@ -49,6 +49,7 @@ import torch
 import yaml
 
 from vidslim.bench import compare, count_flops
+from vidslim.bench.spread import unreliable_note
 from vidslim.train import run_training
 from vidslim.train.batch import move_batch
 from vidslim.train.distributed import DistInfo
@@ -189,10 +190,10 @@ def to_markdown(result: dict[str, Any]) -> str:
             f"| {p['difference']:+.2f} (within ±{p['tolerance']:g}) | {p['chance']:.2f} | "
             f"{p['dense_gflops']:.3f} / {p['reduced_gflops']:.3f} | {p['step_cell']} | "
             f"{p['dense_step_ms']:.0f} / {p['reduced_step_ms']:.0f} |")
-    shaky = [p["step_paired"] for p in result["pairs"] if not p["step_paired"]["reliable"]]
-    if shaky:
-        lines.append(f"\n~x?: not a figure to quote ({shaky[0]['verdict']}); rerun on a quieter machine or with more "
-                     "--rounds.")
+    steps = [p["step_paired"] for p in result["pairs"]]
+    note = unreliable_note([s["verdict"] for s in steps if not s["reliable"]], len(steps), "--rounds")
+    if note:
+        lines.append(f"\n{note}.")
     lines += ["", "Each run on its own (the runs took turns on the machine: compare their times only loosely):", "",
               "| run | epochs | final train loss | test metrics | median epoch s | train wall s |",
               "|---|---|---|---|---|---|"]

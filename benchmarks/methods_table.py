@@ -31,6 +31,7 @@ from typing import Any
 import torch
 
 from vidslim.bench.batching import paired_saturating_batch
+from vidslim.bench.spread import load_span, unreliable_note
 from vidslim.bench.suite import BenchRow, Suite
 from vidslim.cli.bench import load_input
 from vidslim.io.samples import sample_videos
@@ -68,13 +69,12 @@ def markdown(rows: Sequence[BenchRow]) -> str:
             f"{f(r.flop_ratio, '.3f')} | {f(r.time_ms, '.0f')} | {r.speedup_text()} | {r.realised_text()} | "
             f"{f(r.overhead_pct, '.1f')} |"
         )
-    loads = [x for r in rows for x in (r.load_before, r.load_after) if x is not None]
-    if loads:
-        lines += ["", f"Load (1-minute average) {min(loads):.1f} to {max(loads):.1f} on {rows[0].cores} cores."]
-    shaky = [r for r in rows if r.speedup is not None and not r.reliable]
-    if shaky:
-        lines.append(f"~x?: not a figure to quote ({shaky[0].verdict}; {len(shaky)} of {len(rows) - 1} such); rerun "
-                     "on a quieter machine or with more --repeat.")
+    loads = [x for r in rows for x in (r.load_before, r.load_after)]
+    lines += ["", f"During the timings: {load_span(loads, rows[0].cores)} (1-minute average)."]
+    note = unreliable_note([r.verdict for r in rows if r.speedup is not None and not r.reliable], len(rows) - 1,
+                           "--repeat")
+    if note:
+        lines.append(note + ".")
     return "\n".join(lines)
 
 

@@ -30,6 +30,7 @@ import torch
 
 import vidslim as vs
 from vidslim.bench import compare, count_flops
+from vidslim.bench.spread import load_span, unreliable_note
 from vidslim.io import read_video
 from vidslim.io.samples import sample_videos
 from vidslim.io.transforms import normalize
@@ -131,15 +132,12 @@ def to_markdown(result: dict[str, Any]) -> str:
             f"{_cell(r['train'], r['flop_ratio'])} |"
         )
     pairs = [p for r in result["videos"] for p in (r["inference"], r["train"])]
-    loads = [x for p in pairs for x in (p["load_before"], p["load_after"]) if x is not None]
+    loads = [x for p in pairs for x in (p["load_before"], p["load_after"])]
     lines += ["", "Targets: build < 3 % of dense; inference >= 0.9 x and training >= 0.8 x the FLOP ratio."]
-    if loads:
-        lines.append(f"Load (1-minute average) during the run: {min(loads):.1f} to {max(loads):.1f} on "
-                     f"{pairs[0]['cores']} cores.")
-    shaky = [p for p in pairs if not p["reliable"]]
-    if shaky:
-        lines.append(f"~x?: not a figure to quote ({shaky[0]['verdict']}; {len(shaky)} of {len(pairs)} such); rerun "
-                     "on a quieter machine or with more --rounds.")
+    lines.append(f"During the timings: {load_span(loads, pairs[0]['cores'] if pairs else None)} (1-minute average).")
+    note = unreliable_note([p["verdict"] for p in pairs if not p["reliable"]], len(pairs), "--rounds")
+    if note:
+        lines.append(note + ".")
     return "\n".join(lines)
 
 

@@ -261,22 +261,32 @@ class PairedRatio:
 def footnote(pairs: Sequence[PairedRatio]) -> str | None:
     """The line under a table whose cells come from `PairedRatio.cell`: why a "~x?" figure is not one to quote
     (the first unreliable verdict), or None when every figure is reliable."""
-    shaky = [p for p in pairs if not p.reliable]
-    if not shaky:
+    return unreliable_note([p.verdict for p in pairs if not p.reliable], len(pairs))
+
+
+def unreliable_note(verdicts: Sequence[str], total: int, more: str = "rounds") -> str | None:
+    """The footnote for `total` figures of which those with `verdicts` were unreliable (None when none was):
+    the first verdict, how many, and what to rerun with (`more`: "rounds", "--repeat", "--rounds")."""
+    if not verdicts:
         return None
-    return (f"~x?: not a figure to quote ({shaky[0].verdict}; {len(shaky)} of {len(pairs)} such); rerun on a "
-            "quieter machine or with more rounds")
+    return (f"~x?: not a figure to quote ({verdicts[0]}; {len(verdicts)} of {total} such); rerun on a quieter machine "
+            f"or with more {more}")
 
 
 def load_range(pairs: Sequence[PairedRatio]) -> str:
     """ "load 1.2-1.9 on 2 cores" over the measurements behind `pairs` (the 1-minute load before and after each),
     for the line under a table: the load is reported with every figure, reliable or not."""
     loads = [p.load for p in pairs if p.load is not None]
-    values = [v for load in loads for v in (load.before, load.after) if v is not None]
-    cores = loads[0].cores if loads else usable_cores()
-    if not values:
+    return load_span([v for load in loads for v in (load.before, load.after)], loads[0].cores if loads else None)
+
+
+def load_span(values: Sequence[float | None], cores: int | None = None) -> str:
+    """ "load 1.2-1.9 on 2 cores" from 1-minute load readings (None: not reported), for a line under a table."""
+    known = [v for v in values if v is not None]
+    cores = cores or usable_cores()
+    if not known:
         return f"load unknown on {cores} cores"
-    low, high = min(values), max(values)
+    low, high = min(known), max(known)
     return f"load {low:.1f}{'' if f'{low:.1f}' == f'{high:.1f}' else f'-{high:.1f}'} on {cores} cores"
 
 
@@ -286,5 +296,5 @@ def _num(value: float | None) -> float | None:
 
 __all__ = [
     "MAX_SPREAD", "MIN_ROUNDS", "MachineLoad", "PairedRatio", "footnote", "idle_cores", "load_average", "load_range",
-    "timing_threads", "usable_cores",
+    "load_span", "timing_threads", "unreliable_note", "usable_cores",
 ]
